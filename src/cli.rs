@@ -1,0 +1,147 @@
+//! The command line: `serve` (the default), `migrate`, and app/key
+//! management that works on the same database while a server runs.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::startup::{open_database, Application};
+use crate::{telemetry, tenancy};
+
+#[derive(Parser)]
+#[command(name = "kyc-api", version, about = "Custodial KYC identity API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage apps (tenants).
+    Apps {
+        #[command(subcommand)]
+        command: AppsCommand,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppsCommand {
+    /// Create an app and its first API key; prints {"appId", "apiKey"}.
+    Create { name: String },
+    /// List apps with their number of active keys.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create another API key for an app; prints {"keyId", "appId", "apiKey"}.
+    Create {
+        #[arg(value_name = "APP_ID")]
+        app_id: String,
+    },
+    /// Revoke an API key; requests using it are refused at once.
+    Revoke {
+        #[arg(value_name = "KEY_ID")]
+        key_id: String,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    telemetry::init(&settings.log_filter, settings.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => {
+            let db = open_database(&settings)?;
+            drop(db);
+            eprintln!(
+                "migrations are up to date ({})",
+                settings.database_url.backend_name()
+            );
+            Ok(())
+        }
+        Command::Apps { command } => {
+            let db = open_database(&settings)?;
+            let mut conn = db.pool().get().context("cannot reach the database")?;
+            match command {
+                AppsCommand::Create { name } => print_json(&tenancy::create_app(&mut conn, &name)?),
+                AppsCommand::List => {
+                    let apps = crate::db::apps::list_apps(&mut conn)?;
+                    let rows: Vec<_> = apps
+                        .into_iter()
+                        .map(|(app, active_keys)| {
+                            json!({
+                                "appId": app.id,
+                                "name": app.name,
+                                "createdAt": crate::domain::time::format_timestamp(app.created_at),
+                                "activeKeys": active_keys,
+                            })
+                        })
+                        .collect();
+                    print_json(&rows)
+                }
+            }
+        }
+        Command::Keys { command } => {
+            let db = open_database(&settings)?;
+            let mut conn = db.pool().get().context("cannot reach the database")?;
+            match command {
+                KeysCommand::Create { app_id } => {
+                    print_json(&tenancy::create_key(&mut conn, &app_id)?)
+                }
+                KeysCommand::Revoke { key_id } => {
+                    tenancy::revoke_key(&mut conn, &key_id)?;
+                    print_json(&json!({"keyId": key_id, "revoked": true}))
+                }
+            }
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let bind = settings.bind;
+        let backend = settings.database_url.backend_name();
+        let database = settings.database_url.redacted();
+        let app = Application::build(settings).await?;
+        if let Some(created) = &app.bootstrapped {
+            println!(
+                "Created the app `default` ({}). Its API key, shown only this once:\n\n    {}\n\n\
+                 Try: curl -H 'apiKey: {}' http://{}/identities",
+                created.app_id, created.api_key, created.api_key, bind
+            );
+        }
+        tracing::info!(%bind, port = app.port(), backend, %database, "kyc-api listening");
+        app.run_until_stopped().await?;
+        tracing::info!("kyc-api stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,175 @@
+//! Settings read from the environment once, at start.
+//!
+//! Every variable has a default (except the few production requires) and a
+//! wrong value stops the process with a message naming the variable, rather
+//! than surfacing later as a confusing runtime failure.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::db::DatabaseUrl;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Sandbox,
+    Production,
+}
+
+impl Environment {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "sandbox" => Ok(Environment::Sandbox),
+            "production" => Ok(Environment::Production),
+            other => bail!("KYC_ENV must be `sandbox` or `production`, not `{other}`"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    pub bind: SocketAddr,
+    pub environment: Environment,
+    pub bootstrap_api_key: Option<String>,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    /// Connections per process. SQLite serialises writers anyway; PostgreSQL
+    /// benefits from a few per core.
+    pub db_pool_size: u32,
+    /// How long a request waits for a database connection before the
+    /// service answers 503 `database_unavailable`.
+    pub db_timeout: Duration,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Largest JSON body accepted, in bytes.
+    pub json_limit: usize,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of
+    /// mutating the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let database_url = DatabaseUrl::parse(
+            &get("DATABASE_URL").unwrap_or_else(|| "sqlite://kyc-api.db".to_string()),
+        )
+        .context("DATABASE_URL is invalid")?;
+        let bind = get("KYC_BIND")
+            .unwrap_or_else(|| "127.0.0.1:8080".to_string())
+            .parse::<SocketAddr>()
+            .map_err(|e| anyhow!("KYC_BIND must be an address like 127.0.0.1:8080: {e}"))?;
+        let environment = Environment::parse(&get("KYC_ENV").unwrap_or_else(|| "sandbox".into()))?;
+        let bootstrap_api_key = get("KYC_BOOTSTRAP_API_KEY");
+        if let Some(key) = &bootstrap_api_key {
+            if key.len() < 24 {
+                bail!("KYC_BOOTSTRAP_API_KEY must be at least 24 characters long");
+            }
+        }
+        let log_filter = get("KYC_LOG").unwrap_or_else(|| "info".to_string());
+        tracing_subscriber::EnvFilter::try_new(&log_filter)
+            .map_err(|e| anyhow!("KYC_LOG is not a valid filter: {e}"))?;
+        let log_format = match get("KYC_LOG_FORMAT").as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("KYC_LOG_FORMAT must be `text` or `json`, not `{other}`"),
+        };
+        let db_pool_size = parse_number(&get, "KYC_DB_POOL_SIZE", 10, 1, 1000)?;
+        let db_timeout =
+            Duration::from_millis(parse_number(&get, "KYC_DB_TIMEOUT_MS", 5000, 100, 600_000)?);
+        let workers = parse_number(&get, "KYC_WORKERS", 0, 0, 1024)?;
+        let json_limit = parse_number(
+            &get,
+            "KYC_JSON_LIMIT_BYTES",
+            1024 * 1024,
+            1024,
+            64 * 1024 * 1024,
+        )?;
+
+        Ok(Settings {
+            database_url,
+            bind,
+            environment,
+            bootstrap_api_key,
+            log_filter,
+            log_format,
+            db_pool_size,
+            db_timeout,
+            workers,
+            json_limit,
+        })
+    }
+}
+
+fn parse_number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+    min: T,
+    max: T,
+) -> anyhow::Result<T>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    let value: T = raw.trim().parse().map_err(|_| {
+        anyhow!("{name} must be a whole number between {min} and {max}, not `{raw}`")
+    })?;
+    if value < min || value > max {
+        bail!("{name} must be between {min} and {max}, not {value}");
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.environment, Environment::Sandbox);
+        assert!(matches!(s.database_url, DatabaseUrl::Sqlite(_)));
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        for (var, value) in [
+            ("KYC_BIND", "nowhere"),
+            ("KYC_ENV", "staging"),
+            ("KYC_LOG_FORMAT", "xml"),
+            ("KYC_DB_POOL_SIZE", "0"),
+            ("KYC_BOOTSTRAP_API_KEY", "short"),
+            ("DATABASE_URL", "mysql://localhost/db"),
+        ] {
+            let err = format!("{:#}", settings(&[(var, value)]).unwrap_err());
+            assert!(err.contains(var), "{var}: {err}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Queries for apps, their API keys and the service's own secrets.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::{api_keys, apps, server_secrets};
+use super::{now, DbConnection};
+use crate::domain::api_key::KeyHash;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = apps)]
+pub struct AppRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub app_id: String,
+    pub key_hash: String,
+    pub key_prefix: String,
+    pub created_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+pub fn insert_app(conn: &mut DbConnection, name: &str) -> QueryResult<AppRow> {
+    let row = AppRow {
+        id: Uuid::new_v4().to_string(),
+        name: name.to_string(),
+        created_at: now(),
+    };
+    diesel::insert_into(apps::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(row)
+}
+
+pub fn find_app(conn: &mut DbConnection, app_id: &str) -> QueryResult<Option<AppRow>> {
+    apps::table
+        .find(app_id)
+        .select(AppRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_app_by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<AppRow>> {
+    apps::table
+        .filter(apps::name.eq(name))
+        .select(AppRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn any_app_exists(conn: &mut DbConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(apps::table.select(apps::id))).get_result(conn)
+}
+
+/// Every app with its number of active (unrevoked) keys, oldest first.
+pub fn list_apps(conn: &mut DbConnection) -> QueryResult<Vec<(AppRow, i64)>> {
+    let all: Vec<AppRow> = apps::table
+        .select(AppRow::as_select())
+        .order((apps::created_at.asc(), apps::id.asc()))
+        .load(conn)?;
+    let counts: Vec<(String, i64)> = api_keys::table
+        .filter(api_keys::revoked_at.is_null())
+        .group_by(api_keys::app_id)
+        .select((api_keys::app_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(all
+        .into_iter()
+        .map(|app| {
+            let active = counts
+                .iter()
+                .find(|(id, _)| *id == app.id)
+                .map_or(0, |(_, n)| *n);
+            (app, active)
+        })
+        .collect())
+}
+
+pub fn insert_api_key(
+    conn: &mut DbConnection,
+    app_id: &str,
+    hash: &KeyHash,
+    prefix: &str,
+) -> QueryResult<ApiKeyRow> {
+    let row = ApiKeyRow {
+        id: Uuid::new_v4().to_string(),
+        app_id: app_id.to_string(),
+        key_hash: hash.as_str().to_string(),
+        key_prefix: prefix.to_string(),
+        created_at: now(),
+        revoked_at: None,
+    };
+    diesel::insert_into(api_keys::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(row)
+}
+
+pub fn find_key_by_hash(conn: &mut DbConnection, hash: &KeyHash) -> QueryResult<Option<ApiKeyRow>> {
+    api_keys::table
+        .filter(api_keys::key_hash.eq(hash.as_str()))
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Marks a key revoked; returns false when no such key exists. Revoking an
+/// already revoked key keeps its original revocation time.
+pub fn revoke_api_key(conn: &mut DbConnection, key_id: &str) -> QueryResult<bool> {
+    let exists: bool =
+        diesel::select(diesel::dsl::exists(api_keys::table.find(key_id))).get_result(conn)?;
+    if exists {
+        diesel::update(
+            api_keys::table
+                .find(key_id)
+                .filter(api_keys::revoked_at.is_null()),
+        )
+        .set(api_keys::revoked_at.eq(now()))
+        .execute(conn)?;
+    }
+    Ok(exists)
+}
+
+pub fn find_secret(conn: &mut DbConnection, name: &str) -> QueryResult<Option<String>> {
+    server_secrets::table
+        .find(name)
+        .select(server_secrets::value)
+        .first(conn)
+        .optional()
+}
+
+pub fn insert_secret(conn: &mut DbConnection, name: &str, value: &str) -> QueryResult<()> {
+    diesel::insert_into(server_secrets::table)
+        .values((
+            server_secrets::name.eq(name),
+            server_secrets::value.eq(value),
+            server_secrets::created_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}

@@ -1,0 +1,73 @@
+//! HTTP handlers: extract, call one domain or database function, map to the
+//! response. Routing lives in `configure`.
+
+pub mod health;
+
+use actix_web::error::{JsonPayloadError, PathError};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+
+/// Every route is registered as a resource whose default answers 405 in our
+/// error shape; an app-wide default service answers 404 for unknown paths.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/health").route(web::get().to(health::health)))
+        .service(resource("/ready").route(web::get().to(health::ready)));
+}
+
+/// Maps actix's JSON extractor failures onto our error codes: a body of the
+/// wrong shape (type, unknown or missing field) is `validation_failed` with
+/// the field's path; a body that is not JSON at all is `malformed_json`.
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api_error = match err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::Validation(vec![crate::error::FieldError::new(
+                serde_error_field(&e.to_string()),
+                e.to_string(),
+            )])
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::MalformedJson(e.to_string()),
+        JsonPayloadError::Payload(e) => ApiError::MalformedJson(e.to_string()),
+        other => ApiError::MalformedJson(other.to_string()),
+    };
+    api_error.into()
+}
+
+/// serde names the offending field in its message (`unknown field `x``,
+/// `missing field `y``); pull it out so `details[].field` is useful.
+fn serde_error_field(message: &str) -> String {
+    for marker in ["unknown field `", "missing field `"] {
+        if let Some(rest) = message.split(marker).nth(1) {
+            if let Some(name) = rest.split('`').next() {
+                return name.to_string();
+            }
+        }
+    }
+    "body".to_string()
+}
+
+pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::invalid("path", err.to_string()).into()
+}
+
+/// Parses a path segment that must be a UUID; a malformed one is a
+/// validation error naming the parameter, not a 404.
+pub fn parse_uuid(field: &str, raw: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::invalid(field, "must be a UUID"))
+}

@@ -1,0 +1,86 @@
+//! Logging: `KYC_LOG` filters, `KYC_LOG_FORMAT` picks text or JSON lines.
+//! Logs go to stderr so that CLI commands keep stdout for their output.
+
+use std::time::Instant;
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+pub fn init(filter: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // try_init: tests initialise once per process and may race.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
+}
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A request id from the caller is kept when it is short and printable (so it
+/// can tie our logs to theirs); otherwise a fresh one is made.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// One span per request (method, path, request id) and one event when it
+/// ends (status, latency); the id is echoed in `x-request-id`.
+pub fn request_span<S, B>(
+    req: ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let id = request_id(&req);
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.path(),
+        request_id = %id,
+    );
+    let started = Instant::now();
+    let response = {
+        let _entered = span.enter();
+        service.call(req)
+    };
+    async move {
+        let result = response.await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(mut res) => {
+                let status = res.status().as_u16();
+                if status >= 500 {
+                    tracing::error!(status, latency_ms, "request finished");
+                } else {
+                    tracing::info!(status, latency_ms, "request finished");
+                }
+                if let Ok(value) = HeaderValue::from_str(&id) {
+                    res.headers_mut().insert(REQUEST_ID_HEADER, value);
+                }
+                Ok(res)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, latency_ms, "request failed");
+                Err(err)
+            }
+        }
+    }
+    .instrument(span)
+}

@@ -1,0 +1,164 @@
+//! The command line, on both backends, including beside a running server.
+
+use serde_json::Value;
+
+use crate::helpers::{json, run_cli, TestApp, TestDatabase};
+use crate::{backend_tests, database_tests};
+
+database_tests!(
+    migrate_brings_an_empty_database_up_to_date,
+    app_and_key_commands
+);
+backend_tests!(cli_works_beside_a_running_server);
+
+async fn migrate_brings_an_empty_database_up_to_date(db: TestDatabase) {
+    let out = run_cli(&db.url, &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "migrate prints nothing on stdout");
+    // Running it again is a no-op.
+    let out = run_cli(&db.url, &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The schema really exists: an app can be created.
+    let out = run_cli(&db.url, &["apps", "create", "after-migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn app_and_key_commands(db: TestDatabase) {
+    let out = run_cli(&db.url, &["apps", "create", "acme"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // stdout holds exactly one JSON object and nothing else.
+    let created: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let keys: Vec<&String> = created.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["apiKey", "appId"]);
+    let app_id = created["appId"].as_str().unwrap();
+
+    let out = run_cli(&db.url, &["apps", "create", "acme"]);
+    assert!(!out.status.success(), "duplicate app names are refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    let out = run_cli(&db.url, &["keys", "create", app_id]);
+    assert!(out.status.success());
+    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(key["appId"], app_id);
+    assert_ne!(key["apiKey"], created["apiKey"]);
+
+    let list = run_cli(&db.url, &["apps", "list"]);
+    let apps: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let acme = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "acme")
+        .unwrap();
+    assert_eq!(acme["activeKeys"], 2);
+    // Listings never show key material.
+    assert!(!String::from_utf8_lossy(&list.stdout).contains(created["apiKey"].as_str().unwrap()));
+
+    let out = run_cli(&db.url, &["keys", "revoke", key["keyId"].as_str().unwrap()]);
+    assert!(out.status.success());
+    let apps: Value = serde_json::from_slice(&run_cli(&db.url, &["apps", "list"]).stdout).unwrap();
+    let acme = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "acme")
+        .unwrap();
+    assert_eq!(acme["activeKeys"], 1);
+
+    for bad in [
+        vec!["keys", "create", "not-a-uuid"],
+        vec!["keys", "create", "00000000-0000-0000-0000-000000000000"],
+        vec!["keys", "revoke", "00000000-0000-0000-0000-000000000000"],
+        vec!["apps", "create", "   "],
+    ] {
+        let out = run_cli(&db.url, &bad);
+        assert!(!out.status.success(), "{bad:?} must fail");
+        assert!(out.stdout.is_empty(), "{bad:?} printed on stdout");
+    }
+}
+
+async fn cli_works_beside_a_running_server(app: TestApp) {
+    let (_, key) = app.create_other_app("beside-the-server");
+    let (status, body) = json(
+        app.client
+            .get(app.url("/identities"))
+            .header("apiKey", key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn first_start_creates_the_default_app_and_prints_its_key_once() {
+    let db = TestDatabase::create(crate::helpers::Backend::Sqlite);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+            .env("DATABASE_URL", &db.url)
+            .env("KYC_BIND", format!("127.0.0.1:{port}"))
+            .env_remove("KYC_BOOTSTRAP_API_KEY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let stop_and_read = |child: std::process::Child| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // SIGTERM: a graceful shutdown, exit code 0.
+        unsafe_kill(child.id());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "graceful shutdown exits 0");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = stop_and_read(spawn());
+    assert!(
+        first.contains("kyc_"),
+        "first start prints the key: {first}"
+    );
+    let key = first
+        .split_whitespace()
+        .find(|w| w.starts_with("kyc_"))
+        .unwrap()
+        .to_string();
+
+    let second = stop_and_read(spawn());
+    assert!(
+        !second.contains("kyc_"),
+        "the key is shown only once: {second}"
+    );
+
+    let apps: Value = serde_json::from_slice(&run_cli(&db.url, &["apps", "list"]).stdout).unwrap();
+    assert_eq!(apps.as_array().unwrap().len(), 1);
+    assert_eq!(apps[0]["name"], "default");
+    assert!(key.len() > 40);
+}
+
+fn unsafe_kill(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

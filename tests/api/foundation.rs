@@ -1,0 +1,301 @@
+//! Health, readiness, authentication and the shared error shape.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::helpers::{assert_error, json, run_cli, Backend, TestApp, TestDatabase};
+
+backend_tests!(
+    health_and_ready_answer_ok,
+    requests_carry_a_request_id,
+    api_key_is_required_and_checked,
+    revoked_keys_are_refused_at_once,
+    unknown_route_and_wrong_method,
+    body_errors_have_the_shared_shape,
+);
+
+async fn health_and_ready_answer_ok(app: TestApp) {
+    for path in ["/health", "/ready"] {
+        let (status, body) = json(app.client.get(app.url(path)).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(body, json!({"status": "ok"}));
+    }
+}
+
+async fn requests_carry_a_request_id(app: TestApp) {
+    let res = app.client.get(app.url("/health")).send().await.unwrap();
+    let generated = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&generated).is_ok());
+
+    let res = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "trace-abc-123");
+}
+
+async fn api_key_is_required_and_checked(app: TestApp) {
+    let (status, body) = json(app.client.get(app.url("/identities")).send().await.unwrap()).await;
+    assert_error(status, &body, 401, "api_key_missing");
+
+    let (status, body) = json(
+        app.client
+            .get(app.url("/identities"))
+            .header("apiKey", "kyc_not_a_real_key_at_all_000000000000")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 401, "api_key_invalid");
+
+    // Header names are case-insensitive.
+    for header in ["apiKey", "apikey", "APIKEY"] {
+        let res = app
+            .client
+            .get(app.url("/identities"))
+            .header(header, &app.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{header}");
+    }
+}
+
+async fn revoked_keys_are_refused_at_once(app: TestApp) {
+    let out = run_cli(&app.db.url, &["keys", "create", &app.app_id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["apiKey"].as_str().unwrap();
+    let key_id = created["keyId"].as_str().unwrap();
+
+    let res = app
+        .client
+        .get(app.url("/identities"))
+        .header("apiKey", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let out = run_cli(&app.db.url, &["keys", "revoke", key_id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (status, body) = json(
+        app.client
+            .get(app.url("/identities"))
+            .header("apiKey", key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 401, "api_key_invalid");
+    // The other key of the app still works.
+    assert_eq!(app.get("/identities").send().await.unwrap().status(), 200);
+}
+
+async fn unknown_route_and_wrong_method(app: TestApp) {
+    let (status, body) = json(app.get("/no/such/route").send().await.unwrap()).await;
+    assert_error(status, &body, 404, "not_found");
+
+    let (status, body) = json(app.client.put(app.url("/identities")).send().await.unwrap()).await;
+    assert_error(status, &body, 405, "method_not_allowed");
+    let (status, body) = json(app.client.delete(app.url("/health")).send().await.unwrap()).await;
+    assert_error(status, &body, 405, "method_not_allowed");
+}
+
+async fn body_errors_have_the_shared_shape(app: TestApp) {
+    let post = || {
+        app.client
+            .post(app.url("/identities"))
+            .header("apiKey", &app.api_key)
+    };
+
+    let (status, body) = json(
+        post()
+            .header("content-type", "application/json")
+            .body("{\"name\": ")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 400, "malformed_json");
+
+    let (status, body) = json(
+        post()
+            .header("content-type", "text/plain")
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 415, "unsupported_media_type");
+
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let (status, body) = json(
+        post()
+            .header("content-type", "application/json")
+            .body(huge)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 413, "payload_too_large");
+}
+
+/// `/ready` follows the database: through a TCP proxy in front of the shared
+/// PostgreSQL that the test cuts and restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_reports_a_lost_postgres_and_recovers() {
+    if crate::helpers::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Postgres);
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let through_proxy = {
+        let mut url = url::Url::parse(&db.url).unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(proxy.port)).unwrap();
+        url.to_string()
+    };
+    let app = TestApp::spawn_on_url(db, &through_proxy, &[]).await;
+    let ready = || async { json(app.client.get(app.url("/ready")).send().await.unwrap()).await };
+
+    assert_eq!(ready().await.0, 200);
+
+    proxy.cut();
+    let (status, body) = ready().await;
+    assert_error(status, &body, 503, "database_unavailable");
+    // Liveness does not depend on the database.
+    assert_eq!(
+        app.client
+            .get(app.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _) = ready().await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not recover after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn serve_and_migrate_fail_fast_on_unreachable_postgres() {
+    // Port 1 on loopback: nothing listens, the connection is refused.
+    let url = "postgres://postgres@127.0.0.1:1/kyc";
+    for command in [vec!["migrate"], vec!["serve"]] {
+        let started = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+            .args(&command)
+            .env("DATABASE_URL", url)
+            .env("KYC_BIND", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command:?} must fail");
+        assert!(
+            stderr.contains("Connection refused"),
+            "libpq's reason expected: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_configuration_stops_start_up_with_the_variable_named() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+        .env("KYC_BIND", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KYC_BIND"));
+}
+
+/// A TCP proxy that can drop every connection and refuse new ones, then
+/// come back, without touching the PostgreSQL server other tests share.
+struct TcpProxy {
+    port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl TcpProxy {
+    async fn start(upstream: &'static str) -> TcpProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (tx, _) = tokio::sync::watch::channel(0u64);
+        let generation = std::sync::Arc::new(tx);
+        let (open2, generation2) = (open.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !open2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let mut cut = generation2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        TcpProxy {
+            port,
+            open,
+            generation,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,356 @@
+//! The test harness: every test gets a real server on port 0 over a fresh
+//! database of its own, on SQLite always and on PostgreSQL when
+//! `KYC_TEST_POSTGRES_URL` is set (CI always sets it).
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use kyc_api::config::Settings;
+use kyc_api::startup::Application;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn name(app: TestApp)` once per backend, as tests
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await;
+                    super::$name(app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let Some(app) = $crate::helpers::TestApp::spawn_postgres().await else { return };
+                    super::$name(app).await;
+                }
+            }
+        )*
+    };
+}
+
+/// Same as `backend_tests!` for tests that need only a database, no server:
+/// `async fn name(db: TestDatabase)`.
+#[macro_export]
+macro_rules! database_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let db = $crate::helpers::TestDatabase::create($crate::helpers::Backend::Sqlite);
+                    super::$name(db).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let Some(url) = $crate::helpers::postgres_admin_url() else { return };
+                    let _ = url;
+                    let db = $crate::helpers::TestDatabase::create($crate::helpers::Backend::Postgres);
+                    super::$name(db).await;
+                }
+            }
+        )*
+    };
+}
+
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("KYC_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "KYC_TEST_POSTGRES_URL is not set: the PostgreSQL variant of this test did not run"
+            );
+            None
+        }
+    }
+}
+
+fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            kyc_api::telemetry::init("info", kyc_api::config::LogFormat::Text);
+        }
+    });
+}
+
+/// A database that exists for one test and is dropped afterwards.
+pub struct TestDatabase {
+    pub backend: Backend,
+    pub url: String,
+    /// For PostgreSQL: the server address part and the database name, so a
+    /// test can reach the same database through a proxy.
+    pub pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path: PathBuf = dir.path().join("kyc-test.db");
+                TestDatabase {
+                    backend,
+                    url: format!("sqlite://{}", path.display()),
+                    pg_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url().expect("KYC_TEST_POSTGRES_URL");
+                let name = format!("kyc_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = diesel::PgConnection::establish(&admin)
+                    .unwrap_or_else(|e| panic!("cannot reach KYC_TEST_POSTGRES_URL: {e}"));
+                conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("create database");
+                TestDatabase {
+                    backend,
+                    url: replace_database(&admin, &name),
+                    pg_name: Some(name),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    /// Runs raw SQL on this database (to set up states the API cannot reach
+    /// yet, or to inspect what it stored).
+    pub fn execute(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.url.trim_start_matches("sqlite://");
+                let mut conn = diesel::SqliteConnection::establish(path).expect("sqlite");
+                conn.batch_execute(&format!("PRAGMA busy_timeout = 10000; {sql}"))
+                    .expect("sql");
+            }
+            Backend::Postgres => {
+                let mut conn = diesel::PgConnection::establish(&self.url).expect("postgres");
+                conn.batch_execute(sql).expect("sql");
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let (Some(name), Some(admin)) = (&self.pg_name, postgres_admin_url()) {
+            if let Ok(mut conn) = diesel::PgConnection::establish(&admin) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// `postgres://user@host:port/olddb?x` → `postgres://user@host:port/newdb?x`
+pub fn replace_database(url: &str, name: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("KYC_TEST_POSTGRES_URL must be a URL");
+    parsed.set_path(&format!("/{name}"));
+    parsed.to_string()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub api_key: String,
+    pub app_id: String,
+    pub db: TestDatabase,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+pub const BOOTSTRAP_KEY: &str = "kyc_test_bootstrap_key_0123456789abcdef";
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(TestDatabase::create(backend), &[]).await
+    }
+
+    pub async fn spawn_postgres() -> Option<TestApp> {
+        postgres_admin_url()?;
+        Some(Self::spawn(Backend::Postgres).await)
+    }
+
+    /// Starts a server on `db` with extra environment variables.
+    pub async fn spawn_with(db: TestDatabase, env: &[(&str, &str)]) -> TestApp {
+        let url = db.url.clone();
+        Self::spawn_on_url(db, &url, env).await
+    }
+
+    /// Starts a server whose DATABASE_URL is `url` (which may point at `db`
+    /// through a proxy).
+    pub async fn spawn_on_url(db: TestDatabase, url: &str, env: &[(&str, &str)]) -> TestApp {
+        init_logging();
+        let mut vars: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), url.to_string()),
+            ("KYC_BIND".into(), "127.0.0.1:0".into()),
+            ("KYC_BOOTSTRAP_API_KEY".into(), BOOTSTRAP_KEY.into()),
+            ("KYC_WORKERS".into(), "2".into()),
+            ("KYC_DB_POOL_SIZE".into(), "4".into()),
+            ("KYC_DB_TIMEOUT_MS".into(), "2000".into()),
+        ];
+        for (k, v) in env {
+            vars.retain(|(name, _)| name != k);
+            vars.push((k.to_string(), v.to_string()));
+        }
+        let settings = Settings::from_lookup(|name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .expect("test settings");
+        let app = Application::build(settings).await.expect("server starts");
+        let port = app.port();
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        let address = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let me: Value = client
+            .get(format!("{address}/health"))
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("health json");
+        assert_eq!(me["status"], "ok");
+        let app_id = default_app_id(&db);
+        TestApp {
+            address,
+            port,
+            api_key: BOOTSTRAP_KEY.to_string(),
+            app_id,
+            db,
+            client,
+            handle,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(self.url(path))
+            .header("apiKey", &self.api_key)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header("apiKey", &self.api_key)
+            .json(body)
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.client
+            .patch(self.url(path))
+            .header("apiKey", &self.api_key)
+            .json(body)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .delete(self.url(path))
+            .header("apiKey", &self.api_key)
+    }
+
+    /// Creates another app on the same database and returns its API key.
+    pub fn create_other_app(&self, name: &str) -> (String, String) {
+        let out = run_cli(&self.db.url, &["apps", "create", name]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("apps create prints JSON");
+        (
+            v["appId"].as_str().unwrap().to_string(),
+            v["apiKey"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stops accepting at once; the database is dropped (with FORCE) after.
+        drop(self.handle.stop(false));
+    }
+}
+
+fn default_app_id(db: &TestDatabase) -> String {
+    let out = run_cli(&db.url, &["apps", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let apps: Value = serde_json::from_slice(&out.stdout).unwrap();
+    apps.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "default")
+        .expect("default app")["appId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Runs the real `kyc-api` binary against `database_url`.
+pub fn run_cli(database_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("KYC_LOG", "warn")
+        .env_remove("KYC_BOOTSTRAP_API_KEY")
+        .output()
+        .expect("run kyc-api")
+}
+
+/// Reads a response as (status, JSON body); an empty body reads as Null.
+pub async fn json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, body)
+}
+
+/// Asserts the shared error shape and returns the body.
+pub fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str) {
+    assert_eq!(status, expected_status, "body: {body}");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert!(body["message"].is_string(), "body: {body}");
+    assert!(body["details"].is_array(), "body: {body}");
+    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys.len(),
+        3,
+        "error bodies have exactly code, message, details: {body}"
+    );
+}
+
+/// The fields named in an error's `details`.
+pub fn detail_fields(body: &Value) -> Vec<String> {
+    body["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -1,0 +1,6 @@
+//! Black-box API tests: one binary, every test against a real server.
+
+mod helpers;
+
+mod cli;
+mod foundation;
