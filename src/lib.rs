@@ -10,6 +10,8 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod routes;
+pub mod services;
 pub mod startup;
 pub mod telemetry;
 pub mod tenancy;
+pub mod views;

@@ -5,6 +5,7 @@
 //! `QueryResult`; only this module knows that there are two backends.
 
 pub mod apps;
+pub mod identities;
 pub mod schema;
 
 use std::path::PathBuf;

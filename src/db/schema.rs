@@ -29,6 +29,60 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(api_keys -> apps (app_id));
+diesel::table! {
+    identities (id) {
+        id -> Text,
+        app_id -> Text,
+        identity_type -> Text,
+        name -> Text,
+        email -> Text,
+        birthday -> Nullable<Date>,
+        gender -> Nullable<Text>,
+        address_street -> Text,
+        address_city -> Text,
+        address_state -> Nullable<Text>,
+        address_postal_code -> Text,
+        address_country -> Text,
+        phone_number -> Text,
+        phone_sms -> Bool,
+        tax_country -> Text,
+        tax_id_number -> Text,
+        tax_state -> Nullable<Text>,
+        tax_formation_region -> Nullable<Text>,
+        identity_owner -> Nullable<Text>,
+        blocked -> Bool,
+        identity_confirmed -> Bool,
+        risk_rating -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
 
-diesel::allow_tables_to_appear_in_same_query!(apps, api_keys, server_secrets,);
+diesel::table! {
+    documents (id) {
+        id -> Text,
+        app_id -> Text,
+        identity_id -> Text,
+        document_type -> Text,
+        side -> Text,
+        label -> Nullable<Text>,
+        description -> Nullable<Text>,
+        url -> Text,
+        position -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(api_keys -> apps (app_id));
+diesel::joinable!(documents -> identities (identity_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    apps,
+    api_keys,
+    server_secrets,
+    identities,
+    documents,
+);

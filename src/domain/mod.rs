@@ -2,4 +2,7 @@
 
 pub mod api_key;
 pub mod document;
+pub mod identity;
+pub mod input;
+pub mod list_query;
 pub mod time;

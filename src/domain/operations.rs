@@ -198,7 +198,7 @@ impl OperationRules {
         // operation they are about.
         let file: RulesFile = toml::from_str(source).map_err(|err| RulesError::Toml {
             line: err.span().map(|span| line_of(source, span.start)),
-            message: err.message().trim_end().to_owned(),
+            message: one_line(err.message()),
         })?;
         if file.operation.is_empty() {
             return Err(RulesError::NoOperations);
@@ -296,7 +296,7 @@ pub enum RulesError {
         problem: String,
     },
     #[error(
-        "operation rules: {location}: `{action}` of this code is already defined by operation #{first_position}"
+        "operation rules: {location}: action `{action}` with this code is already defined by operation #{first_position}"
     )]
     DuplicateOperation {
         location: OperationLocation,
@@ -336,7 +336,7 @@ const REQUIRABLE_STATUSES: [VerificationStatus; 3] = [
 fn parse_rule(table: toml::Table) -> Result<Rule, String> {
     let raw: RawRule = toml::Value::Table(table)
         .try_into()
-        .map_err(|err: toml::de::Error| err.message().trim_end().to_owned())?;
+        .map_err(|err: toml::de::Error| one_line(err.message()))?;
 
     if !is_valid_code(&raw.code) {
         return Err(format!(
@@ -409,6 +409,16 @@ fn is_valid_code(code: &str) -> bool {
     };
     code.split_once(':')
         .is_some_and(|(category, method)| is_valid_part(category) && is_valid_part(method))
+}
+
+/// toml's messages may span lines; ours are read in one-line log entries.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// 1-based line of a byte offset; offsets past the end count as the last
@@ -778,6 +788,7 @@ mod tests {
             err.to_string().starts_with("operation rules: line 3: "),
             "{err}"
         );
+        assert!(!err.to_string().contains('\n'), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! response. Routing lives in `configure`.
 
 pub mod health;
+pub mod identities;
 
 use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -24,7 +25,18 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/health").route(web::get().to(health::health)))
-        .service(resource("/ready").route(web::get().to(health::ready)));
+        .service(resource("/ready").route(web::get().to(health::ready)))
+        .service(
+            resource("/identities")
+                .route(web::get().to(identities::list))
+                .route(web::post().to(identities::create)),
+        )
+        .service(
+            resource("/identities/{id}")
+                .route(web::get().to(identities::get))
+                .route(web::patch().to(identities::patch))
+                .route(web::delete().to(identities::delete)),
+        );
 }
 
 /// Maps actix's JSON extractor failures onto our error codes: a body of the

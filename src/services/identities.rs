@@ -1,0 +1,343 @@
+//! Creating, changing, deleting and reading identities.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::identities::{self as q, DocumentRow, IdentityRow};
+use crate::db::{self, DbConnection};
+use crate::domain::document::DocumentType;
+use crate::domain::identity::{
+    locked_field_changes, merge_patch, parse_identity, Address, Country, DocumentInput, Email,
+    Gender, IdentityData, IdentityInput, IdentityKind, Phone, Tax,
+};
+use crate::domain::list_query::ListQuery;
+use crate::error::{ApiError, FieldError, Refusal};
+use crate::views::{DocumentView, IdentityView, KycStatusView};
+
+pub fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn not_found() -> ApiError {
+    ApiError::refused(Refusal::IdentityNotFound, "No identity with this id.")
+}
+
+/// Maps the unique index on (app, lower(email)) to its client error.
+fn email_conflict(err: diesel::result::Error) -> ApiError {
+    if db::is_unique_violation(&err) {
+        ApiError::refused(
+            Refusal::EmailAlreadyInUse,
+            "Another identity of this app already uses this email.",
+        )
+    } else {
+        err.into()
+    }
+}
+
+/// `identityOwner` must be a live person of the same app.
+fn check_owner(conn: &mut DbConnection, app_id: &str, owner: Option<Uuid>) -> Result<(), ApiError> {
+    let Some(owner) = owner else { return Ok(()) };
+    let row = q::find_live(conn, app_id, &owner.to_string())?.ok_or_else(|| {
+        ApiError::refused(
+            Refusal::IdentityOwnerNotFound,
+            "No identity with the identityOwner id.",
+        )
+    })?;
+    if row.identity_type != IdentityKind::Person.as_str() {
+        return Err(ApiError::refused(
+            Refusal::IdentityOwnerMustBeOfTypePerson,
+            "The identity owner must be a person.",
+        ));
+    }
+    Ok(())
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    app_id: Uuid,
+    input: IdentityInput,
+) -> Result<IdentityView, ApiError> {
+    let app_id = app_id.to_string();
+    check_owner(conn, &app_id, input.data.identity_owner)?;
+    let now = db::now();
+    let mut row = IdentityRow {
+        id: Uuid::new_v4().to_string(),
+        app_id,
+        identity_type: String::new(),
+        name: String::new(),
+        email: String::new(),
+        birthday: None,
+        gender: None,
+        address_street: String::new(),
+        address_city: String::new(),
+        address_state: None,
+        address_postal_code: String::new(),
+        address_country: String::new(),
+        phone_number: String::new(),
+        phone_sms: false,
+        tax_country: String::new(),
+        tax_id_number: String::new(),
+        tax_state: None,
+        tax_formation_region: None,
+        identity_owner: None,
+        blocked: false,
+        identity_confirmed: false,
+        risk_rating: None,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    write_data(&mut row, &input.data);
+    q::insert(conn, &row).map_err(email_conflict)?;
+
+    let mut documents = insert_documents(
+        conn,
+        &row,
+        &input.documents.clone().unwrap_or_default(),
+        now,
+    )?;
+    documents.extend(insert_documents(
+        conn,
+        &row,
+        &input.face_image_documents().unwrap_or_default(),
+        now,
+    )?);
+    Ok(IdentityView::new(row, documents, Vec::new()))
+}
+
+pub fn patch(
+    conn: &mut DbConnection,
+    app_id: Uuid,
+    id: Uuid,
+    body: &Value,
+) -> Result<IdentityView, ApiError> {
+    let app_id = app_id.to_string();
+    let id = id.to_string();
+    let mut row = q::find_live_for_update(conn, &app_id, &id)?.ok_or_else(not_found)?;
+    let current = data_from_row(&row)?;
+
+    let merged = merge_patch(&current, body).map_err(ApiError::Validation)?;
+    // The age bounds apply when the birthday (or the type) changes; an
+    // identity that has since aged past them can still be edited.
+    let sends = |field: &str| body.get(field).is_some();
+    let check_age = sends("birthday") || sends("type");
+    let input = parse_identity(&merged, today(), check_age).map_err(ApiError::Validation)?;
+
+    if row.identity_confirmed {
+        let changed = locked_field_changes(&current, &input.data);
+        if !changed.is_empty() {
+            return Err(ApiError::refused_with(
+                Refusal::IdentityFieldLocked,
+                "The identity is confirmed: these fields can no longer change.",
+                changed
+                    .into_iter()
+                    .map(|f| FieldError::new(f, "is locked because the identity is confirmed"))
+                    .collect(),
+            ));
+        }
+    }
+    if input.data.identity_owner == Some(Uuid::parse_str(&id).map_err(ApiError::internal)?) {
+        return Err(ApiError::invalid(
+            "identityOwner",
+            "an identity cannot own itself",
+        ));
+    }
+    if input.data.identity_owner != current.identity_owner {
+        check_owner(conn, &app_id, input.data.identity_owner)?;
+    }
+    if current.kind == IdentityKind::Person
+        && input.data.kind == IdentityKind::Company
+        && q::owns_live_companies(conn, &app_id, &id)?
+    {
+        return Err(ApiError::refused(
+            Refusal::IdentityOwnerInUse,
+            "This person owns companies, so it cannot become a company.",
+        ));
+    }
+
+    let now = db::now();
+    write_data(&mut row, &input.data);
+    row.updated_at = now;
+    q::update(conn, &row).map_err(email_conflict)?;
+
+    // A document set that is sent replaces the current one: the old records
+    // stay (deleted_at set) for the audit trail.
+    if let Some(documents) = &input.documents {
+        q::soft_delete_documents(conn, &id, false, now)?;
+        insert_documents(conn, &row, documents, now)?;
+    }
+    if let Some(face_images) = input.face_image_documents() {
+        q::soft_delete_documents(conn, &id, true, now)?;
+        insert_documents(conn, &row, &face_images, now)?;
+    }
+    let mut views = views_of(conn, vec![row])?;
+    Ok(views.remove(0))
+}
+
+pub fn delete(conn: &mut DbConnection, app_id: Uuid, id: Uuid) -> Result<(), ApiError> {
+    let app_id = app_id.to_string();
+    let id = id.to_string();
+    q::find_live_for_update(conn, &app_id, &id)?.ok_or_else(not_found)?;
+    if q::owns_live_companies(conn, &app_id, &id)? {
+        return Err(ApiError::refused(
+            Refusal::IdentityOwnerInUse,
+            "This person owns live companies; delete or reassign them first.",
+        ));
+    }
+    q::soft_delete(conn, &app_id, &id, db::now())?;
+    Ok(())
+}
+
+pub fn get(conn: &mut DbConnection, app_id: Uuid, id: Uuid) -> Result<IdentityView, ApiError> {
+    let row = q::find_live(conn, &app_id.to_string(), &id.to_string())?.ok_or_else(not_found)?;
+    let mut views = views_of(conn, vec![row])?;
+    Ok(views.remove(0))
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    app_id: Uuid,
+    query: &ListQuery,
+) -> Result<(Vec<IdentityView>, i64), ApiError> {
+    let app_id = app_id.to_string();
+    let rows = q::list(conn, &app_id, query)?;
+    let total = q::count(conn, &app_id, query)?;
+    Ok((views_of(conn, rows)?, total))
+}
+
+/// Assembles identities with their documents and KYC status in a fixed
+/// number of queries, whatever the number of identities.
+pub fn views_of(
+    conn: &mut DbConnection,
+    rows: Vec<IdentityRow>,
+) -> Result<Vec<IdentityView>, ApiError> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let mut documents: HashMap<String, Vec<DocumentView>> = HashMap::new();
+    for doc in q::live_documents_of(conn, &ids)? {
+        documents
+            .entry(doc.identity_id.clone())
+            .or_default()
+            .push(doc.into());
+    }
+    let mut kyc: HashMap<String, Vec<KycStatusView>> = HashMap::new();
+    let _ = &mut kyc;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let docs = documents.remove(&row.id).unwrap_or_default();
+            let status = kyc.remove(&row.id).unwrap_or_default();
+            IdentityView::new(row, docs, status)
+        })
+        .collect())
+}
+
+/// Responses list documents first, then face images, each in the order
+/// sent; the two sets are replaced independently, so each has its own range
+/// of positions.
+const FACE_IMAGE_POSITIONS: i32 = 1000;
+
+fn insert_documents(
+    conn: &mut DbConnection,
+    identity: &IdentityRow,
+    inputs: &[DocumentInput],
+    now: NaiveDateTime,
+) -> Result<Vec<DocumentView>, ApiError> {
+    let rows: Vec<DocumentRow> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, doc)| DocumentRow {
+            id: Uuid::new_v4().to_string(),
+            app_id: identity.app_id.clone(),
+            identity_id: identity.id.clone(),
+            document_type: doc.document_type.as_str().to_string(),
+            side: doc.side.as_str().to_string(),
+            label: doc.label.clone(),
+            description: doc.description.clone(),
+            url: doc.url.as_str().to_string(),
+            position: i as i32
+                + match doc.document_type {
+                    DocumentType::FaceImage => FACE_IMAGE_POSITIONS,
+                    _ => 0,
+                },
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        })
+        .collect();
+    q::insert_documents(conn, &rows)?;
+    Ok(rows.into_iter().map(DocumentView::from).collect())
+}
+
+fn write_data(row: &mut IdentityRow, data: &IdentityData) {
+    row.identity_type = data.kind.as_str().to_string();
+    row.name = data.name.clone();
+    row.email = data.email.as_str().to_string();
+    row.birthday = data.birthday;
+    row.gender = data.gender.map(|g| g.as_str().to_string());
+    row.address_street = data.address.street.clone();
+    row.address_city = data.address.city.clone();
+    row.address_state = data.address.state.clone();
+    row.address_postal_code = data.address.postal_code.clone();
+    row.address_country = data.address.country.as_str().to_string();
+    row.phone_number = data.phone.number.clone();
+    row.phone_sms = data.phone.sms;
+    row.tax_country = data.tax.country.as_str().to_string();
+    row.tax_id_number = data.tax.id_number.clone();
+    row.tax_state = data.tax.state.clone();
+    row.tax_formation_region = data.tax.formation_region.clone();
+    row.identity_owner = data.identity_owner.map(|o| o.to_string());
+}
+
+/// Reads a stored row back into the domain; a value the domain would refuse
+/// means the row was written by something else, which is an internal error.
+pub fn data_from_row(row: &IdentityRow) -> Result<IdentityData, ApiError> {
+    let corrupt = |what: &str| {
+        ApiError::internal(anyhow::anyhow!(
+            "identity {} has an invalid stored {what}",
+            row.id
+        ))
+    };
+    Ok(IdentityData {
+        kind: IdentityKind::parse(&row.identity_type).ok_or_else(|| corrupt("type"))?,
+        name: row.name.clone(),
+        email: Email::parse(&row.email).map_err(|_| corrupt("email"))?,
+        birthday: row.birthday,
+        gender: match &row.gender {
+            Some(g) => Some(Gender::parse(g).ok_or_else(|| corrupt("gender"))?),
+            None => None,
+        },
+        address: Address {
+            street: row.address_street.clone(),
+            city: row.address_city.clone(),
+            state: row.address_state.clone(),
+            postal_code: row.address_postal_code.clone(),
+            country: Country::parse(&row.address_country)
+                .ok_or_else(|| corrupt("address.country"))?,
+        },
+        phone: Phone {
+            number: row.phone_number.clone(),
+            sms: row.phone_sms,
+        },
+        tax: Tax {
+            country: Country::parse(&row.tax_country).ok_or_else(|| corrupt("tax.country"))?,
+            id_number: row.tax_id_number.clone(),
+            state: row.tax_state.clone(),
+            formation_region: row.tax_formation_region.clone(),
+        },
+        identity_owner: match &row.identity_owner {
+            Some(o) => Some(Uuid::parse_str(o).map_err(|_| corrupt("identityOwner"))?),
+            None => None,
+        },
+    })
+}
+
+/// The live document types of an identity, for KYC rules.
+pub fn document_types(documents: &[DocumentView]) -> Vec<DocumentType> {
+    documents
+        .iter()
+        .filter_map(|d| DocumentType::from_stored(&d.document_type))
+        .collect()
+}

@@ -1,0 +1,4 @@
+//! Use cases: each runs on one database connection (inside the transaction
+//! the caller opened) and combines domain rules with queries.
+
+pub mod identities;

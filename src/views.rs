@@ -1,0 +1,150 @@
+//! The wire representations of stored records, as the PublicMint reference
+//! shapes them: camelCase names, every optional value present as `null`,
+//! times as `2022-03-31T13:08:52.030Z`.
+
+use chrono::NaiveDateTime;
+use serde::Serialize;
+
+use crate::db::identities::{DocumentRow, IdentityRow};
+use crate::domain::time::wire;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityView {
+    pub id: String,
+    pub app_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub email: String,
+    pub birthday: Option<String>,
+    pub gender: Option<String>,
+    pub address: AddressView,
+    pub phone: PhoneView,
+    pub tax: TaxView,
+    pub identity_owner: Option<String>,
+    pub blocked: bool,
+    pub identity_confirmed: bool,
+    pub risk_rating: Option<String>,
+    pub kyc_status: Vec<KycStatusView>,
+    pub documents: Vec<DocumentView>,
+    #[serde(with = "wire")]
+    pub created_at: NaiveDateTime,
+    #[serde(with = "wire")]
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressView {
+    pub street: String,
+    pub city: String,
+    pub state: Option<String>,
+    pub postal_code: String,
+    pub country: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PhoneView {
+    pub number: String,
+    pub sms: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxView {
+    pub country: String,
+    pub id_number: String,
+    pub state: Option<String>,
+    pub formation_region: Option<String>,
+}
+
+/// The latest verification of one level, as listed in `kycStatus`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KycStatusView {
+    pub level: String,
+    pub status: String,
+    pub verification_id: String,
+    #[serde(with = "wire")]
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentView {
+    pub id: String,
+    pub identity_id: String,
+    #[serde(rename = "type")]
+    pub document_type: String,
+    pub side: String,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub url: String,
+    #[serde(with = "wire")]
+    pub created_at: NaiveDateTime,
+    #[serde(with = "wire")]
+    pub updated_at: NaiveDateTime,
+    #[serde(with = "wire::option")]
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+impl From<DocumentRow> for DocumentView {
+    fn from(row: DocumentRow) -> Self {
+        DocumentView {
+            id: row.id,
+            identity_id: row.identity_id,
+            document_type: row.document_type,
+            side: row.side,
+            label: row.label,
+            description: row.description,
+            url: row.url,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            deleted_at: row.deleted_at,
+        }
+    }
+}
+
+impl IdentityView {
+    pub fn new(
+        row: IdentityRow,
+        documents: Vec<DocumentView>,
+        kyc_status: Vec<KycStatusView>,
+    ) -> Self {
+        IdentityView {
+            id: row.id,
+            app_id: row.app_id,
+            kind: row.identity_type,
+            name: row.name,
+            email: row.email,
+            birthday: row.birthday.map(|d| d.format("%Y-%m-%d").to_string()),
+            gender: row.gender,
+            address: AddressView {
+                street: row.address_street,
+                city: row.address_city,
+                state: row.address_state,
+                postal_code: row.address_postal_code,
+                country: row.address_country,
+            },
+            phone: PhoneView {
+                number: row.phone_number,
+                sms: row.phone_sms,
+            },
+            tax: TaxView {
+                country: row.tax_country,
+                id_number: row.tax_id_number,
+                state: row.tax_state,
+                formation_region: row.tax_formation_region,
+            },
+            identity_owner: row.identity_owner,
+            blocked: row.blocked,
+            identity_confirmed: row.identity_confirmed,
+            risk_rating: row.risk_rating,
+            kyc_status,
+            documents,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
