@@ -122,7 +122,7 @@ fn stream_all(
                 Walk::Done => None,
                 Walk::Next(after) => {
                     let first = after.is_none();
-                    let sort = query.sort.clone();
+                    let sort = query.sort;
                     let chunk = state
                         .db
                         .run(move |conn| {

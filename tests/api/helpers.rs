@@ -163,7 +163,6 @@ pub fn replace_database(url: &str, name: &str) -> String {
 
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub api_key: String,
     pub app_id: String,
     pub db: TestDatabase,
@@ -227,7 +226,6 @@ impl TestApp {
         let app_id = default_app_id(&db);
         TestApp {
             address,
-            port,
             api_key: BOOTSTRAP_KEY.to_string(),
             app_id,
             db,
@@ -316,6 +314,28 @@ pub fn run_cli(database_url: &str, args: &[&str]) -> std::process::Output {
         .env_remove("KYC_BOOTSTRAP_API_KEY")
         .output()
         .expect("run kyc-api")
+}
+
+/// Runs a query returning one `count` column on the test database.
+pub fn query_count(db: &TestDatabase, sql: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let rows: Vec<Count> = match db.backend {
+        Backend::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://");
+            let mut conn = diesel::SqliteConnection::establish(path).expect("sqlite");
+            diesel::sql_query(sql).load(&mut conn).expect("query")
+        }
+        Backend::Postgres => {
+            let mut conn = diesel::PgConnection::establish(&db.url).expect("postgres");
+            diesel::sql_query(sql).load(&mut conn).expect("query")
+        }
+    };
+    rows[0].count
 }
 
 /// Reads a response as (status, JSON body); an empty body reads as Null.

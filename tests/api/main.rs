@@ -4,3 +4,5 @@ mod helpers;
 
 mod cli;
 mod foundation;
+mod identities;
+mod listing;
