@@ -23,20 +23,28 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/health").route(web::get().to(health::health)))
-        .service(resource("/ready").route(web::get().to(health::ready)))
-        .service(
-            resource("/identities")
-                .route(web::get().to(identities::list))
-                .route(web::post().to(identities::create)),
-        )
-        .service(
-            resource("/identities/{id}")
-                .route(web::get().to(identities::get))
-                .route(web::patch().to(identities::patch))
-                .route(web::delete().to(identities::delete)),
-        );
+/// Declares every route once: `configure` registers them and `ROUTES` lists
+/// them, so a test can hold `openapi.yaml` to exactly what the server has.
+macro_rules! routes {
+    ($($path:literal => { $($method:ident : $handler:path),+ $(,)? })*) => {
+        /// (method, path) of every route, paths in actix syntax.
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),*];
+
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(resource($path)$(.route(web::$method().to($handler)))+);)*
+        }
+    };
+}
+
+routes! {
+    "/health" => { get: health::health }
+    "/ready" => { get: health::ready }
+    "/identities" => { get: identities::list, post: identities::create }
+    "/identities/{id}" => {
+        get: identities::get,
+        patch: identities::patch,
+        delete: identities::delete,
+    }
 }
 
 /// Maps actix's JSON extractor failures onto our error codes: a body of the
