@@ -51,9 +51,29 @@ pub struct Settings {
     pub workers: usize,
     /// Largest JSON body accepted, in bytes.
     pub json_limit: usize,
+    /// `KYC_OPERATION_RULES`: a rules file replacing the embedded default.
+    pub operation_rules_path: Option<std::path::PathBuf>,
 }
 
 impl Settings {
+    /// The operation rules: the file named by `KYC_OPERATION_RULES`, or the
+    /// embedded default. A file that cannot be read or parsed stops start-up.
+    pub fn load_operation_rules(
+        &self,
+    ) -> anyhow::Result<crate::domain::operations::OperationRules> {
+        use crate::domain::operations::OperationRules;
+        match &self.operation_rules_path {
+            None => Ok(OperationRules::default_rules()?),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow!("KYC_OPERATION_RULES: cannot read {}: {e}", path.display())
+                })?;
+                OperationRules::from_toml_str(&text)
+                    .map_err(|e| anyhow!("KYC_OPERATION_RULES ({}): {e}", path.display()))
+            }
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> anyhow::Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -99,7 +119,10 @@ impl Settings {
             64 * 1024 * 1024,
         )?;
 
+        let operation_rules_path = get("KYC_OPERATION_RULES").map(std::path::PathBuf::from);
+
         Ok(Settings {
+            operation_rules_path,
             database_url,
             bind,
             environment,

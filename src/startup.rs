@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use crate::config::Settings;
 use crate::db::Db;
+use crate::domain::operations::OperationRules;
 use crate::routes;
 use crate::telemetry;
 use crate::tenancy::{self, Bootstrap};
@@ -19,6 +20,7 @@ use crate::tenancy::{self, Bootstrap};
 pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
+    pub operation_rules: Arc<OperationRules>,
 }
 
 pub struct Application {
@@ -45,6 +47,7 @@ pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
+        let operation_rules = Arc::new(settings.load_operation_rules()?);
         let db = {
             let settings = settings.clone();
             actix_web::rt::task::spawn_blocking(move || open_database(&settings))
@@ -78,7 +81,9 @@ impl Application {
         let state = web::Data::new(AppState {
             db,
             settings: settings.clone(),
+            operation_rules,
         });
+        let sandbox = settings.environment == crate::config::Environment::Sandbox;
         let json_limit = settings.json_limit;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -91,6 +96,11 @@ impl Application {
                 )
                 .app_data(web::PathConfig::default().error_handler(routes::path_error))
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if sandbox {
+                        routes::configure_sandbox(cfg)
+                    }
+                })
                 .default_service(web::to(routes::not_found))
         })
         .listen(listener)?

@@ -148,3 +148,59 @@ impl IdentityView {
         }
     }
 }
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationView {
+    pub id: String,
+    pub identity_id: String,
+    pub level: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub risk_rating: Option<String>,
+    #[serde(with = "wire")]
+    pub created_at: NaiveDateTime,
+    #[serde(with = "wire")]
+    pub updated_at: NaiveDateTime,
+    pub history: Vec<VerificationEventView>,
+}
+
+/// One status a verification went through, and when.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationEventView {
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    #[serde(with = "wire")]
+    pub created_at: NaiveDateTime,
+}
+
+/// One entry of an identity's history: a verification status change, a
+/// block or an unblock.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityEventView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub verification_id: Option<String>,
+    pub level: Option<String>,
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    #[serde(with = "wire")]
+    pub created_at: NaiveDateTime,
+}
+
+impl From<crate::db::kyc::EventRow> for IdentityEventView {
+    fn from(row: crate::db::kyc::EventRow) -> Self {
+        IdentityEventView {
+            id: row.id,
+            event_type: row.event_type,
+            verification_id: row.verification_id,
+            level: row.level,
+            status: row.status,
+            reason: row.reason,
+            created_at: row.created_at,
+        }
+    }
+}

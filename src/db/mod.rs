@@ -6,6 +6,7 @@
 
 pub mod apps;
 pub mod identities;
+pub mod kyc;
 pub mod schema;
 
 use std::path::PathBuf;

@@ -76,7 +76,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    verifications (id) {
+        id -> Text,
+        app_id -> Text,
+        identity_id -> Text,
+        level -> Text,
+        status -> Text,
+        reason -> Nullable<Text>,
+        risk_rating -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    identity_events (id) {
+        id -> Text,
+        app_id -> Text,
+        identity_id -> Text,
+        event_type -> Text,
+        verification_id -> Nullable<Text>,
+        level -> Nullable<Text>,
+        status -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_keys -> apps (app_id));
+diesel::joinable!(verifications -> identities (identity_id));
 diesel::joinable!(documents -> identities (identity_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -85,4 +114,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_secrets,
     identities,
     documents,
+    verifications,
+    identity_events,
 );

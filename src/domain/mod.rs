@@ -4,5 +4,7 @@ pub mod api_key;
 pub mod document;
 pub mod identity;
 pub mod input;
+pub mod kyc;
 pub mod list_query;
+pub mod operations;
 pub mod time;

@@ -3,6 +3,8 @@
 
 pub mod health;
 pub mod identities;
+pub mod kyc;
+pub mod openapi;
 
 use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -38,6 +40,7 @@ macro_rules! routes {
 
 routes! {
     "/health" => { get: health::health }
+    "/openapi.yaml" => { get: openapi::openapi_yaml }
     "/ready" => { get: health::ready }
     "/identities" => { get: identities::list, post: identities::create }
     "/identities/{id}" => {
@@ -45,6 +48,27 @@ routes! {
         patch: identities::patch,
         delete: identities::delete,
     }
+    "/identities/{id}/block" => { post: kyc::block }
+    "/identities/{id}/unblock" => { post: kyc::unblock }
+    "/identities/{id}/history" => { get: kyc::history }
+    "/identities/{id}/operations" => { get: kyc::operations }
+    "/operations/validate" => { post: kyc::validate_operation }
+    "/verifications" => { get: kyc::list_verifications }
+    "/verifications/{id}" => { get: kyc::get_verification }
+    "/verifications/{id}/decision" => { post: kyc::decide }
+}
+
+/// Sandbox-only routes: with `KYC_ENV=production` they do not exist (404).
+pub const SANDBOX_ROUTES: &[(&str, &str)] = &[
+    ("post", "/sandbox/identities/approve"),
+    ("post", "/sandbox/identities/reject"),
+];
+
+pub fn configure_sandbox(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/sandbox/identities/approve").route(web::post().to(kyc::sandbox_approve)),
+    )
+    .service(resource("/sandbox/identities/reject").route(web::post().to(kyc::sandbox_reject)));
 }
 
 /// Maps actix's JSON extractor failures onto our error codes: a body of the

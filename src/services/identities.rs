@@ -15,6 +15,7 @@ use crate::domain::identity::{
 };
 use crate::domain::list_query::ListQuery;
 use crate::error::{ApiError, FieldError, Refusal};
+use crate::services::kyc;
 use crate::views::{DocumentView, IdentityView, KycStatusView};
 
 pub fn today() -> chrono::NaiveDate {
@@ -105,7 +106,11 @@ pub fn create(
         &input.face_image_documents().unwrap_or_default(),
         now,
     )?);
-    Ok(IdentityView::new(row, documents, Vec::new()))
+    if !documents.is_empty() {
+        kyc::start_verifications(conn, &row, &document_types(&documents))?;
+    }
+    let mut views = views_of(conn, vec![row])?;
+    Ok(views.remove(0))
 }
 
 pub fn patch(
@@ -173,6 +178,13 @@ pub fn patch(
         q::soft_delete_documents(conn, &id, true, now)?;
         insert_documents(conn, &row, &face_images, now)?;
     }
+    if input.documents.is_some() || input.face_images.is_some() {
+        let live: Vec<DocumentType> = q::live_documents_of(conn, &[id.as_str()])?
+            .iter()
+            .filter_map(|d| DocumentType::from_stored(&d.document_type))
+            .collect();
+        kyc::start_verifications(conn, &row, &live)?;
+    }
     let mut views = views_of(conn, vec![row])?;
     Ok(views.remove(0))
 }
@@ -222,8 +234,7 @@ pub fn views_of(
             .or_default()
             .push(doc.into());
     }
-    let mut kyc: HashMap<String, Vec<KycStatusView>> = HashMap::new();
-    let _ = &mut kyc;
+    let mut kyc: HashMap<String, Vec<KycStatusView>> = kyc::kyc_status_of(conn, &ids)?;
     Ok(rows
         .into_iter()
         .map(|row| {

@@ -2,3 +2,4 @@
 //! the caller opened) and combines domain rules with queries.
 
 pub mod identities;
+pub mod kyc;

@@ -5,4 +5,6 @@ mod helpers;
 mod cli;
 mod foundation;
 mod identities;
+mod kyc;
 mod listing;
+mod openapi;

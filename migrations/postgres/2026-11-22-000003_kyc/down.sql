@@ -1,0 +1,2 @@
+DROP TABLE identity_events;
+DROP TABLE verifications;

@@ -1,0 +1,190 @@
+//! Queries for verifications and the identity history, scoped by app.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{identities, identity_events, verifications};
+use super::{DbConnection, MultiBackend};
+use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = verifications)]
+pub struct VerificationRow {
+    pub id: String,
+    pub app_id: String,
+    pub identity_id: String,
+    pub level: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub risk_rating: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = identity_events)]
+pub struct EventRow {
+    pub id: String,
+    pub app_id: String,
+    pub identity_id: String,
+    pub event_type: String,
+    pub verification_id: Option<String>,
+    pub level: Option<String>,
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert_verification(conn: &mut DbConnection, row: &VerificationRow) -> QueryResult<()> {
+    diesel::insert_into(verifications::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn insert_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<()> {
+    diesel::insert_into(identity_events::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn update_status(
+    conn: &mut DbConnection,
+    id: &str,
+    status: &str,
+    reason: Option<&str>,
+    risk_rating: Option<&str>,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(verifications::table.find(id))
+        .set((
+            verifications::status.eq(status),
+            verifications::reason.eq(reason),
+            verifications::risk_rating.eq(risk_rating),
+            verifications::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A verification of a live identity of the app.
+pub fn find(
+    conn: &mut DbConnection,
+    app_id: &str,
+    id: &str,
+) -> QueryResult<Option<VerificationRow>> {
+    verifications::table
+        .inner_join(identities::table)
+        .filter(verifications::app_id.eq(app_id))
+        .filter(verifications::id.eq(id))
+        .filter(identities::deleted_at.is_null())
+        .select(VerificationRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Every verification of these identities, newest first (so the first per
+/// level is the latest), in one query.
+pub fn of_identities(
+    conn: &mut DbConnection,
+    identity_ids: &[&str],
+) -> QueryResult<Vec<VerificationRow>> {
+    if identity_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    verifications::table
+        .filter(verifications::identity_id.eq_any(identity_ids))
+        .order((verifications::created_at.desc(), verifications::id.desc()))
+        .select(VerificationRow::as_select())
+        .load(conn)
+}
+
+/// The history of verifications, oldest first, in one query.
+pub fn events_of_verifications(
+    conn: &mut DbConnection,
+    ids: &[&str],
+) -> QueryResult<Vec<EventRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    identity_events::table
+        .filter(identity_events::verification_id.eq_any(ids))
+        .order((identity_events::created_at.asc(), identity_events::id.asc()))
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
+pub fn events_of_identity(
+    conn: &mut DbConnection,
+    identity_id: &str,
+) -> QueryResult<Vec<EventRow>> {
+    identity_events::table
+        .filter(identity_events::identity_id.eq(identity_id))
+        .order((identity_events::created_at.asc(), identity_events::id.asc()))
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
+type BoxedVerifications<'a> = diesel::helper_types::IntoBoxed<
+    'a,
+    diesel::helper_types::InnerJoin<verifications::table, identities::table>,
+    MultiBackend,
+>;
+
+fn filtered<'a>(app_id: &'a str, filters: &'a [Filter]) -> BoxedVerifications<'a> {
+    use Condition::*;
+    let mut query = verifications::table
+        .inner_join(identities::table)
+        .filter(verifications::app_id.eq(app_id))
+        .filter(identities::deleted_at.is_null())
+        .into_boxed();
+    for Filter { field, condition } in filters {
+        query = match (*field, condition) {
+            ("id", Eq(v)) => query.filter(verifications::id.eq(v)),
+            ("id", In(vs)) => query.filter(verifications::id.eq_any(vs)),
+            ("identityId", Eq(v)) => query.filter(verifications::identity_id.eq(v)),
+            ("identityId", In(vs)) => query.filter(verifications::identity_id.eq_any(vs)),
+            ("status", Eq(v)) => query.filter(verifications::status.eq(v)),
+            ("status", In(vs)) => query.filter(verifications::status.eq_any(vs)),
+            ("status", NotIn(vs)) => query.filter(verifications::status.ne_all(vs)),
+            ("level", Eq(v)) => query.filter(verifications::level.eq(v)),
+            ("level", In(vs)) => query.filter(verifications::level.eq_any(vs)),
+            (field, condition) => {
+                unreachable!("filter {field} {condition:?} is not in VERIFICATION_LIST")
+            }
+        };
+    }
+    query
+}
+
+fn sorted<'a>(query: BoxedVerifications<'a>, sort: &Sort) -> BoxedVerifications<'a> {
+    match (sort.field, sort.descending) {
+        ("updatedAt", false) => {
+            query.order((verifications::updated_at.asc(), verifications::id.asc()))
+        }
+        ("updatedAt", true) => {
+            query.order((verifications::updated_at.desc(), verifications::id.desc()))
+        }
+        (_, false) => query.order((verifications::created_at.asc(), verifications::id.asc())),
+        (_, true) => query.order((verifications::created_at.desc(), verifications::id.desc())),
+    }
+}
+
+/// A page of matches, or every match (`all=true`: verifications are few per
+/// identity, and the page bound keeps memory in check up to 100 per page).
+pub fn list(
+    conn: &mut DbConnection,
+    app_id: &str,
+    query: &ListQuery,
+) -> QueryResult<Vec<VerificationRow>> {
+    let mut q = sorted(filtered(app_id, &query.filters), &query.sort);
+    if let Some(limit) = query.page.limit() {
+        q = q.limit(limit).offset(query.page.offset());
+    }
+    q.select(VerificationRow::as_select()).load(conn)
+}
+
+pub fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64> {
+    filtered(app_id, &query.filters).count().get_result(conn)
+}

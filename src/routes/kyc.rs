@@ -1,0 +1,256 @@
+//! Verifications, decisions, blocking, history, the sandbox shortcut and
+//! operations.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::parse_uuid;
+use crate::auth::AuthenticatedApp;
+use crate::domain::input::bounded_text;
+use crate::domain::kyc::{RiskRating, VerificationStatus};
+use crate::domain::list_query::{ListQuery, VERIFICATION_LIST};
+use crate::error::{ApiError, FieldError, Refusal};
+use crate::services::kyc::{self as service, Decision};
+use crate::startup::AppState;
+
+pub async fn list_verifications(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query =
+        ListQuery::parse(req.query_string(), &VERIFICATION_LIST).map_err(ApiError::Validation)?;
+    let (views, total) = state
+        .db
+        .run(move |conn| service::list_verifications(conn, auth.app_id, &query))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "data": views, "total": total })))
+}
+
+pub async fn get_verification(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_uuid("id", &id)?;
+    let view = state
+        .db
+        .run(move |conn| service::get_verification(conn, &auth.app_id.to_string(), &id.to_string()))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "data": view })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DecisionBody {
+    status: VerificationStatus,
+    reason: Option<String>,
+    risk_rating: Option<RiskRating>,
+}
+
+fn optional_reason(reason: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    reason.and_then(|r| match bounded_text(&r, 500) {
+        Ok(r) => Some(r),
+        Err(m) => {
+            errors.push(FieldError::new("reason", m));
+            None
+        }
+    })
+}
+
+pub async fn decide(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    id: web::Path<String>,
+    body: web::Json<DecisionBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_uuid("id", &id)?;
+    let body = body.into_inner();
+    let mut errors = Vec::new();
+    if body.status == VerificationStatus::Pending {
+        errors.push(FieldError::new(
+            "status",
+            "must be inReview, approved or rejected",
+        ));
+    }
+    let reason = optional_reason(body.reason, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let decision = Decision {
+        status: body.status,
+        reason,
+        risk_rating: body.risk_rating,
+    };
+    let view = state
+        .db
+        .write(move |conn| service::decide(conn, auth.app_id, id, decision))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "data": view })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockBody {
+    reason: String,
+}
+
+async fn set_blocked(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    id: web::Path<String>,
+    body: BlockBody,
+    blocked: bool,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_uuid("id", &id)?;
+    let reason = bounded_text(&body.reason, 500).map_err(|m| ApiError::invalid("reason", m))?;
+    let view = state
+        .db
+        .write(move |conn| service::set_blocked(conn, auth.app_id, id, blocked, &reason))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "data": view })))
+}
+
+pub async fn block(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    id: web::Path<String>,
+    body: web::Json<BlockBody>,
+) -> Result<HttpResponse, ApiError> {
+    set_blocked(state, auth, id, body.into_inner(), true).await
+}
+
+pub async fn unblock(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    id: web::Path<String>,
+    body: web::Json<BlockBody>,
+) -> Result<HttpResponse, ApiError> {
+    set_blocked(state, auth, id, body.into_inner(), false).await
+}
+
+pub async fn history(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_uuid("id", &id)?;
+    let events = state
+        .db
+        .run(move |conn| service::history(conn, auth.app_id, id))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "data": events })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SandboxBody {
+    identity_id: String,
+    email: String,
+    reason: Option<String>,
+}
+
+async fn sandbox_settle(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    body: SandboxBody,
+    outcome: VerificationStatus,
+) -> Result<(), ApiError> {
+    let identity_id = parse_uuid("identityId", &body.identity_id)?;
+    let mut errors = Vec::new();
+    let reason = optional_reason(body.reason, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let email = body.email;
+    state
+        .db
+        .write(move |conn| {
+            service::sandbox_settle(
+                conn,
+                auth.app_id,
+                identity_id,
+                &email,
+                outcome,
+                reason.as_deref(),
+            )
+        })
+        .await
+}
+
+pub async fn sandbox_approve(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    body: web::Json<SandboxBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if body.reason.is_some() {
+        return Err(ApiError::invalid(
+            "reason",
+            "is not a known field for an approval",
+        ));
+    }
+    sandbox_settle(state, auth, body, VerificationStatus::Approved).await?;
+    Ok(HttpResponse::Ok().json(json!({ "message": "Identity sent to approval" })))
+}
+
+pub async fn sandbox_reject(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    body: web::Json<SandboxBody>,
+) -> Result<HttpResponse, ApiError> {
+    sandbox_settle(state, auth, body.into_inner(), VerificationStatus::Rejected).await?;
+    Ok(HttpResponse::Ok().json(json!({ "message": "Identity sent to rejection" })))
+}
+
+pub async fn operations(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_uuid("id", &id)?;
+    let rules = state.operation_rules.clone();
+    let data = state
+        .db
+        .run(move |conn| service::operations(conn, &rules, auth.app_id, id))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValidateBody {
+    action: String,
+    code: String,
+    identity_id: String,
+}
+
+pub async fn validate_operation(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    body: web::Json<ValidateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let identity_id = parse_uuid("identityId", &body.identity_id)?;
+    let rules = state.operation_rules.clone();
+    if rules.find(&body.action, &body.code).is_none() {
+        return Err(ApiError::refused(
+            Refusal::UnknownOperation,
+            format!(
+                "No operation `{}` with action `{}` is configured.",
+                body.code, body.action
+            ),
+        ));
+    }
+    state
+        .db
+        .run(move |conn| {
+            let rule = rules
+                .find(&body.action, &body.code)
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("rule vanished")))?;
+            service::validate_operation(conn, rule, auth.app_id, identity_id)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

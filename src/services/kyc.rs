@@ -1,0 +1,445 @@
+//! The KYC lifecycle: verifications start from documents, change status by
+//! decisions (an operator's review, a provider's result, the sandbox), and
+//! every change lands in the identity's history.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDateTime;
+use uuid::Uuid;
+
+use crate::db::identities::{self as identity_q, IdentityRow};
+use crate::db::kyc::{self as q, EventRow, VerificationRow};
+use crate::db::{self, DbConnection};
+use crate::domain::document::DocumentType;
+use crate::domain::kyc::{levels_supported_by, Level, RiskRating, VerificationStatus};
+use crate::domain::operations::{KycFacts, OperationRules, OperationState, Rule};
+use crate::error::{ApiError, Refusal};
+use crate::views::{IdentityView, KycStatusView, VerificationEventView, VerificationView};
+
+pub const EVENT_VERIFICATION: &str = "verification";
+pub const EVENT_BLOCKED: &str = "blocked";
+pub const EVENT_UNBLOCKED: &str = "unblocked";
+
+fn identity_not_found() -> ApiError {
+    ApiError::refused(Refusal::IdentityNotFound, "No identity with this id.")
+}
+
+fn verification_not_found() -> ApiError {
+    ApiError::refused(
+        Refusal::VerificationNotFound,
+        "No verification with this id.",
+    )
+}
+
+/// A time strictly after `previous`, so that history entries written in one
+/// transaction keep their order.
+fn after(previous: NaiveDateTime) -> NaiveDateTime {
+    db::now().max(previous + chrono::Duration::microseconds(1))
+}
+
+fn stored<T>(value: &str, parse: impl Fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
+    parse(value)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("invalid stored {what}: {value}")))
+}
+
+fn record(
+    conn: &mut DbConnection,
+    verification: &VerificationRow,
+    status: VerificationStatus,
+    reason: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<(), ApiError> {
+    q::insert_event(
+        conn,
+        &EventRow {
+            id: Uuid::new_v4().to_string(),
+            app_id: verification.app_id.clone(),
+            identity_id: verification.identity_id.clone(),
+            event_type: EVENT_VERIFICATION.to_string(),
+            verification_id: Some(verification.id.clone()),
+            level: Some(verification.level.clone()),
+            status: Some(status.as_str().to_string()),
+            reason: reason.map(str::to_owned),
+            created_at: at,
+        },
+    )?;
+    Ok(())
+}
+
+fn start(
+    conn: &mut DbConnection,
+    identity: &IdentityRow,
+    level: Level,
+    at: NaiveDateTime,
+) -> Result<VerificationRow, ApiError> {
+    let row = VerificationRow {
+        id: Uuid::new_v4().to_string(),
+        app_id: identity.app_id.clone(),
+        identity_id: identity.id.clone(),
+        level: level.as_str().to_string(),
+        status: VerificationStatus::Pending.as_str().to_string(),
+        reason: None,
+        risk_rating: None,
+        created_at: at,
+        updated_at: at,
+    };
+    q::insert_verification(conn, &row)?;
+    record(conn, &row, VerificationStatus::Pending, None, at)?;
+    Ok(row)
+}
+
+/// The latest verification per level of one identity.
+fn latest_by_level(
+    conn: &mut DbConnection,
+    identity_id: &str,
+) -> Result<BTreeMap<Level, VerificationRow>, ApiError> {
+    let mut latest = BTreeMap::new();
+    for row in q::of_identities(conn, &[identity_id])? {
+        let level = stored(&row.level, Level::parse, "level")?;
+        latest.entry(level).or_insert(row);
+    }
+    Ok(latest)
+}
+
+/// Starts the verifications the identity's documents now allow: a level
+/// with no verification yet, or whose latest was rejected and whose
+/// documents were just replaced. Called after documents change.
+pub fn start_verifications(
+    conn: &mut DbConnection,
+    identity: &IdentityRow,
+    documents: &[DocumentType],
+) -> Result<(), ApiError> {
+    let supported = levels_supported_by(documents.iter().copied());
+    if supported.is_empty() {
+        return Ok(());
+    }
+    let latest = latest_by_level(conn, &identity.id)?;
+    let mut at = db::now();
+    for level in supported {
+        let fresh_needed = match latest.get(&level) {
+            None => true,
+            Some(row) => {
+                stored(&row.status, VerificationStatus::parse, "status")?
+                    == VerificationStatus::Rejected
+            }
+        };
+        if fresh_needed {
+            start(conn, identity, level, at)?;
+            at = after(at);
+        }
+    }
+    Ok(())
+}
+
+/// The effects of a status change on the verification, its history and the
+/// identity (confirmation on basic approval, risk rating).
+fn apply_decision(
+    conn: &mut DbConnection,
+    verification: &VerificationRow,
+    next: VerificationStatus,
+    reason: Option<&str>,
+    risk_rating: Option<RiskRating>,
+    at: NaiveDateTime,
+) -> Result<(), ApiError> {
+    let current = stored(&verification.status, VerificationStatus::parse, "status")?;
+    current
+        .transition(next)
+        .map_err(|e| ApiError::refused(Refusal::InvalidStatusTransition, e.message()))?;
+    let rating = risk_rating
+        .map(|r| r.as_str().to_string())
+        .or_else(|| verification.risk_rating.clone());
+    q::update_status(
+        conn,
+        &verification.id,
+        next.as_str(),
+        reason,
+        rating.as_deref(),
+        at,
+    )?;
+    record(conn, verification, next, reason, at)?;
+
+    let level = stored(&verification.level, Level::parse, "level")?;
+    let confirms = level == Level::Basic && next == VerificationStatus::Approved;
+    if confirms || risk_rating.is_some() {
+        let mut identity = identity_q::find_live_for_update(
+            conn,
+            &verification.app_id,
+            &verification.identity_id,
+        )?
+        .ok_or_else(identity_not_found)?;
+        identity.identity_confirmed |= confirms;
+        if let Some(r) = risk_rating {
+            identity.risk_rating = Some(r.as_str().to_string());
+        }
+        identity.updated_at = at;
+        identity_q::update(conn, &identity)?;
+    }
+    Ok(())
+}
+
+pub struct Decision {
+    pub status: VerificationStatus,
+    pub reason: Option<String>,
+    pub risk_rating: Option<RiskRating>,
+}
+
+pub fn decide(
+    conn: &mut DbConnection,
+    app_id: Uuid,
+    id: Uuid,
+    decision: Decision,
+) -> Result<VerificationView, ApiError> {
+    let app_id = app_id.to_string();
+    let id = id.to_string();
+    let verification = q::find(conn, &app_id, &id)?.ok_or_else(verification_not_found)?;
+    // Lock the identity first: every decision about one identity queues here.
+    identity_q::find_live_for_update(conn, &app_id, &verification.identity_id)?
+        .ok_or_else(verification_not_found)?;
+    let verification = q::find(conn, &app_id, &id)?.ok_or_else(verification_not_found)?;
+    apply_decision(
+        conn,
+        &verification,
+        decision.status,
+        decision.reason.as_deref(),
+        decision.risk_rating,
+        db::now(),
+    )?;
+    get_verification(conn, &app_id, &id)
+}
+
+/// The sandbox's shortcut: settle the identity's open verifications at once,
+/// starting the basic one first when the documents allow and none is open.
+pub fn sandbox_settle(
+    conn: &mut DbConnection,
+    app_id: Uuid,
+    identity_id: Uuid,
+    email: &str,
+    outcome: VerificationStatus,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
+    let app_id = app_id.to_string();
+    let identity = identity_q::find_live_for_update(conn, &app_id, &identity_id.to_string())?
+        .ok_or_else(identity_not_found)?;
+    if !identity.email.eq_ignore_ascii_case(email.trim()) {
+        return Err(ApiError::invalid(
+            "email",
+            "does not match the identity's email",
+        ));
+    }
+    let mut at = db::now();
+    let mut open: Vec<VerificationRow> = Vec::new();
+    let latest = latest_by_level(conn, &identity.id)?;
+    for row in latest.values() {
+        if stored(&row.status, VerificationStatus::parse, "status")?.is_open() {
+            open.push(row.clone());
+        }
+    }
+    if !open.iter().any(|v| v.level == Level::Basic.as_str())
+        && outcome == VerificationStatus::Approved
+    {
+        let documents = identity_q::live_documents_of(conn, &[identity.id.as_str()])?;
+        let types: Vec<DocumentType> = documents
+            .iter()
+            .filter_map(|d| DocumentType::from_stored(&d.document_type))
+            .collect();
+        let basic_done = latest
+            .get(&Level::Basic)
+            .is_some_and(|v| v.status == VerificationStatus::Approved.as_str());
+        if !basic_done && levels_supported_by(types).contains(&Level::Basic) {
+            open.insert(0, start(conn, &identity, Level::Basic, at)?);
+            at = after(at);
+        }
+    }
+    if open.is_empty() {
+        return Err(ApiError::refused(
+            Refusal::InvalidStatusTransition,
+            "Nothing to settle: the identity has no open verification (and, to approve, its documents do not allow a basic one: it needs an identity document and a face image).",
+        ));
+    }
+    for verification in &open {
+        apply_decision(conn, verification, outcome, reason, None, at)?;
+        at = after(at);
+    }
+    Ok(())
+}
+
+pub fn set_blocked(
+    conn: &mut DbConnection,
+    app_id: Uuid,
+    identity_id: Uuid,
+    blocked: bool,
+    reason: &str,
+) -> Result<IdentityView, ApiError> {
+    let app_id = app_id.to_string();
+    let mut identity = identity_q::find_live_for_update(conn, &app_id, &identity_id.to_string())?
+        .ok_or_else(identity_not_found)?;
+    // Blocking a blocked identity changes nothing and records nothing, so a
+    // retried request is harmless.
+    if identity.blocked != blocked {
+        let at = db::now();
+        identity.blocked = blocked;
+        identity.updated_at = at;
+        identity_q::update(conn, &identity)?;
+        q::insert_event(
+            conn,
+            &EventRow {
+                id: Uuid::new_v4().to_string(),
+                app_id: identity.app_id.clone(),
+                identity_id: identity.id.clone(),
+                event_type: if blocked {
+                    EVENT_BLOCKED
+                } else {
+                    EVENT_UNBLOCKED
+                }
+                .to_string(),
+                verification_id: None,
+                level: None,
+                status: None,
+                reason: Some(reason.to_string()),
+                created_at: at,
+            },
+        )?;
+    }
+    let mut views = crate::services::identities::views_of(conn, vec![identity])?;
+    Ok(views.remove(0))
+}
+
+pub fn history(
+    conn: &mut DbConnection,
+    app_id: Uuid,
+    identity_id: Uuid,
+) -> Result<Vec<crate::views::IdentityEventView>, ApiError> {
+    let identity = identity_q::find_live(conn, &app_id.to_string(), &identity_id.to_string())?
+        .ok_or_else(identity_not_found)?;
+    Ok(q::events_of_identity(conn, &identity.id)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// Verifications with their history, in a fixed number of queries.
+pub fn verification_views(
+    conn: &mut DbConnection,
+    rows: Vec<VerificationRow>,
+) -> Result<Vec<VerificationView>, ApiError> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let mut history: HashMap<String, Vec<VerificationEventView>> = HashMap::new();
+    for event in q::events_of_verifications(conn, &ids)? {
+        if let Some(vid) = event.verification_id.clone() {
+            history.entry(vid).or_default().push(VerificationEventView {
+                status: event.status,
+                reason: event.reason,
+                created_at: event.created_at,
+            });
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| VerificationView {
+            history: history.remove(&row.id).unwrap_or_default(),
+            id: row.id,
+            identity_id: row.identity_id,
+            level: row.level,
+            status: row.status,
+            reason: row.reason,
+            risk_rating: row.risk_rating,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+        .collect())
+}
+
+pub fn get_verification(
+    conn: &mut DbConnection,
+    app_id: &str,
+    id: &str,
+) -> Result<VerificationView, ApiError> {
+    let row = q::find(conn, app_id, id)?.ok_or_else(verification_not_found)?;
+    Ok(verification_views(conn, vec![row])?.remove(0))
+}
+
+pub fn list_verifications(
+    conn: &mut DbConnection,
+    app_id: Uuid,
+    query: &crate::domain::list_query::ListQuery,
+) -> Result<(Vec<VerificationView>, i64), ApiError> {
+    let app_id = app_id.to_string();
+    let rows = q::list(conn, &app_id, query)?;
+    let total = q::count(conn, &app_id, query)?;
+    Ok((verification_views(conn, rows)?, total))
+}
+
+/// `kycStatus` for many identities: the latest verification per level.
+pub fn kyc_status_of(
+    conn: &mut DbConnection,
+    identity_ids: &[&str],
+) -> Result<HashMap<String, Vec<KycStatusView>>, ApiError> {
+    let mut out: HashMap<String, Vec<KycStatusView>> = HashMap::new();
+    for row in q::of_identities(conn, identity_ids)? {
+        let entries = out.entry(row.identity_id.clone()).or_default();
+        if entries.iter().all(|e| e.level != row.level) {
+            entries.push(KycStatusView {
+                level: row.level,
+                status: row.status,
+                verification_id: row.id,
+                updated_at: row.updated_at,
+            });
+        }
+    }
+    for entries in out.values_mut() {
+        entries.sort_by_key(|e| Level::parse(&e.level));
+    }
+    Ok(out)
+}
+
+/// What the operation rules need to know about one identity.
+fn facts(conn: &mut DbConnection, app_id: &str, identity_id: &str) -> Result<KycFacts, ApiError> {
+    let identity =
+        identity_q::find_live(conn, app_id, identity_id)?.ok_or_else(identity_not_found)?;
+    let mut latest = BTreeMap::new();
+    for (level, row) in latest_by_level(conn, &identity.id)? {
+        latest.insert(
+            level,
+            stored(&row.status, VerificationStatus::parse, "status")?,
+        );
+    }
+    let document_types = identity_q::live_documents_of(conn, &[identity.id.as_str()])?
+        .iter()
+        .filter_map(|d| DocumentType::from_stored(&d.document_type))
+        .collect();
+    let risk_rating = match &identity.risk_rating {
+        Some(r) => Some(stored(r, RiskRating::parse, "risk rating")?),
+        None => None,
+    };
+    Ok(KycFacts {
+        blocked: identity.blocked,
+        latest,
+        document_types,
+        risk_rating,
+    })
+}
+
+pub fn operations(
+    conn: &mut DbConnection,
+    rules: &OperationRules,
+    app_id: Uuid,
+    identity_id: Uuid,
+) -> Result<Vec<OperationState>, ApiError> {
+    let facts = facts(conn, &app_id.to_string(), &identity_id.to_string())?;
+    Ok(rules.evaluate(&facts))
+}
+
+/// `Ok(())` when the identity may perform the operation, else the refusal
+/// whose code is the reason.
+pub fn validate_operation(
+    conn: &mut DbConnection,
+    rule: &Rule,
+    app_id: Uuid,
+    identity_id: Uuid,
+) -> Result<(), ApiError> {
+    let facts = facts(conn, &app_id.to_string(), &identity_id.to_string())?;
+    match rule.blocking_reason(&facts) {
+        None => Ok(()),
+        Some(reason) => Err(ApiError::refused(reason.refusal(), reason.message())),
+    }
+}
