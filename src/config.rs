@@ -53,6 +53,29 @@ pub struct Settings {
     pub json_limit: usize,
     /// `KYC_OPERATION_RULES`: a rules file replacing the embedded default.
     pub operation_rules_path: Option<std::path::PathBuf>,
+    pub storage: StorageSettings,
+}
+
+/// Where documents live and how long signatures last.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    pub backend: StorageBackend,
+    /// `KYC_SIGNING_KEY`: signs the local backend's upload and download
+    /// tokens. Required in production; in sandbox a random one is generated
+    /// once and kept in the database, so every replica shares it.
+    pub signing_key: Option<String>,
+    pub max_document_bytes: u64,
+    pub presign_ttl: Duration,
+    pub upload_ttl: Duration,
+    /// `KYC_PUBLIC_URL`: the base URL clients reach this API at, used in the
+    /// local backend's URLs. Defaults to `http://<KYC_BIND>`.
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StorageBackend {
+    Local(std::path::PathBuf),
+    S3(crate::storage::S3Settings),
 }
 
 impl Settings {
@@ -120,8 +143,10 @@ impl Settings {
         )?;
 
         let operation_rules_path = get("KYC_OPERATION_RULES").map(std::path::PathBuf::from);
+        let storage = storage_settings(&get, environment)?;
 
         Ok(Settings {
+            storage,
             operation_rules_path,
             database_url,
             bind,
@@ -135,6 +160,65 @@ impl Settings {
             json_limit,
         })
     }
+}
+
+fn storage_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    environment: Environment,
+) -> anyhow::Result<StorageSettings> {
+    use crate::storage::{parse_storage_url, S3Settings, StorageLocation, MIN_SIGNING_KEY_BYTES};
+    let location = get("KYC_STORAGE").unwrap_or_else(|| "local:./kyc-api-files".to_string());
+    let backend = match parse_storage_url(&location).map_err(|e| anyhow!("KYC_STORAGE: {e}"))? {
+        StorageLocation::Local { dir } => StorageBackend::Local(dir),
+        StorageLocation::S3 { bucket, prefix } => StorageBackend::S3(
+            S3Settings::from_lookup(bucket, prefix, get)
+                .map_err(|e| anyhow!("KYC_STORAGE is S3: {e}"))?,
+        ),
+    };
+    let signing_key = get("KYC_SIGNING_KEY");
+    match (&signing_key, environment) {
+        (Some(key), _) if key.len() < MIN_SIGNING_KEY_BYTES => {
+            bail!("KYC_SIGNING_KEY must be at least {MIN_SIGNING_KEY_BYTES} bytes long")
+        }
+        (None, Environment::Production) if matches!(backend, StorageBackend::Local(_)) => {
+            bail!("KYC_SIGNING_KEY is required in production with local storage")
+        }
+        _ => {}
+    }
+    let public_url = get("KYC_PUBLIC_URL");
+    if let Some(url) = &public_url {
+        let parsed =
+            url::Url::parse(url).map_err(|e| anyhow!("KYC_PUBLIC_URL is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            bail!("KYC_PUBLIC_URL must be an http(s) URL");
+        }
+    }
+    Ok(StorageSettings {
+        backend,
+        signing_key,
+        max_document_bytes: parse_number(
+            get,
+            "KYC_MAX_DOCUMENT_BYTES",
+            10 * 1024 * 1024,
+            1,
+            5 * 1024 * 1024 * 1024,
+        )?,
+        presign_ttl: Duration::from_secs(parse_number(
+            get,
+            "KYC_PRESIGN_TTL_SECONDS",
+            900,
+            1,
+            7 * 24 * 3600,
+        )?),
+        upload_ttl: Duration::from_secs(parse_number(
+            get,
+            "KYC_UPLOAD_TTL_SECONDS",
+            300,
+            1,
+            7 * 24 * 3600,
+        )?),
+        public_url,
+    })
 }
 
 fn parse_number<T>(

@@ -12,6 +12,7 @@ pub mod error;
 pub mod routes;
 pub mod services;
 pub mod startup;
+pub mod storage;
 pub mod telemetry;
 pub mod tenancy;
 pub mod views;

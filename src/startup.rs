@@ -8,10 +8,11 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 
-use crate::config::Settings;
+use crate::config::{Settings, StorageBackend};
 use crate::db::Db;
 use crate::domain::operations::OperationRules;
 use crate::routes;
+use crate::storage::Storage;
 use crate::telemetry;
 use crate::tenancy::{self, Bootstrap};
 
@@ -21,6 +22,50 @@ pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
     pub operation_rules: Arc<OperationRules>,
+    pub storage: Storage,
+}
+
+/// The signing key of the local backend's tokens: configured, or in sandbox
+/// generated once and kept in the database so every replica shares it.
+fn signing_key(db: &Db, settings: &Settings) -> anyhow::Result<String> {
+    const NAME: &str = "local_storage_signing_key";
+    if let Some(key) = &settings.storage.signing_key {
+        return Ok(key.clone());
+    }
+    let mut conn = db.pool().get().context("cannot reach the database")?;
+    if let Some(key) = crate::db::apps::find_secret(&mut conn, NAME)? {
+        return Ok(key);
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    let generated = hex::encode(bytes);
+    match crate::db::apps::insert_secret(&mut conn, NAME, &generated) {
+        Ok(()) => Ok(generated),
+        // Another replica generated one at the same moment: use theirs.
+        Err(e) if crate::db::is_unique_violation(&e) => {
+            crate::db::apps::find_secret(&mut conn, NAME)?.context("the signing key vanished")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn build_storage(settings: &Settings, signing_key: &str, port: u16) -> anyhow::Result<Storage> {
+    match &settings.storage.backend {
+        StorageBackend::Local(dir) => {
+            let base = settings.storage.public_url.clone().unwrap_or_else(|| {
+                let ip = match settings.bind.ip() {
+                    ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+                    ip => ip,
+                };
+                format!("http://{}", std::net::SocketAddr::new(ip, port))
+            });
+            Ok(Storage::local(dir.clone(), &base, signing_key.as_bytes())
+                .map_err(|e| anyhow::anyhow!("KYC_STORAGE: {e}"))?)
+        }
+        StorageBackend::S3(s3) => {
+            Ok(Storage::s3(s3.clone()).map_err(|e| anyhow::anyhow!("KYC_STORAGE: {e}"))?)
+        }
+    }
 }
 
 pub struct Application {
@@ -74,14 +119,24 @@ impl Application {
             Bootstrap::NothingToDo => None,
         };
 
+        let key = {
+            let (db, settings) = (db.clone(), settings.clone());
+            actix_web::rt::task::spawn_blocking(move || signing_key(&db, &settings))
+                .await
+                .context("start-up task panicked")??
+        };
+
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let storage = build_storage(&settings, &key, port)?;
+        let storage_data = web::Data::new(storage.clone());
 
         let state = web::Data::new(AppState {
             db,
             settings: settings.clone(),
             operation_rules,
+            storage,
         });
         let sandbox = settings.environment == crate::config::Environment::Sandbox;
         let json_limit = settings.json_limit;
@@ -89,6 +144,7 @@ impl Application {
             App::new()
                 .wrap_fn(telemetry::request_span)
                 .app_data(state.clone())
+                .app_data(storage_data.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(json_limit)

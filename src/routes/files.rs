@@ -42,8 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
 }
 
 fn local(storage: &Storage) -> Result<&LocalStore, ApiError> {
@@ -52,8 +52,12 @@ fn local(storage: &Storage) -> Result<&LocalStore, ApiError> {
 
 fn refused(e: TokenError) -> ApiError {
     match e {
-        TokenError::Expired => ApiError::refused(Refusal::SignatureExpired, "The signature has expired."),
-        TokenError::Invalid => ApiError::refused(Refusal::SignatureInvalid, "The signature is invalid."),
+        TokenError::Expired => {
+            ApiError::refused(Refusal::SignatureExpired, "The signature has expired.")
+        }
+        TokenError::Invalid => {
+            ApiError::refused(Refusal::SignatureInvalid, "The signature is invalid.")
+        }
     }
 }
 
@@ -72,7 +76,10 @@ fn multipart_error(e: MultipartError) -> ApiError {
 /// The form's text fields, by their canonical name.
 const TEXT_FIELDS: [&str; 3] = ["key", "Content-Type", "policy"];
 
-async fn upload(storage: web::Data<Storage>, mut form: Multipart) -> Result<HttpResponse, ApiError> {
+pub async fn upload(
+    storage: web::Data<Storage>,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
     let local = local(&storage)?;
     let mut fields: BTreeMap<&'static str, String> = BTreeMap::new();
     while let Some(field) = form.try_next().await.map_err(multipart_error)? {
@@ -82,19 +89,28 @@ async fn upload(storage: web::Data<Storage>, mut form: Multipart) -> Result<Http
             // Like S3, anything after the file is ignored.
             return Ok(HttpResponse::NoContent().finish());
         }
-        let Some(canonical) = TEXT_FIELDS.into_iter().find(|f| f.eq_ignore_ascii_case(&name)) else {
+        let Some(canonical) = TEXT_FIELDS
+            .into_iter()
+            .find(|f| f.eq_ignore_ascii_case(&name))
+        else {
             return Err(ApiError::invalid(
                 name,
                 "Unknown form field; send key, Content-Type and policy, then file.",
             ));
         };
         if fields.contains_key(canonical) {
-            return Err(ApiError::invalid(canonical, "The field is sent more than once."));
+            return Err(ApiError::invalid(
+                canonical,
+                "The field is sent more than once.",
+            ));
         }
         let value = read_text(canonical, field).await?;
         fields.insert(canonical, value);
     }
-    Err(ApiError::invalid("file", "The form has no file; send it last, named file."))
+    Err(ApiError::invalid(
+        "file",
+        "The form has no file; send it last, named file.",
+    ))
 }
 
 async fn read_text(name: &str, mut field: actix_multipart::Field) -> Result<String, ApiError> {
@@ -114,11 +130,13 @@ async fn store_file(
     file: actix_multipart::Field,
 ) -> Result<(), ApiError> {
     let field = |name: &'static str| {
-        fields
-            .get(name)
-            .ok_or_else(|| ApiError::invalid(name, "The field is missing; send it before the file."))
+        fields.get(name).ok_or_else(|| {
+            ApiError::invalid(name, "The field is missing; send it before the file.")
+        })
     };
-    let grant = local.verify_upload_policy(field("policy")?).map_err(refused)?;
+    let grant = local
+        .verify_upload_policy(field("policy")?)
+        .map_err(refused)?;
     if field("key")? != grant.key.as_str() {
         return Err(ApiError::refused(
             Refusal::SignatureInvalid,
@@ -135,18 +153,29 @@ async fn store_file(
         Ok(_) => Ok(()),
         Err(UploadError::TooLarge { .. }) => Err(ApiError::PayloadTooLarge),
         Err(UploadError::Empty) => Err(ApiError::invalid("file", "The file is empty.")),
-        Err(UploadError::Body(e)) => Err(ApiError::invalid("file", format!("Reading the file failed: {e}"))),
+        Err(UploadError::Body(e)) => Err(ApiError::invalid(
+            "file",
+            format!("Reading the file failed: {e}"),
+        )),
         Err(UploadError::Storage(e)) => Err(ApiError::internal(e)),
     }
 }
 
-async fn download(storage: web::Data<Storage>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn download(
+    storage: web::Data<Storage>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let local = local(&storage)?;
     let key = req.match_info().get("key").unwrap_or_default();
     let token = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(name, _)| name == "token")
         .map(|(_, value)| value.into_owned())
-        .ok_or_else(|| ApiError::refused(Refusal::SignatureInvalid, "A signed download URL is required."))?;
+        .ok_or_else(|| {
+            ApiError::refused(
+                Refusal::SignatureInvalid,
+                "A signed download URL is required.",
+            )
+        })?;
     let key = local.verify_download_token(&token, key).map_err(refused)?;
     let LocalObject { file, len } = local.open(&key).await.map_err(|e| match e {
         StorageError::NotFound => ApiError::NotFound,
@@ -164,7 +193,10 @@ async fn download(storage: web::Data<Storage>, req: HttpRequest) -> Result<HttpR
     .boxed_local();
     Ok(HttpResponse::Ok()
         .content_type(key.content_type().as_str())
-        .insert_header(CacheControl(vec![CacheDirective::Private, CacheDirective::NoStore]))
+        .insert_header(CacheControl(vec![
+            CacheDirective::Private,
+            CacheDirective::NoStore,
+        ]))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .no_chunking(len)
         .streaming(body))
@@ -197,7 +229,8 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
-            let storage = web::Data::new(Storage::local(dir.path().join("files"), &base, SECRET).unwrap());
+            let storage =
+                web::Data::new(Storage::local(dir.path().join("files"), &base, SECRET).unwrap());
             Self::serve(storage, listener, base, dir)
         }
 
@@ -208,11 +241,12 @@ mod tests {
             dir: tempfile::TempDir,
         ) -> Server {
             let data = storage.clone();
-            let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
-                .workers(1)
-                .listen(listener)
-                .unwrap()
-                .run();
+            let server =
+                HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
+                    .workers(1)
+                    .listen(listener)
+                    .unwrap()
+                    .run();
             let handle = server.handle();
             actix_web::rt::spawn(server);
             Server {
@@ -232,7 +266,9 @@ mod tests {
         }
 
         fn presign(&self, key: &ObjectKey, max_bytes: u64) -> PresignedPost {
-            self.storage.presign_post(key, Duration::from_secs(300), max_bytes).unwrap()
+            self.storage
+                .presign_post(key, Duration::from_secs(300), max_bytes)
+                .unwrap()
         }
 
         async fn stop(self) {
@@ -260,10 +296,17 @@ mod tests {
     }
 
     fn fields_of(post: &PresignedPost) -> Vec<(&str, &str)> {
-        post.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+        post.fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 
-    async fn send(post: &PresignedPost, fields: &[(&str, &str)], file: Option<Vec<u8>>) -> reqwest::Response {
+    async fn send(
+        post: &PresignedPost,
+        fields: &[(&str, &str)],
+        file: Option<Vec<u8>>,
+    ) -> reqwest::Response {
         reqwest::Client::new()
             .post(&post.url)
             .multipart(form(fields, file))
@@ -313,15 +356,24 @@ mod tests {
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
         assert!(storage.exists(&key).await.unwrap());
         assert_eq!(storage.read(&key).await.unwrap(), content);
-        assert_eq!(files_under(server.root()), vec![server.root().join(key.as_str())]);
+        assert_eq!(
+            files_under(server.root()),
+            vec![server.root().join(key.as_str())]
+        );
 
-        let get = storage.presign_get(&key, Duration::from_secs(60)).await.unwrap();
+        let get = storage
+            .presign_get(&key, Duration::from_secs(60))
+            .await
+            .unwrap();
         let response = reqwest::get(&get.url).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], ct.as_str());
         assert_eq!(response.headers()["content-length"], "100000");
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
-        assert!(response.headers()["cache-control"].to_str().unwrap().contains("no-store"));
+        assert!(response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("no-store"));
         assert_eq!(response.bytes().await.unwrap().to_vec(), content);
 
         // The object URL alone gives nothing.
@@ -345,7 +397,12 @@ mod tests {
         assert!(!server.storage.exists(&key).await.unwrap());
 
         let fresh = server.presign(&key, 10);
-        assert_eq!(send(&fresh, &fields_of(&fresh), Some(bytes(5))).await.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            send(&fresh, &fields_of(&fresh), Some(bytes(5)))
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
         let get = server.local().presign_get_until(&key, past).unwrap();
         let response = reqwest::get(&get.url).await.unwrap();
         expect_error(response, StatusCode::FORBIDDEN, "signature_expired").await;
@@ -373,8 +430,17 @@ mod tests {
         expect_error(response, StatusCode::FORBIDDEN, "signature_invalid").await;
         assert!(!server.storage.exists(&key).await.unwrap());
 
-        assert_eq!(send(&post, &fields_of(&post), Some(bytes(5))).await.status(), StatusCode::NO_CONTENT);
-        let get = server.storage.presign_get(&key, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(
+            send(&post, &fields_of(&post), Some(bytes(5)))
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+        let get = server
+            .storage
+            .presign_get(&key, Duration::from_secs(60))
+            .await
+            .unwrap();
         let tampered = format!("{}x", get.url);
         let response = reqwest::get(&tampered).await.unwrap();
         expect_error(response, StatusCode::FORBIDDEN, "signature_invalid").await;
@@ -402,11 +468,29 @@ mod tests {
         }
         assert_eq!(files_under(server.root()), Vec::<PathBuf>::new());
 
-        assert_eq!(send(&post, &fields_of(&post), Some(bytes(5))).await.status(), StatusCode::NO_CONTENT);
-        assert_eq!(send(&server.presign(&other_app, 10), &fields_of(&server.presign(&other_app, 10)), Some(bytes(3))).await.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            send(&post, &fields_of(&post), Some(bytes(5)))
+                .await
+                .status(),
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            send(
+                &server.presign(&other_app, 10),
+                &fields_of(&server.presign(&other_app, 10)),
+                Some(bytes(3))
+            )
+            .await
+            .status(),
+            StatusCode::NO_CONTENT
+        );
 
         // Download another (existing) key with this key's token.
-        let get = server.storage.presign_get(&key, Duration::from_secs(60)).await.unwrap();
+        let get = server
+            .storage
+            .presign_get(&key, Duration::from_secs(60))
+            .await
+            .unwrap();
         let token = get.url.split_once("?token=").unwrap().1;
         for other in [&other_same_app, &other_app] {
             let url = format!("{}?token={token}", server.storage.object_url(other));
@@ -414,11 +498,25 @@ mod tests {
             expect_error(response, StatusCode::FORBIDDEN, "signature_invalid").await;
         }
         let url = format!("{}/files/{key}/?token={token}", server.base);
-        expect_error(reqwest::get(&url).await.unwrap(), StatusCode::FORBIDDEN, "signature_invalid").await;
+        expect_error(
+            reqwest::get(&url).await.unwrap(),
+            StatusCode::FORBIDDEN,
+            "signature_invalid",
+        )
+        .await;
 
         // The upload policy does not download, the download token does not upload.
-        let url = format!("{}?token={}", server.storage.object_url(&key), post.fields["policy"]);
-        expect_error(reqwest::get(&url).await.unwrap(), StatusCode::FORBIDDEN, "signature_invalid").await;
+        let url = format!(
+            "{}?token={}",
+            server.storage.object_url(&key),
+            post.fields["policy"]
+        );
+        expect_error(
+            reqwest::get(&url).await.unwrap(),
+            StatusCode::FORBIDDEN,
+            "signature_invalid",
+        )
+        .await;
         let mut fields = fields_of(&post);
         fields.retain(|(n, _)| *n != "policy");
         fields.push(("policy", token));
@@ -436,7 +534,12 @@ mod tests {
         let mut fields = fields_of(&post);
         fields.retain(|(n, _)| *n != "Content-Type");
         fields.push(("Content-Type", "text/html"));
-        let body = expect_error(send(&post, &fields, Some(bytes(5))).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+        let body = expect_error(
+            send(&post, &fields, Some(bytes(5))).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(detail_field(&body), "Content-Type");
 
         expect_error(
@@ -452,26 +555,51 @@ mod tests {
             "payload_too_large",
         )
         .await;
-        let body = expect_error(send(&post, &fields_of(&post), Some(Vec::new())).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+        let body = expect_error(
+            send(&post, &fields_of(&post), Some(Vec::new())).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(detail_field(&body), "file");
 
         let mut fields = fields_of(&post);
         fields.push(("x-amz-meta-owner", "me"));
-        let body = expect_error(send(&post, &fields, Some(bytes(5))).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+        let body = expect_error(
+            send(&post, &fields, Some(bytes(5))).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(detail_field(&body), "x-amz-meta-owner");
 
         let mut fields = fields_of(&post);
         fields.push(("key", key.as_str()));
-        let body = expect_error(send(&post, &fields, Some(bytes(5))).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+        let body = expect_error(
+            send(&post, &fields, Some(bytes(5))).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(detail_field(&body), "key");
 
         for missing in ["key", "Content-Type", "policy"] {
             let mut fields = fields_of(&post);
             fields.retain(|(n, _)| *n != missing);
-            let body = expect_error(send(&post, &fields, Some(bytes(5))).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+            let body = expect_error(
+                send(&post, &fields, Some(bytes(5))).await,
+                StatusCode::BAD_REQUEST,
+                "validation_failed",
+            )
+            .await;
             assert_eq!(detail_field(&body), missing);
         }
-        let body = expect_error(send(&post, &fields_of(&post), None).await, StatusCode::BAD_REQUEST, "validation_failed").await;
+        let body = expect_error(
+            send(&post, &fields_of(&post), None).await,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(detail_field(&body), "file");
 
         // The file before the fields.
@@ -493,7 +621,11 @@ mod tests {
             .unwrap();
         expect_error(response, StatusCode::BAD_REQUEST, "validation_failed").await;
 
-        assert_eq!(files_under(server.root()), Vec::<PathBuf>::new(), "refused uploads leave nothing");
+        assert_eq!(
+            files_under(server.root()),
+            Vec::<PathBuf>::new(),
+            "refused uploads leave nothing"
+        );
         assert!(!server.storage.exists(&key).await.unwrap());
         server.stop().await;
     }
@@ -502,14 +634,37 @@ mod tests {
     async fn missing_objects_and_wrong_methods() {
         let server = Server::start().await;
         let key = new_key("a.pdf");
-        let get = server.storage.presign_get(&key, Duration::from_secs(60)).await.unwrap();
-        expect_error(reqwest::get(&get.url).await.unwrap(), StatusCode::NOT_FOUND, "not_found").await;
+        let get = server
+            .storage
+            .presign_get(&key, Duration::from_secs(60))
+            .await
+            .unwrap();
+        expect_error(
+            reqwest::get(&get.url).await.unwrap(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
 
         let client = reqwest::Client::new();
-        let response = client.put(format!("{}/files/upload", server.base)).send().await.unwrap();
-        expect_error(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+        let response = client
+            .put(format!("{}/files/upload", server.base))
+            .send()
+            .await
+            .unwrap();
+        expect_error(
+            response,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        )
+        .await;
         let response = client.delete(&get.url).send().await.unwrap();
-        expect_error(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+        expect_error(
+            response,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        )
+        .await;
         server.stop().await;
     }
 
@@ -528,9 +683,16 @@ mod tests {
             force_path_style: false,
         })
         .unwrap();
-        let server = Server::serve(web::Data::new(storage), listener, base.clone(), tempfile::tempdir().unwrap());
+        let server = Server::serve(
+            web::Data::new(storage),
+            listener,
+            base.clone(),
+            tempfile::tempdir().unwrap(),
+        );
         let key = new_key("a.png");
-        let response = reqwest::get(format!("{base}/files/{key}?token=x")).await.unwrap();
+        let response = reqwest::get(format!("{base}/files/{key}?token=x"))
+            .await
+            .unwrap();
         expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
         let response = reqwest::Client::new()
             .post(format!("{base}/files/upload"))

@@ -11,6 +11,7 @@ use crate::db::identities::{self as q, Cursor};
 use crate::domain::identity::parse_identity;
 use crate::domain::list_query::{ListQuery, Page, IDENTITY_LIST};
 use crate::error::ApiError;
+use crate::services::documents::check_document_urls;
 use crate::services::identities as service;
 use crate::startup::AppState;
 
@@ -20,6 +21,7 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let input = parse_identity(&body, service::today(), true).map_err(ApiError::Validation)?;
+    check_document_urls(&state, auth.app_id, &body).await?;
     let view = state
         .db
         .write(move |conn| service::create(conn, auth.app_id, input))
@@ -48,6 +50,7 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_uuid("id", &id)?;
     let body = body.into_inner();
+    check_document_urls(&state, auth.app_id, &body).await?;
     let view = state
         .db
         .write(move |conn| service::patch(conn, auth.app_id, id, &body))

@@ -1,6 +1,8 @@
 //! HTTP handlers: extract, call one domain or database function, map to the
 //! response. Routing lives in `configure`.
 
+pub mod documents;
+pub mod files;
 pub mod health;
 pub mod identities;
 pub mod kyc;
@@ -56,6 +58,12 @@ routes! {
     "/verifications" => { get: kyc::list_verifications }
     "/verifications/{id}" => { get: kyc::get_verification }
     "/verifications/{id}/decision" => { post: kyc::decide }
+    "/presign-url" => { post: documents::presign_upload }
+    "/identities/{identityId}/documents/{id}/presign-url" => { get: documents::presign_download }
+    // The local storage backend's own signed upload and download; with S3
+    // they answer 404.
+    "/files/upload" => { post: files::upload }
+    "/files/{key:.*}" => { get: files::download }
 }
 
 /// Sandbox-only routes: with `KYC_ENV=production` they do not exist (404).

@@ -82,7 +82,10 @@ impl ObjectKey {
     /// A fresh key for a file the app `app_id` is about to upload. Only the
     /// extension of `filename` is used (case-insensitively); the name itself
     /// is random.
-    pub fn new_upload(app_id: Uuid, filename: &str) -> Result<(ObjectKey, ContentType), UnsupportedFileType> {
+    pub fn new_upload(
+        app_id: Uuid,
+        filename: &str,
+    ) -> Result<(ObjectKey, ContentType), UnsupportedFileType> {
         let extension = filename.rsplit_once('.').map(|(_, ext)| ext);
         let lower = extension.map(str::to_ascii_lowercase);
         let content_type = lower
@@ -110,9 +113,13 @@ impl ObjectKey {
     /// Reads back a key made by [`ObjectKey::new_upload`]; nothing else is accepted.
     pub fn parse(s: &str) -> Result<ObjectKey, InvalidObjectKey> {
         let mut parts = s.split('/');
-        let (Some("apps"), Some(app), Some("documents"), Some(file), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some("apps"), Some(app), Some("documents"), Some(file), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(InvalidObjectKey);
         };
         let app_id = canonical_uuid(app).ok_or(InvalidObjectKey)?;
@@ -200,7 +207,16 @@ mod tests {
 
     #[test]
     fn new_upload_refuses_other_types_listing_the_allowed_ones() {
-        for name in ["a.gif", "a.svg", "a.html", "a.jpg.exe", "noext", "a.", "", "a.pdf/"] {
+        for name in [
+            "a.gif",
+            "a.svg",
+            "a.html",
+            "a.jpg.exe",
+            "noext",
+            "a.",
+            "",
+            "a.pdf/",
+        ] {
             let err = ObjectKey::new_upload(app(), name).unwrap_err();
             let msg = err.to_string();
             assert!(msg.contains("jpg, jpeg, png, pdf"), "{name}: {msg}");

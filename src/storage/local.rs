@@ -57,16 +57,27 @@ impl LocalStore {
     /// `https://kyc.example.com/api` (the `/files` routes must be mounted
     /// under it); `signing_key`: HS256 secret for the file tokens, at least
     /// 32 bytes.
-    pub fn new(root: impl Into<PathBuf>, public_base_url: &str, signing_key: &[u8]) -> Result<Self, StorageError> {
+    pub fn new(
+        root: impl Into<PathBuf>,
+        public_base_url: &str,
+        signing_key: &[u8],
+    ) -> Result<Self, StorageError> {
         let root = root.into();
-        let mut base = Url::parse(public_base_url)
-            .map_err(|e| StorageError::Config(format!("public base URL {public_base_url:?} is not a URL: {e}")))?;
+        let mut base = Url::parse(public_base_url).map_err(|e| {
+            StorageError::Config(format!(
+                "public base URL {public_base_url:?} is not a URL: {e}"
+            ))
+        })?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             return Err(StorageError::Config(format!(
                 "public base URL {public_base_url:?} must be an http:// or https:// URL with a host"
             )));
         }
-        if base.query().is_some() || base.fragment().is_some() || !base.username().is_empty() || base.password().is_some() {
+        if base.query().is_some()
+            || base.fragment().is_some()
+            || !base.username().is_empty()
+            || base.password().is_some()
+        {
             return Err(StorageError::Config(format!(
                 "public base URL {public_base_url:?} must not have a query, fragment or credentials"
             )));
@@ -74,8 +85,12 @@ impl LocalStore {
         let path = base.path().trim_end_matches('/').to_owned();
         base.set_path(&path);
         let signer = TokenSigner::new(signing_key).map_err(StorageError::Config)?;
-        create_private_dir_sync(&root)
-            .map_err(|e| StorageError::Config(format!("cannot create storage directory {}: {e}", root.display())))?;
+        create_private_dir_sync(&root).map_err(|e| {
+            StorageError::Config(format!(
+                "cannot create storage directory {}: {e}",
+                root.display()
+            ))
+        })?;
         Ok(Self { root, base, signer })
     }
 
@@ -110,10 +125,15 @@ impl LocalStore {
         let policy = self
             .signer
             .sign_post(key, max_bytes, expires_at)
-            .map_err(|e| StorageError::backend(anyhow::Error::new(e).context("signing upload policy")))?;
+            .map_err(|e| {
+                StorageError::backend(anyhow::Error::new(e).context("signing upload policy"))
+            })?;
         let fields = [
             ("key".to_owned(), key.as_str().to_owned()),
-            ("Content-Type".to_owned(), key.content_type().as_str().to_owned()),
+            (
+                "Content-Type".to_owned(),
+                key.content_type().as_str().to_owned(),
+            ),
             ("policy".to_owned(), policy),
         ]
         .into_iter()
@@ -126,11 +146,14 @@ impl LocalStore {
         })
     }
 
-    pub(crate) fn presign_get_until(&self, key: &ObjectKey, expires_at: DateTime<Utc>) -> Result<PresignedGet, StorageError> {
-        let token = self
-            .signer
-            .sign_get(key, expires_at)
-            .map_err(|e| StorageError::backend(anyhow::Error::new(e).context("signing download token")))?;
+    pub(crate) fn presign_get_until(
+        &self,
+        key: &ObjectKey,
+        expires_at: DateTime<Utc>,
+    ) -> Result<PresignedGet, StorageError> {
+        let token = self.signer.sign_get(key, expires_at).map_err(|e| {
+            StorageError::backend(anyhow::Error::new(e).context("signing download token"))
+        })?;
         Ok(PresignedGet {
             url: format!("{}?token={token}", self.object_url(key)),
             expires_at,
@@ -169,7 +192,9 @@ impl LocalStore {
         match tokio::fs::metadata(self.path_of(key)).await {
             Ok(meta) => Ok(meta.is_file()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(StorageError::backend(anyhow::Error::new(e).context(format!("stat {key}")))),
+            Err(e) => Err(StorageError::backend(
+                anyhow::Error::new(e).context(format!("stat {key}")),
+            )),
         }
     }
 
@@ -177,24 +202,34 @@ impl LocalStore {
     pub async fn open(&self, key: &ObjectKey) -> Result<LocalObject, StorageError> {
         let file = match tokio::fs::File::open(self.path_of(key)).await {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound),
-            Err(e) => return Err(StorageError::backend(anyhow::Error::new(e).context(format!("open {key}")))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound)
+            }
+            Err(e) => {
+                return Err(StorageError::backend(
+                    anyhow::Error::new(e).context(format!("open {key}")),
+                ))
+            }
         };
-        let meta = file
-            .metadata()
-            .await
-            .map_err(|e| StorageError::backend(anyhow::Error::new(e).context(format!("stat {key}"))))?;
+        let meta = file.metadata().await.map_err(|e| {
+            StorageError::backend(anyhow::Error::new(e).context(format!("stat {key}")))
+        })?;
         if !meta.is_file() {
             return Err(StorageError::NotFound);
         }
-        Ok(LocalObject { file, len: meta.len() })
+        Ok(LocalObject {
+            file,
+            len: meta.len(),
+        })
     }
 
     pub async fn read(&self, key: &ObjectKey) -> Result<Vec<u8>, StorageError> {
         match tokio::fs::read(self.path_of(key)).await {
             Ok(bytes) => Ok(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound),
-            Err(e) => Err(StorageError::backend(anyhow::Error::new(e).context(format!("read {key}")))),
+            Err(e) => Err(StorageError::backend(
+                anyhow::Error::new(e).context(format!("read {key}")),
+            )),
         }
     }
 
@@ -202,16 +237,25 @@ impl LocalStore {
     /// and empty bodies. The object appears (atomically, replacing any
     /// previous one) only once the whole body is written; on any failure
     /// nothing is left behind. Returns the number of bytes stored.
-    pub async fn write_stream<S, E>(&self, key: &ObjectKey, max_bytes: u64, body: S) -> Result<u64, UploadError>
+    pub async fn write_stream<S, E>(
+        &self,
+        key: &ObjectKey,
+        max_bytes: u64,
+        body: S,
+    ) -> Result<u64, UploadError>
     where
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
         let io = |what: &str, e: std::io::Error| {
-            UploadError::Storage(StorageError::backend(anyhow::Error::new(e).context(format!("{what} for {key}"))))
+            UploadError::Storage(StorageError::backend(
+                anyhow::Error::new(e).context(format!("{what} for {key}")),
+            ))
         };
         let incoming = self.root.join(INCOMING);
-        create_private_dir(&incoming).await.map_err(|e| io("creating upload directory", e))?;
+        create_private_dir(&incoming)
+            .await
+            .map_err(|e| io("creating upload directory", e))?;
         let temp = TempFile {
             path: incoming.join(format!("{}.part", Uuid::new_v4())),
         };
@@ -219,7 +263,10 @@ impl LocalStore {
         options.write(true).create_new(true);
         #[cfg(unix)]
         options.mode(0o600);
-        let mut file = options.open(&temp.path).await.map_err(|e| io("creating temp file", e))?;
+        let mut file = options
+            .open(&temp.path)
+            .await
+            .map_err(|e| io("creating temp file", e))?;
 
         let mut written: u64 = 0;
         let mut body = std::pin::pin!(body);
@@ -239,7 +286,9 @@ impl LocalStore {
 
         let target = self.path_of(key);
         if let Some(parent) = target.parent() {
-            create_private_dir(parent).await.map_err(|e| io("creating directory", e))?;
+            create_private_dir(parent)
+                .await
+                .map_err(|e| io("creating directory", e))?;
         }
         tokio::fs::rename(&temp.path, &target)
             .await
@@ -294,7 +343,12 @@ mod tests {
     }
 
     fn chunks(parts: &[&[u8]]) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
-        stream::iter(parts.iter().map(|p| Ok(Bytes::copy_from_slice(p))).collect::<Vec<_>>())
+        stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::copy_from_slice(p)))
+                .collect::<Vec<_>>(),
+        )
     }
 
     fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -316,16 +370,31 @@ mod tests {
     #[test]
     fn constructor_checks_its_arguments() {
         let dir = tempfile::tempdir().unwrap();
-        for base in ["", "127.0.0.1:8080", "ftp://x", "http://h/?q=1", "http://u:p@h/", "http://h/#f"] {
+        for base in [
+            "",
+            "127.0.0.1:8080",
+            "ftp://x",
+            "http://h/?q=1",
+            "http://u:p@h/",
+            "http://h/#f",
+        ] {
             let err = LocalStore::new(dir.path(), base, SECRET).unwrap_err();
             assert!(matches!(err, StorageError::Config(_)), "{base}: {err}");
         }
         let err = LocalStore::new(dir.path(), "http://h", b"short").unwrap_err();
         assert!(err.to_string().contains("32 bytes"), "{err}");
-        let s = LocalStore::new(dir.path().join("a/b"), "https://kyc.example.com/api/", SECRET).unwrap();
+        let s = LocalStore::new(
+            dir.path().join("a/b"),
+            "https://kyc.example.com/api/",
+            SECRET,
+        )
+        .unwrap();
         assert!(dir.path().join("a/b").is_dir());
         let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "x.png").unwrap();
-        assert_eq!(s.object_url(&key), format!("https://kyc.example.com/api/files/{key}"));
+        assert_eq!(
+            s.object_url(&key),
+            format!("https://kyc.example.com/api/files/{key}")
+        );
         assert_eq!(s.upload_url(), "https://kyc.example.com/api/files/upload");
     }
 
@@ -339,7 +408,10 @@ mod tests {
         assert_eq!(s.parse_object_url(&url), ObjectUrlMatch::Ours(key.clone()));
         // A presigned URL still names the object.
         let signed = s.presign_get_until(&key, Utc::now()).unwrap().url;
-        assert_eq!(s.parse_object_url(&signed), ObjectUrlMatch::Ours(key.clone()));
+        assert_eq!(
+            s.parse_object_url(&signed),
+            ObjectUrlMatch::Ours(key.clone())
+        );
         for external in [
             "https://example.com/files/".to_owned(),
             format!("http://127.0.0.1:8081/files/{key}"),
@@ -347,7 +419,11 @@ mod tests {
             "not a url".to_owned(),
             format!("https://bucket.s3.amazonaws.com/{key}"),
         ] {
-            assert_eq!(s.parse_object_url(&external), ObjectUrlMatch::External, "{external}");
+            assert_eq!(
+                s.parse_object_url(&external),
+                ObjectUrlMatch::External,
+                "{external}"
+            );
         }
         let app = key.app_id();
         for invalid in [
@@ -359,11 +435,18 @@ mod tests {
             format!("http://127.0.0.1:8080/files/apps/x/../{key}"),
             format!("http://127.0.0.1:8080/files/apps/x/%2e%2e/{key}"),
             format!("http://127.0.0.1:8080/x/../files/{key}"),
-            format!("http://127.0.0.1:8080/files/{}", key.as_str().replace('/', "%2F")),
+            format!(
+                "http://127.0.0.1:8080/files/{}",
+                key.as_str().replace('/', "%2F")
+            ),
             format!("http://127.0.0.1:8080/files/{key}/extra"),
             format!("http://127.0.0.1:8080/files\\{key}"),
         ] {
-            assert_eq!(s.parse_object_url(&invalid), ObjectUrlMatch::Invalid, "{invalid}");
+            assert_eq!(
+                s.parse_object_url(&invalid),
+                ObjectUrlMatch::Invalid,
+                "{invalid}"
+            );
         }
     }
 
@@ -372,7 +455,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path(), "https://kyc.example.com/api");
         let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "x.pdf").unwrap();
-        assert_eq!(s.parse_object_url(&s.object_url(&key)), ObjectUrlMatch::Ours(key.clone()));
+        assert_eq!(
+            s.parse_object_url(&s.object_url(&key)),
+            ObjectUrlMatch::Ours(key.clone())
+        );
         assert_eq!(
             s.parse_object_url(&format!("https://kyc.example.com/files/{key}")),
             ObjectUrlMatch::Invalid
@@ -408,8 +494,14 @@ mod tests {
         assert!(matches!(s.open(&key).await, Err(StorageError::NotFound)));
         assert!(matches!(s.read(&key).await, Err(StorageError::NotFound)));
 
-        let err = s.write_stream(&key, 4, chunks(&[b"ab", b"cde"])).await.unwrap_err();
-        assert!(matches!(err, UploadError::TooLarge { max_bytes: 4 }), "{err}");
+        let err = s
+            .write_stream(&key, 4, chunks(&[b"ab", b"cde"]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, UploadError::TooLarge { max_bytes: 4 }),
+            "{err}"
+        );
         let err = s.write_stream(&key, 4, chunks(&[])).await.unwrap_err();
         assert!(matches!(err, UploadError::Empty), "{err}");
         let failing = stream::iter(vec![
@@ -419,9 +511,18 @@ mod tests {
         let err = s.write_stream(&key, 4, failing).await.unwrap_err();
         assert!(matches!(err, UploadError::Body(_)), "{err}");
         assert!(!s.exists(&key).await.unwrap());
-        assert_eq!(files_under(s.root()), Vec::<PathBuf>::new(), "failed uploads leave nothing");
+        assert_eq!(
+            files_under(s.root()),
+            Vec::<PathBuf>::new(),
+            "failed uploads leave nothing"
+        );
 
-        assert_eq!(s.write_stream(&key, 4, chunks(&[b"ab", b"cd"])).await.unwrap(), 4);
+        assert_eq!(
+            s.write_stream(&key, 4, chunks(&[b"ab", b"cd"]))
+                .await
+                .unwrap(),
+            4
+        );
         assert!(s.exists(&key).await.unwrap());
         assert_eq!(s.read(&key).await.unwrap(), b"abcd");
         assert_eq!(s.open(&key).await.unwrap().len, 4);
@@ -429,7 +530,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(s.root().join(key.as_str())).unwrap().permissions().mode();
+            let mode = std::fs::metadata(s.root().join(key.as_str()))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

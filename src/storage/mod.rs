@@ -117,7 +117,11 @@ pub enum Storage {
 
 impl Storage {
     /// See [`LocalStore::new`].
-    pub fn local(dir: impl Into<PathBuf>, public_base_url: &str, signing_key: &[u8]) -> Result<Self, StorageError> {
+    pub fn local(
+        dir: impl Into<PathBuf>,
+        public_base_url: &str,
+        signing_key: &[u8],
+    ) -> Result<Self, StorageError> {
         LocalStore::new(dir, public_base_url, signing_key).map(Storage::Local)
     }
 
@@ -135,9 +139,16 @@ impl Storage {
 
     /// An upload form for `key`, valid for `ttl` (at most [`MAX_PRESIGN_TTL`],
     /// whole seconds), accepting 1..=`max_bytes` bytes of the key's content type.
-    pub fn presign_post(&self, key: &ObjectKey, ttl: Duration, max_bytes: u64) -> Result<PresignedPost, StorageError> {
+    pub fn presign_post(
+        &self,
+        key: &ObjectKey,
+        ttl: Duration,
+        max_bytes: u64,
+    ) -> Result<PresignedPost, StorageError> {
         if max_bytes == 0 {
-            return Err(StorageError::Config("the upload size limit must be at least 1 byte".into()));
+            return Err(StorageError::Config(
+                "the upload size limit must be at least 1 byte".into(),
+            ));
         }
         let expires_at = expiry(ttl)?;
         match self {
@@ -148,7 +159,11 @@ impl Storage {
 
     /// A download URL for `key`, valid for `ttl` (at most [`MAX_PRESIGN_TTL`]).
     /// It does not check that the object exists.
-    pub async fn presign_get(&self, key: &ObjectKey, ttl: Duration) -> Result<PresignedGet, StorageError> {
+    pub async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        ttl: Duration,
+    ) -> Result<PresignedGet, StorageError> {
         let expires_at = expiry(ttl)?;
         match self {
             Storage::Local(local) => local.presign_get_until(key, expires_at),
@@ -208,14 +223,20 @@ pub enum StorageLocation {
     /// `local:<dir>`
     Local { dir: PathBuf },
     /// `s3://<bucket>[/<prefix>]` (prefix without leading or trailing `/`)
-    S3 { bucket: String, prefix: Option<String> },
+    S3 {
+        bucket: String,
+        prefix: Option<String>,
+    },
 }
 
 impl fmt::Display for StorageLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StorageLocation::Local { dir } => write!(f, "local:{}", dir.display()),
-            StorageLocation::S3 { bucket, prefix: None } => write!(f, "s3://{bucket}"),
+            StorageLocation::S3 {
+                bucket,
+                prefix: None,
+            } => write!(f, "s3://{bucket}"),
             StorageLocation::S3 {
                 bucket,
                 prefix: Some(prefix),
@@ -231,7 +252,9 @@ pub fn parse_storage_url(s: &str) -> Result<StorageLocation, String> {
         if dir.trim().is_empty() {
             return Err(format!("storage {s:?} names no directory; {EXPECTED}"));
         }
-        return Ok(StorageLocation::Local { dir: PathBuf::from(dir) });
+        return Ok(StorageLocation::Local {
+            dir: PathBuf::from(dir),
+        });
     }
     if let Some(rest) = s.strip_prefix("s3://") {
         let (bucket, prefix) = match rest.split_once('/') {
@@ -385,13 +408,22 @@ mod tests {
     fn owned_by_hides_other_apps_keys() {
         let mine = Uuid::new_v4();
         let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "a.png").unwrap();
-        assert_eq!(ObjectUrlMatch::Ours(key.clone()).owned_by(mine), ObjectUrlMatch::Invalid);
+        assert_eq!(
+            ObjectUrlMatch::Ours(key.clone()).owned_by(mine),
+            ObjectUrlMatch::Invalid
+        );
         assert_eq!(
             ObjectUrlMatch::Ours(key.clone()).owned_by(key.app_id()),
             ObjectUrlMatch::Ours(key)
         );
-        assert_eq!(ObjectUrlMatch::External.owned_by(mine), ObjectUrlMatch::External);
-        assert_eq!(ObjectUrlMatch::Invalid.owned_by(mine), ObjectUrlMatch::Invalid);
+        assert_eq!(
+            ObjectUrlMatch::External.owned_by(mine),
+            ObjectUrlMatch::External
+        );
+        assert_eq!(
+            ObjectUrlMatch::Invalid.owned_by(mine),
+            ObjectUrlMatch::Invalid
+        );
     }
 
     #[test]
@@ -407,21 +439,41 @@ mod tests {
     #[tokio::test]
     async fn storage_dispatches_to_local() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::local(dir.path(), "http://127.0.0.1:1", b"0123456789abcdef0123456789abcdef").unwrap();
+        let storage = Storage::local(
+            dir.path(),
+            "http://127.0.0.1:1",
+            b"0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
         assert!(storage.as_local().is_some());
         let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "a.png").unwrap();
         assert!(!storage.exists(&key).await.unwrap());
-        assert!(matches!(storage.read(&key).await, Err(StorageError::NotFound)));
-        assert!(storage.presign_post(&key, Duration::from_secs(60), 0).is_err());
-        let post = storage.presign_post(&key, Duration::from_secs(60), 10).unwrap();
+        assert!(matches!(
+            storage.read(&key).await,
+            Err(StorageError::NotFound)
+        ));
+        assert!(storage
+            .presign_post(&key, Duration::from_secs(60), 0)
+            .is_err());
+        let post = storage
+            .presign_post(&key, Duration::from_secs(60), 10)
+            .unwrap();
         assert_eq!(post.object_url, storage.object_url(&key));
-        let get = storage.presign_get(&key, Duration::from_secs(60)).await.unwrap();
-        assert!(get.url.starts_with(&format!("{}?token=", storage.object_url(&key))));
+        let get = storage
+            .presign_get(&key, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(get
+            .url
+            .starts_with(&format!("{}?token=", storage.object_url(&key))));
         assert_eq!(
             storage.parse_object_url(&storage.object_url(&key)),
             ObjectUrlMatch::Ours(key)
         );
         let json = serde_json::to_value(&post).unwrap();
-        assert!(json.get("objectUrl").is_some() && json.get("expiresAt").is_some(), "{json}");
+        assert!(
+            json.get("objectUrl").is_some() && json.get("expiresAt").is_some(),
+            "{json}"
+        );
     }
 }

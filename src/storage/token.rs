@@ -85,7 +85,11 @@ impl TokenSigner {
         })
     }
 
-    pub(crate) fn sign_get(&self, key: &ObjectKey, expires_at: DateTime<Utc>) -> Result<String, jsonwebtoken::errors::Error> {
+    pub(crate) fn sign_get(
+        &self,
+        key: &ObjectKey,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         self.sign(&Claims {
             aud: AUDIENCE.into(),
             method: METHOD_GET.into(),
@@ -129,7 +133,9 @@ impl TokenSigner {
     /// Checks that `token` is an unexpired upload policy and returns what it allows.
     pub(crate) fn verify_post(&self, token: &str) -> Result<UploadGrant, TokenError> {
         let claims = self.decode(token)?;
-        let (METHOD_POST, Some(content_type), Some(max_bytes)) = (claims.method.as_str(), claims.ct, claims.max) else {
+        let (METHOD_POST, Some(content_type), Some(max_bytes)) =
+            (claims.method.as_str(), claims.ct, claims.max)
+        else {
             return Err(TokenError::Invalid);
         };
         let key = ObjectKey::parse(&claims.key).map_err(|_| TokenError::Invalid)?;
@@ -185,7 +191,8 @@ mod tests {
     /// Replaces the payload of a token, keeping its header and signature.
     fn with_payload(token: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
         let parts: Vec<&str> = token.split('.').collect();
-        let mut payload: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         edit(&mut payload);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap());
         format!("{}.{payload}.{}", parts[0], parts[2])
@@ -234,7 +241,10 @@ mod tests {
         let t = s.sign_get(&k, soon()).unwrap();
         // Payload swapped to another key: the signature no longer matches.
         let forged = with_payload(&t, |p| p["key"] = other.as_str().into());
-        assert_eq!(s.verify_get(&forged, other.as_str()), Err(TokenError::Invalid));
+        assert_eq!(
+            s.verify_get(&forged, other.as_str()),
+            Err(TokenError::Invalid)
+        );
         // Expiry pushed back on an expired token: invalid, not expired.
         let old = s.sign_get(&k, past()).unwrap();
         let forged = with_payload(&old, |p| p["exp"] = (Utc::now().timestamp() + 3600).into());
@@ -250,7 +260,11 @@ mod tests {
         let flipped = String::from_utf8(bytes).unwrap();
         assert_eq!(s.verify_get(&flipped, k.as_str()), Err(TokenError::Invalid));
         for junk in ["", "abc", "a.b.c", "..", &t[..t.len() / 2]] {
-            assert_eq!(s.verify_get(junk, k.as_str()), Err(TokenError::Invalid), "{junk}");
+            assert_eq!(
+                s.verify_get(junk, k.as_str()),
+                Err(TokenError::Invalid),
+                "{junk}"
+            );
             assert_eq!(s.verify_post(junk), Err(TokenError::Invalid), "{junk}");
         }
     }
@@ -262,13 +276,19 @@ mod tests {
             .unwrap()
             .sign_get(&k, soon())
             .unwrap();
-        assert_eq!(signer().verify_get(&t, k.as_str()), Err(TokenError::Invalid));
+        assert_eq!(
+            signer().verify_get(&t, k.as_str()),
+            Err(TokenError::Invalid)
+        );
         // alg=none with the right claims.
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let good = signer().sign_get(&k, soon()).unwrap();
         let payload = good.split('.').nth(1).unwrap();
         let none = format!("{header}.{payload}.");
-        assert_eq!(signer().verify_get(&none, k.as_str()), Err(TokenError::Invalid));
+        assert_eq!(
+            signer().verify_get(&none, k.as_str()),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
@@ -276,7 +296,10 @@ mod tests {
         let s = signer();
         let k = key("a.png");
         let t = s.sign_get(&k, soon()).unwrap();
-        assert_eq!(s.verify_get(&t, key("a.png").as_str()), Err(TokenError::Invalid));
+        assert_eq!(
+            s.verify_get(&t, key("a.png").as_str()),
+            Err(TokenError::Invalid)
+        );
         assert_eq!(s.verify_get(&t, &format!("{k}/")), Err(TokenError::Invalid));
         assert_eq!(s.verify_get(&t, ""), Err(TokenError::Invalid));
     }
@@ -303,6 +326,9 @@ mod tests {
             exp: soon().timestamp(),
         };
         let t = signer().sign(&claims).unwrap();
-        assert_eq!(signer().verify_get(&t, k.as_str()), Err(TokenError::Invalid));
+        assert_eq!(
+            signer().verify_get(&t, k.as_str()),
+            Err(TokenError::Invalid)
+        );
     }
 }

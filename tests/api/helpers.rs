@@ -168,6 +168,8 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
+    /// The local storage directory of this server.
+    _files: tempfile::TempDir,
 }
 
 pub const BOOTSTRAP_KEY: &str = "kyc_test_bootstrap_key_0123456789abcdef";
@@ -192,7 +194,12 @@ impl TestApp {
     /// through a proxy).
     pub async fn spawn_on_url(db: TestDatabase, url: &str, env: &[(&str, &str)]) -> TestApp {
         init_logging();
+        let files = tempfile::tempdir().expect("temp dir");
         let mut vars: Vec<(String, String)> = vec![
+            (
+                "KYC_STORAGE".into(),
+                format!("local:{}", files.path().display()),
+            ),
             ("DATABASE_URL".into(), url.to_string()),
             ("KYC_BIND".into(), "127.0.0.1:0".into()),
             ("KYC_BOOTSTRAP_API_KEY".into(), BOOTSTRAP_KEY.into()),
@@ -231,6 +238,7 @@ impl TestApp {
             db,
             client,
             handle,
+            _files: files,
         }
     }
 

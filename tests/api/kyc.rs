@@ -707,7 +707,10 @@ async fn operation_validation(app: TestApp) {
 async fn production_has_no_sandbox_routes() {
     let app = TestApp::spawn_with(
         TestDatabase::create(Backend::Sqlite),
-        &[("KYC_ENV", "production")],
+        &[
+            ("KYC_ENV", "production"),
+            ("KYC_SIGNING_KEY", "0123456789abcdef0123456789abcdef"),
+        ],
     )
     .await;
     let (status, body) = json(

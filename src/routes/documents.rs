@@ -1,0 +1,49 @@
+//! Presigned uploads and downloads of identity documents.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::parse_uuid;
+use crate::auth::AuthenticatedApp;
+use crate::error::ApiError;
+use crate::services::documents as service;
+use crate::startup::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresignBody {
+    filename: String,
+}
+
+/// `POST /presign-url`: an upload form for one new object of the caller's
+/// app, and the URL to reference it by once uploaded.
+pub async fn presign_upload(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    body: web::Json<PresignBody>,
+) -> Result<HttpResponse, ApiError> {
+    let post = service::presign_upload(&state, auth.app_id, &body.filename)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "data": {
+            "url": post.url,
+            "fields": post.fields,
+            "documentUrl": post.object_url,
+            "expiresAt": crate::domain::time::format_timestamp(post.expires_at.naive_utc()),
+        }
+    })))
+}
+
+/// `GET /identities/:identityId/documents/:id/presign-url`: a short-lived
+/// download URL for a stored document; an external document's URL as is.
+pub async fn presign_download(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (identity_id, document_id) = path.into_inner();
+    let identity_id = parse_uuid("identityId", &identity_id)?;
+    let document_id = parse_uuid("id", &document_id)?;
+    let url = service::presign_download(&state, auth.app_id, identity_id, document_id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "data": { "presignUrl": url } })))
+}
