@@ -3,6 +3,7 @@
 mod helpers;
 
 mod cli;
+mod documents;
 mod foundation;
 mod identities;
 mod kyc;

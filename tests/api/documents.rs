@@ -1,0 +1,519 @@
+//! Documents in object storage, end to end: presign → real multipart upload
+//! → identity referencing the URL → presigned download of the same bytes.
+//! Local storage always; S3 against a real S3-compatible server that checks
+//! signatures when `KYC_TEST_S3_ENDPOINT` is set (CI starts one).
+
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::helpers::{assert_error, detail_fields, json, Backend, TestApp, TestDatabase};
+use crate::identities::person;
+
+const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0fake jpeg bytes for a passport scan\xFF\xD9";
+
+async fn presign(app: &TestApp, key: &str, filename: &str) -> (u16, Value) {
+    json(
+        app.client
+            .post(app.url("/presign-url"))
+            .header("apiKey", key)
+            .json(&json!({"filename": filename}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// Posts the form as a browser would: every field, then `file`.
+async fn upload(
+    app: &TestApp,
+    presigned: &Value,
+    content_type: &str,
+    bytes: &[u8],
+) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in presigned["fields"].as_object().unwrap() {
+        let value = if name == "Content-Type" {
+            content_type.to_string()
+        } else {
+            value.as_str().unwrap().to_string()
+        };
+        form = form.text(name.clone(), value);
+    }
+    let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+        .file_name("scan.jpg")
+        .mime_str(content_type)
+        .unwrap();
+    form = form.part("file", part);
+    app.client
+        .post(presigned["url"].as_str().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn with_documents(email: &str, document_url: &str) -> Value {
+    let mut body = person(email);
+    body["documents"] = json!([{"type": "Passport", "side": "FrontSide", "url": document_url}]);
+    body["faceImages"] = json!([document_url]);
+    body
+}
+
+/// The whole happy path plus the cross-app and missing-object refusals,
+/// whichever backend `app` stores documents in.
+async fn round_trip(app: &TestApp) {
+    let (status, body) = presign(app, &app.api_key, "passport.JPG").await;
+    assert_eq!(status, 200, "{body}");
+    let presigned = body["data"].clone();
+    let document_url = presigned["documentUrl"].as_str().unwrap().to_string();
+    assert!(
+        document_url.contains(&format!("apps/{}/", app.app_id)),
+        "{document_url}"
+    );
+    assert!(
+        !document_url.contains("passport"),
+        "keys never come from the client's filename"
+    );
+
+    // Referencing it before the upload: no such object yet.
+    let (status, res) = json(
+        app.post(
+            "/identities",
+            &with_documents("early@example.com", &document_url),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 400, "validation_failed");
+    assert_eq!(detail_fields(&res), ["documents[0].url", "faceImages[0]"]);
+
+    let res = upload(app, &presigned, "image/jpeg", JPEG).await;
+    assert!(
+        res.status().is_success(),
+        "upload: {} {}",
+        res.status(),
+        res.text().await.unwrap()
+    );
+
+    let (status, created) = json(
+        app.post(
+            "/identities",
+            &with_documents("docs@example.com", &document_url),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let identity_id = created["data"]["id"].as_str().unwrap().to_string();
+    let document_id = created["data"]["documents"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        created["data"]["documents"][0]["url"],
+        document_url.as_str()
+    );
+
+    let (status, body) = json(
+        app.get(&format!(
+            "/identities/{identity_id}/documents/{document_id}/presign-url"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let download_url = body["data"]["presignUrl"].as_str().unwrap().to_string();
+    let res = app.client.get(&download_url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        JPEG,
+        "the same bytes come back"
+    );
+
+    // Without its signature the object is not readable.
+    assert!(app
+        .client
+        .get(&document_url)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_client_error());
+    // A tampered signature is refused.
+    let tampered = tamper(&download_url);
+    assert_eq!(
+        app.client.get(&tampered).send().await.unwrap().status(),
+        403
+    );
+
+    // Another app can neither reference our object nor read it through us.
+    let (_, other_key) = app.create_other_app("other");
+    let (status, res) = json(
+        app.client
+            .post(app.url("/identities"))
+            .header("apiKey", &other_key)
+            .json(&with_documents("thief@example.com", &document_url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 400, "validation_failed");
+    assert_eq!(detail_fields(&res), ["documents[0].url", "faceImages[0]"]);
+    let (status, res) = json(
+        app.client
+            .get(app.url(&format!(
+                "/identities/{identity_id}/documents/{document_id}/presign-url"
+            )))
+            .header("apiKey", &other_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 404, "identity_not_found");
+
+    // Unknown and deleted documents.
+    let (status, res) = json(
+        app.get(&format!(
+            "/identities/{identity_id}/documents/{}/presign-url",
+            uuid::Uuid::new_v4()
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 404, "document_not_found");
+    app.patch(
+        &format!("/identities/{identity_id}"),
+        &json!({"documents": []}),
+    )
+    .send()
+    .await
+    .unwrap();
+    let (status, res) = json(
+        app.get(&format!(
+            "/identities/{identity_id}/documents/{document_id}/presign-url"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 404, "document_not_found");
+}
+
+/// Flips one character of the signature part of a presigned URL.
+fn tamper(url: &str) -> String {
+    for marker in ["X-Amz-Signature=", "token="] {
+        if let Some(pos) = url.find(marker) {
+            let at = pos + marker.len() + 5;
+            let mut bytes = url.as_bytes().to_vec();
+            bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
+            return String::from_utf8(bytes).unwrap();
+        }
+    }
+    panic!("no signature in {url}");
+}
+
+backend_tests!(
+    local_round_trip,
+    local_refusals,
+    external_documents_and_filenames
+);
+
+async fn local_round_trip(app: TestApp) {
+    round_trip(&app).await;
+}
+
+async fn local_refusals(app: TestApp) {
+    let (_, body) = presign(&app, &app.api_key, "id.png").await;
+    let presigned = body["data"].clone();
+
+    // Wrong content type for the policy.
+    let res = upload(&app, &presigned, "application/pdf", b"%PDF-1.4").await;
+    let (status, body) = json(res).await;
+    assert_error(status, &body, 400, "validation_failed");
+
+    // Tampered policy.
+    let mut tampered = presigned.clone();
+    let policy = tampered["fields"]["policy"].as_str().unwrap().to_string();
+    tampered["fields"]["policy"] = json!(format!("{}x", &policy[..policy.len() - 1]));
+    let (status, body) = json(upload(&app, &tampered, "image/png", b"png").await).await;
+    assert_error(status, &body, 403, "signature_invalid");
+
+    // Another key than the policy's.
+    let mut other_key = presigned.clone();
+    other_key["fields"]["key"] = json!(format!(
+        "apps/{}/documents/{}.png",
+        app.app_id,
+        uuid::Uuid::new_v4()
+    ));
+    let (status, body) = json(upload(&app, &other_key, "image/png", b"png").await).await;
+    assert_error(status, &body, 403, "signature_invalid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_limits_size_and_time() {
+    let app = TestApp::spawn_with(
+        TestDatabase::create(Backend::Sqlite),
+        &[
+            ("KYC_MAX_DOCUMENT_BYTES", "100"),
+            ("KYC_UPLOAD_TTL_SECONDS", "1"),
+            ("KYC_PRESIGN_TTL_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let (_, body) = presign(&app, &app.api_key, "big.jpg").await;
+    let (status, res) = json(upload(&app, &body["data"], "image/jpeg", &[7u8; 101]).await).await;
+    assert_error(status, &res, 413, "payload_too_large");
+    let res = upload(&app, &body["data"], "image/jpeg", &[7u8; 100]).await;
+    assert_eq!(res.status(), 204, "exactly the limit is fine");
+
+    let document_url = body["data"]["documentUrl"].as_str().unwrap().to_string();
+    let (_, created) = json(
+        app.post(
+            "/identities",
+            &with_documents("t@example.com", &document_url),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let (identity_id, document_id) = (
+        created["data"]["id"].as_str().unwrap().to_string(),
+        created["data"]["documents"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let (_, signed) = json(
+        app.get(&format!(
+            "/identities/{identity_id}/documents/{document_id}/presign-url"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+
+    let (_, late) = presign(&app, &app.api_key, "late.jpg").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, res) = json(upload(&app, &late["data"], "image/jpeg", b"late").await).await;
+    assert_error(status, &res, 403, "signature_expired");
+    let (status, res) = json(
+        app.client
+            .get(signed["data"]["presignUrl"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 403, "signature_expired");
+}
+
+async fn external_documents_and_filenames(app: TestApp) {
+    // External https documents are kept as they are and presigned as is.
+    let url = "https://cdn.example.com/kyc/passport.jpg";
+    let (_, created) = json(
+        app.post("/identities", &with_documents("ext@example.com", url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (identity_id, document_id) = (
+        created["data"]["id"].as_str().unwrap(),
+        created["data"]["documents"][0]["id"].as_str().unwrap(),
+    );
+    let (status, body) = json(
+        app.get(&format!(
+            "/identities/{identity_id}/documents/{document_id}/presign-url"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["presignUrl"], url);
+
+    let (status, res) = json(
+        app.post(
+            "/identities",
+            &with_documents("http@example.com", "http://cdn.example.com/a.jpg"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 400, "validation_failed");
+
+    for filename in ["malware.exe", "", "noextension", "../../etc/passwd"] {
+        let (status, res) = presign(&app, &app.api_key, filename).await;
+        assert_error(status, &res, 400, "validation_failed");
+        assert_eq!(detail_fields(&res), ["filename"], "{filename}");
+    }
+    let (status, res) = json(
+        app.post("/presign-url", &json!({"filename": "a.pdf", "size": 3}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 400, "validation_failed");
+    let (status, res) = json(
+        app.get("/identities/nope/documents/x/presign-url")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 400, "validation_failed");
+}
+
+/// An app storing documents in a fresh bucket of the test S3 server, or
+/// None (with a note) when no server is configured.
+async fn s3_app(backend: Backend) -> Option<TestApp> {
+    let Ok(endpoint) = std::env::var("KYC_TEST_S3_ENDPOINT") else {
+        eprintln!("KYC_TEST_S3_ENDPOINT is not set: the S3 variant of this test did not run");
+        return None;
+    };
+    if backend == Backend::Postgres && crate::helpers::postgres_admin_url().is_none() {
+        return None;
+    }
+    let access = std::env::var("KYC_TEST_S3_ACCESS_KEY").expect("KYC_TEST_S3_ACCESS_KEY");
+    let secret = std::env::var("KYC_TEST_S3_SECRET_KEY").expect("KYC_TEST_S3_SECRET_KEY");
+    let bucket = format!("kyc-test-{}", uuid::Uuid::new_v4().simple());
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(&endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            &access, &secret, None, None, "test",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    let storage = format!("s3://{bucket}/kyc");
+    Some(
+        TestApp::spawn_with(
+            TestDatabase::create(backend),
+            &[
+                ("KYC_STORAGE", storage.as_str()),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", access.as_str()),
+                ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+                ("AWS_ENDPOINT_URL", endpoint.as_str()),
+                ("KYC_S3_FORCE_PATH_STYLE", "true"),
+                ("KYC_MAX_DOCUMENT_BYTES", "1000"),
+                ("KYC_PRESIGN_TTL_SECONDS", "2"),
+            ],
+        )
+        .await,
+    )
+}
+
+async fn s3_round_trip_and_refusals(backend: Backend) {
+    let Some(app) = s3_app(backend).await else {
+        return;
+    };
+    round_trip(&app).await;
+
+    let (_, body) = presign(&app, &app.api_key, "scan.jpg").await;
+    let presigned = body["data"].clone();
+    assert!(
+        presigned["fields"]["x-amz-signature"].is_string(),
+        "{presigned}"
+    );
+    // The policy, enforced by S3 itself.
+    assert_eq!(
+        upload(&app, &presigned, "image/png", JPEG).await.status(),
+        400,
+        "wrong content type"
+    );
+    assert_eq!(
+        upload(&app, &presigned, "image/jpeg", &[1u8; 1001])
+            .await
+            .status(),
+        400,
+        "too large"
+    );
+    let mut tampered = presigned.clone();
+    let signature = tampered["fields"]["x-amz-signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let flipped = if signature.starts_with('a') {
+        format!("b{}", &signature[1..])
+    } else {
+        format!("a{}", &signature[1..])
+    };
+    tampered["fields"]["x-amz-signature"] = json!(flipped);
+    assert_eq!(
+        upload(&app, &tampered, "image/jpeg", JPEG).await.status(),
+        403,
+        "tampered signature"
+    );
+
+    // A presigned GET expires.
+    assert_eq!(
+        upload(&app, &presigned, "image/jpeg", JPEG).await.status(),
+        204
+    );
+    let url = presigned["documentUrl"].as_str().unwrap();
+    let (_, created) = json(
+        app.post("/identities", &with_documents("exp@example.com", url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (identity_id, document_id) = (
+        created["data"]["id"].as_str().unwrap(),
+        created["data"]["documents"][0]["id"].as_str().unwrap(),
+    );
+    let (_, signed) = json(
+        app.get(&format!(
+            "/identities/{identity_id}/documents/{document_id}/presign-url"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let signed = signed["data"]["presignUrl"].as_str().unwrap().to_string();
+    assert_eq!(app.client.get(&signed).send().await.unwrap().status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(
+        app.client.get(&signed).send().await.unwrap().status(),
+        403,
+        "expired"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_round_trip_and_refusals_sqlite() {
+    s3_round_trip_and_refusals(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_round_trip_and_refusals_postgres() {
+    s3_round_trip_and_refusals(Backend::Postgres).await;
+}
