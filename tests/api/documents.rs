@@ -460,10 +460,9 @@ async fn s3_round_trip_and_refusals(backend: Backend) {
         .as_str()
         .unwrap()
         .to_string();
-    let flipped = if signature.starts_with('a') {
-        format!("b{}", &signature[1..])
-    } else {
-        format!("a{}", &signature[1..])
+    let flipped = match signature.strip_prefix('a') {
+        Some(rest) => format!("b{rest}"),
+        None => format!("a{}", &signature[1..]),
     };
     tampered["fields"]["x-amz-signature"] = json!(flipped);
     assert_eq!(
