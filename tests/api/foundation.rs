@@ -14,7 +14,32 @@ backend_tests!(
     revoked_keys_are_refused_at_once,
     unknown_route_and_wrong_method,
     body_errors_have_the_shared_shape,
+    internal_errors_reveal_nothing,
 );
+
+async fn internal_errors_reveal_nothing(app: TestApp) {
+    let created =
+        crate::identities::create(&app, &crate::identities::person("corrupt@example.com")).await;
+    let id = created["id"].as_str().unwrap();
+    // A row no code path of ours could have written.
+    app.db.execute(&format!(
+        "UPDATE identities SET gender = 'Robot' WHERE id = '{id}'"
+    ));
+    let (status, body) = json(
+        app.patch(&format!("/identities/{id}"), &json!({"name": "New Name"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 500, "internal_error");
+    assert_eq!(body["message"], "Internal server error.");
+    assert_eq!(body["details"], json!([]));
+    let text = body.to_string();
+    for leak in ["Robot", "gender", "identity", "stored"] {
+        assert!(!text.contains(leak), "500 body leaks `{leak}`: {text}");
+    }
+}
 
 async fn health_and_ready_answer_ok(app: TestApp) {
     for path in ["/health", "/ready"] {

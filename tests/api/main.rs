@@ -8,4 +8,5 @@ mod foundation;
 mod identities;
 mod kyc;
 mod listing;
+mod migrations;
 mod openapi;
