@@ -1,0 +1,161 @@
+//! `openapi.yaml` is the contract: it must describe exactly the routes the
+//! server has, and the server must serve it as it is in the repository.
+
+use std::collections::BTreeSet;
+
+use crate::helpers::TestApp;
+
+const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+
+const HTTP_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn document() -> serde_yaml::Value {
+    serde_yaml::from_str(OPENAPI_YAML).expect("openapi.yaml is valid YAML")
+}
+
+/// `/files/{key:.*}` (actix) → `/files/{key}` (OpenAPI).
+fn normalise(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_param = false;
+    let mut skipping_regex = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push(c);
+            }
+            '}' if in_param => {
+                in_param = false;
+                skipping_regex = false;
+                out.push(c);
+            }
+            ':' if in_param => skipping_regex = true,
+            _ if skipping_regex => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every (method, path) the spec describes.
+fn spec_routes() -> BTreeSet<(String, String)> {
+    let doc = document();
+    let paths = doc["paths"]
+        .as_mapping()
+        .expect("openapi.yaml has a `paths` mapping");
+    let mut routes = BTreeSet::new();
+    for (path, item) in paths {
+        let path = path.as_str().expect("paths are strings");
+        let item = item.as_mapping().expect("a path item is a mapping");
+        for key in item.keys() {
+            let key = key.as_str().expect("path item keys are strings");
+            if HTTP_METHODS.contains(&key) {
+                routes.insert((key.to_string(), path.to_string()));
+            }
+        }
+    }
+    routes
+}
+
+/// Every (method, path) the server has, in OpenAPI syntax.
+fn server_routes() -> BTreeSet<(String, String)> {
+    kyc_api::routes::ROUTES
+        .iter()
+        .chain(kyc_api::routes::SANDBOX_ROUTES)
+        .map(|(method, path)| (method.to_string(), normalise(path)))
+        .collect()
+}
+
+fn listing(routes: &BTreeSet<(String, String)>) -> String {
+    routes
+        .iter()
+        .map(|(method, path)| format!("  {} {path}", method.to_uppercase()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn normalise_drops_route_regexes() {
+    assert_eq!(normalise("/files/{key:.*}"), "/files/{key}");
+    assert_eq!(normalise("/identities/{id}"), "/identities/{id}");
+    assert_eq!(normalise("/a/{x:[0-9]+}/b/{y}"), "/a/{x}/b/{y}");
+}
+
+#[test]
+fn openapi_describes_exactly_the_routes_of_the_server() {
+    let spec = spec_routes();
+    let server = server_routes();
+    let undocumented: BTreeSet<_> = server.difference(&spec).cloned().collect();
+    let phantom: BTreeSet<_> = spec.difference(&server).cloned().collect();
+    let mut problems = Vec::new();
+    if !undocumented.is_empty() {
+        problems.push(format!(
+            "routes the server has that openapi.yaml does not describe:\n{}",
+            listing(&undocumented)
+        ));
+    }
+    if !phantom.is_empty() {
+        problems.push(format!(
+            "routes openapi.yaml describes that the server does not have:\n{}",
+            listing(&phantom)
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_operation_has_a_unique_operation_id_and_documented_responses() {
+    let doc = document();
+    let mut ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_mapping().unwrap() {
+        for (method, operation) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if !HTTP_METHODS.contains(&method) {
+                continue;
+            }
+            let label = format!("{} {}", method.to_uppercase(), path.as_str().unwrap());
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{label} has no operationId"));
+            assert!(ids.insert(id.to_string()), "operationId {id} is used twice");
+            let responses = operation["responses"]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{label} has no responses"));
+            assert!(
+                responses
+                    .keys()
+                    .any(|status| status.as_str().is_some_and(|s| s.starts_with('2'))),
+                "{label} documents no success response"
+            );
+        }
+    }
+}
+
+async fn serves_the_openapi_document_without_an_api_key(app: TestApp) {
+    let response = app
+        .client
+        .get(app.url("/openapi.yaml"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/yaml"),
+        "content-type: {content_type}"
+    );
+    let body = response.bytes().await.expect("body");
+    assert!(
+        body.as_ref() == OPENAPI_YAML.as_bytes(),
+        "GET /openapi.yaml must answer the bytes of openapi.yaml"
+    );
+}
+
+crate::backend_tests!(serves_the_openapi_document_without_an_api_key);
