@@ -10,8 +10,8 @@
 //! - `GET /files/{key}?token=…`: the object's bytes with its content type, for
 //!   a token naming exactly that key. 403 as above, 404 `not_found`.
 //!
-//! Mount with `App::new().app_data(web::Data::new(storage)).configure(files::configure)`
-//! where `storage` is a [`Storage`]; with the S3 backend both routes answer 404.
+//! Registered in the route table (`routes::ROUTES`); the handlers take a
+//! `web::Data<Storage>`. With the S3 backend both routes answer 404.
 
 use std::collections::BTreeMap;
 
@@ -28,23 +28,6 @@ use crate::storage::{LocalObject, LocalStore, Storage, StorageError, TokenError,
 /// Longest text field accepted in the upload form (the policy is ~400 bytes).
 const MAX_TEXT_FIELD_BYTES: usize = 8 * 1024;
 const READ_CHUNK_BYTES: usize = 64 * 1024;
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/files/upload")
-            .route(web::post().to(upload))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/files/{key:.*}")
-            .route(web::get().to(download))
-            .default_service(web::to(method_not_allowed)),
-    );
-}
-
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
-}
 
 fn local(storage: &Storage) -> Result<&LocalStore, ApiError> {
     storage.as_local().ok_or(ApiError::NotFound)
@@ -241,12 +224,15 @@ mod tests {
             dir: tempfile::TempDir,
         ) -> Server {
             let data = storage.clone();
-            let server =
-                HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
-                    .workers(1)
-                    .listen(listener)
-                    .unwrap()
-                    .run();
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(data.clone())
+                    .configure(crate::routes::configure)
+            })
+            .workers(1)
+            .listen(listener)
+            .unwrap()
+            .run();
             let handle = server.handle();
             actix_web::rt::spawn(server);
             Server {
