@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{documents, identities};
-use super::{DbConnection, MultiBackend};
+use super::{Cursor, DbConnection, MultiBackend};
 use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
 
 diesel::define_sql_function! {
@@ -293,14 +293,6 @@ pub fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryR
         .get_result(conn)
 }
 
-/// Where a chunked walk over all matches stopped: the sort key and id of
-/// the last row sent.
-#[derive(Debug, Clone)]
-pub struct Cursor {
-    pub at: NaiveDateTime,
-    pub id: String,
-}
-
 /// The next `limit` matches after `after`, in sort order. Keyset paging, so
 /// every chunk costs the same however deep the walk is.
 pub fn list_after(
@@ -337,18 +329,4 @@ pub fn list_after(
         };
     }
     q.limit(limit).select(IdentityRow::as_select()).load(conn)
-}
-
-impl Cursor {
-    pub fn after(row: &IdentityRow, sort: &Sort) -> Cursor {
-        let at = if sort.field == "updatedAt" {
-            row.updated_at
-        } else {
-            row.created_at
-        };
-        Cursor {
-            at,
-            id: row.id.clone(),
-        }
-    }
 }

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{identities, identity_events, verifications};
-use super::{DbConnection, MultiBackend};
+use super::{Cursor, DbConnection, MultiBackend};
 use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -171,8 +171,7 @@ fn sorted<'a>(query: BoxedVerifications<'a>, sort: &Sort) -> BoxedVerifications<
     }
 }
 
-/// A page of matches, or every match (`all=true`: verifications are few per
-/// identity, and the page bound keeps memory in check up to 100 per page).
+/// One page of matches (`all=true` is streamed with `list_after`).
 pub fn list(
     conn: &mut DbConnection,
     app_id: &str,
@@ -187,4 +186,51 @@ pub fn list(
 
 pub fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64> {
     filtered(app_id, &query.filters).count().get_result(conn)
+}
+
+/// The next `limit` matches after `after`, in sort order (see `Cursor`).
+pub fn list_after(
+    conn: &mut DbConnection,
+    app_id: &str,
+    query: &ListQuery,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> QueryResult<Vec<VerificationRow>> {
+    let mut q = sorted(filtered(app_id, &query.filters), &query.sort);
+    if let Some(Cursor { at, id }) = after {
+        let (at, id) = (*at, id.clone());
+        q = match (query.sort.field, query.sort.descending) {
+            ("updatedAt", false) => q.filter(
+                verifications::updated_at
+                    .gt(at)
+                    .or(verifications::updated_at
+                        .eq(at)
+                        .and(verifications::id.gt(id))),
+            ),
+            ("updatedAt", true) => q.filter(
+                verifications::updated_at
+                    .lt(at)
+                    .or(verifications::updated_at
+                        .eq(at)
+                        .and(verifications::id.lt(id))),
+            ),
+            (_, false) => q.filter(
+                verifications::created_at
+                    .gt(at)
+                    .or(verifications::created_at
+                        .eq(at)
+                        .and(verifications::id.gt(id))),
+            ),
+            (_, true) => q.filter(
+                verifications::created_at
+                    .lt(at)
+                    .or(verifications::created_at
+                        .eq(at)
+                        .and(verifications::id.lt(id))),
+            ),
+        };
+    }
+    q.limit(limit)
+        .select(VerificationRow::as_select())
+        .load(conn)
 }

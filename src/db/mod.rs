@@ -292,6 +292,34 @@ impl From<DieselError> for ApiError {
     }
 }
 
+/// Where a chunked walk over all matches of a list stopped: the sort key
+/// and id of the last row sent. The next chunk starts strictly after it
+/// (keyset paging), so each chunk costs the same however deep the walk is.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    pub at: chrono::NaiveDateTime,
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn after(
+        sort: &crate::domain::list_query::Sort,
+        created_at: chrono::NaiveDateTime,
+        updated_at: chrono::NaiveDateTime,
+        id: &str,
+    ) -> Cursor {
+        let at = if sort.field == "updatedAt" {
+            updated_at
+        } else {
+            created_at
+        };
+        Cursor {
+            at,
+            id: id.to_string(),
+        }
+    }
+}
+
 /// Timestamps are stored in UTC at microsecond precision: PostgreSQL keeps
 /// microseconds and SQLite would keep nanoseconds, and the two must read back
 /// the same.

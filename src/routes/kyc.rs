@@ -5,11 +5,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::parse_uuid;
+use super::{parse_uuid, stream};
 use crate::auth::AuthenticatedApp;
+use crate::db::kyc as kyc_q;
+use crate::db::Cursor;
 use crate::domain::input::bounded_text;
 use crate::domain::kyc::{RiskRating, VerificationStatus};
-use crate::domain::list_query::{ListQuery, VERIFICATION_LIST};
+use crate::domain::list_query::{ListQuery, Page, VERIFICATION_LIST};
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::kyc::{self as service, Decision};
 use crate::startup::AppState;
@@ -21,6 +23,27 @@ pub async fn list_verifications(
 ) -> Result<HttpResponse, ApiError> {
     let query =
         ListQuery::parse(req.query_string(), &VERIFICATION_LIST).map_err(ApiError::Validation)?;
+    if query.page == Page::All {
+        let app_id = auth.app_id.to_string();
+        let total = {
+            let (app_id, query) = (app_id.clone(), query.clone());
+            state
+                .db
+                .run(move |conn| Ok(kyc_q::count(conn, &app_id, &query)?))
+                .await?
+        };
+        let sort = query.sort;
+        let fetch = move |conn: &mut crate::db::DbConnection, after: Option<&Cursor>| {
+            let rows = kyc_q::list_after(conn, &app_id, &query, after, stream::CHUNK)?;
+            let cursor = rows
+                .last()
+                .map(|r| Cursor::after(&sort, r.created_at, r.updated_at, &r.id));
+            Ok((service::verification_views(conn, rows)?, cursor))
+        };
+        return Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .streaming(stream::json_list(state.db.clone(), total, fetch)));
+    }
     let (views, total) = state
         .db
         .run(move |conn| service::list_verifications(conn, auth.app_id, &query))

@@ -7,6 +7,7 @@ pub mod health;
 pub mod identities;
 pub mod kyc;
 pub mod openapi;
+pub mod stream;
 
 use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -15,7 +15,53 @@ backend_tests!(
     sandbox_checks_email_and_identity,
     verifications_are_listed_filtered_and_scoped,
     operation_validation,
+    all_verifications_stream_across_chunks,
 );
+
+async fn all_verifications_stream_across_chunks(app: TestApp) {
+    let created = create(&app, &person("many@example.com")).await;
+    let id = created["id"].as_str().unwrap();
+    let n = 1207;
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "('{}', '{}', '{id}', 'basic', 'rejected', NULL, NULL, '2025-01-01 00:00:{:02}.{i:06}', '2025-01-01 00:00:00')",
+                uuid::Uuid::new_v4(),
+                app.app_id,
+                i % 60
+            )
+        })
+        .collect();
+    app.db.execute(&format!(
+        "INSERT INTO verifications VALUES {}",
+        rows.join(",")
+    ));
+    for query in [
+        "all=true",
+        "all=true&sort=updatedAt",
+        "all=true&filter[status]=rejected",
+    ] {
+        let (status, body) = json(
+            app.get(&format!("/verifications?{query}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{query}");
+        assert_eq!(body["total"], n, "{query}");
+        let mut ids: Vec<&str> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), n, "{query}");
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "no row twice: {query}");
+    }
+}
 
 async fn get_identity(app: &TestApp, id: &str) -> Value {
     let (status, body) = json(app.get(&format!("/identities/{id}")).send().await.unwrap()).await;
