@@ -17,6 +17,20 @@ pub const MAX_AGE: u32 = 99;
 pub const MAX_DOCUMENTS: usize = 20;
 pub const MAX_URL_LEN: usize = 2048;
 
+/// Characters a WHATWG-normalised URL may still contain that are not valid
+/// in an RFC 3986 URI.
+const RFC3986_LEFTOVERS: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityKind {
     Person,
@@ -132,6 +146,9 @@ pub struct Tax {
 pub struct DocumentUrl(String);
 
 impl DocumentUrl {
+    /// Parses and normalises (scheme and host lower case, IDN hosts in
+    /// punycode, unsafe characters percent-encoded), so what is stored and
+    /// answered is always a valid URI.
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if s.len() > MAX_URL_LEN {
@@ -141,11 +158,25 @@ impl DocumentUrl {
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
             return Err("must be an absolute http(s) URL".into());
         }
-        Ok(DocumentUrl(s.to_string()))
+        // WHATWG parsing (the url crate) leaves a few characters that RFC 3986
+        // forbids (`|`, `^`, `{`, ...); encode those too, keeping existing
+        // `%XX` escapes as they are.
+        let normalised =
+            percent_encoding::utf8_percent_encode(url.as_str(), RFC3986_LEFTOVERS).to_string();
+        if normalised.len() > MAX_URL_LEN {
+            return Err(format!(
+                "must be at most {MAX_URL_LEN} characters once encoded"
+            ));
+        }
+        Ok(DocumentUrl(normalised))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
     }
 }
 

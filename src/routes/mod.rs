@@ -10,18 +10,29 @@ pub mod openapi;
 pub mod stream;
 
 use actix_web::error::{JsonPayloadError, PathError};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::header::{HeaderValue, ALLOW};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::ApiError;
 
 /// Every route is registered as a resource whose default answers 405 in our
-/// error shape; an app-wide default service answers 404 for unknown paths.
-pub fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
-}
-
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// error shape, with the `Allow` header naming the methods it does take; an
+/// app-wide default service answers 404 for unknown paths.
+pub fn resource(path: &str, methods: &[&str]) -> actix_web::Resource {
+    let allow = methods
+        .iter()
+        .map(|m| m.to_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let allow = HeaderValue::from_str(&allow).expect("method names are valid header text");
+    web::resource(path).default_service(web::to(move || {
+        let allow = allow.clone();
+        async move {
+            let mut response = ApiError::MethodNotAllowed.error_response();
+            response.headers_mut().insert(ALLOW, allow);
+            response
+        }
+    }))
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -36,7 +47,9 @@ macro_rules! routes {
         pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),*];
 
         pub fn configure(cfg: &mut web::ServiceConfig) {
-            $(cfg.service(resource($path)$(.route(web::$method().to($handler)))+);)*
+            $(cfg.service(
+                resource($path, &[$(stringify!($method)),+])$(.route(web::$method().to($handler)))+
+            );)*
         }
     };
 }
@@ -75,9 +88,13 @@ pub const SANDBOX_ROUTES: &[(&str, &str)] = &[
 
 pub fn configure_sandbox(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        resource("/sandbox/identities/approve").route(web::post().to(kyc::sandbox_approve)),
+        resource("/sandbox/identities/approve", &["post"])
+            .route(web::post().to(kyc::sandbox_approve)),
     )
-    .service(resource("/sandbox/identities/reject").route(web::post().to(kyc::sandbox_reject)));
+    .service(
+        resource("/sandbox/identities/reject", &["post"])
+            .route(web::post().to(kyc::sandbox_reject)),
+    );
 }
 
 /// Maps actix's JSON extractor failures onto our error codes: a body of the

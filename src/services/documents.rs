@@ -6,6 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::identities as q;
+use crate::domain::identity::DocumentUrl;
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::startup::AppState;
 use crate::storage::{ObjectKey, ObjectUrlMatch, PresignedPost, StorageError};
@@ -76,22 +77,26 @@ fn storage_error(err: StorageError) -> ApiError {
 }
 
 /// Every URL a create or patch body sends (`documents[].url`,
-/// `faceImages[]`), with its field path. Shape errors are left to the
-/// identity parser.
-fn document_urls(body: &Value) -> Vec<(String, String)> {
+/// `faceImages[]`), parsed, with its field path. Malformed ones are left to
+/// the identity parser, which reports them.
+fn document_urls(body: &Value) -> Vec<(String, DocumentUrl)> {
     let mut urls = Vec::new();
+    let mut push = |field: String, value: Option<&Value>| {
+        if let Some(url) = value
+            .and_then(Value::as_str)
+            .and_then(|u| DocumentUrl::parse(u).ok())
+        {
+            urls.push((field, url));
+        }
+    };
     if let Some(Value::Array(docs)) = body.get("documents") {
         for (i, doc) in docs.iter().enumerate() {
-            if let Some(Value::String(url)) = doc.get("url") {
-                urls.push((format!("documents[{i}].url"), url.trim().to_string()));
-            }
+            push(format!("documents[{i}].url"), doc.get("url"));
         }
     }
     if let Some(Value::Array(images)) = body.get("faceImages") {
         for (i, image) in images.iter().enumerate() {
-            if let Value::String(url) = image {
-                urls.push((format!("faceImages[{i}]"), url.trim().to_string()));
-            }
+            push(format!("faceImages[{i}]"), Some(image));
         }
     }
     urls
@@ -107,7 +112,11 @@ pub async fn check_document_urls(
     let checks = document_urls(body)
         .into_iter()
         .map(|(field, url)| async move {
-            match state.storage.parse_object_url(&url).owned_by(app_id) {
+            match state
+                .storage
+                .parse_object_url(url.as_str())
+                .owned_by(app_id)
+            {
                 ObjectUrlMatch::Ours(key) => match state.storage.exists(&key).await {
                     Ok(true) => Ok(None),
                     Ok(false) => Ok(Some(FieldError::new(
@@ -120,13 +129,11 @@ pub async fn check_document_urls(
                     field,
                     "is not a document of this app in our storage",
                 ))),
-                ObjectUrlMatch::External if url.starts_with("https://") || !url.contains("://") => {
-                    Ok(None)
-                }
-                ObjectUrlMatch::External if url.starts_with("http://") => Ok(Some(
-                    FieldError::new(field, "an external document URL must be https"),
-                )),
-                ObjectUrlMatch::External => Ok(None),
+                ObjectUrlMatch::External if url.is_https() => Ok(None),
+                ObjectUrlMatch::External => Ok(Some(FieldError::new(
+                    field,
+                    "an external document URL must be https",
+                ))),
             }
         });
     let mut problems = Vec::new();

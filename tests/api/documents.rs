@@ -348,6 +348,40 @@ async fn external_documents_and_filenames(app: TestApp) {
     assert_eq!(status, 200);
     assert_eq!(body["data"]["presignUrl"], url);
 
+    for insecure in [
+        "http://cdn.example.com/a.jpg",
+        "HTTP://cdn.example.com/a.jpg",
+    ] {
+        let (status, res) = json(
+            app.post("/identities", &with_documents("http@example.com", insecure))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &res, 400, "validation_failed");
+        assert_eq!(
+            detail_fields(&res),
+            ["documents[0].url", "faceImages[0]"],
+            "{insecure}"
+        );
+    }
+    // URLs are stored normalised, so what comes back is always a valid URI.
+    let (status, res) = json(
+        app.post(
+            "/identities",
+            &with_documents("norm@example.com", "HTTPS://CDN.Example.com/a b|c.jpg"),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{res}");
+    assert_eq!(
+        res["data"]["documents"][0]["url"],
+        "https://cdn.example.com/a%20b%7Cc.jpg"
+    );
     let (status, res) = json(
         app.post(
             "/identities",

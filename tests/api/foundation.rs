@@ -137,10 +137,26 @@ async fn unknown_route_and_wrong_method(app: TestApp) {
     let (status, body) = json(app.get("/no/such/route").send().await.unwrap()).await;
     assert_error(status, &body, 404, "not_found");
 
-    let (status, body) = json(app.client.put(app.url("/identities")).send().await.unwrap()).await;
-    assert_error(status, &body, 405, "method_not_allowed");
-    let (status, body) = json(app.client.delete(app.url("/health")).send().await.unwrap()).await;
-    assert_error(status, &body, 405, "method_not_allowed");
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/identities", "GET, POST"),
+        (reqwest::Method::DELETE, "/health", "GET"),
+        (
+            reqwest::Method::POST,
+            "/identities/00000000-0000-0000-0000-000000000000",
+            "GET, PATCH, DELETE",
+        ),
+    ] {
+        let res = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        // RFC 9110: a 405 names the methods the resource does support.
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        let (status, body) = json(res).await;
+        assert_error(status, &body, 405, "method_not_allowed");
+    }
 }
 
 async fn body_errors_have_the_shared_shape(app: TestApp) {
