@@ -89,6 +89,17 @@ pub struct DocumentView {
     pub deleted_at: Option<NaiveDateTime>,
 }
 
+impl From<crate::db::kyc::VerificationRow> for KycStatusView {
+    fn from(row: crate::db::kyc::VerificationRow) -> Self {
+        KycStatusView {
+            level: row.level,
+            status: row.status,
+            verification_id: row.id,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
 impl From<DocumentRow> for DocumentView {
     fn from(row: DocumentRow) -> Self {
         DocumentView {

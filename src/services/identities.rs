@@ -106,11 +106,15 @@ pub fn create(
         &input.face_image_documents().unwrap_or_default(),
         now,
     )?);
-    if !documents.is_empty() {
-        kyc::start_verifications(conn, &row, &document_types(&documents))?;
-    }
-    let mut views = views_of(conn, vec![row])?;
-    Ok(views.remove(0))
+    // A new identity has no earlier verifications: its KYC status is what
+    // its documents start now, so nothing needs reading back.
+    let started = if documents.is_empty() {
+        Vec::new()
+    } else {
+        kyc::start_verifications(conn, &row, &document_types(&documents))?
+    };
+    let kyc_status = started.into_iter().map(KycStatusView::from).collect();
+    Ok(IdentityView::new(row, documents, kyc_status))
 }
 
 pub fn patch(
@@ -119,6 +123,7 @@ pub fn patch(
     id: Uuid,
     body: &Value,
 ) -> Result<IdentityView, ApiError> {
+    let own_id = id;
     let app_id = app_id.to_string();
     let id = id.to_string();
     let mut row = q::find_live_for_update(conn, &app_id, &id)?.ok_or_else(not_found)?;
@@ -144,7 +149,7 @@ pub fn patch(
             ));
         }
     }
-    if input.data.identity_owner == Some(Uuid::parse_str(&id).map_err(ApiError::internal)?) {
+    if input.data.identity_owner == Some(own_id) {
         return Err(ApiError::invalid(
             "identityOwner",
             "an identity cannot own itself",

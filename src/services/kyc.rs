@@ -103,18 +103,20 @@ fn latest_by_level(
 
 /// Starts the verifications the identity's documents now allow: a level
 /// with no verification yet, or whose latest was rejected and whose
-/// documents were just replaced. Called after documents change.
+/// documents were just replaced. Called after documents change; returns
+/// the verifications it started.
 pub fn start_verifications(
     conn: &mut DbConnection,
     identity: &IdentityRow,
     documents: &[DocumentType],
-) -> Result<(), ApiError> {
+) -> Result<Vec<VerificationRow>, ApiError> {
     let supported = levels_supported_by(documents.iter().copied());
     if supported.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let latest = latest_by_level(conn, &identity.id)?;
     let mut at = db::now();
+    let mut started = Vec::new();
     for level in supported {
         let fresh_needed = match latest.get(&level) {
             None => true,
@@ -124,11 +126,11 @@ pub fn start_verifications(
             }
         };
         if fresh_needed {
-            start(conn, identity, level, at)?;
+            started.push(start(conn, identity, level, at)?);
             at = after(at);
         }
     }
-    Ok(())
+    Ok(started)
 }
 
 /// The effects of a status change on the verification, its history and the
@@ -378,12 +380,7 @@ pub fn kyc_status_of(
     for row in q::of_identities(conn, identity_ids)? {
         let entries = out.entry(row.identity_id.clone()).or_default();
         if entries.iter().all(|e| e.level != row.level) {
-            entries.push(KycStatusView {
-                level: row.level,
-                status: row.status,
-                verification_id: row.id,
-                updated_at: row.updated_at,
-            });
+            entries.push(KycStatusView::from(row));
         }
     }
     for entries in out.values_mut() {
