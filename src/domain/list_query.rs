@@ -506,6 +506,10 @@ fn check_text(raw: &str) -> Result<String, String> {
         Err("must not be empty".to_owned())
     } else if raw.chars().count() > MAX_TEXT_CHARS {
         Err(format!("must be at most {MAX_TEXT_CHARS} characters"))
+    } else if raw.chars().any(char::is_control) {
+        // No stored value holds one (inputs refuse them), and PostgreSQL
+        // rejects a NUL byte in a text parameter outright.
+        Err("must not contain control characters".to_owned())
     } else {
         Ok(raw.to_owned())
     }
@@ -1133,10 +1137,28 @@ mod tests {
         Some(out)
     }
 
+    #[test]
+    fn control_characters_in_text_are_refused() {
+        for raw in [
+            "filter[email]=like:a%00b",
+            "filter[name]=a%0Ab",
+            "filter[name]=%7F",
+        ] {
+            let errors = ListQuery::parse(raw, &IDENTITY_LIST).unwrap_err();
+            assert_eq!(errors.len(), 1, "{raw}");
+            assert!(errors[0].message.contains("control"), "{raw}: {errors:?}");
+        }
+    }
+
     const KNOWN_PREFIXES: [&str; 3] = ["like:", "in:", "nin:"];
 
+    /// Valid filter text: anything but control characters.
     fn text_value() -> impl Strategy<Value = String> {
-        prop::collection::vec(any::<char>(), 1..=40).prop_map(String::from_iter)
+        prop::collection::vec(
+            any::<char>().prop_filter("no control characters", |c| !c.is_control()),
+            1..=40,
+        )
+        .prop_map(String::from_iter)
     }
 
     /// A valid value of `kind`: (normalized, as sent on the wire).

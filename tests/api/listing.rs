@@ -213,6 +213,9 @@ async fn malformed_queries_are_named(app: TestApp) {
         ("filter[riskRating]=nin:", "filter[riskRating]"),
         ("all=maybe", "all"),
         ("limit=10", "limit"),
+        // PostgreSQL refuses NUL in text; it must be a 400, never a 500.
+        ("filter[email]=like:a%00b", "filter[email]"),
+        ("filter[name]=x%0Ay", "filter[name]"),
     ] {
         let (status, body) = json(
             app.get(&format!("/identities?{query}"))
