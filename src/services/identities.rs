@@ -111,7 +111,7 @@ pub fn create(
     let started = if documents.is_empty() {
         Vec::new()
     } else {
-        kyc::start_verifications(conn, &row, &document_types(&documents))?
+        kyc::start_verifications(conn, &row, &document_types(&documents), true)?
     };
     let kyc_status = started.into_iter().map(KycStatusView::from).collect();
     Ok(IdentityView::new(row, documents, kyc_status))
@@ -188,7 +188,7 @@ pub fn patch(
             .iter()
             .filter_map(|d| DocumentType::from_stored(&d.document_type))
             .collect();
-        kyc::start_verifications(conn, &row, &live)?;
+        kyc::start_verifications(conn, &row, &live, false)?;
     }
     let mut views = views_of(conn, vec![row])?;
     Ok(views.remove(0))

@@ -105,16 +105,24 @@ fn latest_by_level(
 /// with no verification yet, or whose latest was rejected and whose
 /// documents were just replaced. Called after documents change; returns
 /// the verifications it started.
+///
+/// `new_identity`: the identity was created in this transaction, so it has
+/// no earlier verifications and looking for them is skipped.
 pub fn start_verifications(
     conn: &mut DbConnection,
     identity: &IdentityRow,
     documents: &[DocumentType],
+    new_identity: bool,
 ) -> Result<Vec<VerificationRow>, ApiError> {
     let supported = levels_supported_by(documents.iter().copied());
     if supported.is_empty() {
         return Ok(Vec::new());
     }
-    let latest = latest_by_level(conn, &identity.id)?;
+    let latest = if new_identity {
+        BTreeMap::new()
+    } else {
+        latest_by_level(conn, &identity.id)?
+    };
     let mut at = db::now();
     let mut started = Vec::new();
     for level in supported {

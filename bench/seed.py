@@ -1,0 +1,119 @@
+"""Prints the SQL that seeds N identities for bench/run.sh.
+
+usage: python3 seed.py sqlite|postgres DB APP_ID N TEMPLATE_ID TAG | sqlite3 DB  (or psql URL)
+
+Every seeded identity is a copy of one template identity that the server
+itself created from the reference body, with all its child rows (documents,
+verifications, identity history events, whatever tables reference
+identities(id)), so each column is exactly what the server writes. Only ids
+(fresh UUIDv4 strings), app_id, email and timestamps differ:
+  email      seed<TAG><n>@mail<n % 50>.example.com  (like:@mail7. matches 1 in 50)
+  timestamps 2025-01-01 00:00:00 + n * 10 ms + 7 us (6 decimals, as the server writes)
+Secondary indexes are dropped before the bulk insert and recreated from
+their own definitions afterwards; ANALYZE runs at the end.
+"""
+import json
+import subprocess
+import sys
+
+dialect, db, app, n, template, tag = sys.argv[1:7]
+n = int(n)
+
+
+def query(sql):
+    if dialect == "sqlite":
+        out = subprocess.run(["sqlite3", "-batch", "-noheader", "-separator", "\t", db, sql], check=True,
+                             capture_output=True, text=True).stdout
+    else:
+        out = subprocess.run(["psql", "-qAt", "-F", "\t", db, "-c", sql], check=True, capture_output=True,
+                             text=True).stdout
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def columns(table):
+    if dialect == "sqlite":
+        return [r[1] for r in query(f"PRAGMA table_info({table})")]
+    return [r[0] for r in query(
+        f"SELECT attname FROM pg_attribute WHERE attrelid = '{table}'::regclass AND attnum > 0 "
+        f"AND NOT attisdropped ORDER BY attnum")]
+
+
+# Child tables: every table with an identity_id column, in FK-safe order.
+if dialect == "sqlite":
+    tables = [r[0] for r in query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+else:
+    tables = [r[0] for r in query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+children = [t for t in tables if t not in ("identities", "bench_ids") and "identity_id" in columns(t)]
+# verifications before the events that reference them
+children.sort(key=lambda t: 1 if "verification_id" in columns(t) else 0)
+
+if dialect == "sqlite":
+    # (random per call: a scalar subquery would be evaluated once for all rows)
+    uuid = ("(lower(hex(randomblob(4)))||'-'||lower(hex(randomblob(2)))||'-4'||substr(lower(hex(randomblob(2))),2)"
+            "||'-'||substr('89ab',1+abs(random())%4,1)||substr(lower(hex(randomblob(2))),2)||'-'||lower(hex(randomblob(6))))")
+    ts = ("(strftime('%Y-%m-%d %H:%M:%S', 1735689600 + s.n / 100, 'unixepoch') || '.' || "
+          "printf('%06d', (s.n % 100) * 10000 + 7))")
+    series = f"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < {n}) SELECT n FROM c"
+    print("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -2000000;")
+    print("PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;")
+    indexes = query("SELECT name, replace(replace(sql, char(10), ' '), char(9), ' ') FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                    f"AND tbl_name IN ('identities', {', '.join(repr(t) for t in children)})")
+    drops = [f'DROP INDEX "{name}";' for name, _ in indexes]
+    creates = [sql + ";" for _, sql in indexes]
+    print("BEGIN;")
+    print(f"CREATE TEMP TABLE seed (n INTEGER PRIMARY KEY, id TEXT NOT NULL);")
+    print(f"INSERT INTO seed SELECT n, {uuid} FROM ({series});")
+    print("CREATE TEMP TABLE kids (n INTEGER NOT NULL, old TEXT NOT NULL, new TEXT NOT NULL, PRIMARY KEY (n, old)) WITHOUT ROWID;")
+else:
+    uuid = "gen_random_uuid()::text"
+    ts = "(timestamp '2025-01-01' + s.n * interval '10 ms' + interval '7 us')"
+    series = f"SELECT generate_series(1, {n}) AS n"
+    print("SET maintenance_work_mem = '1GB';")
+    print("SET session_replication_role = replica; -- rows are consistent by construction: skip FK triggers")
+    indexes = query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                    f"AND tablename IN ('identities', {', '.join(repr(t) for t in children)}) "
+                    "AND indexname NOT IN (SELECT conname FROM pg_constraint)")
+    drops = [f'DROP INDEX "{name}";' for name, _ in indexes]
+    creates = [sql + ";" for _, sql in indexes]
+    print("BEGIN;")
+    print(f"CREATE TEMP TABLE seed AS SELECT n, {uuid} AS id FROM ({series}) g;")
+    print("CREATE TEMP TABLE kids (n int NOT NULL, old text NOT NULL, new text NOT NULL);")
+
+for d in drops:
+    print(d)
+union = " UNION ALL ".join(f"SELECT id FROM {t} WHERE identity_id = '{template}'" for t in children) or "SELECT NULL WHERE false"
+print(f"INSERT INTO kids SELECT s.n, c.id, {uuid} FROM seed s, ({union}) c;")
+if dialect == "postgres":
+    print("CREATE INDEX ON kids (n, old); ANALYZE kids; ANALYZE seed;")
+
+
+def value(table, col):
+    if col == "id":
+        return "s.id" if table == "identities" else "k.new"
+    if col == "app_id":
+        return f"'{app}'"
+    if col == "identity_id":
+        return "s.id"
+    if col == "email" and table == "identities":
+        return f"'seed{tag}' || s.n || '@mail' || (s.n % 50) || '.example.com'"
+    if col in ("created_at", "updated_at"):
+        return ts
+    if col == "verification_id":
+        return "(SELECT k2.new FROM kids k2 WHERE k2.n = s.n AND k2.old = t.verification_id)"
+    return f"t.{col}"
+
+
+cols = columns("identities")
+print(f"INSERT INTO identities ({', '.join(cols)}) SELECT {', '.join(value('identities', c) for c in cols)} "
+      f"FROM seed s, identities t WHERE t.id = '{template}' ORDER BY s.n;")
+for table in children:
+    cols = columns(table)
+    print(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(value(table, c) for c in cols)} "
+          f"FROM seed s JOIN kids k ON k.n = s.n JOIN {table} t ON t.id = k.old ORDER BY s.n, k.old;")
+print("COMMIT;")
+for c in creates:
+    print(c)
+print("DROP TABLE kids; DROP TABLE seed;")
+print("ANALYZE;")
+if dialect == "sqlite":
+    print("PRAGMA wal_checkpoint(TRUNCATE);")
