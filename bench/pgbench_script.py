@@ -36,10 +36,10 @@ children.sort(key=lambda t: (t != "documents", "verification_id" in columns(t)))
 has_verifications = "verifications" in tables
 
 print(f'SELECT {qcols("api_keys")} FROM "api_keys" WHERE ("api_keys"."key_hash" = \'{key_hash}\') LIMIT 1;')
-docs_sql = (f'SELECT {qcols("documents")} FROM "documents" WHERE (("documents"."identity_id" = ANY(ARRAY[{{id}}])) '
+docs_sql = (f'SELECT {qcols("documents")} FROM "documents" WHERE (("documents"."identity_id" = {{id}}) '
             'AND ("documents"."deleted_at" IS NULL)) ORDER BY "documents"."identity_id", "documents"."position";')
 verif_sql = (f'SELECT {qcols("verifications")} FROM "verifications" WHERE ("verifications"."identity_id" = '
-             'ANY(ARRAY[{id}])) ORDER BY "verifications"."created_at" DESC, "verifications"."id" DESC;')
+             '{id}) ORDER BY "verifications"."created_at" DESC, "verifications"."id" DESC;')
 
 
 def literal_row(table, where):
@@ -66,8 +66,6 @@ if mode == "create":
           r'RETURNING id AS iid \gset')
     names = {}
     for i, table in enumerate(children):
-        if table != "documents" and i > 0 and children[i - 1] == "documents" and has_verifications:
-            print(verif_sql.format(id=":iid"))  # latest_by_level before starting verifications
         cols, rows = literal_row(table, f"identity_id = '{template}'")
         for row in rows:
             vals, returning = [], ""
@@ -85,10 +83,6 @@ if mode == "create":
                 vals.append(v)
             print(f'INSERT INTO "{table}" ({", ".join(chr(34) + c + chr(34) for c in cols)}) VALUES ({", ".join(vals)})'
                   + (returning if returning else ";"))
-    # views_of: the new identity's documents and KYC status
-    print(docs_sql.format(id=":iid"))
-    if has_verifications:
-        print(verif_sql.format(id=":iid"))
     print("COMMIT;")
 else:
     print(f"\\set k random(1, {ids_count})")

@@ -200,8 +200,13 @@ pub fn live_documents_of(
     if identity_ids.is_empty() {
         return Ok(Vec::new());
     }
-    documents::table
-        .filter(documents::identity_id.eq_any(identity_ids))
+    let query = documents::table.into_boxed();
+    // `= ?` for one id keeps the statement cacheable (see kyc::of_identities).
+    let query = match identity_ids {
+        [one] => query.filter(documents::identity_id.eq(*one)),
+        many => query.filter(documents::identity_id.eq_any(many)),
+    };
+    query
         .filter(documents::deleted_at.is_null())
         .order((documents::identity_id, documents::position))
         .select(DocumentRow::as_select())

@@ -93,8 +93,15 @@ pub fn of_identities(
     if identity_ids.is_empty() {
         return Ok(Vec::new());
     }
-    verifications::table
-        .filter(verifications::identity_id.eq_any(identity_ids))
+    let query = verifications::table.into_boxed();
+    // One id is the common case (get, operations, patch); `IN (?)` has a
+    // variable number of binds, so SQLite re-prepares it on every call,
+    // while `= ?` stays in Diesel's statement cache.
+    let query = match identity_ids {
+        [one] => query.filter(verifications::identity_id.eq(*one)),
+        many => query.filter(verifications::identity_id.eq_any(many)),
+    };
+    query
         .order((verifications::created_at.desc(), verifications::id.desc()))
         .select(VerificationRow::as_select())
         .load(conn)

@@ -10,7 +10,8 @@ pub mod kyc;
 pub mod schema;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -130,21 +131,60 @@ impl ConnectionManager {
     }
 }
 
+/// A pooled connection and when it was last handed back.
+///
+/// Checking a connection with a round trip on every checkout costs each
+/// request a `SELECT 1`; never checking lets the first request after a
+/// database restart fail on every idle connection. Like HikariCP, only a
+/// connection that sat idle longer than `VALIDATION_BYPASS` is checked:
+/// a connection used moments ago has just proved itself. One that breaks
+/// mid-request is caught anyway: Diesel marks it broken (`has_broken`) and
+/// the pool drops it.
+pub struct PooledDb {
+    conn: DbConnection,
+    returned_at: Instant,
+}
+
+const VALIDATION_BYPASS: Duration = Duration::from_millis(500);
+
+impl std::ops::Deref for PooledDb {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for PooledDb {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
 impl diesel::r2d2::ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
+    type Connection = PooledDb;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
-        ConnectionManager::connect(self)
+    fn connect(&self) -> Result<PooledDb, Self::Error> {
+        Ok(PooledDb {
+            conn: ConnectionManager::connect(self)?,
+            returned_at: Instant::now(),
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1")
+    fn is_valid(&self, pooled: &mut PooledDb) -> Result<(), Self::Error> {
+        if pooled.returned_at.elapsed() < VALIDATION_BYPASS {
+            return Ok(());
+        }
+        pooled
+            .conn
+            .batch_execute("SELECT 1")
             .map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        match conn {
+    /// Called by r2d2 whenever a connection comes back to the pool.
+    fn has_broken(&self, pooled: &mut PooledDb) -> bool {
+        pooled.returned_at = Instant::now();
+        match &mut pooled.conn {
             DbConnection::Postgresql(c) => diesel::r2d2::R2D2Connection::is_broken(c),
             DbConnection::Sqlite(c) => diesel::r2d2::R2D2Connection::is_broken(c),
         }
@@ -157,6 +197,12 @@ pub type DbPool = Pool<ConnectionManager>;
 #[derive(Clone)]
 pub struct Db {
     pool: DbPool,
+    /// SQLite only: writers of this process wait here, in arrival order,
+    /// rather than in SQLite's busy handler, which sleeps up to 100 ms
+    /// between retries and so leaves the write lock idle while every
+    /// waiter sleeps (1.4 s p99 for creates in BENCHMARKS.md). Other
+    /// processes (the CLI) still meet the busy timeout.
+    sqlite_writers: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Db {
@@ -183,7 +229,12 @@ impl Db {
             .connection_timeout(timeout)
             .build_unchecked(manager);
         drop(first);
-        Ok(Self { pool })
+        let sqlite_writers =
+            matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Self {
+            pool,
+            sqlite_writers,
+        })
     }
 
     pub fn pool(&self) -> &DbPool {
@@ -221,6 +272,10 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
+        let _turn = match &self.sqlite_writers {
+            Some(queue) => Some(queue.lock().await),
+            None => None,
+        };
         self.run(move |conn| write_transaction(conn, work)).await
     }
 }
