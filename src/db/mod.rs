@@ -20,6 +20,7 @@ use diesel::r2d2::{Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::auth::{ApiKey, AuthenticatedApp};
 use crate::error::ApiError;
 
 #[derive(diesel::MultiConnection)]
@@ -264,6 +265,20 @@ impl Db {
         })
         .await
         .map_err(|e| ApiError::internal(anyhow!("database task panicked: {e}")))?
+    }
+
+    /// Like `run`, for a caller that has not been authenticated yet: the key
+    /// is checked first, on the same connection (see `crate::auth`).
+    pub async fn run_as<T, F>(&self, key: ApiKey, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection, AuthenticatedApp) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |conn| {
+            let app = key.authenticate(conn)?;
+            work(conn, app)
+        })
+        .await
     }
 
     /// Like `run`, inside one write transaction (see `write_transaction`).

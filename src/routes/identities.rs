@@ -4,8 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::parse_uuid;
-use super::stream;
-use crate::auth::AuthenticatedApp;
+use super::stream::{self, Listed};
+use crate::auth::{ApiKey, AuthenticatedApp};
 use crate::db::identities as q;
 use crate::db::Cursor;
 use crate::domain::identity::parse_identity;
@@ -31,13 +31,15 @@ pub async fn create(
 
 pub async fn get(
     state: web::Data<AppState>,
-    auth: AuthenticatedApp,
+    key: ApiKey,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_uuid("id", &id)?;
     let view = state
         .db
-        .run(move |conn| service::get(conn, auth.app_id, id))
+        .run_as(key, move |conn, auth| {
+            let id = parse_uuid("id", &id)?;
+            service::get(conn, auth.app_id, id)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "data": view })))
 }
@@ -73,35 +75,40 @@ pub async fn delete(
 
 pub async fn list(
     state: web::Data<AppState>,
-    auth: AuthenticatedApp,
+    key: ApiKey,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query =
-        ListQuery::parse(req.query_string(), &IDENTITY_LIST).map_err(ApiError::Validation)?;
-    if query.page == Page::All {
-        let app_id = auth.app_id.to_string();
-        let total = {
-            let (app_id, query) = (app_id.clone(), query.clone());
-            state
-                .db
-                .run(move |conn| Ok(q::count(conn, &app_id, &query)?))
-                .await?
-        };
-        let sort = query.sort;
-        let fetch = move |conn: &mut crate::db::DbConnection, after: Option<&Cursor>| {
-            let rows = q::list_after(conn, &app_id, &query, after, stream::CHUNK)?;
-            let cursor = rows
-                .last()
-                .map(|r| Cursor::after(&sort, r.created_at, r.updated_at, &r.id));
-            Ok((service::views_of(conn, rows)?, cursor))
-        };
-        return Ok(HttpResponse::Ok()
-            .content_type("application/json")
-            .streaming(stream::json_list(state.db.clone(), total, fetch)));
-    }
-    let (views, total) = state
+    let query_string = req.query_string().to_owned();
+    let parse =
+        move || ListQuery::parse(&query_string, &IDENTITY_LIST).map_err(ApiError::Validation);
+    let listed = state
         .db
-        .run(move |conn| service::list(conn, auth.app_id, &query))
+        .run_as(key, move |conn, auth| {
+            let query = parse()?;
+            if query.page == Page::All {
+                let total = q::count(conn, &auth.app_id.to_string(), &query)?;
+                return Ok(Listed::Stream { auth, query, total });
+            }
+            let (views, total) = service::list(conn, auth.app_id, &query)?;
+            Ok(Listed::Page { views, total })
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": views, "total": total })))
+    let (auth, query, total) = match listed {
+        Listed::Page { views, total } => {
+            return Ok(HttpResponse::Ok().json(json!({ "data": views, "total": total })))
+        }
+        Listed::Stream { auth, query, total } => (auth, query, total),
+    };
+    let app_id = auth.app_id.to_string();
+    let sort = query.sort;
+    let fetch = move |conn: &mut crate::db::DbConnection, after: Option<&Cursor>| {
+        let rows = q::list_after(conn, &app_id, &query, after, stream::CHUNK)?;
+        let cursor = rows
+            .last()
+            .map(|r| Cursor::after(&sort, r.created_at, r.updated_at, &r.id));
+        Ok((service::views_of(conn, rows)?, cursor))
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(stream::json_list(state.db.clone(), total, fetch)))
 }

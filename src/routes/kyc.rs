@@ -5,8 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{parse_uuid, stream};
-use crate::auth::AuthenticatedApp;
+use super::parse_uuid;
+use super::stream::{self, Listed};
+use crate::auth::{ApiKey, AuthenticatedApp};
 use crate::db::kyc as kyc_q;
 use crate::db::Cursor;
 use crate::domain::input::bounded_text;
@@ -18,48 +19,55 @@ use crate::startup::AppState;
 
 pub async fn list_verifications(
     state: web::Data<AppState>,
-    auth: AuthenticatedApp,
+    key: ApiKey,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query =
-        ListQuery::parse(req.query_string(), &VERIFICATION_LIST).map_err(ApiError::Validation)?;
-    if query.page == Page::All {
-        let app_id = auth.app_id.to_string();
-        let total = {
-            let (app_id, query) = (app_id.clone(), query.clone());
-            state
-                .db
-                .run(move |conn| Ok(kyc_q::count(conn, &app_id, &query)?))
-                .await?
-        };
-        let sort = query.sort;
-        let fetch = move |conn: &mut crate::db::DbConnection, after: Option<&Cursor>| {
-            let rows = kyc_q::list_after(conn, &app_id, &query, after, stream::CHUNK)?;
-            let cursor = rows
-                .last()
-                .map(|r| Cursor::after(&sort, r.created_at, r.updated_at, &r.id));
-            Ok((service::verification_views(conn, rows)?, cursor))
-        };
-        return Ok(HttpResponse::Ok()
-            .content_type("application/json")
-            .streaming(stream::json_list(state.db.clone(), total, fetch)));
-    }
-    let (views, total) = state
+    let query_string = req.query_string().to_owned();
+    let parse =
+        move || ListQuery::parse(&query_string, &VERIFICATION_LIST).map_err(ApiError::Validation);
+    let listed = state
         .db
-        .run(move |conn| service::list_verifications(conn, auth.app_id, &query))
+        .run_as(key, move |conn, auth| {
+            let query = parse()?;
+            if query.page == Page::All {
+                let total = kyc_q::count(conn, &auth.app_id.to_string(), &query)?;
+                return Ok(Listed::Stream { auth, query, total });
+            }
+            let (views, total) = service::list_verifications(conn, auth.app_id, &query)?;
+            Ok(Listed::Page { views, total })
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": views, "total": total })))
+    let (auth, query, total) = match listed {
+        Listed::Page { views, total } => {
+            return Ok(HttpResponse::Ok().json(json!({ "data": views, "total": total })))
+        }
+        Listed::Stream { auth, query, total } => (auth, query, total),
+    };
+    let app_id = auth.app_id.to_string();
+    let sort = query.sort;
+    let fetch = move |conn: &mut crate::db::DbConnection, after: Option<&Cursor>| {
+        let rows = kyc_q::list_after(conn, &app_id, &query, after, stream::CHUNK)?;
+        let cursor = rows
+            .last()
+            .map(|r| Cursor::after(&sort, r.created_at, r.updated_at, &r.id));
+        Ok((service::verification_views(conn, rows)?, cursor))
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(stream::json_list(state.db.clone(), total, fetch)))
 }
 
 pub async fn get_verification(
     state: web::Data<AppState>,
-    auth: AuthenticatedApp,
+    key: ApiKey,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_uuid("id", &id)?;
     let view = state
         .db
-        .run(move |conn| service::get_verification(conn, &auth.app_id.to_string(), &id.to_string()))
+        .run_as(key, move |conn, auth| {
+            let id = parse_uuid("id", &id)?;
+            service::get_verification(conn, &auth.app_id.to_string(), &id.to_string())
+        })
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "data": view })))
 }
@@ -155,13 +163,15 @@ pub async fn unblock(
 
 pub async fn history(
     state: web::Data<AppState>,
-    auth: AuthenticatedApp,
+    key: ApiKey,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_uuid("id", &id)?;
     let events = state
         .db
-        .run(move |conn| service::history(conn, auth.app_id, id))
+        .run_as(key, move |conn, auth| {
+            let id = parse_uuid("id", &id)?;
+            service::history(conn, auth.app_id, id)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "data": events })))
 }
@@ -229,14 +239,16 @@ pub async fn sandbox_reject(
 
 pub async fn operations(
     state: web::Data<AppState>,
-    auth: AuthenticatedApp,
+    key: ApiKey,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_uuid("id", &id)?;
     let rules = state.operation_rules.clone();
     let data = state
         .db
-        .run(move |conn| service::operations(conn, &rules, auth.app_id, id))
+        .run_as(key, move |conn, auth| {
+            let id = parse_uuid("id", &id)?;
+            service::operations(conn, &rules, auth.app_id, id)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(json!({ "data": data })))
 }

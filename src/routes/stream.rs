@@ -5,7 +5,9 @@ use bytes::Bytes;
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
 
+use crate::auth::AuthenticatedApp;
 use crate::db::{Cursor, Db, DbConnection};
+use crate::domain::list_query::ListQuery;
 use crate::error::ApiError;
 
 /// Rows per database round trip.
@@ -62,4 +64,17 @@ where
             }
         }
     })
+}
+
+/// A list request's answer: one page, or what the `all=true` stream needs.
+pub enum Listed<T> {
+    Page {
+        views: Vec<T>,
+        total: i64,
+    },
+    Stream {
+        auth: AuthenticatedApp,
+        query: ListQuery,
+        total: i64,
+    },
 }

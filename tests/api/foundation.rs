@@ -11,6 +11,7 @@ backend_tests!(
     health_and_ready_answer_ok,
     requests_carry_a_request_id,
     api_key_is_required_and_checked,
+    the_key_is_checked_before_the_input,
     revoked_keys_are_refused_at_once,
     unknown_route_and_wrong_method,
     body_errors_have_the_shared_shape,
@@ -89,6 +90,61 @@ async fn api_key_is_required_and_checked(app: TestApp) {
             .await
             .unwrap();
         assert_eq!(res.status(), 200, "{header}");
+    }
+}
+
+/// A caller without a valid key learns nothing about the input rules: every
+/// route that needs a key answers 401 even when its input is also wrong.
+async fn the_key_is_checked_before_the_input(app: TestApp) {
+    let bad_key = "kyc_not_a_real_key_at_all_000000000000";
+    let gets = [
+        "/identities/not-a-uuid",
+        "/identities?page[size]=0&filter[nope]=1",
+        "/identities/not-a-uuid/operations",
+        "/identities/not-a-uuid/history",
+        "/verifications/not-a-uuid",
+        "/verifications?sort=nope",
+        "/identities/not-a-uuid/documents/not-a-uuid/presign-url",
+    ];
+    for path in gets {
+        let (status, body) = json(
+            app.client
+                .get(app.url(path))
+                .header("apiKey", bad_key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &body, 401, "api_key_invalid");
+        let (status, body) = json(app.client.get(app.url(path)).send().await.unwrap()).await;
+        assert_error(status, &body, 401, "api_key_missing");
+    }
+    // Bodies that are JSON of the expected shape but break the rules. (A
+    // body that is not JSON at all, or not of the shape, is refused by the
+    // body reader as it arrives, which can come first: that tells nothing
+    // about the data or its rules.)
+    let posts = [
+        ("/identities", "{}"),
+        (
+            "/operations/validate",
+            r#"{"action": "create", "code": "nope", "identityId": "not-a-uuid"}"#,
+        ),
+        ("/presign-url", r#"{"filename": "x.exe"}"#),
+    ];
+    for (path, body) in posts {
+        let (status, body) = json(
+            app.client
+                .post(app.url(path))
+                .header("apiKey", bad_key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &body, 401, "api_key_invalid");
     }
 }
 
