@@ -215,3 +215,17 @@ impl From<crate::db::kyc::EventRow> for IdentityEventView {
         }
     }
 }
+
+/// `{"data": …}`, serialized straight from the view: going through
+/// `serde_json::json!` would first copy every view into a `Value` tree.
+#[derive(Serialize)]
+pub struct Data<T> {
+    pub data: T,
+}
+
+/// `{"data": [...], "total": N}`: one page of a list.
+#[derive(Serialize)]
+pub struct ListPage<T> {
+    pub data: Vec<T>,
+    pub total: i64,
+}

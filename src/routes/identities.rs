@@ -1,7 +1,7 @@
 //! `/identities`: the PublicMint identities contract.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::parse_uuid;
 use super::stream::{self, Listed};
@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::services::documents::check_document_urls;
 use crate::services::identities as service;
 use crate::startup::AppState;
+use crate::views::{Data, ListPage};
 
 pub async fn create(
     state: web::Data<AppState>,
@@ -26,7 +27,7 @@ pub async fn create(
         .db
         .write(move |conn| service::create(conn, auth.app_id, input))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": view })))
+    Ok(HttpResponse::Ok().json(Data { data: view }))
 }
 
 pub async fn get(
@@ -41,7 +42,7 @@ pub async fn get(
             service::get(conn, auth.app_id, id)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": view })))
+    Ok(HttpResponse::Ok().json(Data { data: view }))
 }
 
 pub async fn patch(
@@ -57,7 +58,7 @@ pub async fn patch(
         .db
         .write(move |conn| service::patch(conn, auth.app_id, id, &body))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": view })))
+    Ok(HttpResponse::Ok().json(Data { data: view }))
 }
 
 pub async fn delete(
@@ -95,7 +96,7 @@ pub async fn list(
         .await?;
     let (auth, query, total) = match listed {
         Listed::Page { views, total } => {
-            return Ok(HttpResponse::Ok().json(json!({ "data": views, "total": total })))
+            return Ok(HttpResponse::Ok().json(ListPage { data: views, total }))
         }
         Listed::Stream { auth, query, total } => (auth, query, total),
     };

@@ -16,6 +16,7 @@ use crate::domain::list_query::{ListQuery, Page, VERIFICATION_LIST};
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::kyc::{self as service, Decision};
 use crate::startup::AppState;
+use crate::views::{Data, ListPage};
 
 pub async fn list_verifications(
     state: web::Data<AppState>,
@@ -39,7 +40,7 @@ pub async fn list_verifications(
         .await?;
     let (auth, query, total) = match listed {
         Listed::Page { views, total } => {
-            return Ok(HttpResponse::Ok().json(json!({ "data": views, "total": total })))
+            return Ok(HttpResponse::Ok().json(ListPage { data: views, total }))
         }
         Listed::Stream { auth, query, total } => (auth, query, total),
     };
@@ -69,7 +70,7 @@ pub async fn get_verification(
             service::get_verification(conn, &auth.app_id.to_string(), &id.to_string())
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": view })))
+    Ok(HttpResponse::Ok().json(Data { data: view }))
 }
 
 #[derive(Deserialize)]
@@ -118,7 +119,7 @@ pub async fn decide(
         .db
         .write(move |conn| service::decide(conn, auth.app_id, id, decision))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": view })))
+    Ok(HttpResponse::Ok().json(Data { data: view }))
 }
 
 #[derive(Deserialize)]
@@ -140,7 +141,7 @@ async fn set_blocked(
         .db
         .write(move |conn| service::set_blocked(conn, auth.app_id, id, blocked, &reason))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": view })))
+    Ok(HttpResponse::Ok().json(Data { data: view }))
 }
 
 pub async fn block(
@@ -173,7 +174,7 @@ pub async fn history(
             service::history(conn, auth.app_id, id)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": events })))
+    Ok(HttpResponse::Ok().json(Data { data: events }))
 }
 
 #[derive(Deserialize)]
@@ -250,7 +251,7 @@ pub async fn operations(
             service::operations(conn, &rules, auth.app_id, id)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+    Ok(HttpResponse::Ok().json(Data { data: data }))
 }
 
 #[derive(Deserialize)]
