@@ -251,7 +251,7 @@ pub async fn operations(
             service::operations(conn, &rules, auth.app_id, id)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Data { data: data }))
+    Ok(HttpResponse::Ok().json(Data { data }))
 }
 
 #[derive(Deserialize)]
