@@ -37,7 +37,7 @@ has_verifications = "verifications" in tables
 
 print(f'SELECT {qcols("api_keys")} FROM "api_keys" WHERE ("api_keys"."key_hash" = \'{key_hash}\') LIMIT 1;')
 docs_sql = (f'SELECT {qcols("documents")} FROM "documents" WHERE (("documents"."identity_id" = {{id}}) '
-            'AND ("documents"."deleted_at" IS NULL)) ORDER BY "documents"."identity_id", "documents"."position";')
+            'AND ("documents"."deleted_at" IS NULL)) ORDER BY "documents"."position";')
 verif_sql = (f'SELECT {qcols("verifications")} FROM "verifications" WHERE ("verifications"."identity_id" = '
              '{id}) ORDER BY "verifications"."created_at" DESC, "verifications"."id" DESC;')
 

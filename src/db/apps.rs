@@ -103,11 +103,12 @@ pub fn insert_api_key(
 }
 
 pub fn find_key_by_hash(conn: &mut DbConnection, hash: &KeyHash) -> QueryResult<Option<ApiKeyRow>> {
-    api_keys::table
+    // Every authenticated request runs this: straight on the backend.
+    super::on_each_backend!(conn, c => api_keys::table
         .filter(api_keys::key_hash.eq(hash.as_str()))
         .select(ApiKeyRow::as_select())
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 /// Marks a key revoked; returns false when no such key exists. Revoking an

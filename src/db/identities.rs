@@ -82,11 +82,13 @@ pub fn find_live(
     app_id: &str,
     id: &str,
 ) -> QueryResult<Option<IdentityRow>> {
-    live(app_id)
+    super::on_each_backend!(conn, c => identities::table
+        .filter(identities::app_id.eq(app_id))
+        .filter(identities::deleted_at.is_null())
         .filter(identities::id.eq(id))
         .select(IdentityRow::as_select())
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 /// Like `find_live`, locking the row until the transaction ends, so that two
@@ -200,13 +202,18 @@ pub fn live_documents_of(
     if identity_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let query = documents::table.into_boxed();
-    // `= ?` for one id keeps the statement cacheable (see kyc::of_identities).
-    let query = match identity_ids {
-        [one] => query.filter(documents::identity_id.eq(*one)),
-        many => query.filter(documents::identity_id.eq_any(many)),
-    };
-    query
+    if let [one] = identity_ids {
+        // One identity (get, operations, patch): a fixed statement, straight
+        // on the backend and cached; `IN (…)` has a variable number of binds.
+        return super::on_each_backend!(conn, c => documents::table
+            .filter(documents::identity_id.eq(*one))
+            .filter(documents::deleted_at.is_null())
+            .order(documents::position)
+            .select(DocumentRow::as_select())
+            .load(c));
+    }
+    documents::table
+        .filter(documents::identity_id.eq_any(identity_ids))
         .filter(documents::deleted_at.is_null())
         .order((documents::identity_id, documents::position))
         .select(DocumentRow::as_select())

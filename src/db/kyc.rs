@@ -93,15 +93,17 @@ pub fn of_identities(
     if identity_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let query = verifications::table.into_boxed();
-    // One id is the common case (get, operations, patch); `IN (?)` has a
-    // variable number of binds, so SQLite re-prepares it on every call,
-    // while `= ?` stays in Diesel's statement cache.
-    let query = match identity_ids {
-        [one] => query.filter(verifications::identity_id.eq(*one)),
-        many => query.filter(verifications::identity_id.eq_any(many)),
-    };
-    query
+    if let [one] = identity_ids {
+        // One identity (get, operations, patch): a fixed statement, straight
+        // on the backend and cached; `IN (…)` has a variable number of binds.
+        return super::on_each_backend!(conn, c => verifications::table
+            .filter(verifications::identity_id.eq(*one))
+            .order((verifications::created_at.desc(), verifications::id.desc()))
+            .select(VerificationRow::as_select())
+            .load(c));
+    }
+    verifications::table
+        .filter(verifications::identity_id.eq_any(identity_ids))
         .order((verifications::created_at.desc(), verifications::id.desc()))
         .select(VerificationRow::as_select())
         .load(conn)

@@ -23,6 +23,25 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::auth::{ApiKey, AuthenticatedApp};
 use crate::error::ApiError;
 
+/// Runs a statement on the concrete connection inside a `DbConnection`,
+/// compiled once per backend.
+///
+/// Through the `MultiConnection` wrapper every statement is rendered to SQL
+/// text on every call (even when it is already prepared) and its binds and
+/// rows are converted between backends; on a concrete connection a
+/// non-boxed statement is found in the prepared-statement cache by its type
+/// alone. The hot per-request lookups (API key, one identity, its documents
+/// and verifications) use this; everything else goes through the wrapper.
+macro_rules! on_each_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgresql($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_each_backend;
+
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     Postgresql(diesel::PgConnection),

@@ -181,7 +181,7 @@ fn main() {
                 let ins_identity = insert_sql("identities", &id_cols);
                 let child_inserts: Vec<String> = children.iter().map(|(t, c, _)| insert_sql(t, c)).collect();
                 let find = format!("SELECT {IDENTITY_COLS} FROM `identities` WHERE (((`identities`.`app_id` = ?) AND (`identities`.`deleted_at` IS NULL)) AND (`identities`.`id` = ?)) LIMIT ?");
-                let docs = format!("SELECT {DOC_COLS} FROM `documents` WHERE ((`documents`.`identity_id` = ?) AND (`documents`.`deleted_at` IS NULL)) ORDER BY `documents`.`identity_id`, `documents`.`position`");
+                let docs = format!("SELECT {DOC_COLS} FROM `documents` WHERE ((`documents`.`identity_id` = ?) AND (`documents`.`deleted_at` IS NULL)) ORDER BY `documents`.`position`");
                 let verifs = "SELECT * FROM `verifications` WHERE (`verifications`.`identity_id` = ?) ORDER BY `verifications`.`created_at` DESC, `verifications`.`id` DESC";
                 while !stop.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
