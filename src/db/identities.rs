@@ -299,6 +299,56 @@ pub fn list(
     q.select(IdentityRow::as_select()).load(conn)
 }
 
+/// One page and the total number of matches from a single walk over the
+/// matches, for filters that no index can answer (`like:`).
+///
+/// Both backends must visit every match of such a filter to count it (the
+/// PostgreSQL trigram index only yields candidates to recheck against the
+/// rows; SQLite tests each entry of the listing index). The walk reads only
+/// ids, in the listing order, so SQLite stays inside the listing index that
+/// carries the lowered email and name (its planner would pick a narrower
+/// index for a bare `COUNT(*)` and then read every row), and PostgreSQL
+/// sorts ids instead of whole rows; then the page's rows are fetched by id.
+/// Memory is one page of ids, whatever the number of matches.
+pub fn page_and_total_in_one_walk(
+    conn: &mut DbConnection,
+    app_id: &str,
+    query: &ListQuery,
+) -> QueryResult<(Vec<IdentityRow>, i64)> {
+    use diesel::connection::DefaultLoadingMode;
+    let offset = usize::try_from(query.page.offset()).unwrap_or(usize::MAX);
+    let limit = query
+        .page
+        .limit()
+        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or(usize::MAX);
+    let mut total: i64 = 0;
+    let mut page_ids: Vec<String> = Vec::new();
+    {
+        let walk = apply_sort(apply_filters(live(app_id), &query.filters), &query.sort)
+            .select(identities::id);
+        for (position, id) in walk
+            .load_iter::<String, DefaultLoadingMode>(conn)?
+            .enumerate()
+        {
+            let id = id?;
+            if position >= offset && page_ids.len() < limit {
+                page_ids.push(id);
+            }
+            total += 1;
+        }
+    }
+    if page_ids.is_empty() {
+        return Ok((Vec::new(), total));
+    }
+    let mut rows = live(app_id)
+        .filter(identities::id.eq_any(&page_ids))
+        .select(IdentityRow::as_select())
+        .load(conn)?;
+    rows.sort_by_key(|row| page_ids.iter().position(|id| *id == row.id));
+    Ok((rows, total))
+}
+
 pub fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64> {
     apply_filters(live(app_id), &query.filters)
         .count()

@@ -168,6 +168,45 @@ async fn sorting_and_pagination_are_stable(app: TestApp) {
     let beyond = list(&app, "page[size]=2&page[number]=50").await;
     assert_eq!(beyond["data"], json!([]));
     assert_eq!(beyond["total"], 7);
+
+    // A substring filter takes another path (page and total from one walk
+    // over the matches): same order, same ties, same totals, both ways.
+    for sort in ["-createdAt", "createdAt", "-updatedAt"] {
+        let everything = emails(&list(&app, &format!("sort={sort}&page[size]=100")).await);
+        let mut paged = Vec::new();
+        for page in 1..=4 {
+            let body = list(
+                &app,
+                &format!(
+                    "filter[email]=like:EXAMPLE.com&sort={sort}&page[size]=2&page[number]={page}"
+                ),
+            )
+            .await;
+            assert_eq!(body["total"], 7, "{sort} page {page}");
+            let rows = body["data"].as_array().unwrap();
+            assert_eq!(
+                rows.len(),
+                if page < 4 { 2 } else { 1 },
+                "{sort} page {page}"
+            );
+            // Whole identities, not just ids.
+            assert!(rows
+                .iter()
+                .all(|r| r["documents"].is_array() && r["name"].is_string()));
+            paged.extend(emails(&body));
+        }
+        assert_eq!(paged, everything, "{sort}");
+    }
+    let beyond = list(
+        &app,
+        "filter[email]=like:example&page[size]=2&page[number]=50",
+    )
+    .await;
+    assert_eq!(beyond["data"], json!([]));
+    assert_eq!(beyond["total"], 7);
+    let none = list(&app, "filter[email]=like:nobody-has-this").await;
+    assert_eq!(none["data"], json!([]));
+    assert_eq!(none["total"], 0);
     assert_eq!(
         list(&app, "").await["data"].as_array().unwrap().len(),
         7,
