@@ -309,7 +309,8 @@ pub fn list(
 /// carries the lowered email and name (its planner would pick a narrower
 /// index for a bare `COUNT(*)` and then read every row), and PostgreSQL
 /// sorts ids instead of whole rows; then the page's rows are fetched by id.
-/// Memory is one page of ids, whatever the number of matches.
+/// On SQLite the walk streams (one page of ids in memory); libpq hands over
+/// PostgreSQL's whole result first, 36 bytes of id per match.
 pub fn page_and_total_in_one_walk(
     conn: &mut DbConnection,
     app_id: &str,

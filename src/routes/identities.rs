@@ -4,17 +4,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use super::parse_uuid;
-use super::stream::{self, Listed};
+use super::stream;
 use crate::auth::{ApiKey, AuthenticatedApp};
 use crate::db::identities as q;
-use crate::db::Cursor;
 use crate::domain::identity::parse_identity;
-use crate::domain::list_query::{ListQuery, Page, IDENTITY_LIST};
+use crate::domain::list_query::IDENTITY_LIST;
 use crate::error::ApiError;
 use crate::services::documents::check_document_urls;
 use crate::services::identities as service;
 use crate::startup::AppState;
-use crate::views::{Data, ListPage};
+use crate::views::Data;
 
 pub async fn create(
     state: web::Data<AppState>,
@@ -79,37 +78,13 @@ pub async fn list(
     key: ApiKey,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query_string = req.query_string().to_owned();
-    let parse =
-        move || ListQuery::parse(&query_string, &IDENTITY_LIST).map_err(ApiError::Validation);
-    let listed = state
-        .db
-        .run_as(key, move |conn, auth| {
-            let query = parse()?;
-            if query.page == Page::All {
-                let total = q::count(conn, &auth.app_id.to_string(), &query)?;
-                return Ok(Listed::Stream { auth, query, total });
-            }
-            let (views, total) = service::list(conn, auth.app_id, &query)?;
-            Ok(Listed::Page { views, total })
-        })
-        .await?;
-    let (auth, query, total) = match listed {
-        Listed::Page { views, total } => {
-            return Ok(HttpResponse::Ok().json(ListPage { data: views, total }))
-        }
-        Listed::Stream { auth, query, total } => (auth, query, total),
+    let source = stream::ListSource {
+        spec: &IDENTITY_LIST,
+        page: service::list,
+        count: q::count,
+        after: q::list_after,
+        position: |row| (row.created_at, row.updated_at, &row.id),
+        views: service::views_of,
     };
-    let app_id = auth.app_id.to_string();
-    let sort = query.sort;
-    let fetch = move |conn: &mut crate::db::DbConnection, after: Option<&Cursor>| {
-        let rows = q::list_after(conn, &app_id, &query, after, stream::CHUNK)?;
-        let cursor = rows
-            .last()
-            .map(|r| Cursor::after(&sort, r.created_at, r.updated_at, &r.id));
-        Ok((service::views_of(conn, rows)?, cursor))
-    };
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .streaming(stream::json_list(state.db.clone(), total, fetch)))
+    stream::answer_list(&state.db, key, req.query_string().to_owned(), source).await
 }

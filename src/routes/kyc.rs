@@ -6,56 +6,31 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::parse_uuid;
-use super::stream::{self, Listed};
+use super::stream;
 use crate::auth::{ApiKey, AuthenticatedApp};
 use crate::db::kyc as kyc_q;
-use crate::db::Cursor;
 use crate::domain::input::bounded_text;
 use crate::domain::kyc::{RiskRating, VerificationStatus};
-use crate::domain::list_query::{ListQuery, Page, VERIFICATION_LIST};
+use crate::domain::list_query::VERIFICATION_LIST;
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::kyc::{self as service, Decision};
 use crate::startup::AppState;
-use crate::views::{Data, ListPage};
+use crate::views::Data;
 
 pub async fn list_verifications(
     state: web::Data<AppState>,
     key: ApiKey,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query_string = req.query_string().to_owned();
-    let parse =
-        move || ListQuery::parse(&query_string, &VERIFICATION_LIST).map_err(ApiError::Validation);
-    let listed = state
-        .db
-        .run_as(key, move |conn, auth| {
-            let query = parse()?;
-            if query.page == Page::All {
-                let total = kyc_q::count(conn, &auth.app_id.to_string(), &query)?;
-                return Ok(Listed::Stream { auth, query, total });
-            }
-            let (views, total) = service::list_verifications(conn, auth.app_id, &query)?;
-            Ok(Listed::Page { views, total })
-        })
-        .await?;
-    let (auth, query, total) = match listed {
-        Listed::Page { views, total } => {
-            return Ok(HttpResponse::Ok().json(ListPage { data: views, total }))
-        }
-        Listed::Stream { auth, query, total } => (auth, query, total),
+    let source = stream::ListSource {
+        spec: &VERIFICATION_LIST,
+        page: service::list_verifications,
+        count: kyc_q::count,
+        after: kyc_q::list_after,
+        position: |row| (row.created_at, row.updated_at, &row.id),
+        views: service::verification_views,
     };
-    let app_id = auth.app_id.to_string();
-    let sort = query.sort;
-    let fetch = move |conn: &mut crate::db::DbConnection, after: Option<&Cursor>| {
-        let rows = kyc_q::list_after(conn, &app_id, &query, after, stream::CHUNK)?;
-        let cursor = rows
-            .last()
-            .map(|r| Cursor::after(&sort, r.created_at, r.updated_at, &r.id));
-        Ok((service::verification_views(conn, rows)?, cursor))
-    };
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .streaming(stream::json_list(state.db.clone(), total, fetch)))
+    stream::answer_list(&state.db, key, req.query_string().to_owned(), source).await
 }
 
 pub async fn get_verification(

@@ -1,14 +1,21 @@
-//! `all=true`: a list answered as `{"data": [...], "total": N}` streamed
+//! List answers shared by every list route: one page as
+//! `{"data": [...], "total": N}`, or with `all=true` the same shape streamed
 //! chunk by chunk, so memory stays flat however many rows match.
 
 use bytes::Bytes;
 use futures_util::stream::{self, Stream};
 use serde::Serialize;
 
-use crate::auth::AuthenticatedApp;
+use actix_web::HttpResponse;
+use chrono::NaiveDateTime;
+use diesel::QueryResult;
+use uuid::Uuid;
+
+use crate::auth::ApiKey;
 use crate::db::{Cursor, Db, DbConnection};
-use crate::domain::list_query::ListQuery;
+use crate::domain::list_query::{ListQuery, ListSpec, Page};
 use crate::error::ApiError;
+use crate::views::ListPage;
 
 /// Rows per database round trip.
 pub const CHUNK: i64 = 500;
@@ -66,15 +73,73 @@ where
     })
 }
 
-/// A list request's answer: one page, or what the `all=true` stream needs.
-pub enum Listed<T> {
-    Page {
-        views: Vec<T>,
-        total: i64,
-    },
-    Stream {
-        auth: AuthenticatedApp,
-        query: ListQuery,
-        total: i64,
-    },
+/// One page of views and the total number of matches.
+pub type PageAndTotal<View> = Result<(Vec<View>, i64), ApiError>;
+/// Up to `limit` rows of an app's list after a cursor.
+pub type RowsAfter<Row> =
+    fn(&mut DbConnection, &str, &ListQuery, Option<&Cursor>, i64) -> QueryResult<Vec<Row>>;
+
+/// What answering one kind of list (`GET /identities`, `GET /verifications`)
+/// takes from the database.
+pub struct ListSource<Row, View> {
+    pub spec: &'static ListSpec,
+    /// One page and the total, for `page[...]`.
+    pub page: fn(&mut DbConnection, Uuid, &ListQuery) -> PageAndTotal<View>,
+    /// The total, sent after the stream's rows for `all=true`.
+    pub count: fn(&mut DbConnection, &str, &ListQuery) -> QueryResult<i64>,
+    /// The next rows after a cursor, in the list's order.
+    pub after: RowsAfter<Row>,
+    /// A row's `(created_at, updated_at, id)`, to resume after it.
+    pub position: fn(&Row) -> (NaiveDateTime, NaiveDateTime, &str),
+    pub views: fn(&mut DbConnection, Vec<Row>) -> Result<Vec<View>, ApiError>,
+}
+
+/// A list request, start to finish: the key is checked and the query string
+/// parsed (in that order) on the connection that then reads the page, or
+/// the total of an `all=true` stream.
+pub async fn answer_list<Row, View>(
+    db: &Db,
+    key: ApiKey,
+    query_string: String,
+    source: ListSource<Row, View>,
+) -> Result<HttpResponse, ApiError>
+where
+    Row: Send + 'static,
+    View: Serialize + Send + 'static,
+{
+    let ListSource {
+        spec,
+        page,
+        count,
+        after,
+        position,
+        views,
+    } = source;
+    let (query, app_id, answer) = db
+        .run_as(key, move |conn, auth| {
+            let query = ListQuery::parse(&query_string, spec).map_err(ApiError::Validation)?;
+            let answer = if query.page == Page::All {
+                Err(count(conn, &auth.app_id.to_string(), &query)?)
+            } else {
+                Ok(page(conn, auth.app_id, &query)?)
+            };
+            Ok((query, auth.app_id.to_string(), answer))
+        })
+        .await?;
+    let total = match answer {
+        Ok((data, total)) => return Ok(HttpResponse::Ok().json(ListPage { data, total })),
+        Err(total) => total,
+    };
+    let sort = query.sort;
+    let fetch = move |conn: &mut DbConnection, cursor: Option<&Cursor>| {
+        let rows = after(conn, &app_id, &query, cursor, CHUNK)?;
+        let next = rows.last().map(|row| {
+            let (created_at, updated_at, id) = position(row);
+            Cursor::after(&sort, created_at, updated_at, id)
+        });
+        Ok((views(conn, rows)?, next))
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .streaming(json_list(db.clone(), total, fetch)))
 }
