@@ -115,20 +115,26 @@ where
         position,
         views,
     } = source;
-    let (query, app_id, answer) = db
+    /// What the first database round trip found.
+    enum First<View> {
+        Page(Vec<View>, i64),
+        StreamOf(i64),
+    }
+    let (query, app_id, first) = db
         .run_as(key, move |conn, auth| {
             let query = ListQuery::parse(&query_string, spec).map_err(ApiError::Validation)?;
-            let answer = if query.page == Page::All {
-                Err(count(conn, &auth.app_id.to_string(), &query)?)
+            let first = if query.page == Page::All {
+                First::StreamOf(count(conn, &auth.app_id.to_string(), &query)?)
             } else {
-                Ok(page(conn, auth.app_id, &query)?)
+                let (data, total) = page(conn, auth.app_id, &query)?;
+                First::Page(data, total)
             };
-            Ok((query, auth.app_id.to_string(), answer))
+            Ok((query, auth.app_id.to_string(), first))
         })
         .await?;
-    let total = match answer {
-        Ok((data, total)) => return Ok(HttpResponse::Ok().json(ListPage { data, total })),
-        Err(total) => total,
+    let total = match first {
+        First::Page(data, total) => return Ok(HttpResponse::Ok().json(ListPage { data, total })),
+        First::StreamOf(total) => total,
     };
     let sort = query.sort;
     let fetch = move |conn: &mut DbConnection, cursor: Option<&Cursor>| {
