@@ -59,6 +59,10 @@ if mode == "create":
             v = "gen_random_uuid()::text"
         elif c == "email":
             v = "'limit-' || :client_id::text || '-' || :r::text || '@bench.example'"
+        elif c == "email_domain":
+            v = "'bench.example'"
+        elif c == "email_local_reversed":
+            v = "reverse('limit-' || :client_id::text || '-' || :r::text)"
         elif c in ("created_at", "updated_at"):
             v = "localtimestamp"
         vals.append(v)

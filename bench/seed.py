@@ -7,7 +7,8 @@ itself created from the reference body, with all its child rows (documents,
 verifications, identity history events, whatever tables reference
 identities(id)), so each column is exactly what the server writes. Only ids
 (fresh UUIDv4 strings), app_id, email and timestamps differ:
-  email      seed<TAG><n>@mail<n % 50>.example.com  (like:@mail7. matches 1 in 50)
+  email      seed<TAG><n>@mail<n % 50>.example.com  (like:@mail7. matches 1 in 50),
+             and its search keys (email_domain, email_local_reversed) as the server writes them
   timestamps 2025-01-01 00:00:00 + n * 10 ms + 7 us (6 decimals, as the server writes)
 Secondary indexes are dropped before the bulk insert and recreated from
 their own definitions afterwards; ANALYZE runs at the end.
@@ -96,6 +97,13 @@ def value(table, col):
         return "s.id"
     if col == "email" and table == "identities":
         return f"'seed{tag}' || s.n || '@mail' || (s.n % 50) || '.example.com'"
+    if col == "email_domain" and table == "identities":
+        return "'mail' || (s.n % 50) || '.example.com'"
+    if col == "email_local_reversed" and table == "identities":
+        # reverse('seed<tag><n>'): the digits of n reversed, then the rest
+        digits = "CAST(s.n AS TEXT)"
+        rev_n = " || ".join(f"substr({digits}, {i}, 1)" for i in range(10, 0, -1))
+        return f"({rev_n} || '{(tag[::-1])}dees')"
     if col in ("created_at", "updated_at"):
         return ts
     if col == "verification_id":

@@ -28,7 +28,9 @@ LABELS = {
     "get": "2. GET /identities/:id",
     "list_first": "3a. list like:{like} page 1",
     "list_deep": "3b. list like:{like} page {deep} (last)",
+    "list_middle": "3d. list like:{like} page {middle} (middle: farthest from both ends)",
     "list_rare": "3c. list like:{rare} (1 match) page 1",
+    "list_substring": "3e. list like:{substring} (no @: a scan) page 1",
     "operations": "4. GET /identities/:id/operations",
 }
 LIMITS = {"create": "create_limit", "get": "get_limit"}
@@ -42,12 +44,13 @@ for r in rows:
 for backend in backends:
     params = next((r for r in rows if r["backend"] == backend and r["scenario"] == "params"), {})
     seed = next((r for r in rows if r["backend"] == backend and r["scenario"] == "seed"), None)
-    for scenario in ["ceiling_get", "ceiling_post", "create", "get", "list_first", "list_deep", "list_rare", "operations"]:
+    for scenario in ["ceiling_get", "ceiling_post", "create", "get", "list_first", "list_deep", "list_middle", "list_rare", "list_substring", "operations"]:
         rs = runs(backend, scenario)
         if not rs:
             continue
         label = (LABELS[scenario] + (" [{c} conns]" if rs[0].get("conns") else "")).format(c=rs[0].get("conns"), 
-            like=params.get("like_common", "?"), deep=params.get("deep_page", "?"), rare=params.get("rare_like", "?")
+            like=params.get("like_common", "?"), deep=params.get("deep_page", "?"), rare=params.get("rare_like", "?"),
+            middle=(params.get("deep_page", 0) + 1) // 2, substring=params.get("like_common", "?").lstrip("@")
         )
         if rs[0].get("missing"):
             print(f"| {backend} | {label} | route not implemented in this commit | | | | | | | |")

@@ -7,7 +7,9 @@ use diesel::prelude::*;
 
 use super::schema::{documents, identities};
 use super::{Cursor, DbConnection, MultiBackend};
+use crate::domain::email_search::{EmailLike, PrefixRange};
 use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
+use diesel::sql_types::Bool;
 
 diesel::define_sql_function! {
     /// SQL `lower()`, the same on both backends (ASCII on SQLite).
@@ -42,6 +44,9 @@ pub struct IdentityRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
+    /// Search keys derived from `email` (`EmailKeys`), written with it.
+    pub email_domain: String,
+    pub email_local_reversed: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -236,6 +241,21 @@ pub fn find_live_document(
         .optional()
 }
 
+/// Restricts a query to rows whose text `column` starts with `prefix`, as an
+/// index range (see `PrefixRange`).
+macro_rules! starting_with {
+    ($query:expr, $column:expr, $prefix:expr) => {{
+        let range = PrefixRange::of($prefix);
+        match (range.is_everything(), range.end) {
+            (true, _) => $query,
+            (false, None) => $query.filter($column.ge(range.start)),
+            (false, Some(end)) => $query
+                .filter($column.ge(range.start))
+                .filter($column.lt(end)),
+        }
+    }};
+}
+
 fn apply_filters<'a>(mut query: BoxedIdentities<'a>, filters: &'a [Filter]) -> BoxedIdentities<'a> {
     use Condition::*;
     for Filter { field, condition } in filters {
@@ -243,11 +263,26 @@ fn apply_filters<'a>(mut query: BoxedIdentities<'a>, filters: &'a [Filter]) -> B
             ("appId", Eq(v)) => query.filter(identities::app_id.eq(v)),
             ("blocked", Eq(v)) => query.filter(identities::blocked.eq(v == "true")),
             ("email", Eq(v)) => query.filter(lower(identities::email).eq(v.to_lowercase())),
-            ("email", Like(v)) => query.filter(
-                lower(identities::email)
-                    .like(crate::domain::list_query::like_pattern(v))
-                    .escape('\\'),
-            ),
+            ("email", Like(v)) => match EmailLike::parse(v) {
+                EmailLike::Substring => query.filter(
+                    lower(identities::email)
+                        .like(crate::domain::list_query::like_pattern(v))
+                        .escape('\\'),
+                ),
+                EmailLike::Anything => query,
+                EmailLike::Nothing => query.filter(diesel::dsl::sql::<Bool>("1 = 0")),
+                EmailLike::Parts {
+                    local_reversed_prefix,
+                    domain_prefix,
+                } => {
+                    let query = starting_with!(query, identities::email_domain, &domain_prefix);
+                    starting_with!(
+                        query,
+                        identities::email_local_reversed,
+                        &local_reversed_prefix
+                    )
+                }
+            },
             ("id", Eq(v)) => query.filter(identities::id.eq(v)),
             ("id", In(vs)) => query.filter(identities::id.eq_any(vs)),
             ("identityOwner", Eq(v)) => query.filter(identities::identity_owner.eq(v)),
@@ -286,21 +321,136 @@ fn apply_sort<'a>(query: BoxedIdentities<'a>, sort: &Sort) -> BoxedIdentities<'a
     }
 }
 
-/// One page of matches.
-pub fn list(
+/// One page of matches and their total, for filters that index ranges
+/// answer (everything but a `like:` without `@`): the total first, then the
+/// page's ids, walked from whichever end of the list is nearer, then its
+/// rows. Callers run it in one snapshot (`db::read_snapshot`), so the page
+/// agrees with the total it was mirrored by.
+pub fn page_and_total(
     conn: &mut DbConnection,
     app_id: &str,
     query: &ListQuery,
-) -> QueryResult<Vec<IdentityRow>> {
-    let mut q = apply_sort(apply_filters(live(app_id), &query.filters), &query.sort);
-    if let Some(limit) = query.page.limit() {
-        q = q.limit(limit).offset(query.page.offset());
+) -> QueryResult<(Vec<IdentityRow>, i64)> {
+    let total = count(conn, app_id, query)?;
+    let Some(limit) = query.page.limit() else {
+        unreachable!("all=true lists are streamed, not paged")
+    };
+    let offset = query.page.offset();
+    if offset >= total {
+        return Ok((Vec::new(), total));
     }
-    q.select(IdentityRow::as_select()).load(conn)
+    let len = limit.min(total - offset);
+    // Rows after the page, in list order: the offset of the same page when
+    // walking the list backwards. OFFSET costs one index entry per row
+    // skipped, so the last page of 20,000 matches costs what the first does.
+    let from_end = total - offset - len;
+    let backwards = from_end < offset;
+    let sort = Sort {
+        descending: query.sort.descending != backwards,
+        ..query.sort
+    };
+    let key = if total > SORT_IS_CHEAP_BELOW {
+        single_email_key(conn, app_id, query)?
+    } else {
+        None
+    };
+    let mut page = apply_sort(apply_filters(live(app_id), &query.filters), &sort);
+    page = match &key {
+        Some(EmailKey::Domain(domain)) => page.filter(identities::email_domain.eq(domain)),
+        Some(EmailKey::LocalReversed(local)) => {
+            page.filter(identities::email_local_reversed.eq(local))
+        }
+        None => page,
+    };
+    let mut ids: Vec<String> = page
+        .limit(len)
+        .offset(if backwards { from_end } else { offset })
+        .select(identities::id)
+        .load(conn)?;
+    if backwards {
+        ids.reverse();
+    }
+    Ok((rows_in_order(conn, app_id, &ids)?, total))
+}
+
+/// Matches a database sorts faster than two more lookups would save.
+const SORT_IS_CHEAP_BELOW: i64 = 1_000;
+
+/// One value of an email search key that every match of the query has.
+enum EmailKey {
+    Domain(String),
+    LocalReversed(String),
+}
+
+/// For an `@`-pattern whose matches all share one domain (`@mail7.` when
+/// only mail7.example.com starts so) or one local part (`john.doe@`): that
+/// value. Filtering on it changes nothing in the result, but lets the
+/// database walk the key's index in listing order instead of sorting every
+/// match. Two single-entry lookups per key (the first and last value in
+/// the range). Only for createdAt, the order the indexes carry.
+fn single_email_key(
+    conn: &mut DbConnection,
+    app_id: &str,
+    query: &ListQuery,
+) -> QueryResult<Option<EmailKey>> {
+    let Some((local, domain)) = query.filters.iter().find_map(|f| match &f.condition {
+        Condition::Like(v) if f.field == "email" => match EmailLike::parse(v) {
+            EmailLike::Parts {
+                local_reversed_prefix,
+                domain_prefix,
+            } => Some((local_reversed_prefix, domain_prefix)),
+            _ => None,
+        },
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    if query.sort.field != "createdAt" {
+        return Ok(None);
+    }
+    macro_rules! one_value {
+        ($column:expr) => {{
+            let matches = || apply_filters(live(app_id), &query.filters).select($column);
+            let first: Option<String> = matches().order($column.asc()).first(conn).optional()?;
+            let last: Option<String> = matches().order($column.desc()).first(conn).optional()?;
+            first.filter(|f| Some(f) == last.as_ref())
+        }};
+    }
+    // The local part first: "john@gmail.com" has far fewer entries per
+    // local part than per domain.
+    if !local.is_empty() {
+        if let Some(value) = one_value!(identities::email_local_reversed) {
+            return Ok(Some(EmailKey::LocalReversed(value)));
+        }
+    }
+    if !domain.is_empty() {
+        if let Some(value) = one_value!(identities::email_domain) {
+            return Ok(Some(EmailKey::Domain(value)));
+        }
+    }
+    Ok(None)
+}
+
+/// The rows of `ids`, in that order.
+fn rows_in_order(
+    conn: &mut DbConnection,
+    app_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<IdentityRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows = live(app_id)
+        .filter(identities::id.eq_any(ids))
+        .select(IdentityRow::as_select())
+        .load(conn)?;
+    rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
+    Ok(rows)
 }
 
 /// One page and the total number of matches from a single walk over the
-/// matches, for filters that no index can answer (`like:`).
+/// matches, for filters that no index can answer (`like:` on a name, or on
+/// an email without `@`).
 ///
 /// Both backends must visit every match of such a filter to count it (the
 /// PostgreSQL trigram index only yields candidates to recheck against the
@@ -339,15 +489,7 @@ pub fn page_and_total_in_one_walk(
             total += 1;
         }
     }
-    if page_ids.is_empty() {
-        return Ok((Vec::new(), total));
-    }
-    let mut rows = live(app_id)
-        .filter(identities::id.eq_any(&page_ids))
-        .select(IdentityRow::as_select())
-        .load(conn)?;
-    rows.sort_by_key(|row| page_ids.iter().position(|id| *id == row.id));
-    Ok((rows, total))
+    Ok((rows_in_order(conn, app_id, &page_ids)?, total))
 }
 
 pub fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64> {

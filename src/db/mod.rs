@@ -117,6 +117,26 @@ fn with_connect_timeout(url: &str) -> String {
     format!("{url}{separator}connect_timeout=5")
 }
 
+diesel::define_sql_function! {
+    /// `EmailKeys::of(email).domain`, for SQL that SQLite runs (a migration).
+    fn kyc_email_domain(email: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+diesel::define_sql_function! {
+    /// `EmailKeys::of(email).local_reversed`, for SQL that SQLite runs.
+    fn kyc_email_local_reversed(email: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Makes the server's own email search keys available to SQL on a SQLite
+/// connection: the migration that adds them fills existing rows with exactly
+/// what the server writes for new ones.
+fn register_sqlite_functions(conn: &mut diesel::SqliteConnection) -> QueryResult<()> {
+    use crate::domain::email_search::EmailKeys;
+    kyc_email_domain_utils::register_impl(conn, |email: String| EmailKeys::of(&email).domain)?;
+    kyc_email_local_reversed_utils::register_impl(conn, |email: String| {
+        EmailKeys::of(&email).local_reversed
+    })
+}
+
 /// Opens connections for r2d2, choosing the backend from the URL so that a
 /// PostgreSQL that is down reports libpq's own reason.
 #[derive(Debug, Clone)]
@@ -145,6 +165,7 @@ impl ConnectionManager {
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
+                register_sqlite_functions(&mut conn).map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
             }
         }
@@ -347,6 +368,37 @@ where
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
         }
         DbConnection::Postgresql(_) => Manager::begin_transaction(conn)?,
+    }
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            Manager::rollback_transaction(conn).map_err(E::from)?;
+            Err(err)
+        }
+    }
+}
+
+/// A read-only transaction with one snapshot for all its statements, so
+/// that a page and the total it is computed against see the same rows.
+/// (PostgreSQL's default, READ COMMITTED, takes a new snapshot per
+/// statement; SQLite's deferred `BEGIN` holds the snapshot of its first read.)
+pub fn read_snapshot<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DieselError>,
+{
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN")?
+        }
+        DbConnection::Postgresql(inner) => AnsiTransactionManager::begin_transaction_sql(
+            inner,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
     }
     match work(conn) {
         Ok(value) => {

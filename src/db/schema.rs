@@ -56,6 +56,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        email_domain -> Text,
+        email_local_reversed -> Text,
     }
 }
 

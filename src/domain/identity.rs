@@ -116,6 +116,11 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The keys that `@`-patterns of `filter[email]=like:` search by index.
+    pub fn search_keys(&self) -> crate::domain::email_search::EmailKeys {
+        crate::domain::email_search::EmailKeys::of(&self.0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::db::identities::{self as q, DocumentRow, IdentityRow};
 use crate::db::{self, DbConnection};
 use crate::domain::document::DocumentType;
+use crate::domain::email_search::EmailLike;
 use crate::domain::identity::{
     locked_field_changes, merge_patch, parse_identity, Address, Country, DocumentInput, Email,
     Gender, IdentityData, IdentityInput, IdentityKind, Phone, Tax,
@@ -90,6 +91,8 @@ pub fn create(
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        email_domain: String::new(),
+        email_local_reversed: String::new(),
     };
     write_data(&mut row, &input.data);
     q::insert(conn, &row).map_err(email_conflict)?;
@@ -220,19 +223,21 @@ pub fn list(
     query: &ListQuery,
 ) -> Result<(Vec<IdentityView>, i64), ApiError> {
     let app_id = app_id.to_string();
-    let substring_filter = query
-        .filters
-        .iter()
-        .any(|f| matches!(f.condition, Condition::Like(_)));
-    let (rows, total) = if substring_filter {
-        q::page_and_total_in_one_walk(conn, &app_id, query)?
-    } else {
-        // Indexed filters: the page is a short index range and the count an
-        // index scan, each cheaper than walking every match.
-        let rows = q::list(conn, &app_id, query)?;
-        (rows, q::count(conn, &app_id, query)?)
-    };
-    Ok((views_of(conn, rows)?, total))
+    // A substring no index range can find: every match is visited anyway to
+    // count it, so the page comes from the same walk. Everything else
+    // (`like:` with `@` included) is index ranges: a count, then a page.
+    let unindexed_substring = query.filters.iter().any(|f| match &f.condition {
+        Condition::Like(v) => f.field != "email" || EmailLike::parse(v) == EmailLike::Substring,
+        _ => false,
+    });
+    db::read_snapshot(conn, |conn| {
+        let (rows, total) = if unindexed_substring {
+            q::page_and_total_in_one_walk(conn, &app_id, query)?
+        } else {
+            q::page_and_total(conn, &app_id, query)?
+        };
+        Ok((views_of(conn, rows)?, total))
+    })
 }
 
 /// Assembles identities with their documents and KYC status in a fixed
@@ -301,6 +306,9 @@ fn write_data(row: &mut IdentityRow, data: &IdentityData) {
     row.identity_type = data.kind.as_str().to_string();
     row.name = data.name.clone();
     row.email = data.email.as_str().to_string();
+    let keys = data.email.search_keys();
+    row.email_domain = keys.domain;
+    row.email_local_reversed = keys.local_reversed;
     row.birthday = data.birthday;
     row.gender = data.gender.map(|g| g.as_str().to_string());
     row.address_street = data.address.street.clone();

@@ -13,6 +13,8 @@ backend_tests!(
     brackets_may_be_percent_encoded,
     malformed_queries_are_named,
     all_true_streams_every_match,
+    email_patterns_with_an_at_sign_page_exactly,
+    email_search_keys_follow_changes,
 );
 
 async fn list(app: &TestApp, query: &str) -> Value {
@@ -287,10 +289,12 @@ async fn all_true_streams_every_match(app: TestApp) {
     for i in 0..n {
         values.push(format!(
             "('{id}', '{app}', 'person', 'Bulk {i}', 'bulk{i}@example.com', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
-             '910000000', FALSE, 'PT', '{i}', NULL, NULL, NULL, FALSE, FALSE, NULL, '2025-01-01 00:00:{s:02}.{i:06}', '2025-01-01 00:00:00', NULL)",
+             '910000000', FALSE, 'PT', '{i}', NULL, NULL, NULL, FALSE, FALSE, NULL, '2025-01-01 00:00:{s:02}.{i:06}', '2025-01-01 00:00:00', NULL, \
+             'example.com', '{local_reversed}')",
             id = uuid::Uuid::new_v4(),
             app = app.app_id,
             s = i % 60,
+            local_reversed = format!("bulk{i}").chars().rev().collect::<String>(),
         ));
     }
     app.db.execute(&format!(
@@ -321,4 +325,139 @@ async fn all_true_streams_every_match(app: TestApp) {
     assert_eq!(sorted["total"], n + 1);
     assert_eq!(sorted["data"].as_array().unwrap().len(), n + 1);
     assert_eq!(sorted["data"][n]["email"], "someone-else@example.com");
+}
+
+/// `like:` patterns with an `@` are answered from the email search keys
+/// (domain, reversed local part): pages and totals must be exactly what a
+/// case-insensitive substring match gives, in every path the query layer
+/// takes: one domain or one local part walked in index order (more than
+/// 1,000 matches), several domains sorted, a page walked from the end,
+/// pages beyond the end.
+async fn email_patterns_with_an_at_sign_page_exactly(app: TestApp) {
+    // (created_at, id, email), created_at shared by pairs so that ids break ties.
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for i in 0..4000 {
+        let email = if i % 2 == 0 {
+            format!("even@d{i}.Even.test")
+        } else {
+            let domain = match i % 5 {
+                0 => "one.test",
+                1 => "two.test",
+                _ => "ONE.test.br",
+            };
+            format!("Bulk{i}@{domain}")
+        };
+        let at = format!("2025-01-01 00:{:02}:{:02}.000000", i / 2 / 60, i / 2 % 60);
+        rows.push((at, uuid::Uuid::new_v4().to_string(), email));
+    }
+    let values: Vec<String> = rows
+        .iter()
+        .map(|(at, id, email)| {
+            let keys = kyc_api::domain::email_search::EmailKeys::of(email);
+            format!(
+                "('{id}', '{app}', 'person', 'Bulk', '{email}', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
+                 '910000000', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, '{at}', '{at}', NULL, \
+                 '{domain}', '{local}')",
+                app = app.app_id,
+                domain = keys.domain,
+                local = keys.local_reversed,
+            )
+        })
+        .collect();
+    app.db.execute(&format!(
+        "INSERT INTO identities VALUES {}",
+        values.join(",")
+    ));
+    rows.sort();
+
+    for (pattern, sort) in [
+        ("@one.test", "-createdAt"),    // two domains: one.test, one.test.br
+        ("@one.test.br", "-createdAt"), // one domain, 1,200 matches
+        ("@one.test.br", "createdAt"),
+        ("@two.test", "createdAt"),
+        ("@d1", "-createdAt"),   // 1,100 domains d1…
+        ("even@", "-createdAt"), // one local part, 2,000 matches
+        ("even@", "createdAt"),
+        ("EVEN@D10", "-createdAt"),
+        ("n@d2", "createdAt"),
+        ("7@one", "-createdAt"),
+        ("k7@one.test", "createdAt"),
+        ("@", "-createdAt"),
+        ("@one.test", "-updatedAt"),
+        ("even@d1", "updatedAt"),
+        ("a@b@c", "-createdAt"),
+        ("@nowhere", "-createdAt"),
+    ] {
+        let needle = pattern.to_lowercase();
+        let mut expected: Vec<&str> = rows
+            .iter()
+            .filter(|(_, _, email)| email.to_lowercase().contains(&needle))
+            .map(|(_, id, _)| id.as_str())
+            .collect();
+        if sort.starts_with('-') {
+            expected.reverse();
+        }
+        let size = 100;
+        let pages = expected.len().div_ceil(size) + 1;
+        let mut got: Vec<String> = Vec::new();
+        for number in 1..=pages {
+            let body = list(
+                &app,
+                &format!(
+                    "filter[email]=like:{}&sort={sort}&page[size]={size}&page[number]={number}",
+                    pattern.replace('@', "%40")
+                ),
+            )
+            .await;
+            assert_eq!(body["total"], expected.len(), "{pattern} {sort} total");
+            got.extend(
+                body["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["id"].as_str().unwrap().to_string()),
+            );
+        }
+        let first_difference = got.iter().zip(&expected).position(|(g, e)| g != e);
+        assert_eq!(
+            (got.len(), first_difference),
+            (expected.len(), None),
+            "{pattern} sort={sort}: (rows, first wrong position)"
+        );
+    }
+}
+
+/// The search keys change with the email and go with a deleted identity.
+async fn email_search_keys_follow_changes(app: TestApp) {
+    let ana = create(&app, &person("Ana@Old.example")).await;
+    let id = ana["id"].as_str().unwrap();
+    assert_eq!(list(&app, "filter[email]=like:ana@old").await["total"], 1);
+
+    let (status, body) = json(
+        app.patch(
+            &format!("/identities/{id}"),
+            &json!({"email": "Lima@NEW.example"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        list(&app, "filter[email]=like:@old.example").await["total"],
+        0
+    );
+    assert_eq!(list(&app, "filter[email]=like:ana@").await["total"], 0);
+    let found = list(&app, "filter[email]=like:lima@new.").await;
+    assert_eq!(emails(&found), vec!["Lima@NEW.example"]);
+
+    let status = app
+        .delete(&format!("/identities/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    assert_eq!(list(&app, "filter[email]=like:lima@new.").await["total"], 0);
 }

@@ -1,0 +1,3 @@
+DROP INDEX identities_email_local_idx;
+DROP INDEX identities_email_domain_idx;
+ALTER TABLE identities DROP COLUMN email_local_reversed, DROP COLUMN email_domain;
