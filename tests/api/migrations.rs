@@ -6,7 +6,7 @@ use kyc_api::db::{
 };
 
 use crate::database_tests;
-use crate::helpers::TestDatabase;
+use crate::helpers::{Backend, TestDatabase};
 
 fn migration_names(backend: &str) -> Vec<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,7 +38,10 @@ fn both_backends_have_the_same_migrations() {
     assert_eq!(postgres, migration_names("sqlite"));
 }
 
-database_tests!(migrations_run_down_and_up_again);
+database_tests!(
+    migrations_run_down_and_up_again,
+    email_keys_migration_fills_existing_rows
+);
 
 async fn migrations_run_down_and_up_again(db: TestDatabase) {
     let manager = ConnectionManager::new(DatabaseUrl::parse(&db.url).unwrap());
@@ -53,4 +56,61 @@ async fn migrations_run_down_and_up_again(db: TestDatabase) {
     assert_eq!(reverted.len(), first.len());
     let again = kyc_api::db::run_migrations(&mut conn).expect("up again");
     assert_eq!(again.len(), first.len());
+}
+
+/// Identities stored before the email search keys existed get the keys the
+/// server would write for them (`EmailKeys`): SQLite through the server's own
+/// functions, PostgreSQL through lower/split_part/reverse (exact for ASCII).
+async fn email_keys_migration_fills_existing_rows(db: TestDatabase) {
+    use diesel::prelude::*;
+    use kyc_api::db::schema::identities;
+    use kyc_api::domain::email_search::EmailKeys;
+
+    let manager = ConnectionManager::new(DatabaseUrl::parse(&db.url).unwrap());
+    let mut conn = manager.connect().expect("connect");
+    kyc_api::db::run_migrations(&mut conn).expect("up");
+    let migrations = match conn {
+        DbConnection::Postgresql(_) => POSTGRES_MIGRATIONS,
+        DbConnection::Sqlite(_) => SQLITE_MIGRATIONS,
+    };
+    let reverted = conn.revert_last_migration(migrations).expect("down");
+    assert_eq!(reverted.to_string(), "20261202000005");
+
+    let mut emails = vec![
+        "Ana.Lima@Alpha.COM",
+        "b+tag@sub.Example.org",
+        "c@[127.0.0.1]",
+    ];
+    if db.backend == Backend::Sqlite {
+        emails.push("Dora@MÜNCHEN.de");
+    }
+    let mut sql = "INSERT INTO apps VALUES ('app', 'app', '2025-01-01 00:00:00');".to_string();
+    for (i, email) in emails.iter().enumerate() {
+        sql.push_str(&format!(
+            "INSERT INTO identities VALUES ('id{i}', 'app', 'person', 'N', '{email}', NULL, NULL, \
+             'S', 'C', NULL, 'P', 'PT', '9', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, \
+             '2025-01-01 00:00:00', '2025-01-01 00:00:00', NULL);"
+        ));
+    }
+    db.execute(&sql);
+    kyc_api::db::run_migrations(&mut conn).expect("up again");
+
+    let stored: Vec<(String, String, String)> = identities::table
+        .select((
+            identities::email,
+            identities::email_domain,
+            identities::email_local_reversed,
+        ))
+        .order(identities::id)
+        .load(&mut conn)
+        .expect("read back");
+    assert_eq!(stored.len(), emails.len());
+    for (email, domain, local_reversed) in stored {
+        let keys = EmailKeys::of(&email);
+        assert_eq!(
+            (domain, local_reversed),
+            (keys.domain, keys.local_reversed),
+            "{email}"
+        );
+    }
 }
