@@ -30,7 +30,7 @@ LABELS = {
     "list_deep": "3b. list like:{like} page {deep} (last)",
     "list_middle": "3d. list like:{like} page {middle} (middle: farthest from both ends)",
     "list_rare": "3c. list like:{rare} (1 match) page 1",
-    "list_substring": "3e. list like:{substring} (no @: a scan) page 1",
+    "list_substring": "3e. list like:{substring} (no @: no index range) page 1",
     "operations": "4. GET /identities/:id/operations",
 }
 LIMITS = {"create": "create_limit", "get": "get_limit"}

@@ -4,12 +4,12 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
 use super::schema::{documents, identities};
 use super::{Cursor, DbConnection, MultiBackend};
 use crate::domain::email_search::{EmailLike, PrefixRange};
 use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
-use diesel::sql_types::Bool;
 
 diesel::define_sql_function! {
     /// SQL `lower()`, the same on both backends (ASCII on SQLite).
@@ -332,9 +332,8 @@ pub fn page_and_total(
     query: &ListQuery,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
     let total = count(conn, app_id, query)?;
-    let Some(limit) = query.page.limit() else {
-        unreachable!("all=true lists are streamed, not paged")
-    };
+    // (`all=true` is streamed by `list_after`; unlimited here means all.)
+    let limit = query.page.limit().unwrap_or(total);
     let offset = query.page.offset();
     if offset >= total {
         return Ok((Vec::new(), total));
