@@ -369,6 +369,17 @@ where
         }
         DbConnection::Postgresql(_) => Manager::begin_transaction(conn)?,
     }
+    run_and_finish(conn, work)
+}
+
+/// Runs `work` in the transaction just begun on `conn`: commits what
+/// succeeded, rolls back what failed.
+fn run_and_finish<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DieselError>,
+{
+    type Manager = <DbConnection as Connection>::TransactionManager;
     match work(conn) {
         Ok(value) => {
             Manager::commit_transaction(conn)?;
@@ -390,7 +401,6 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<DieselError>,
 {
-    type Manager = <DbConnection as Connection>::TransactionManager;
     match conn {
         DbConnection::Sqlite(inner) => {
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN")?
@@ -400,16 +410,7 @@ where
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         )?,
     }
-    match work(conn) {
-        Ok(value) => {
-            Manager::commit_transaction(conn)?;
-            Ok(value)
-        }
-        Err(err) => {
-            Manager::rollback_transaction(conn).map_err(E::from)?;
-            Err(err)
-        }
-    }
+    run_and_finish(conn, work)
 }
 
 /// True for a unique-constraint violation, the one database error that
