@@ -433,6 +433,33 @@ async fn email_patterns_with_an_at_sign_page_exactly(app: TestApp) {
             "{pattern} sort={sort}{more}: (rows, first wrong position)"
         );
     }
+
+    // all=true streams the same matches in the same order.
+    for pattern in ["@one.test", "even@"] {
+        let needle = pattern.to_lowercase();
+        let expected: Vec<&str> = rows
+            .iter()
+            .rev()
+            .filter(|(_, _, email)| email.to_lowercase().contains(&needle))
+            .map(|(_, id, _)| id.as_str())
+            .collect();
+        let body = list(
+            &app,
+            &format!(
+                "all=true&filter[email]=like:{}",
+                pattern.replace('@', "%40")
+            ),
+        )
+        .await;
+        let streamed: Vec<&str> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(body["total"], expected.len(), "{pattern} all=true total");
+        assert!(streamed == expected, "{pattern} all=true order");
+    }
 }
 
 /// The search keys change with the email and go with a deleted identity.
