@@ -321,12 +321,32 @@ fn apply_sort<'a>(query: BoxedIdentities<'a>, sort: &Sort) -> BoxedIdentities<'a
     }
 }
 
-/// One page of matches and their total, for filters that index ranges
-/// answer (everything but a `like:` without `@`): the total first, then the
-/// page's ids, walked from whichever end of the list is nearer, then its
-/// rows. Callers run it in one snapshot (`db::read_snapshot`), so the page
-/// agrees with the total it was mirrored by.
+/// One page of matches and their total. Callers run it in one snapshot
+/// (`db::read_snapshot`), so the page agrees with the total.
+///
+/// A substring that no index range can find (`like:` on a name, or on an
+/// email without `@`) visits every match anyway to count it, so the page
+/// comes from the same walk. Everything else is index ranges: a count, then
+/// the page.
 pub fn page_and_total(
+    conn: &mut DbConnection,
+    app_id: &str,
+    query: &ListQuery,
+) -> QueryResult<(Vec<IdentityRow>, i64)> {
+    let unindexed_substring = query.filters.iter().any(|f| match &f.condition {
+        Condition::Like(v) => f.field != "email" || EmailLike::parse(v) == EmailLike::Substring,
+        _ => false,
+    });
+    if unindexed_substring {
+        page_and_total_in_one_walk(conn, app_id, query)
+    } else {
+        page_and_total_by_count(conn, app_id, query)
+    }
+}
+
+/// The total first, then the page's ids, walked from whichever end of the
+/// list is nearer, then its rows.
+fn page_and_total_by_count(
     conn: &mut DbConnection,
     app_id: &str,
     query: &ListQuery,
@@ -460,7 +480,7 @@ fn rows_in_order(
 /// sorts ids instead of whole rows; then the page's rows are fetched by id.
 /// On SQLite the walk streams (one page of ids in memory); libpq hands over
 /// PostgreSQL's whole result first, 36 bytes of id per match.
-pub fn page_and_total_in_one_walk(
+fn page_and_total_in_one_walk(
     conn: &mut DbConnection,
     app_id: &str,
     query: &ListQuery,

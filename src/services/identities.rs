@@ -9,12 +9,11 @@ use uuid::Uuid;
 use crate::db::identities::{self as q, DocumentRow, IdentityRow};
 use crate::db::{self, DbConnection};
 use crate::domain::document::DocumentType;
-use crate::domain::email_search::EmailLike;
 use crate::domain::identity::{
     locked_field_changes, merge_patch, parse_identity, Address, Country, DocumentInput, Email,
     Gender, IdentityData, IdentityInput, IdentityKind, Phone, Tax,
 };
-use crate::domain::list_query::{Condition, ListQuery};
+use crate::domain::list_query::ListQuery;
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::kyc;
 use crate::views::{DocumentView, IdentityView, KycStatusView};
@@ -223,19 +222,8 @@ pub fn list(
     query: &ListQuery,
 ) -> Result<(Vec<IdentityView>, i64), ApiError> {
     let app_id = app_id.to_string();
-    // A substring no index range can find: every match is visited anyway to
-    // count it, so the page comes from the same walk. Everything else
-    // (`like:` with `@` included) is index ranges: a count, then a page.
-    let unindexed_substring = query.filters.iter().any(|f| match &f.condition {
-        Condition::Like(v) => f.field != "email" || EmailLike::parse(v) == EmailLike::Substring,
-        _ => false,
-    });
     db::read_snapshot(conn, |conn| {
-        let (rows, total) = if unindexed_substring {
-            q::page_and_total_in_one_walk(conn, &app_id, query)?
-        } else {
-            q::page_and_total(conn, &app_id, query)?
-        };
+        let (rows, total) = q::page_and_total(conn, &app_id, query)?;
         Ok((views_of(conn, rows)?, total))
     })
 }
