@@ -3,10 +3,10 @@
 //! Two extractors. `AuthenticatedApp` checks the key before the handler
 //! runs, on its own pooled connection; routes with a body use it so that an
 //! unauthenticated caller learns nothing (not even validation rules) before
-//! a 401. `ApiKey` only reads the header; body-less reads pass it to
-//! `Db::run_as`, which checks the key on the same connection and blocking
-//! thread as the query itself: one pool checkout and one thread hop per
-//! request instead of two, with the same answers in the same order.
+//! a 401. `ApiKey` only reads the header; body-less reads call
+//! [`ApiKey::run`], which checks the key on the same connection and
+//! blocking thread as the query itself: one pool checkout and one thread
+//! hop per request instead of two, with the same answers in the same order.
 
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
@@ -14,15 +14,28 @@ use std::pin::Pin;
 use actix_web::{web, FromRequest, HttpRequest};
 use uuid::Uuid;
 
-use crate::db::DbConnection;
+use crate::app::AppState;
+use crate::db::{Db, DbConnection};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::services::tenancy;
+use crate::services::write::Actor;
 
-/// The app the caller authenticated as. Every query a handler makes is
-/// scoped to `app_id`. Only a checked key makes one.
+/// The app the caller authenticated as, and with which key. Every query a
+/// handler makes is scoped to `app_id`. Only a checked key makes one.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthenticatedApp {
     pub app_id: Uuid,
+    pub key_id: Uuid,
+}
+
+impl AuthenticatedApp {
+    /// Who the write path records as making a change.
+    pub fn actor(&self) -> Actor {
+        Actor::Api {
+            app_id: self.app_id.to_string(),
+            key_id: self.key_id.to_string(),
+        }
+    }
 }
 
 /// Header names are case-insensitive, so `apikey` and `APIKEY` work too.
@@ -50,7 +63,24 @@ impl ApiKey {
 
     /// The app this key belongs to, or `api_key_invalid`.
     pub fn authenticate(&self, conn: &mut DbConnection) -> Result<AuthenticatedApp, ApiError> {
-        crate::tenancy::authenticate(conn, &self.0).map(|app_id| AuthenticatedApp { app_id })
+        tenancy::authenticate(conn, &self.0).map(|owner| AuthenticatedApp {
+            app_id: owner.app_id,
+            key_id: owner.key_id,
+        })
+    }
+
+    /// Runs a read for the caller this key stands for: the key is checked
+    /// first, on the same connection.
+    pub async fn run<T, F>(self, db: &Db, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection, AuthenticatedApp) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        db.run(move |conn| {
+            let app = self.authenticate(conn)?;
+            work(conn, app)
+        })
+        .await
     }
 }
 

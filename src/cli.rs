@@ -3,13 +3,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::Settings;
+use crate::services::tenancy;
+use crate::services::write::{Actor, WritePath};
 use crate::startup::{open_database, Application};
-use crate::{telemetry, tenancy};
+use crate::telemetry;
 
 #[derive(Parser)]
 #[command(name = "kyc-api", version, about = "Custodial KYC identity API")]
@@ -85,11 +86,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Apps { command } => {
             let db = open_database(&settings)?;
-            let mut conn = db.pool().get().context("cannot reach the database")?;
+            let write = WritePath::new(db.clone(), Vec::new());
             match command {
-                AppsCommand::Create { name } => print_json(&tenancy::create_app(&mut conn, &name)?),
+                AppsCommand::Create { name } => {
+                    print_json(&tenancy::create_app(&write, Actor::cli(), &name)?)
+                }
                 AppsCommand::List => {
-                    let apps = crate::db::apps::list_apps(&mut conn)?;
+                    let apps = tenancy::list_apps(&db)?;
                     let rows: Vec<_> = apps
                         .into_iter()
                         .map(|(app, active_keys)| {
@@ -107,13 +110,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { command } => {
             let db = open_database(&settings)?;
-            let mut conn = db.pool().get().context("cannot reach the database")?;
+            let write = WritePath::new(db, Vec::new());
             match command {
                 KeysCommand::Create { app_id } => {
-                    print_json(&tenancy::create_key(&mut conn, &app_id)?)
+                    print_json(&tenancy::create_key(&write, Actor::cli(), &app_id)?)
                 }
                 KeysCommand::Revoke { key_id } => {
-                    tenancy::revoke_key(&mut conn, &key_id)?;
+                    tenancy::revoke_key(&write, Actor::cli(), &key_id)?;
                     print_json(&json!({"keyId": key_id, "revoked": true}))
                 }
             }

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use secrecy::SecretString;
 
 use crate::db::DatabaseUrl;
 
@@ -38,7 +39,8 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     pub bind: SocketAddr,
     pub environment: Environment,
-    pub bootstrap_api_key: Option<String>,
+    /// Secret: `Debug` prints it as `[REDACTED]`.
+    pub bootstrap_api_key: Option<SecretString>,
     pub log_filter: String,
     pub log_format: LogFormat,
     /// Connections per process. SQLite serialises writers anyway; PostgreSQL
@@ -63,7 +65,8 @@ pub struct StorageSettings {
     /// `KYC_SIGNING_KEY`: signs the local backend's upload and download
     /// tokens. Required in production; in sandbox a random one is generated
     /// once and kept in the database, so every replica shares it.
-    pub signing_key: Option<String>,
+    /// Secret: `Debug` prints it as `[REDACTED]`.
+    pub signing_key: Option<SecretString>,
     pub max_document_bytes: u64,
     pub presign_ttl: Duration,
     pub upload_ttl: Duration,
@@ -151,7 +154,7 @@ impl Settings {
             database_url,
             bind,
             environment,
-            bootstrap_api_key,
+            bootstrap_api_key: bootstrap_api_key.map(SecretString::from),
             log_filter,
             log_format,
             db_pool_size,
@@ -195,7 +198,7 @@ fn storage_settings(
     }
     Ok(StorageSettings {
         backend,
-        signing_key,
+        signing_key: signing_key.map(SecretString::from),
         max_document_bytes: parse_number(
             get,
             "KYC_MAX_DOCUMENT_BYTES",
@@ -263,6 +266,22 @@ mod tests {
         assert_eq!(s.environment, Environment::Sandbox);
         assert!(matches!(s.database_url, DatabaseUrl::Sqlite(_)));
         assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let s = settings(&[
+            ("KYC_BOOTSTRAP_API_KEY", "kyc_bootstrap_hunter2_0123456789"),
+            (
+                "KYC_SIGNING_KEY",
+                "signing-hunter2-0123456789abcdef0123456789",
+            ),
+            ("DATABASE_URL", "postgres://kyc:hunter2@db.internal/kyc"),
+        ])
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("db.internal"), "{printed}");
     }
 
     #[test]

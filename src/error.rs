@@ -9,22 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-/// One violation of one input field, named by its path (`address.state`,
-/// `documents[0].url`, `filter[email]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::domain::errors::{FieldError, Refusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -58,68 +43,22 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-/// Domain refusals with their stable code and HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    IdentityNotFound,
-    DocumentNotFound,
-    VerificationNotFound,
-    EmailAlreadyInUse,
-    IdentityOwnerNotFound,
-    IdentityOwnerMustBeOfTypePerson,
-    IdentityFieldLocked,
-    IdentityOwnerInUse,
-    InvalidStatusTransition,
-    SignatureInvalid,
-    SignatureExpired,
-    UnknownOperation,
-    /// Operation refusals: the code is the reason from the rules evaluation.
-    IdentityBlocked,
-    IdentityKycIsMissing,
-    KycRequiredStatusNotReached,
-    OperationNotActiveDueToExtraKycMissing,
-}
-
-impl Refusal {
-    pub fn code(self) -> &'static str {
-        match self {
-            Refusal::IdentityNotFound => "identity_not_found",
-            Refusal::DocumentNotFound => "document_not_found",
-            Refusal::VerificationNotFound => "verification_not_found",
-            Refusal::EmailAlreadyInUse => "email_already_in_use",
-            Refusal::IdentityOwnerNotFound => "identity_owner_not_found",
-            Refusal::IdentityOwnerMustBeOfTypePerson => "identity_owner_must_be_of_type_person",
-            Refusal::IdentityFieldLocked => "identity_field_locked",
-            Refusal::IdentityOwnerInUse => "identity_owner_in_use",
-            Refusal::InvalidStatusTransition => "invalid_status_transition",
-            Refusal::SignatureInvalid => "signature_invalid",
-            Refusal::SignatureExpired => "signature_expired",
-            Refusal::UnknownOperation => "unknown_operation",
-            Refusal::IdentityBlocked => "identity_blocked",
-            Refusal::IdentityKycIsMissing => "identity_kyc_is_missing",
-            Refusal::KycRequiredStatusNotReached => "kyc_required_status_not_reached",
-            Refusal::OperationNotActiveDueToExtraKycMissing => {
-                "operation_not_active_due_to_extra_kyc_missing"
-            }
-        }
-    }
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            Refusal::IdentityNotFound
-            | Refusal::DocumentNotFound
-            | Refusal::VerificationNotFound
-            | Refusal::IdentityOwnerNotFound => StatusCode::NOT_FOUND,
-            Refusal::EmailAlreadyInUse | Refusal::UnknownOperation => StatusCode::BAD_REQUEST,
-            Refusal::IdentityOwnerInUse | Refusal::InvalidStatusTransition => StatusCode::CONFLICT,
-            Refusal::SignatureInvalid | Refusal::SignatureExpired => StatusCode::FORBIDDEN,
-            Refusal::IdentityOwnerMustBeOfTypePerson
-            | Refusal::IdentityFieldLocked
-            | Refusal::IdentityBlocked
-            | Refusal::IdentityKycIsMissing
-            | Refusal::KycRequiredStatusNotReached
-            | Refusal::OperationNotActiveDueToExtraKycMissing => StatusCode::UNPROCESSABLE_ENTITY,
-        }
+/// The HTTP status of each domain refusal (its code is the domain's).
+fn refusal_status(refusal: Refusal) -> StatusCode {
+    match refusal {
+        Refusal::IdentityNotFound
+        | Refusal::DocumentNotFound
+        | Refusal::VerificationNotFound
+        | Refusal::IdentityOwnerNotFound => StatusCode::NOT_FOUND,
+        Refusal::EmailAlreadyInUse | Refusal::UnknownOperation => StatusCode::BAD_REQUEST,
+        Refusal::IdentityOwnerInUse | Refusal::InvalidStatusTransition => StatusCode::CONFLICT,
+        Refusal::SignatureInvalid | Refusal::SignatureExpired => StatusCode::FORBIDDEN,
+        Refusal::IdentityOwnerMustBeOfTypePerson
+        | Refusal::IdentityFieldLocked
+        | Refusal::IdentityBlocked
+        | Refusal::IdentityKycIsMissing
+        | Refusal::KycRequiredStatusNotReached
+        | Refusal::OperationNotActiveDueToExtraKycMissing => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -207,7 +146,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ApiKeyMissing | ApiError::ApiKeyInvalid => StatusCode::UNAUTHORIZED,
             ApiError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Refused { refusal, .. } => refusal.status(),
+            ApiError::Refused { refusal, .. } => refusal_status(*refusal),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -234,5 +173,31 @@ impl ResponseError for ApiError {
             message: self.public_message(),
             details,
         })
+    }
+}
+
+/// A query that failed: a connection the database closed is the database
+/// being unavailable (503, retry later); anything else is a bug or a fault
+/// to log (500). Unique violations that mean a client error are mapped by
+/// the use case that knows which one it is (`email_already_in_use`).
+impl From<diesel::result::Error> for ApiError {
+    fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &err {
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => ApiError::DatabaseUnavailable(anyhow::anyhow!(err)),
+            _ => ApiError::Internal(anyhow::anyhow!(err)),
+        }
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(err: crate::db::DbError) -> Self {
+        match err {
+            crate::db::DbError::Unavailable(_) => ApiError::DatabaseUnavailable(err.into()),
+            crate::db::DbError::TaskFailed(_) => ApiError::Internal(err.into()),
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! kyc-api: a self-hostable, custodial KYC identity API.
 //!
-//! Layout: `routes` (thin HTTP handlers) → `domain` (types and rules) and
-//! `db` (every Diesel query) → `storage` (documents' bytes).
+//! Layers, each importing only the ones below it (ARCHITECTURE.md):
+//! `cli` → `startup` → `routes` → `auth`, `app` → `services` → `error`,
+//! `views`, `config` → `db`, `storage` → `domain`.
 
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -14,5 +16,4 @@ pub mod services;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
-pub mod tenancy;
 pub mod views;

@@ -7,45 +7,23 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
+use crate::app::AppState;
 use crate::config::{Settings, StorageBackend};
 use crate::db::Db;
-use crate::domain::operations::OperationRules;
 use crate::routes;
+use crate::services::tenancy::{self, Bootstrap};
+use crate::services::write::{WriteObserver, WritePath};
 use crate::storage::Storage;
 use crate::telemetry;
-use crate::tenancy::{self, Bootstrap};
-
-/// What every handler can reach. Nothing here is state a second replica
-/// would need: it is configuration and handles to shared services.
-pub struct AppState {
-    pub db: Db,
-    pub settings: Arc<Settings>,
-    pub operation_rules: Arc<OperationRules>,
-    pub storage: Storage,
-}
 
 /// The signing key of the local backend's tokens: configured, or in sandbox
 /// generated once and kept in the database so every replica shares it.
-fn signing_key(db: &Db, settings: &Settings) -> anyhow::Result<String> {
-    const NAME: &str = "local_storage_signing_key";
-    if let Some(key) = &settings.storage.signing_key {
-        return Ok(key.clone());
-    }
-    let mut conn = db.pool().get().context("cannot reach the database")?;
-    if let Some(key) = crate::db::apps::find_secret(&mut conn, NAME)? {
-        return Ok(key);
-    }
-    let mut bytes = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
-    let generated = hex::encode(bytes);
-    match crate::db::apps::insert_secret(&mut conn, NAME, &generated) {
-        Ok(()) => Ok(generated),
-        // Another replica generated one at the same moment: use theirs.
-        Err(e) if crate::db::is_unique_violation(&e) => {
-            crate::db::apps::find_secret(&mut conn, NAME)?.context("the signing key vanished")
-        }
-        Err(e) => Err(e.into()),
+fn signing_key(db: &Db, write: &WritePath, settings: &Settings) -> anyhow::Result<String> {
+    match &settings.storage.signing_key {
+        Some(key) => Ok(key.expose_secret().to_string()),
+        None => tenancy::shared_secret(write, db),
     }
 }
 
@@ -91,6 +69,15 @@ pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Vec::new()).await
+    }
+
+    /// `build`, with observers that run in the transaction of every write
+    /// (see `services::write`).
+    pub async fn build_with(
+        settings: Settings,
+        observers: Vec<Arc<dyn WriteObserver>>,
+    ) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let operation_rules = Arc::new(settings.load_operation_rules()?);
         let db = {
@@ -100,12 +87,12 @@ impl Application {
                 .context("start-up task panicked")??
         };
 
+        let write = WritePath::new(db.clone(), observers);
         let bootstrapped = {
-            let db = db.clone();
+            let write = write.clone();
             let key = settings.bootstrap_api_key.clone();
             actix_web::rt::task::spawn_blocking(move || {
-                let mut conn = db.pool().get().context("cannot reach the database")?;
-                tenancy::bootstrap(&mut conn, key.as_deref())
+                tenancy::bootstrap(&write, key.as_ref().map(|k| k.expose_secret()))
             })
             .await
             .context("start-up task panicked")??
@@ -120,8 +107,8 @@ impl Application {
         };
 
         let key = {
-            let (db, settings) = (db.clone(), settings.clone());
-            actix_web::rt::task::spawn_blocking(move || signing_key(&db, &settings))
+            let (db, write, settings) = (db.clone(), write.clone(), settings.clone());
+            actix_web::rt::task::spawn_blocking(move || signing_key(&db, &write, &settings))
                 .await
                 .context("start-up task panicked")??
         };
@@ -130,10 +117,12 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let storage = build_storage(&settings, &key, port)?;
-        let storage_data = web::Data::new(storage.clone());
 
+        let storage = Arc::new(storage);
+        let storage_data = web::Data::from(storage.clone());
         let state = web::Data::new(AppState {
             db,
+            write,
             settings: settings.clone(),
             operation_rules,
             storage,

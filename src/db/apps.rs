@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::schema::{api_keys, apps, server_secrets};
-use super::{now, DbConnection};
+use super::{now, DbConnection, WriteConn};
 use crate::domain::api_key::KeyHash;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -27,7 +27,7 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<NaiveDateTime>,
 }
 
-pub fn insert_app(conn: &mut DbConnection, name: &str) -> QueryResult<AppRow> {
+pub fn insert_app(conn: &mut WriteConn<'_>, name: &str) -> QueryResult<AppRow> {
     let row = AppRow {
         id: Uuid::new_v4().to_string(),
         name: name.to_string(),
@@ -35,7 +35,7 @@ pub fn insert_app(conn: &mut DbConnection, name: &str) -> QueryResult<AppRow> {
     };
     diesel::insert_into(apps::table)
         .values(&row)
-        .execute(conn)?;
+        .execute(&mut **conn)?;
     Ok(row)
 }
 
@@ -83,7 +83,7 @@ pub fn list_apps(conn: &mut DbConnection) -> QueryResult<Vec<(AppRow, i64)>> {
 }
 
 pub fn insert_api_key(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     app_id: &str,
     hash: &KeyHash,
     prefix: &str,
@@ -98,7 +98,7 @@ pub fn insert_api_key(
     };
     diesel::insert_into(api_keys::table)
         .values(&row)
-        .execute(conn)?;
+        .execute(&mut **conn)?;
     Ok(row)
 }
 
@@ -111,21 +111,25 @@ pub fn find_key_by_hash(conn: &mut DbConnection, hash: &KeyHash) -> QueryResult<
         .optional())
 }
 
-/// Marks a key revoked; returns false when no such key exists. Revoking an
-/// already revoked key keeps its original revocation time.
-pub fn revoke_api_key(conn: &mut DbConnection, key_id: &str) -> QueryResult<bool> {
-    let exists: bool =
-        diesel::select(diesel::dsl::exists(api_keys::table.find(key_id))).get_result(conn)?;
-    if exists {
+/// Marks a key revoked; returns the key as it was before, or `None` when no
+/// such key exists. Revoking an already revoked key keeps its original
+/// revocation time.
+pub fn revoke_api_key(conn: &mut WriteConn<'_>, key_id: &str) -> QueryResult<Option<ApiKeyRow>> {
+    let key = api_keys::table
+        .find(key_id)
+        .select(ApiKeyRow::as_select())
+        .first(&mut **conn)
+        .optional()?;
+    if key.as_ref().is_some_and(|k| k.revoked_at.is_none()) {
         diesel::update(
             api_keys::table
                 .find(key_id)
                 .filter(api_keys::revoked_at.is_null()),
         )
         .set(api_keys::revoked_at.eq(now()))
-        .execute(conn)?;
+        .execute(&mut **conn)?;
     }
-    Ok(exists)
+    Ok(key)
 }
 
 pub fn find_secret(conn: &mut DbConnection, name: &str) -> QueryResult<Option<String>> {
@@ -136,13 +140,13 @@ pub fn find_secret(conn: &mut DbConnection, name: &str) -> QueryResult<Option<St
         .optional()
 }
 
-pub fn insert_secret(conn: &mut DbConnection, name: &str, value: &str) -> QueryResult<()> {
+pub fn insert_secret(conn: &mut WriteConn<'_>, name: &str, value: &str) -> QueryResult<()> {
     diesel::insert_into(server_secrets::table)
         .values((
             server_secrets::name.eq(name),
             server_secrets::value.eq(value),
             server_secrets::created_at.eq(now()),
         ))
-        .execute(conn)
+        .execute(&mut **conn)
         .map(|_| ())
 }

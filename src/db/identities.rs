@@ -1,13 +1,14 @@
-//! Queries for identities and their documents. Every function takes the
-//! caller's app id and filters on it in SQL: tenancy is enforced here, not
-//! by callers remembering to check.
+//! Queries for identities and their documents. Every function that reads
+//! or changes existing rows takes the caller's app id and filters on it in
+//! SQL (inserts write the app id of the rows they are given): tenancy is
+//! enforced here, not by callers remembering to check.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use super::schema::{documents, identities};
-use super::{Cursor, DbConnection, MultiBackend};
+use super::{Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::email_search::{EmailLike, PrefixRange};
 use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
 
@@ -75,10 +76,10 @@ fn live<'a>(app_id: &'a str) -> BoxedIdentities<'a> {
         .into_boxed()
 }
 
-pub fn insert(conn: &mut DbConnection, row: &IdentityRow) -> QueryResult<()> {
+pub fn insert(conn: &mut WriteConn<'_>, row: &IdentityRow) -> QueryResult<()> {
     diesel::insert_into(identities::table)
         .values(row)
-        .execute(conn)
+        .execute(&mut **conn)
         .map(|_| ())
 }
 
@@ -120,17 +121,21 @@ pub fn find_live_for_update(
     }
 }
 
-/// Writes every column of an existing row (the domain has already merged
-/// and validated the change).
-pub fn update(conn: &mut DbConnection, row: &IdentityRow) -> QueryResult<()> {
-    diesel::update(identities::table.find(&row.id))
-        .set(row)
-        .execute(conn)
-        .map(|_| ())
+/// Writes every column of an existing row of the app (the domain has
+/// already merged and validated the change).
+pub fn update(conn: &mut WriteConn<'_>, app_id: &str, row: &IdentityRow) -> QueryResult<()> {
+    diesel::update(
+        identities::table
+            .filter(identities::app_id.eq(app_id))
+            .filter(identities::id.eq(&row.id)),
+    )
+    .set(row)
+    .execute(&mut **conn)
+    .map(|_| ())
 }
 
 pub fn soft_delete(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
     app_id: &str,
     id: &str,
     at: NaiveDateTime,
@@ -141,14 +146,15 @@ pub fn soft_delete(
             .filter(identities::id.eq(id)),
     )
     .set((identities::deleted_at.eq(at), identities::updated_at.eq(at)))
-    .execute(conn)?;
+    .execute(&mut **conn)?;
     diesel::update(
         documents::table
+            .filter(documents::app_id.eq(app_id))
             .filter(documents::identity_id.eq(id))
             .filter(documents::deleted_at.is_null()),
     )
     .set((documents::deleted_at.eq(at), documents::updated_at.eq(at)))
-    .execute(conn)
+    .execute(&mut **conn)
     .map(|_| ())
 }
 
@@ -163,45 +169,49 @@ pub fn owns_live_companies(conn: &mut DbConnection, app_id: &str, id: &str) -> Q
     .get_result(conn)
 }
 
-/// Inserts documents one by one: a multi-row insert does not compile for
-/// the combined connection type; callers run this inside a transaction.
-pub fn insert_documents(conn: &mut DbConnection, rows: &[DocumentRow]) -> QueryResult<()> {
+/// Inserts documents one by one (a multi-row insert does not compile for
+/// the combined connection type), all in the write transaction.
+pub fn insert_documents(conn: &mut WriteConn<'_>, rows: &[DocumentRow]) -> QueryResult<()> {
     for row in rows {
         diesel::insert_into(documents::table)
             .values(row)
-            .execute(conn)?;
+            .execute(&mut **conn)?;
     }
     Ok(())
 }
 
-/// Marks the live documents of one identity deleted; `face_images` picks
-/// which of the two sets a PATCH replaces.
+/// Marks the live documents of one identity of the app deleted and returns
+/// their ids; `face_images` picks which of the two sets a PATCH replaces.
 pub fn soft_delete_documents(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
+    app_id: &str,
     identity_id: &str,
     face_images: bool,
     at: NaiveDateTime,
-) -> QueryResult<()> {
+) -> QueryResult<Vec<String>> {
     let base = documents::table
+        .filter(documents::app_id.eq(app_id))
         .filter(documents::identity_id.eq(identity_id))
         .filter(documents::deleted_at.is_null());
     let set = (documents::deleted_at.eq(at), documents::updated_at.eq(at));
     if face_images {
-        diesel::update(base.filter(documents::document_type.eq("faceImage")))
-            .set(set)
-            .execute(conn)?;
+        let matching = base.filter(documents::document_type.eq("faceImage"));
+        let ids = matching.select(documents::id).load(&mut **conn)?;
+        diesel::update(matching).set(set).execute(&mut **conn)?;
+        Ok(ids)
     } else {
-        diesel::update(base.filter(documents::document_type.ne("faceImage")))
-            .set(set)
-            .execute(conn)?;
+        let matching = base.filter(documents::document_type.ne("faceImage"));
+        let ids = matching.select(documents::id).load(&mut **conn)?;
+        diesel::update(matching).set(set).execute(&mut **conn)?;
+        Ok(ids)
     }
-    Ok(())
 }
 
-/// The live documents of many identities in one query, in the order they
-/// were sent.
+/// The live documents of many identities of the app in one query, in the
+/// order they were sent.
 pub fn live_documents_of(
     conn: &mut DbConnection,
+    app_id: &str,
     identity_ids: &[&str],
 ) -> QueryResult<Vec<DocumentRow>> {
     if identity_ids.is_empty() {
@@ -211,6 +221,7 @@ pub fn live_documents_of(
         // One identity (get, operations, patch): a fixed statement, straight
         // on the backend and cached; `IN (…)` has a variable number of binds.
         return super::on_each_backend!(conn, c => documents::table
+            .filter(documents::app_id.eq(app_id))
             .filter(documents::identity_id.eq(*one))
             .filter(documents::deleted_at.is_null())
             .order(documents::position)
@@ -218,6 +229,7 @@ pub fn live_documents_of(
             .load(c));
     }
     documents::table
+        .filter(documents::app_id.eq(app_id))
         .filter(documents::identity_id.eq_any(identity_ids))
         .filter(documents::deleted_at.is_null())
         .order((documents::identity_id, documents::position))

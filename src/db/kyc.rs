@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{identities, identity_events, verifications};
-use super::{Cursor, DbConnection, MultiBackend};
+use super::{Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -35,37 +35,42 @@ pub struct EventRow {
     pub created_at: NaiveDateTime,
 }
 
-pub fn insert_verification(conn: &mut DbConnection, row: &VerificationRow) -> QueryResult<()> {
+pub fn insert_verification(conn: &mut WriteConn<'_>, row: &VerificationRow) -> QueryResult<()> {
     diesel::insert_into(verifications::table)
         .values(row)
-        .execute(conn)
+        .execute(&mut **conn)
         .map(|_| ())
 }
 
-pub fn insert_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<()> {
+pub fn insert_event(conn: &mut WriteConn<'_>, row: &EventRow) -> QueryResult<()> {
     diesel::insert_into(identity_events::table)
         .values(row)
-        .execute(conn)
+        .execute(&mut **conn)
         .map(|_| ())
 }
 
 pub fn update_status(
-    conn: &mut DbConnection,
+    conn: &mut WriteConn<'_>,
+    app_id: &str,
     id: &str,
     status: &str,
     reason: Option<&str>,
     risk_rating: Option<&str>,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
-    diesel::update(verifications::table.find(id))
-        .set((
-            verifications::status.eq(status),
-            verifications::reason.eq(reason),
-            verifications::risk_rating.eq(risk_rating),
-            verifications::updated_at.eq(at),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    diesel::update(
+        verifications::table
+            .filter(verifications::app_id.eq(app_id))
+            .filter(verifications::id.eq(id)),
+    )
+    .set((
+        verifications::status.eq(status),
+        verifications::reason.eq(reason),
+        verifications::risk_rating.eq(risk_rating),
+        verifications::updated_at.eq(at),
+    ))
+    .execute(&mut **conn)
+    .map(|_| ())
 }
 
 /// A verification of a live identity of the app.
@@ -88,6 +93,7 @@ pub fn find(
 /// level is the latest), in one query.
 pub fn of_identities(
     conn: &mut DbConnection,
+    app_id: &str,
     identity_ids: &[&str],
 ) -> QueryResult<Vec<VerificationRow>> {
     if identity_ids.is_empty() {
@@ -97,12 +103,14 @@ pub fn of_identities(
         // One identity (get, operations, patch): a fixed statement, straight
         // on the backend and cached; `IN (…)` has a variable number of binds.
         return super::on_each_backend!(conn, c => verifications::table
+            .filter(verifications::app_id.eq(app_id))
             .filter(verifications::identity_id.eq(*one))
             .order((verifications::created_at.desc(), verifications::id.desc()))
             .select(VerificationRow::as_select())
             .load(c));
     }
     verifications::table
+        .filter(verifications::app_id.eq(app_id))
         .filter(verifications::identity_id.eq_any(identity_ids))
         .order((verifications::created_at.desc(), verifications::id.desc()))
         .select(VerificationRow::as_select())
@@ -112,12 +120,14 @@ pub fn of_identities(
 /// The history of verifications, oldest first, in one query.
 pub fn events_of_verifications(
     conn: &mut DbConnection,
+    app_id: &str,
     ids: &[&str],
 ) -> QueryResult<Vec<EventRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     identity_events::table
+        .filter(identity_events::app_id.eq(app_id))
         .filter(identity_events::verification_id.eq_any(ids))
         .order((identity_events::created_at.asc(), identity_events::id.asc()))
         .select(EventRow::as_select())
@@ -126,9 +136,11 @@ pub fn events_of_verifications(
 
 pub fn events_of_identity(
     conn: &mut DbConnection,
+    app_id: &str,
     identity_id: &str,
 ) -> QueryResult<Vec<EventRow>> {
     identity_events::table
+        .filter(identity_events::app_id.eq(app_id))
         .filter(identity_events::identity_id.eq(identity_id))
         .order((identity_events::created_at.asc(), identity_events::id.asc()))
         .select(EventRow::as_select())

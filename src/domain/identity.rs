@@ -9,7 +9,7 @@ use validator::ValidateEmail;
 
 use super::document::{DocumentSide, DocumentType};
 use super::input::{bounded_text, join, required, type_name, Errors, Field, ObjectReader};
-use crate::error::FieldError;
+use crate::domain::errors::FieldError;
 
 pub const MIN_AGE: u32 = 18;
 pub const MAX_AGE: u32 = 99;
@@ -115,6 +115,18 @@ impl Email {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The form two addresses are compared in (the unique index, exact
+    /// filters): Unicode lowercase, as Rust defines it, on both backends.
+    /// `Dora@MÜNCHEN.de` and `dora@münchen.de` are one address.
+    pub fn normalized(&self) -> String {
+        Self::normalize(&self.0)
+    }
+
+    /// `normalized` for any text (a filter value, a stored row).
+    pub fn normalize(raw: &str) -> String {
+        raw.trim().to_lowercase()
     }
 
     /// The keys that `@`-patterns of `filter[email]=like:` search by index.
@@ -559,6 +571,30 @@ fn parse_face_images(value: &Value, errors: &mut Errors) -> Option<Vec<DocumentU
         }
     }
     Some(urls)
+}
+
+/// The top-level fields, by wire name, in which `next` differs from
+/// `current` (what an `identity.updated` change names).
+pub fn changed_fields(current: &IdentityData, next: &IdentityData) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |differs: bool, name: &'static str| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    check(current.kind != next.kind, "type");
+    check(current.name != next.name, "name");
+    check(current.email != next.email, "email");
+    check(current.birthday != next.birthday, "birthday");
+    check(current.gender != next.gender, "gender");
+    check(current.address != next.address, "address");
+    check(current.phone != next.phone, "phone");
+    check(current.tax != next.tax, "tax");
+    check(
+        current.identity_owner != next.identity_owner,
+        "identityOwner",
+    );
+    changed
 }
 
 /// The fields that cannot change once the identity is confirmed, by wire

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::FieldError;
+use crate::domain::errors::FieldError;
 
 pub struct Errors(Vec<FieldError>);
 

@@ -27,7 +27,7 @@ use std::collections::HashSet;
 
 use url::form_urlencoded;
 
-use crate::error::FieldError;
+use crate::domain::errors::FieldError;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 30;
 pub const MAX_PAGE_SIZE: u32 = 100;

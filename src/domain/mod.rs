@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod document;
 pub mod email_search;
+pub mod errors;
 pub mod identity;
 pub mod input;
 pub mod kyc;

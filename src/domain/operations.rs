@@ -11,8 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::domain::document::DocumentType;
+use crate::domain::errors::Refusal;
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
-use crate::error::Refusal;
 
 /// The rules shipped with the server, used when no rules file is configured.
 pub const DEFAULT_RULES_TOML: &str = include_str!("default_operation_rules.toml");

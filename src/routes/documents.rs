@@ -4,11 +4,11 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::parse_uuid;
+use super::{parse_uuid, Body};
+use crate::app::AppState;
 use crate::auth::AuthenticatedApp;
 use crate::error::ApiError;
 use crate::services::documents as service;
-use crate::startup::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,9 +21,14 @@ pub struct PresignBody {
 pub async fn presign_upload(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
-    body: web::Json<PresignBody>,
+    Body(body): Body<PresignBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let post = service::presign_upload(&state, auth.app_id, &body.filename)?;
+    let post = service::presign_upload(
+        &state.storage,
+        &state.settings.storage,
+        auth.app_id,
+        &body.filename,
+    )?;
     Ok(HttpResponse::Ok().json(json!({
         "data": {
             "url": post.url,
@@ -44,6 +49,14 @@ pub async fn presign_download(
     let (identity_id, document_id) = path.into_inner();
     let identity_id = parse_uuid("identityId", &identity_id)?;
     let document_id = parse_uuid("id", &document_id)?;
-    let url = service::presign_download(&state, auth.app_id, identity_id, document_id).await?;
+    let url = service::presign_download(
+        &state.db,
+        &state.storage,
+        &state.settings.storage,
+        auth.app_id,
+        identity_id,
+        document_id,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "data": { "presignUrl": url } })))
 }

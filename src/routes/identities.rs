@@ -5,14 +5,13 @@ use serde_json::Value;
 
 use super::parse_uuid;
 use super::stream;
+use crate::app::AppState;
 use crate::auth::{ApiKey, AuthenticatedApp};
-use crate::db::identities as q;
 use crate::domain::identity::parse_identity;
-use crate::domain::list_query::IDENTITY_LIST;
 use crate::error::ApiError;
 use crate::services::documents::check_document_urls;
-use crate::services::identities as service;
-use crate::startup::AppState;
+use crate::services::identities::{self as service, IdentityListing};
+use crate::services::write::Operation;
 use crate::views::Data;
 
 pub async fn create(
@@ -21,10 +20,12 @@ pub async fn create(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let input = parse_identity(&body, service::today(), true).map_err(ApiError::Validation)?;
-    check_document_urls(&state, auth.app_id, &body).await?;
+    check_document_urls(&state.storage, auth.app_id, &body).await?;
     let view = state
-        .db
-        .write(move |conn| service::create(conn, auth.app_id, input))
+        .write
+        .run(auth.actor(), Operation::IdentityCreate, move |tx| {
+            service::create(tx, auth.app_id, input)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
 }
@@ -34,9 +35,8 @@ pub async fn get(
     key: ApiKey,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state
-        .db
-        .run_as(key, move |conn, auth| {
+    let view = key
+        .run(&state.db, move |conn, auth| {
             let id = parse_uuid("id", &id)?;
             service::get(conn, auth.app_id, id)
         })
@@ -52,10 +52,12 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_uuid("id", &id)?;
     let body = body.into_inner();
-    check_document_urls(&state, auth.app_id, &body).await?;
+    check_document_urls(&state.storage, auth.app_id, &body).await?;
     let view = state
-        .db
-        .write(move |conn| service::patch(conn, auth.app_id, id, &body))
+        .write
+        .run(auth.actor(), Operation::IdentityPatch, move |tx| {
+            service::patch(tx, auth.app_id, id, &body)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
 }
@@ -67,8 +69,10 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_uuid("id", &id)?;
     state
-        .db
-        .write(move |conn| service::delete(conn, auth.app_id, id))
+        .write
+        .run(auth.actor(), Operation::IdentityDelete, move |tx| {
+            service::delete(tx, auth.app_id, id)
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -78,13 +82,5 @@ pub async fn list(
     key: ApiKey,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let source = stream::ListSource {
-        spec: &IDENTITY_LIST,
-        page: service::list,
-        count: q::count,
-        after: q::list_after,
-        position: |row| (row.created_at, row.updated_at, &row.id),
-        views: service::views_of,
-    };
-    stream::answer_list(&state.db, key, req.query_string().to_owned(), source).await
+    stream::answer_list::<IdentityListing>(&state, key, &req).await
 }

@@ -5,16 +5,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::parse_uuid;
 use super::stream;
+use super::{parse_uuid, Body};
+use crate::app::AppState;
 use crate::auth::{ApiKey, AuthenticatedApp};
-use crate::db::kyc as kyc_q;
 use crate::domain::input::bounded_text;
 use crate::domain::kyc::{RiskRating, VerificationStatus};
-use crate::domain::list_query::VERIFICATION_LIST;
 use crate::error::{ApiError, FieldError, Refusal};
-use crate::services::kyc::{self as service, Decision};
-use crate::startup::AppState;
+use crate::services::kyc::{self as service, Decision, VerificationListing};
+use crate::services::write::Operation;
 use crate::views::Data;
 
 pub async fn list_verifications(
@@ -22,15 +21,7 @@ pub async fn list_verifications(
     key: ApiKey,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let source = stream::ListSource {
-        spec: &VERIFICATION_LIST,
-        page: service::list_verifications,
-        count: kyc_q::count,
-        after: kyc_q::list_after,
-        position: |row| (row.created_at, row.updated_at, &row.id),
-        views: service::verification_views,
-    };
-    stream::answer_list(&state.db, key, req.query_string().to_owned(), source).await
+    stream::answer_list::<VerificationListing>(&state, key, &req).await
 }
 
 pub async fn get_verification(
@@ -38,9 +29,8 @@ pub async fn get_verification(
     key: ApiKey,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state
-        .db
-        .run_as(key, move |conn, auth| {
+    let view = key
+        .run(&state.db, move |conn, auth| {
             let id = parse_uuid("id", &id)?;
             service::get_verification(conn, &auth.app_id.to_string(), &id.to_string())
         })
@@ -70,10 +60,10 @@ pub async fn decide(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
-    body: web::Json<DecisionBody>,
+    Body(body): Body<DecisionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_uuid("id", &id)?;
-    let body = body.into_inner();
+
     let mut errors = Vec::new();
     if body.status == VerificationStatus::Pending {
         errors.push(FieldError::new(
@@ -91,8 +81,10 @@ pub async fn decide(
         risk_rating: body.risk_rating,
     };
     let view = state
-        .db
-        .write(move |conn| service::decide(conn, auth.app_id, id, decision))
+        .write
+        .run(auth.actor(), Operation::VerificationDecide, move |tx| {
+            service::decide(tx, auth.app_id, id, decision)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
 }
@@ -112,9 +104,16 @@ async fn set_blocked(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_uuid("id", &id)?;
     let reason = bounded_text(&body.reason, 500).map_err(|m| ApiError::invalid("reason", m))?;
+    let operation = if blocked {
+        Operation::IdentityBlock
+    } else {
+        Operation::IdentityUnblock
+    };
     let view = state
-        .db
-        .write(move |conn| service::set_blocked(conn, auth.app_id, id, blocked, &reason))
+        .write
+        .run(auth.actor(), operation, move |tx| {
+            service::set_blocked(tx, auth.app_id, id, blocked, &reason)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
 }
@@ -123,18 +122,18 @@ pub async fn block(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
-    body: web::Json<BlockBody>,
+    Body(body): Body<BlockBody>,
 ) -> Result<HttpResponse, ApiError> {
-    set_blocked(state, auth, id, body.into_inner(), true).await
+    set_blocked(state, auth, id, body, true).await
 }
 
 pub async fn unblock(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
-    body: web::Json<BlockBody>,
+    Body(body): Body<BlockBody>,
 ) -> Result<HttpResponse, ApiError> {
-    set_blocked(state, auth, id, body.into_inner(), false).await
+    set_blocked(state, auth, id, body, false).await
 }
 
 pub async fn history(
@@ -142,9 +141,8 @@ pub async fn history(
     key: ApiKey,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let events = state
-        .db
-        .run_as(key, move |conn, auth| {
+    let events = key
+        .run(&state.db, move |conn, auth| {
             let id = parse_uuid("id", &id)?;
             service::history(conn, auth.app_id, id)
         })
@@ -173,11 +171,16 @@ async fn sandbox_settle(
         return Err(ApiError::Validation(errors));
     }
     let email = body.email;
+    let operation = if outcome == VerificationStatus::Approved {
+        Operation::SandboxApprove
+    } else {
+        Operation::SandboxReject
+    };
     state
-        .db
-        .write(move |conn| {
+        .write
+        .run(auth.actor(), operation, move |tx| {
             service::sandbox_settle(
-                conn,
+                tx,
                 auth.app_id,
                 identity_id,
                 &email,
@@ -191,9 +194,8 @@ async fn sandbox_settle(
 pub async fn sandbox_approve(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
-    body: web::Json<SandboxBody>,
+    Body(body): Body<SandboxBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
     if body.reason.is_some() {
         return Err(ApiError::invalid(
             "reason",
@@ -207,9 +209,9 @@ pub async fn sandbox_approve(
 pub async fn sandbox_reject(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
-    body: web::Json<SandboxBody>,
+    Body(body): Body<SandboxBody>,
 ) -> Result<HttpResponse, ApiError> {
-    sandbox_settle(state, auth, body.into_inner(), VerificationStatus::Rejected).await?;
+    sandbox_settle(state, auth, body, VerificationStatus::Rejected).await?;
     Ok(HttpResponse::Ok().json(json!({ "message": "Identity sent to rejection" })))
 }
 
@@ -219,9 +221,8 @@ pub async fn operations(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let rules = state.operation_rules.clone();
-    let data = state
-        .db
-        .run_as(key, move |conn, auth| {
+    let data = key
+        .run(&state.db, move |conn, auth| {
             let id = parse_uuid("id", &id)?;
             service::operations(conn, &rules, auth.app_id, id)
         })
@@ -240,9 +241,8 @@ pub struct ValidateBody {
 pub async fn validate_operation(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
-    body: web::Json<ValidateBody>,
+    Body(body): Body<ValidateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
     let identity_id = parse_uuid("identityId", &body.identity_id)?;
     let rules = state.operation_rules.clone();
     if rules.find(&body.action, &body.code).is_none() {

@@ -40,15 +40,33 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 }
 
 /// Declares every route once: `configure` registers them and `ROUTES` lists
-/// them, so a test can hold `openapi.yaml` to exactly what the server has.
+/// them (`SANDBOX_ROUTES` and `configure_sandbox` the sandbox-only ones),
+/// so a test can hold `openapi.yaml` to exactly what the server has.
 macro_rules! routes {
-    ($($path:literal => { $($method:ident : $handler:path),+ $(,)? })*) => {
+    (
+        $($path:literal => { $($method:ident : $handler:path),+ $(,)? })*
+        sandbox {
+            $($sandbox_path:literal => { $($sandbox_method:ident : $sandbox_handler:path),+ $(,)? })*
+        }
+    ) => {
         /// (method, path) of every route, paths in actix syntax.
         pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),*];
+
+        /// Sandbox-only routes: with `KYC_ENV=production` they do not exist
+        /// (404).
+        pub const SANDBOX_ROUTES: &[(&str, &str)] =
+            &[$($((stringify!($sandbox_method), $sandbox_path)),+),*];
 
         pub fn configure(cfg: &mut web::ServiceConfig) {
             $(cfg.service(
                 resource($path, &[$(stringify!($method)),+])$(.route(web::$method().to($handler)))+
+            );)*
+        }
+
+        pub fn configure_sandbox(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(
+                resource($sandbox_path, &[$(stringify!($sandbox_method)),+])
+                    $(.route(web::$sandbox_method().to($sandbox_handler)))+
             );)*
         }
     };
@@ -78,40 +96,23 @@ routes! {
     // they answer 404.
     "/files/upload" => { post: files::upload }
     "/files/{key:.*}" => { get: files::download }
+    sandbox {
+        "/sandbox/identities/approve" => { post: kyc::sandbox_approve }
+        "/sandbox/identities/reject" => { post: kyc::sandbox_reject }
+    }
 }
 
-/// Sandbox-only routes: with `KYC_ENV=production` they do not exist (404).
-pub const SANDBOX_ROUTES: &[(&str, &str)] = &[
-    ("post", "/sandbox/identities/approve"),
-    ("post", "/sandbox/identities/reject"),
-];
-
-pub fn configure_sandbox(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/sandbox/identities/approve", &["post"])
-            .route(web::post().to(kyc::sandbox_approve)),
-    )
-    .service(
-        resource("/sandbox/identities/reject", &["post"])
-            .route(web::post().to(kyc::sandbox_reject)),
-    );
-}
-
-/// Maps actix's JSON extractor failures onto our error codes: a body of the
-/// wrong shape (type, unknown or missing field) is `validation_failed` with
-/// the field's path; a body that is not JSON at all is `malformed_json`.
+/// Maps actix's JSON extractor failures onto our error codes: a body that
+/// is not JSON at all is `malformed_json`; a body of the wrong shape (type,
+/// unknown or missing field) is `validation_failed` (`Body` names the
+/// field's path).
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api_error = match err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
             ApiError::PayloadTooLarge
         }
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::Validation(vec![crate::error::FieldError::new(
-                serde_error_field(&e.to_string()),
-                e.to_string(),
-            )])
-        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::invalid("body", e.to_string()),
         JsonPayloadError::Deserialize(e) => ApiError::MalformedJson(e.to_string()),
         JsonPayloadError::Payload(e) => ApiError::MalformedJson(e.to_string()),
         other => ApiError::MalformedJson(other.to_string()),
@@ -119,14 +120,45 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     api_error.into()
 }
 
-/// serde names the offending field in its message (`unknown field `x``,
-/// `missing field `y``); pull it out so `details[].field` is useful.
-fn serde_error_field(message: &str) -> String {
+/// A JSON body of type `T`. Read as JSON by actix (`JsonConfig`: size limit,
+/// content type, syntax), then deserialized with `serde_path_to_error`, so
+/// a field of the wrong type, an unknown field or a missing one is a
+/// `validation_failed` naming the field's path (`status`, `reason`).
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let json = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = json.await?.into_inner();
+            serde_path_to_error::deserialize(value)
+                .map(Body)
+                .map_err(|e| {
+                    let field = match e.path().to_string() {
+                        path if path == "." => missing_or_unknown_field(e.inner()),
+                        path => path,
+                    };
+                    ApiError::invalid(field, e.inner().to_string()).into()
+                })
+        })
+    }
+}
+
+/// At the top level, serde_path_to_error has no path for a missing field
+/// (nor for an unknown one in a struct without flattening): serde's error
+/// names it, as `missing field `x``. Anything else is the body as a whole.
+fn missing_or_unknown_field(err: &serde_json::Error) -> String {
+    let message = err.to_string();
     for marker in ["unknown field `", "missing field `"] {
-        if let Some(rest) = message.split(marker).nth(1) {
-            if let Some(name) = rest.split('`').next() {
-                return name.to_string();
-            }
+        if let Some(name) = message
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+        {
+            return name.to_string();
         }
     }
     "body".to_string()

@@ -5,14 +5,16 @@
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::config::StorageSettings;
 use crate::db::identities as q;
+use crate::db::Db;
 use crate::domain::identity::DocumentUrl;
 use crate::error::{ApiError, FieldError, Refusal};
-use crate::startup::AppState;
-use crate::storage::{ObjectKey, ObjectUrlMatch, PresignedPost, StorageError};
+use crate::storage::{ObjectKey, ObjectUrlMatch, PresignedPost, Storage, StorageError};
 
 pub fn presign_upload(
-    state: &AppState,
+    storage: &Storage,
+    settings: &StorageSettings,
     app_id: Uuid,
     filename: &str,
 ) -> Result<PresignedPost, ApiError> {
@@ -20,21 +22,20 @@ pub fn presign_upload(
         .map_err(|m| ApiError::invalid("filename", m))?;
     let (key, _content_type) = ObjectKey::new_upload(app_id, &filename)
         .map_err(|e| ApiError::invalid("filename", e.to_string()))?;
-    let settings = &state.settings.storage;
-    state
-        .storage
+    storage
         .presign_post(&key, settings.upload_ttl, settings.max_document_bytes)
         .map_err(storage_error)
 }
 
 pub async fn presign_download(
-    state: &AppState,
+    db: &Db,
+    storage: &Storage,
+    settings: &StorageSettings,
     app_id: Uuid,
     identity_id: Uuid,
     document_id: Uuid,
 ) -> Result<String, ApiError> {
-    let document = state
-        .db
+    let document = db
         .run(move |conn| {
             let (app, identity, doc) = (
                 app_id.to_string(),
@@ -49,15 +50,10 @@ pub async fn presign_download(
             })
         })
         .await?;
-    match state
-        .storage
-        .parse_object_url(&document.url)
-        .owned_by(app_id)
-    {
+    match storage.parse_object_url(&document.url).owned_by(app_id) {
         ObjectUrlMatch::Ours(key) => {
-            let signed = state
-                .storage
-                .presign_get(&key, state.settings.storage.presign_ttl)
+            let signed = storage
+                .presign_get(&key, settings.presign_ttl)
                 .await
                 .map_err(storage_error)?;
             Ok(signed.url)
@@ -105,19 +101,15 @@ fn document_urls(body: &Value) -> Vec<(String, DocumentUrl)> {
 /// A URL into our storage must name an existing object of the caller's app;
 /// any other URL must be https. Objects are checked concurrently.
 pub async fn check_document_urls(
-    state: &AppState,
+    storage: &Storage,
     app_id: Uuid,
     body: &Value,
 ) -> Result<(), ApiError> {
     let checks = document_urls(body)
         .into_iter()
         .map(|(field, url)| async move {
-            match state
-                .storage
-                .parse_object_url(url.as_str())
-                .owned_by(app_id)
-            {
-                ObjectUrlMatch::Ours(key) => match state.storage.exists(&key).await {
+            match storage.parse_object_url(url.as_str()).owned_by(app_id) {
+                ObjectUrlMatch::Ours(key) => match storage.exists(&key).await {
                     Ok(true) => Ok(None),
                     Ok(false) => Ok(Some(FieldError::new(
                         field,

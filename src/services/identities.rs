@@ -7,16 +7,20 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::identities::{self as q, DocumentRow, IdentityRow};
+use crate::db::Cursor;
 use crate::db::{self, DbConnection};
 use crate::domain::document::DocumentType;
 use crate::domain::identity::{
-    locked_field_changes, merge_patch, parse_identity, Address, Country, DocumentInput, Email,
-    Gender, IdentityData, IdentityInput, IdentityKind, Phone, Tax,
+    changed_fields, locked_field_changes, merge_patch, parse_identity, Address, Country,
+    DocumentInput, Email, Gender, IdentityData, IdentityInput, IdentityKind, Phone, Tax,
 };
-use crate::domain::list_query::ListQuery;
+use crate::domain::list_query::{ListQuery, ListSpec, Sort, IDENTITY_LIST};
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::kyc;
+use crate::services::listing::Listing;
+use crate::services::write::{Change, Tx};
 use crate::views::{DocumentView, IdentityView, KycStatusView};
+use diesel::QueryResult;
 
 pub fn today() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive()
@@ -57,12 +61,12 @@ fn check_owner(conn: &mut DbConnection, app_id: &str, owner: Option<Uuid>) -> Re
 }
 
 pub fn create(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_, '_>,
     app_id: Uuid,
     input: IdentityInput,
 ) -> Result<IdentityView, ApiError> {
     let app_id = app_id.to_string();
-    check_owner(conn, &app_id, input.data.identity_owner)?;
+    check_owner(tx.read(), &app_id, input.data.identity_owner)?;
     let now = db::now();
     let mut row = IdentityRow {
         id: Uuid::new_v4().to_string(),
@@ -94,16 +98,16 @@ pub fn create(
         email_local_reversed: String::new(),
     };
     write_data(&mut row, &input.data);
-    q::insert(conn, &row).map_err(email_conflict)?;
+    q::insert(tx.conn(), &row).map_err(email_conflict)?;
+    tx.record(Change::IdentityCreated {
+        app_id: row.app_id.clone(),
+        identity_id: row.id.clone(),
+    });
 
-    let mut documents = insert_documents(
-        conn,
-        &row,
-        &input.documents.clone().unwrap_or_default(),
-        now,
-    )?;
+    let mut documents =
+        insert_documents(tx, &row, &input.documents.clone().unwrap_or_default(), now)?;
     documents.extend(insert_documents(
-        conn,
+        tx,
         &row,
         &input.face_image_documents().unwrap_or_default(),
         now,
@@ -113,14 +117,14 @@ pub fn create(
     let started = if documents.is_empty() {
         Vec::new()
     } else {
-        kyc::start_verifications(conn, &row, &document_types(&documents), true)?
+        kyc::start_verifications(tx, &row, &document_types(&documents), true)?
     };
     let kyc_status = started.into_iter().map(KycStatusView::from).collect();
     Ok(IdentityView::new(row, documents, kyc_status))
 }
 
 pub fn patch(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_, '_>,
     app_id: Uuid,
     id: Uuid,
     body: &Value,
@@ -128,7 +132,7 @@ pub fn patch(
     let own_id = id;
     let app_id = app_id.to_string();
     let id = id.to_string();
-    let mut row = q::find_live_for_update(conn, &app_id, &id)?.ok_or_else(not_found)?;
+    let mut row = q::find_live_for_update(tx.read(), &app_id, &id)?.ok_or_else(not_found)?;
     let current = data_from_row(&row)?;
 
     let merged = merge_patch(&current, body).map_err(ApiError::Validation)?;
@@ -158,11 +162,11 @@ pub fn patch(
         ));
     }
     if input.data.identity_owner != current.identity_owner {
-        check_owner(conn, &app_id, input.data.identity_owner)?;
+        check_owner(tx.read(), &app_id, input.data.identity_owner)?;
     }
     if current.kind == IdentityKind::Person
         && input.data.kind == IdentityKind::Company
-        && q::owns_live_companies(conn, &app_id, &id)?
+        && q::owns_live_companies(tx.read(), &app_id, &id)?
     {
         return Err(ApiError::refused(
             Refusal::IdentityOwnerInUse,
@@ -171,42 +175,71 @@ pub fn patch(
     }
 
     let now = db::now();
+    let fields = changed_fields(&current, &input.data);
     write_data(&mut row, &input.data);
     row.updated_at = now;
-    q::update(conn, &row).map_err(email_conflict)?;
+    q::update(tx.conn(), &app_id, &row).map_err(email_conflict)?;
+    if !fields.is_empty() {
+        tx.record(Change::IdentityUpdated {
+            app_id: app_id.clone(),
+            identity_id: id.clone(),
+            fields,
+        });
+    }
 
     // A document set that is sent replaces the current one: the old records
     // stay (deleted_at set) for the audit trail.
     if let Some(documents) = &input.documents {
-        q::soft_delete_documents(conn, &id, false, now)?;
-        insert_documents(conn, &row, documents, now)?;
+        remove_documents(tx, &app_id, &id, false, now)?;
+        insert_documents(tx, &row, documents, now)?;
     }
     if let Some(face_images) = input.face_image_documents() {
-        q::soft_delete_documents(conn, &id, true, now)?;
-        insert_documents(conn, &row, &face_images, now)?;
+        remove_documents(tx, &app_id, &id, true, now)?;
+        insert_documents(tx, &row, &face_images, now)?;
     }
     if input.documents.is_some() || input.face_images.is_some() {
-        let live: Vec<DocumentType> = q::live_documents_of(conn, &[id.as_str()])?
+        let live: Vec<DocumentType> = q::live_documents_of(tx.read(), &app_id, &[id.as_str()])?
             .iter()
             .filter_map(|d| DocumentType::from_stored(&d.document_type))
             .collect();
-        kyc::start_verifications(conn, &row, &live, false)?;
+        kyc::start_verifications(tx, &row, &live, false)?;
     }
-    let mut views = views_of(conn, vec![row])?;
+    let mut views = views_of(tx.read(), vec![row])?;
     Ok(views.remove(0))
 }
 
-pub fn delete(conn: &mut DbConnection, app_id: Uuid, id: Uuid) -> Result<(), ApiError> {
+fn remove_documents(
+    tx: &mut Tx<'_, '_>,
+    app_id: &str,
+    identity_id: &str,
+    face_images: bool,
+    at: NaiveDateTime,
+) -> Result<(), ApiError> {
+    for document_id in q::soft_delete_documents(tx.conn(), app_id, identity_id, face_images, at)? {
+        tx.record(Change::DocumentRemoved {
+            app_id: app_id.to_string(),
+            identity_id: identity_id.to_string(),
+            document_id,
+        });
+    }
+    Ok(())
+}
+
+pub fn delete(tx: &mut Tx<'_, '_>, app_id: Uuid, id: Uuid) -> Result<(), ApiError> {
     let app_id = app_id.to_string();
     let id = id.to_string();
-    q::find_live_for_update(conn, &app_id, &id)?.ok_or_else(not_found)?;
-    if q::owns_live_companies(conn, &app_id, &id)? {
+    q::find_live_for_update(tx.read(), &app_id, &id)?.ok_or_else(not_found)?;
+    if q::owns_live_companies(tx.read(), &app_id, &id)? {
         return Err(ApiError::refused(
             Refusal::IdentityOwnerInUse,
             "This person owns live companies; delete or reassign them first.",
         ));
     }
-    q::soft_delete(conn, &app_id, &id, db::now())?;
+    q::soft_delete(tx.conn(), &app_id, &id, db::now())?;
+    tx.record(Change::IdentityDeleted {
+        app_id,
+        identity_id: id,
+    });
     Ok(())
 }
 
@@ -216,16 +249,50 @@ pub fn get(conn: &mut DbConnection, app_id: Uuid, id: Uuid) -> Result<IdentityVi
     Ok(views.remove(0))
 }
 
-pub fn list(
-    conn: &mut DbConnection,
-    app_id: Uuid,
-    query: &ListQuery,
-) -> Result<(Vec<IdentityView>, i64), ApiError> {
-    let app_id = app_id.to_string();
-    db::read_snapshot(conn, |conn| {
-        let (rows, total) = q::page_and_total(conn, &app_id, query)?;
+/// `GET /identities`.
+pub struct IdentityListing;
+
+impl Listing for IdentityListing {
+    type Row = IdentityRow;
+    type View = IdentityView;
+
+    fn spec() -> &'static ListSpec {
+        &IDENTITY_LIST
+    }
+
+    fn page(
+        conn: &mut DbConnection,
+        app_id: &str,
+        query: &ListQuery,
+    ) -> Result<(Vec<IdentityView>, i64), ApiError> {
+        let (rows, total) = q::page_and_total(conn, app_id, query)?;
         Ok((views_of(conn, rows)?, total))
-    })
+    }
+
+    fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64> {
+        q::count(conn, app_id, query)
+    }
+
+    fn after(
+        conn: &mut DbConnection,
+        app_id: &str,
+        query: &ListQuery,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> QueryResult<Vec<IdentityRow>> {
+        q::list_after(conn, app_id, query, after, limit)
+    }
+
+    fn cursor(row: &IdentityRow, sort: &Sort) -> Cursor {
+        Cursor::after(sort, row.created_at, row.updated_at, &row.id)
+    }
+
+    fn views(
+        conn: &mut DbConnection,
+        rows: Vec<IdentityRow>,
+    ) -> Result<Vec<IdentityView>, ApiError> {
+        views_of(conn, rows)
+    }
 }
 
 /// Assembles identities with their documents and KYC status in a fixed
@@ -234,15 +301,18 @@ pub fn views_of(
     conn: &mut DbConnection,
     rows: Vec<IdentityRow>,
 ) -> Result<Vec<IdentityView>, ApiError> {
+    let Some(app_id) = rows.first().map(|r| r.app_id.clone()) else {
+        return Ok(Vec::new());
+    };
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut documents: HashMap<String, Vec<DocumentView>> = HashMap::new();
-    for doc in q::live_documents_of(conn, &ids)? {
+    for doc in q::live_documents_of(conn, &app_id, &ids)? {
         documents
             .entry(doc.identity_id.clone())
             .or_default()
             .push(doc.into());
     }
-    let mut kyc: HashMap<String, Vec<KycStatusView>> = kyc::kyc_status_of(conn, &ids)?;
+    let mut kyc: HashMap<String, Vec<KycStatusView>> = kyc::kyc_status_of(conn, &app_id, &ids)?;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -259,7 +329,7 @@ pub fn views_of(
 const FACE_IMAGE_POSITIONS: i32 = 1000;
 
 fn insert_documents(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_, '_>,
     identity: &IdentityRow,
     inputs: &[DocumentInput],
     now: NaiveDateTime,
@@ -286,7 +356,14 @@ fn insert_documents(
             deleted_at: None,
         })
         .collect();
-    q::insert_documents(conn, &rows)?;
+    q::insert_documents(tx.conn(), &rows)?;
+    for row in &rows {
+        tx.record(Change::DocumentCreated {
+            app_id: row.app_id.clone(),
+            identity_id: row.identity_id.clone(),
+            document_id: row.id.clone(),
+        });
+    }
     Ok(rows.into_iter().map(DocumentView::from).collect())
 }
 

@@ -9,12 +9,17 @@ use uuid::Uuid;
 
 use crate::db::identities::{self as identity_q, IdentityRow};
 use crate::db::kyc::{self as q, EventRow, VerificationRow};
+use crate::db::Cursor;
 use crate::db::{self, DbConnection};
 use crate::domain::document::DocumentType;
 use crate::domain::kyc::{levels_supported_by, Level, RiskRating, VerificationStatus};
+use crate::domain::list_query::{ListQuery, ListSpec, Sort, VERIFICATION_LIST};
 use crate::domain::operations::{KycFacts, OperationRules, OperationState, Rule};
 use crate::error::{ApiError, Refusal};
+use crate::services::listing::Listing;
+use crate::services::write::{Change, Tx};
 use crate::views::{IdentityView, KycStatusView, VerificationEventView, VerificationView};
+use diesel::QueryResult;
 
 pub const EVENT_VERIFICATION: &str = "verification";
 pub const EVENT_BLOCKED: &str = "blocked";
@@ -43,14 +48,14 @@ fn stored<T>(value: &str, parse: impl Fn(&str) -> Option<T>, what: &str) -> Resu
 }
 
 fn record(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_, '_>,
     verification: &VerificationRow,
     status: VerificationStatus,
     reason: Option<&str>,
     at: NaiveDateTime,
 ) -> Result<(), ApiError> {
     q::insert_event(
-        conn,
+        tx.conn(),
         &EventRow {
             id: Uuid::new_v4().to_string(),
             app_id: verification.app_id.clone(),
@@ -67,7 +72,7 @@ fn record(
 }
 
 fn start(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_, '_>,
     identity: &IdentityRow,
     level: Level,
     at: NaiveDateTime,
@@ -83,18 +88,24 @@ fn start(
         created_at: at,
         updated_at: at,
     };
-    q::insert_verification(conn, &row)?;
-    record(conn, &row, VerificationStatus::Pending, None, at)?;
+    q::insert_verification(tx.conn(), &row)?;
+    tx.record(Change::VerificationCreated {
+        app_id: row.app_id.clone(),
+        identity_id: row.identity_id.clone(),
+        verification_id: row.id.clone(),
+    });
+    record(tx, &row, VerificationStatus::Pending, None, at)?;
     Ok(row)
 }
 
 /// The latest verification per level of one identity.
 fn latest_by_level(
     conn: &mut DbConnection,
+    app_id: &str,
     identity_id: &str,
 ) -> Result<BTreeMap<Level, VerificationRow>, ApiError> {
     let mut latest = BTreeMap::new();
-    for row in q::of_identities(conn, &[identity_id])? {
+    for row in q::of_identities(conn, app_id, &[identity_id])? {
         let level = stored(&row.level, Level::parse, "level")?;
         latest.entry(level).or_insert(row);
     }
@@ -109,7 +120,7 @@ fn latest_by_level(
 /// `new_identity`: the identity was created in this transaction, so it has
 /// no earlier verifications and looking for them is skipped.
 pub fn start_verifications(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_, '_>,
     identity: &IdentityRow,
     documents: &[DocumentType],
     new_identity: bool,
@@ -121,7 +132,7 @@ pub fn start_verifications(
     let latest = if new_identity {
         BTreeMap::new()
     } else {
-        latest_by_level(conn, &identity.id)?
+        latest_by_level(tx.read(), &identity.app_id, &identity.id)?
     };
     let mut at = db::now();
     let mut started = Vec::new();
@@ -134,7 +145,7 @@ pub fn start_verifications(
             }
         };
         if fresh_needed {
-            started.push(start(conn, identity, level, at)?);
+            started.push(start(tx, identity, level, at)?);
             at = after(at);
         }
     }
@@ -144,7 +155,7 @@ pub fn start_verifications(
 /// The effects of a status change on the verification, its history and the
 /// identity (confirmation on basic approval, risk rating).
 fn apply_decision(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_, '_>,
     verification: &VerificationRow,
     next: VerificationStatus,
     reason: Option<&str>,
@@ -159,30 +170,52 @@ fn apply_decision(
         .map(|r| r.as_str().to_string())
         .or_else(|| verification.risk_rating.clone());
     q::update_status(
-        conn,
+        tx.conn(),
+        &verification.app_id,
         &verification.id,
         next.as_str(),
         reason,
         rating.as_deref(),
         at,
     )?;
-    record(conn, verification, next, reason, at)?;
+    tx.record(Change::VerificationStatusChanged {
+        app_id: verification.app_id.clone(),
+        identity_id: verification.identity_id.clone(),
+        verification_id: verification.id.clone(),
+        from: current.as_str(),
+        to: next.as_str(),
+    });
+    record(tx, verification, next, reason, at)?;
 
     let level = stored(&verification.level, Level::parse, "level")?;
     let confirms = level == Level::Basic && next == VerificationStatus::Approved;
     if confirms || risk_rating.is_some() {
         let mut identity = identity_q::find_live_for_update(
-            conn,
+            tx.read(),
             &verification.app_id,
             &verification.identity_id,
         )?
         .ok_or_else(identity_not_found)?;
-        identity.identity_confirmed |= confirms;
+        let mut fields = Vec::new();
+        if confirms && !identity.identity_confirmed {
+            identity.identity_confirmed = true;
+            fields.push("identityConfirmed");
+        }
         if let Some(r) = risk_rating {
-            identity.risk_rating = Some(r.as_str().to_string());
+            if identity.risk_rating.as_deref() != Some(r.as_str()) {
+                identity.risk_rating = Some(r.as_str().to_string());
+                fields.push("riskRating");
+            }
         }
         identity.updated_at = at;
-        identity_q::update(conn, &identity)?;
+        identity_q::update(tx.conn(), &verification.app_id, &identity)?;
+        if !fields.is_empty() {
+            tx.record(Change::IdentityUpdated {
+                app_id: identity.app_id.clone(),
+                identity_id: identity.id.clone(),
+                fields,
+            });
+        }
     }
     Ok(())
 }
@@ -194,33 +227,33 @@ pub struct Decision {
 }
 
 pub fn decide(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_, '_>,
     app_id: Uuid,
     id: Uuid,
     decision: Decision,
 ) -> Result<VerificationView, ApiError> {
     let app_id = app_id.to_string();
     let id = id.to_string();
-    let verification = q::find(conn, &app_id, &id)?.ok_or_else(verification_not_found)?;
+    let verification = q::find(tx.read(), &app_id, &id)?.ok_or_else(verification_not_found)?;
     // Lock the identity first: every decision about one identity queues here.
-    identity_q::find_live_for_update(conn, &app_id, &verification.identity_id)?
+    identity_q::find_live_for_update(tx.read(), &app_id, &verification.identity_id)?
         .ok_or_else(verification_not_found)?;
-    let verification = q::find(conn, &app_id, &id)?.ok_or_else(verification_not_found)?;
+    let verification = q::find(tx.read(), &app_id, &id)?.ok_or_else(verification_not_found)?;
     apply_decision(
-        conn,
+        tx,
         &verification,
         decision.status,
         decision.reason.as_deref(),
         decision.risk_rating,
         db::now(),
     )?;
-    get_verification(conn, &app_id, &id)
+    get_verification(tx.read(), &app_id, &id)
 }
 
 /// The sandbox's shortcut: settle the identity's open verifications at once,
 /// starting the basic one first when the documents allow and none is open.
 pub fn sandbox_settle(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_, '_>,
     app_id: Uuid,
     identity_id: Uuid,
     email: &str,
@@ -228,7 +261,7 @@ pub fn sandbox_settle(
     reason: Option<&str>,
 ) -> Result<(), ApiError> {
     let app_id = app_id.to_string();
-    let identity = identity_q::find_live_for_update(conn, &app_id, &identity_id.to_string())?
+    let identity = identity_q::find_live_for_update(tx.read(), &app_id, &identity_id.to_string())?
         .ok_or_else(identity_not_found)?;
     if !identity.email.eq_ignore_ascii_case(email.trim()) {
         return Err(ApiError::invalid(
@@ -238,7 +271,7 @@ pub fn sandbox_settle(
     }
     let mut at = db::now();
     let mut open: Vec<VerificationRow> = Vec::new();
-    let latest = latest_by_level(conn, &identity.id)?;
+    let latest = latest_by_level(tx.read(), &app_id, &identity.id)?;
     for row in latest.values() {
         if stored(&row.status, VerificationStatus::parse, "status")?.is_open() {
             open.push(row.clone());
@@ -247,7 +280,7 @@ pub fn sandbox_settle(
     if !open.iter().any(|v| v.level == Level::Basic.as_str())
         && outcome == VerificationStatus::Approved
     {
-        let documents = identity_q::live_documents_of(conn, &[identity.id.as_str()])?;
+        let documents = identity_q::live_documents_of(tx.read(), &app_id, &[identity.id.as_str()])?;
         let types: Vec<DocumentType> = documents
             .iter()
             .filter_map(|d| DocumentType::from_stored(&d.document_type))
@@ -256,7 +289,7 @@ pub fn sandbox_settle(
             .get(&Level::Basic)
             .is_some_and(|v| v.status == VerificationStatus::Approved.as_str());
         if !basic_done && levels_supported_by(types).contains(&Level::Basic) {
-            open.insert(0, start(conn, &identity, Level::Basic, at)?);
+            open.insert(0, start(tx, &identity, Level::Basic, at)?);
             at = after(at);
         }
     }
@@ -267,31 +300,37 @@ pub fn sandbox_settle(
         ));
     }
     for verification in &open {
-        apply_decision(conn, verification, outcome, reason, None, at)?;
+        apply_decision(tx, verification, outcome, reason, None, at)?;
         at = after(at);
     }
     Ok(())
 }
 
 pub fn set_blocked(
-    conn: &mut DbConnection,
+    tx: &mut Tx<'_, '_>,
     app_id: Uuid,
     identity_id: Uuid,
     blocked: bool,
     reason: &str,
 ) -> Result<IdentityView, ApiError> {
     let app_id = app_id.to_string();
-    let mut identity = identity_q::find_live_for_update(conn, &app_id, &identity_id.to_string())?
-        .ok_or_else(identity_not_found)?;
+    let mut identity =
+        identity_q::find_live_for_update(tx.read(), &app_id, &identity_id.to_string())?
+            .ok_or_else(identity_not_found)?;
     // Blocking a blocked identity changes nothing and records nothing, so a
     // retried request is harmless.
     if identity.blocked != blocked {
         let at = db::now();
         identity.blocked = blocked;
         identity.updated_at = at;
-        identity_q::update(conn, &identity)?;
+        identity_q::update(tx.conn(), &app_id, &identity)?;
+        tx.record(Change::IdentityUpdated {
+            app_id: app_id.clone(),
+            identity_id: identity.id.clone(),
+            fields: vec!["blocked"],
+        });
         q::insert_event(
-            conn,
+            tx.conn(),
             &EventRow {
                 id: Uuid::new_v4().to_string(),
                 app_id: identity.app_id.clone(),
@@ -310,7 +349,7 @@ pub fn set_blocked(
             },
         )?;
     }
-    let mut views = crate::services::identities::views_of(conn, vec![identity])?;
+    let mut views = crate::services::identities::views_of(tx.read(), vec![identity])?;
     Ok(views.remove(0))
 }
 
@@ -321,7 +360,7 @@ pub fn history(
 ) -> Result<Vec<crate::views::IdentityEventView>, ApiError> {
     let identity = identity_q::find_live(conn, &app_id.to_string(), &identity_id.to_string())?
         .ok_or_else(identity_not_found)?;
-    Ok(q::events_of_identity(conn, &identity.id)?
+    Ok(q::events_of_identity(conn, &identity.app_id, &identity.id)?
         .into_iter()
         .map(Into::into)
         .collect())
@@ -332,9 +371,12 @@ pub fn verification_views(
     conn: &mut DbConnection,
     rows: Vec<VerificationRow>,
 ) -> Result<Vec<VerificationView>, ApiError> {
+    let Some(app_id) = rows.first().map(|r| r.app_id.clone()) else {
+        return Ok(Vec::new());
+    };
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut history: HashMap<String, Vec<VerificationEventView>> = HashMap::new();
-    for event in q::events_of_verifications(conn, &ids)? {
+    for event in q::events_of_verifications(conn, &app_id, &ids)? {
         if let Some(vid) = event.verification_id.clone() {
             history.entry(vid).or_default().push(VerificationEventView {
                 status: event.status,
@@ -368,24 +410,61 @@ pub fn get_verification(
     Ok(verification_views(conn, vec![row])?.remove(0))
 }
 
-pub fn list_verifications(
-    conn: &mut DbConnection,
-    app_id: Uuid,
-    query: &crate::domain::list_query::ListQuery,
-) -> Result<(Vec<VerificationView>, i64), ApiError> {
-    let app_id = app_id.to_string();
-    let rows = q::list(conn, &app_id, query)?;
-    let total = q::count(conn, &app_id, query)?;
-    Ok((verification_views(conn, rows)?, total))
+/// `GET /verifications`.
+pub struct VerificationListing;
+
+impl Listing for VerificationListing {
+    type Row = VerificationRow;
+    type View = VerificationView;
+
+    fn spec() -> &'static ListSpec {
+        &VERIFICATION_LIST
+    }
+
+    fn page(
+        conn: &mut DbConnection,
+        app_id: &str,
+        query: &ListQuery,
+    ) -> Result<(Vec<VerificationView>, i64), ApiError> {
+        let rows = q::list(conn, app_id, query)?;
+        let total = q::count(conn, app_id, query)?;
+        Ok((verification_views(conn, rows)?, total))
+    }
+
+    fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64> {
+        q::count(conn, app_id, query)
+    }
+
+    fn after(
+        conn: &mut DbConnection,
+        app_id: &str,
+        query: &ListQuery,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> QueryResult<Vec<VerificationRow>> {
+        q::list_after(conn, app_id, query, after, limit)
+    }
+
+    fn cursor(row: &VerificationRow, sort: &Sort) -> Cursor {
+        Cursor::after(sort, row.created_at, row.updated_at, &row.id)
+    }
+
+    fn views(
+        conn: &mut DbConnection,
+        rows: Vec<VerificationRow>,
+    ) -> Result<Vec<VerificationView>, ApiError> {
+        verification_views(conn, rows)
+    }
 }
 
 /// `kycStatus` for many identities: the latest verification per level.
 pub fn kyc_status_of(
     conn: &mut DbConnection,
+    app_id: &str,
     identity_ids: &[&str],
 ) -> Result<HashMap<String, Vec<KycStatusView>>, ApiError> {
     let mut out: HashMap<String, Vec<KycStatusView>> = HashMap::new();
-    for row in q::of_identities(conn, identity_ids)? {
+    for row in q::of_identities(conn, app_id, identity_ids)? {
         let entries = out.entry(row.identity_id.clone()).or_default();
         if entries.iter().all(|e| e.level != row.level) {
             entries.push(KycStatusView::from(row));
@@ -402,13 +481,13 @@ fn facts(conn: &mut DbConnection, app_id: &str, identity_id: &str) -> Result<Kyc
     let identity =
         identity_q::find_live(conn, app_id, identity_id)?.ok_or_else(identity_not_found)?;
     let mut latest = BTreeMap::new();
-    for (level, row) in latest_by_level(conn, &identity.id)? {
+    for (level, row) in latest_by_level(conn, app_id, &identity.id)? {
         latest.insert(
             level,
             stored(&row.status, VerificationStatus::parse, "status")?,
         );
     }
-    let document_types = identity_q::live_documents_of(conn, &[identity.id.as_str()])?
+    let document_types = identity_q::live_documents_of(conn, app_id, &[identity.id.as_str()])?
         .iter()
         .filter_map(|d| DocumentType::from_stored(&d.document_type))
         .collect();

@@ -1,6 +1,11 @@
-//! Use cases: each runs on one database connection (inside the transaction
-//! the caller opened) and combines domain rules with queries.
+//! Use cases: each combines domain rules with queries. Reads run on a
+//! connection they are given; changes run through the write path
+//! (`write`), which hands them a `Tx`.
 
 pub mod documents;
+pub mod health;
 pub mod identities;
 pub mod kyc;
+pub mod listing;
+pub mod tenancy;
+pub mod write;

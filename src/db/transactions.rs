@@ -1,0 +1,92 @@
+//! Transactions: the write transaction every change runs in, and the read
+//! snapshot lists run in.
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+
+use super::DbConnection;
+
+/// A connection inside a write transaction. Every query function that
+/// changes data takes one, and only `write_transaction` makes one, so a
+/// change cannot reach the database except through a write transaction
+/// (which only the write path opens, see `Db::write_transaction`). It
+/// dereferences to the connection for the reads a change makes.
+pub struct WriteConn<'c> {
+    conn: &'c mut DbConnection,
+}
+
+impl std::ops::Deref for WriteConn<'_> {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteConn<'_> {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        self.conn
+    }
+}
+
+/// A transaction that will write.
+///
+/// On SQLite a plain `BEGIN` takes the write lock only at the first write; a
+/// transaction that read first then fails with SQLITE_BUSY at once when
+/// another writer got there, without waiting. `BEGIN IMMEDIATE` takes the
+/// lock up front, so concurrent writers queue on the busy timeout instead.
+pub(super) fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut WriteConn<'_>) -> Result<T, E>,
+    E: From<DieselError>,
+{
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgresql(_) => Manager::begin_transaction(conn)?,
+    }
+    run_and_finish(conn, |conn| work(&mut WriteConn { conn }))
+}
+
+/// Runs `work` in the transaction just begun on `conn`: commits what
+/// succeeded, rolls back what failed.
+fn run_and_finish<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DieselError>,
+{
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(err) => {
+            Manager::rollback_transaction(conn).map_err(E::from)?;
+            Err(err)
+        }
+    }
+}
+
+/// A read-only transaction with one snapshot for all its statements, so
+/// that a page and the total it is computed against see the same rows.
+/// (PostgreSQL's default, READ COMMITTED, takes a new snapshot per
+/// statement; SQLite's deferred `BEGIN` holds the snapshot of its first read.)
+pub fn read_snapshot<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DieselError>,
+{
+    match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN")?
+        }
+        DbConnection::Postgresql(inner) => AnsiTransactionManager::begin_transaction_sql(
+            inner,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+    }
+    run_and_finish(conn, work)
+}

@@ -1,0 +1,148 @@
+//! Which database a `DATABASE_URL` names.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+
+/// Where the data lives, decided by the URL scheme.
+///
+/// `Debug` prints the URL with its password hidden (see `redacted`), so a
+/// settings dump cannot leak the database password into a log.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl DatabaseUrl {
+    /// `postgres://` / `postgresql://` URLs select PostgreSQL; `sqlite://path`,
+    /// `sqlite:path` or a bare file path select SQLite.
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(with_connect_timeout(url)));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() {
+            bail!("the SQLite database path is empty");
+        }
+        if path == ":memory:" || path.contains("mode=memory") {
+            // Each pooled connection would get its own empty database.
+            bail!("in-memory SQLite is not supported; give a file path");
+        }
+        if path.contains("://") {
+            bail!(
+                "unsupported database URL scheme in `{}`; use postgres:// or sqlite://",
+                redact_password(url)
+            );
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Postgres(_) => "postgresql",
+            DatabaseUrl::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The URL with any password removed, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(raw) => redact_password(raw),
+        }
+    }
+}
+
+fn redact_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            // libpq also takes the password as a query parameter.
+            if parsed.query_pairs().any(|(k, _)| k == "password") {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k == "password" { "***".into() } else { v };
+                        (k.into_owned(), v.into_owned())
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparseable database URL>".to_string(),
+    }
+}
+
+/// libpq waits for the operating system's TCP timeout (minutes) on a host
+/// that drops packets; a KYC check should fail fast instead.
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout=5")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_scheme_selects_the_backend() {
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u@h/db").unwrap(),
+            DatabaseUrl::Postgres(u) if u == "postgres://u@h/db?connect_timeout=5"
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db?sslmode=disable&connect_timeout=2").unwrap(),
+            DatabaseUrl::Postgres(u) if u.ends_with("connect_timeout=2")
+        ));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/kyc.db").unwrap(),
+            DatabaseUrl::Sqlite("data/kyc.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("kyc.db").unwrap(),
+            DatabaseUrl::Sqlite("kyc.db".into())
+        );
+        assert!(DatabaseUrl::parse("sqlite://:memory:").is_err());
+        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+    }
+
+    #[test]
+    fn redaction_hides_passwords() {
+        let url = DatabaseUrl::parse("postgres://user:secret@host/db").unwrap();
+        assert!(!url.redacted().contains("secret"));
+        let url = DatabaseUrl::parse("postgres://user@host/db?password=secret").unwrap();
+        assert!(!url.redacted().contains("secret"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        for raw in [
+            "postgres://user:hunter2@host/db",
+            "postgres://user@host/db?password=hunter2&sslmode=require",
+        ] {
+            let url = DatabaseUrl::parse(raw).unwrap();
+            let printed = format!("{url:?}");
+            assert!(!printed.contains("hunter2"), "{printed}");
+            assert!(printed.contains("host"), "{printed}");
+        }
+        let err = DatabaseUrl::parse("mysql://u:hunter2@h/db").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,70 @@
+//! The two error values the domain produces: a violation of one input
+//! field, and a refusal by a domain rule with its stable code. How they are
+//! answered over HTTP is `crate::error`'s business.
+
+use serde::Serialize;
+
+/// One violation of one input field, named by its path (`address.state`,
+/// `documents[0].url`, `filter[email]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Domain refusals, each with its stable code (`crate::error` gives each
+/// its HTTP status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    IdentityNotFound,
+    DocumentNotFound,
+    VerificationNotFound,
+    EmailAlreadyInUse,
+    IdentityOwnerNotFound,
+    IdentityOwnerMustBeOfTypePerson,
+    IdentityFieldLocked,
+    IdentityOwnerInUse,
+    InvalidStatusTransition,
+    SignatureInvalid,
+    SignatureExpired,
+    UnknownOperation,
+    /// Operation refusals: the code is the reason from the rules evaluation.
+    IdentityBlocked,
+    IdentityKycIsMissing,
+    KycRequiredStatusNotReached,
+    OperationNotActiveDueToExtraKycMissing,
+}
+
+impl Refusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::IdentityNotFound => "identity_not_found",
+            Refusal::DocumentNotFound => "document_not_found",
+            Refusal::VerificationNotFound => "verification_not_found",
+            Refusal::EmailAlreadyInUse => "email_already_in_use",
+            Refusal::IdentityOwnerNotFound => "identity_owner_not_found",
+            Refusal::IdentityOwnerMustBeOfTypePerson => "identity_owner_must_be_of_type_person",
+            Refusal::IdentityFieldLocked => "identity_field_locked",
+            Refusal::IdentityOwnerInUse => "identity_owner_in_use",
+            Refusal::InvalidStatusTransition => "invalid_status_transition",
+            Refusal::SignatureInvalid => "signature_invalid",
+            Refusal::SignatureExpired => "signature_expired",
+            Refusal::UnknownOperation => "unknown_operation",
+            Refusal::IdentityBlocked => "identity_blocked",
+            Refusal::IdentityKycIsMissing => "identity_kyc_is_missing",
+            Refusal::KycRequiredStatusNotReached => "kyc_required_status_not_reached",
+            Refusal::OperationNotActiveDueToExtraKycMissing => {
+                "operation_not_active_due_to_extra_kyc_missing"
+            }
+        }
+    }
+}

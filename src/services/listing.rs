@@ -1,0 +1,138 @@
+//! List answers shared by every list route: one page and its total, or with
+//! `all=true` every match, chunk by chunk; either way from one read
+//! snapshot, so the rows and the total describe the same data.
+
+use anyhow::anyhow;
+use diesel::QueryResult;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::db::{read_snapshot, Cursor, Db, DbConnection};
+use crate::domain::list_query::{ListQuery, ListSpec, Page, Sort};
+use crate::error::ApiError;
+
+/// Rows per database round trip of an `all=true` walk.
+pub const CHUNK: i64 = 500;
+/// Chunks an `all=true` walk reads ahead of the client.
+const CHUNKS_AHEAD: usize = 2;
+
+/// One kind of list (`GET /identities`, `GET /verifications`): what it
+/// accepts and how it reads from the database. Every function runs inside
+/// the list's read snapshot.
+pub trait Listing: 'static {
+    type Row: Send + 'static;
+    type View: Serialize + Send + 'static;
+
+    /// The filters and sorts the list accepts.
+    fn spec() -> &'static ListSpec;
+    /// One page of views and the total number of matches.
+    fn page(
+        conn: &mut DbConnection,
+        app_id: &str,
+        query: &ListQuery,
+    ) -> Result<(Vec<Self::View>, i64), ApiError>;
+    /// The total number of matches.
+    fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64>;
+    /// Up to `limit` matches after `after`, in the list's order.
+    fn after(
+        conn: &mut DbConnection,
+        app_id: &str,
+        query: &ListQuery,
+        after: Option<&Cursor>,
+        limit: i64,
+    ) -> QueryResult<Vec<Self::Row>>;
+    /// Where a walk that stopped at `row` resumes.
+    fn cursor(row: &Self::Row, sort: &Sort) -> Cursor;
+    /// The wire views of rows, in a fixed number of queries.
+    fn views(conn: &mut DbConnection, rows: Vec<Self::Row>) -> Result<Vec<Self::View>, ApiError>;
+}
+
+/// A list request's answer.
+pub enum ListAnswer<View> {
+    Page {
+        data: Vec<View>,
+        total: i64,
+    },
+    /// `all=true`: every match arrives on `chunks`, in order; the channel
+    /// closes after the last. An error ends it: the status (200) is gone by
+    /// then, so the caller cuts the response short.
+    Stream {
+        total: i64,
+        chunks: mpsc::Receiver<Result<Vec<View>, ApiError>>,
+    },
+}
+
+/// Answers a list request: `authenticate` checks the caller on the
+/// connection that then parses the query string (in that order) and reads
+/// the page, or the total and every chunk of an `all=true` stream. A stream
+/// holds its connection and snapshot until the last chunk is read or the
+/// client goes away.
+pub async fn answer<L, A>(
+    db: &Db,
+    authenticate: A,
+    query_string: String,
+) -> Result<ListAnswer<L::View>, ApiError>
+where
+    L: Listing,
+    A: FnOnce(&mut DbConnection) -> Result<Uuid, ApiError> + Send + 'static,
+{
+    let (first_tx, first_rx) = oneshot::channel();
+    let db = db.clone();
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut first_tx = Some(first_tx);
+        let mut answer_first = |answer: Result<ListAnswer<L::View>, ApiError>| {
+            if let Some(tx) = first_tx.take() {
+                // A closed receiver: the request was cancelled.
+                let _ = tx.send(answer);
+            }
+        };
+        let mut conn = match db.checkout() {
+            Ok(conn) => conn,
+            Err(e) => return answer_first(Err(e.into())),
+        };
+        let parsed = authenticate(&mut conn).and_then(|app_id| {
+            let query = ListQuery::parse(&query_string, L::spec()).map_err(ApiError::Validation)?;
+            Ok((app_id.to_string(), query))
+        });
+        let (app_id, query) = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => return answer_first(Err(e)),
+        };
+        if query.page != Page::All {
+            let page = read_snapshot(&mut conn, |conn| L::page(conn, &app_id, &query));
+            return answer_first(page.map(|(data, total)| ListAnswer::Page { data, total }));
+        }
+        let (chunk_tx, chunks) = mpsc::channel(CHUNKS_AHEAD);
+        let mut chunks = Some(chunks);
+        let walked = read_snapshot(&mut conn, |conn| -> Result<(), ApiError> {
+            let total = L::count(conn, &app_id, &query)?;
+            if let Some(chunks) = chunks.take() {
+                answer_first(Ok(ListAnswer::Stream { total, chunks }));
+            }
+            let mut cursor = None;
+            loop {
+                let rows = L::after(conn, &app_id, &query, cursor.as_ref(), CHUNK)?;
+                let Some(last) = rows.last() else {
+                    return Ok(());
+                };
+                cursor = Some(L::cursor(last, &query.sort));
+                let last_chunk = (rows.len() as i64) < CHUNK;
+                if chunk_tx.blocking_send(Ok(L::views(conn, rows)?)).is_err() || last_chunk {
+                    // Done, or the client went away.
+                    return Ok(());
+                }
+            }
+        });
+        if let Err(e) = walked {
+            if chunks.is_some() {
+                answer_first(Err(e));
+            } else {
+                let _ = chunk_tx.blocking_send(Err(e));
+            }
+        }
+    });
+    first_rx
+        .await
+        .map_err(|_| ApiError::internal(anyhow!("the list task ended without an answer")))?
+}

@@ -1,0 +1,219 @@
+//! Apps and API keys: creating, revoking, bootstrapping and authenticating.
+//!
+//! The CLI and the server share these; every change goes through the write
+//! path.
+
+use anyhow::{anyhow, bail};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::write::{Actor, Change, Operation, Tx, WritePath};
+use crate::db::{self, apps as q, DbConnection};
+use crate::domain::api_key::ApiKeySecret;
+use crate::error::ApiError;
+
+pub const DEFAULT_APP_NAME: &str = "default";
+
+/// What `apps create` prints: the only time the key is ever shown.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedApp {
+    pub app_id: String,
+    pub api_key: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedKey {
+    pub key_id: String,
+    pub app_id: String,
+    pub api_key: String,
+}
+
+pub fn validate_app_name(name: &str) -> anyhow::Result<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        bail!("an app name must be 1 to 100 characters");
+    }
+    Ok(name)
+}
+
+/// Creates an app and its first key in one transaction.
+fn insert_app_with_key(tx: &mut Tx<'_, '_>, name: &str) -> anyhow::Result<CreatedApp> {
+    let secret = ApiKeySecret::generate();
+    let app = q::insert_app(tx.conn(), name).map_err(|e| {
+        if db::is_unique_violation(&e) {
+            anyhow!("an app named `{name}` already exists")
+        } else {
+            anyhow!(e)
+        }
+    })?;
+    tx.record(Change::AppCreated {
+        app_id: app.id.clone(),
+    });
+    insert_key(tx, &app.id, &secret)?;
+    Ok(CreatedApp {
+        app_id: app.id,
+        api_key: secret.expose().to_string(),
+    })
+}
+
+fn insert_key(tx: &mut Tx<'_, '_>, app_id: &str, secret: &ApiKeySecret) -> anyhow::Result<String> {
+    let key = q::insert_api_key(tx.conn(), app_id, &secret.hash(), &secret.display_prefix())?;
+    tx.record(Change::ApiKeyCreated {
+        app_id: app_id.to_string(),
+        key_id: key.id.clone(),
+    });
+    Ok(key.id)
+}
+
+pub fn create_app(write: &WritePath, actor: Actor, name: &str) -> anyhow::Result<CreatedApp> {
+    let name = validate_app_name(name)?.to_string();
+    write.run_blocking(actor, Operation::AppCreate, |tx| {
+        insert_app_with_key(tx, &name)
+    })
+}
+
+pub fn create_key(write: &WritePath, actor: Actor, app_id: &str) -> anyhow::Result<CreatedKey> {
+    let app_id = Uuid::parse_str(app_id)
+        .map_err(|_| anyhow!("`{app_id}` is not an app id (a UUID)"))?
+        .to_string();
+    write.run_blocking(actor, Operation::ApiKeyCreate, |tx| {
+        if q::find_app(tx.read(), &app_id)?.is_none() {
+            bail!("no app with id {app_id}");
+        }
+        let secret = ApiKeySecret::generate();
+        let key_id = insert_key(tx, &app_id, &secret)?;
+        Ok(CreatedKey {
+            key_id,
+            app_id: app_id.clone(),
+            api_key: secret.expose().to_string(),
+        })
+    })
+}
+
+pub fn revoke_key(write: &WritePath, actor: Actor, key_id: &str) -> anyhow::Result<()> {
+    let key_id = Uuid::parse_str(key_id)
+        .map_err(|_| anyhow!("`{key_id}` is not a key id (a UUID)"))?
+        .to_string();
+    write.run_blocking(actor, Operation::ApiKeyRevoke, |tx| {
+        let key = q::revoke_api_key(tx.conn(), &key_id)?
+            .ok_or_else(|| anyhow!("no API key with id {key_id}"))?;
+        if key.revoked_at.is_none() {
+            tx.record(Change::ApiKeyRevoked {
+                app_id: key.app_id,
+                key_id: key.id,
+            });
+        }
+        Ok(())
+    })
+}
+
+/// What start-up did about the first app.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// Apps already existed and no bootstrap key was configured.
+    NothingToDo,
+    /// `KYC_BOOTSTRAP_API_KEY` is registered for the `default` app.
+    KeyEnsured { app_id: String },
+    /// A first start: the `default` app was created with a fresh key, to be
+    /// shown to the operator once.
+    Created(CreatedApp),
+}
+
+/// Makes a fresh installation usable: creates the `default` app on an empty
+/// database, or makes sure the configured bootstrap key belongs to it.
+pub fn bootstrap(write: &WritePath, bootstrap_key: Option<&str>) -> anyhow::Result<Bootstrap> {
+    write.run_blocking(
+        Actor::Server,
+        Operation::Bootstrap,
+        |tx| match bootstrap_key {
+            Some(key) => {
+                let secret = ApiKeySecret::from_presented(key);
+                let app = match q::find_app_by_name(tx.read(), DEFAULT_APP_NAME)? {
+                    Some(app) => app,
+                    None => {
+                        let app = q::insert_app(tx.conn(), DEFAULT_APP_NAME)?;
+                        tx.record(Change::AppCreated {
+                            app_id: app.id.clone(),
+                        });
+                        app
+                    }
+                };
+                match q::find_key_by_hash(tx.read(), &secret.hash())? {
+                    Some(existing) if existing.app_id != app.id => {
+                        bail!("KYC_BOOTSTRAP_API_KEY already belongs to another app")
+                    }
+                    Some(existing) if existing.revoked_at.is_some() => {
+                        bail!("KYC_BOOTSTRAP_API_KEY was revoked; configure a new one")
+                    }
+                    Some(_) => {}
+                    None => {
+                        insert_key(tx, &app.id, &secret)?;
+                    }
+                }
+                Ok(Bootstrap::KeyEnsured { app_id: app.id })
+            }
+            None if q::any_app_exists(tx.read())? => Ok(Bootstrap::NothingToDo),
+            None => Ok(Bootstrap::Created(insert_app_with_key(
+                tx,
+                DEFAULT_APP_NAME,
+            )?)),
+        },
+    )
+}
+
+/// The caller a checked key stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyOwner {
+    pub app_id: Uuid,
+    pub key_id: Uuid,
+}
+
+/// The app (and key) a presented key belongs to, or `api_key_invalid`.
+pub fn authenticate(conn: &mut DbConnection, presented: &str) -> Result<KeyOwner, ApiError> {
+    let secret = ApiKeySecret::from_presented(presented);
+    let hash = secret.hash();
+    let key = q::find_key_by_hash(conn, &hash)?.ok_or(ApiError::ApiKeyInvalid)?;
+    let stored = crate::domain::api_key::KeyHash::from_stored(key.key_hash);
+    if key.revoked_at.is_some() || !stored.matches(&hash) {
+        return Err(ApiError::ApiKeyInvalid);
+    }
+    Ok(KeyOwner {
+        app_id: Uuid::parse_str(&key.app_id).map_err(ApiError::internal)?,
+        key_id: Uuid::parse_str(&key.id).map_err(ApiError::internal)?,
+    })
+}
+
+/// Every app with its number of active keys, for `apps list`.
+pub fn list_apps(db: &crate::db::Db) -> anyhow::Result<Vec<(q::AppRow, i64)>> {
+    let mut conn = db.checkout()?;
+    Ok(q::list_apps(&mut conn)?)
+}
+
+/// The local storage backend's signing key when none is configured: read
+/// from the database, or generated once and kept there, so every replica
+/// shares it.
+pub fn shared_secret(write: &WritePath, db: &crate::db::Db) -> anyhow::Result<String> {
+    const NAME: &str = "local_storage_signing_key";
+    if let Some(key) = q::find_secret(&mut *db.checkout()?, NAME)? {
+        return Ok(key);
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    let generated = hex::encode(bytes);
+    let created = write.run_blocking(Actor::Server, Operation::ServerSecretCreate, |tx| {
+        q::insert_secret(tx.conn(), NAME, &generated)?;
+        tx.record(Change::ServerSecretCreated { name: NAME });
+        anyhow::Ok(())
+    });
+    match created {
+        Ok(()) => Ok(generated),
+        // Another replica generated one at the same moment: use theirs.
+        Err(e) if e.downcast_ref().is_some_and(db::is_unique_violation) => {
+            q::find_secret(&mut *db.checkout()?, NAME)?
+                .ok_or_else(|| anyhow!("the signing key vanished"))
+        }
+        Err(e) => Err(e),
+    }
+}
