@@ -3,11 +3,12 @@
 //! `KYC_TEST_POSTGRES_URL` is set (CI always sets it).
 
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use kyc_api::config::Settings;
+use kyc_api::services::write::{Write, WriteObserver};
 use kyc_api::startup::Application;
 use serde_json::Value;
 
@@ -161,7 +162,43 @@ pub fn replace_database(url: &str, name: &str) -> String {
     parsed.to_string()
 }
 
+/// One pass through the server's write path, as a test sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedWrite {
+    /// `Operation::name`, e.g. `identity.create`.
+    pub operation: &'static str,
+    /// `Change::name` of every change, in order.
+    pub changes: Vec<&'static str>,
+}
+
+/// Records every write of the server it is installed in.
+#[derive(Default)]
+pub struct WriteRecorder(Mutex<Vec<RecordedWrite>>);
+
+impl WriteObserver for WriteRecorder {
+    fn before_commit(
+        &self,
+        _conn: &mut kyc_api::db::WriteConn<'_>,
+        write: &Write<'_>,
+    ) -> Result<(), diesel::result::Error> {
+        self.0.lock().unwrap().push(RecordedWrite {
+            operation: write.operation.name(),
+            changes: write.changes.iter().map(|c| c.name()).collect(),
+        });
+        Ok(())
+    }
+}
+
+impl WriteRecorder {
+    /// Everything recorded so far, emptying the record.
+    pub fn take(&self) -> Vec<RecordedWrite> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
 pub struct TestApp {
+    /// Every write the server made (before commit), in order.
+    pub writes: Arc<WriteRecorder>,
     pub address: String,
     pub api_key: String,
     pub app_id: String,
@@ -215,7 +252,10 @@ impl TestApp {
             vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
         .expect("test settings");
-        let app = Application::build(settings).await.expect("server starts");
+        let writes = Arc::new(WriteRecorder::default());
+        let app = Application::build_with(settings, vec![writes.clone()])
+            .await
+            .expect("server starts");
         let port = app.port();
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
@@ -232,6 +272,7 @@ impl TestApp {
         assert_eq!(me["status"], "ok");
         let app_id = default_app_id(&db);
         TestApp {
+            writes,
             address,
             api_key: BOOTSTRAP_KEY.to_string(),
             app_id,

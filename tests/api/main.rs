@@ -7,6 +7,8 @@ mod documents;
 mod foundation;
 mod identities;
 mod kyc;
+mod layers;
 mod listing;
 mod migrations;
 mod openapi;
+mod write_path;

@@ -1,0 +1,216 @@
+//! Every route that changes data goes through the write path, and only
+//! those: each non-GET route of the route table is exercised here, and the
+//! test fails when a route has no case (so a new route cannot be missed).
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::helpers::{json, RecordedWrite, TestApp};
+use crate::identities::{create, person, reference_person};
+
+backend_tests!(every_changing_route_passes_the_write_path);
+
+/// Sends one request and returns what the write path saw of it.
+async fn writes_of(app: &TestApp, request: reqwest::RequestBuilder) -> (u16, Vec<RecordedWrite>) {
+    app.writes.take();
+    let (status, body) = json(request.send().await.unwrap()).await;
+    assert!(status < 300, "{status}: {body}");
+    (status, app.writes.take())
+}
+
+fn one(operation: &'static str, changes: &[&'static str]) -> Vec<RecordedWrite> {
+    vec![RecordedWrite {
+        operation,
+        changes: changes.to_vec(),
+    }]
+}
+
+async fn every_changing_route_passes_the_write_path(app: TestApp) {
+    let mut covered: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut case = |method: &'static str, path: &'static str| {
+        covered.insert((method, path));
+    };
+
+    case("post", "/identities");
+    let (_, writes) = writes_of(&app, app.post("/identities", &reference_person())).await;
+    assert_eq!(
+        writes,
+        one(
+            "identity.create",
+            &[
+                "identity.created",
+                "document.created",
+                "document.created",
+                "verification.created"
+            ]
+        )
+    );
+    // A refused change rolls back and reaches no observer.
+    app.writes.take();
+    let (status, _) = json(
+        app.post("/identities", &reference_person())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(app.writes.take(), vec![]);
+
+    let listed: Value = app
+        .get("/identities")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = listed["data"][0]["id"].as_str().unwrap().to_string();
+    let verification = listed["data"][0]["kycStatus"][0]["verificationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    case("patch", "/identities/{id}");
+    let (_, writes) = writes_of(
+        &app,
+        app.patch(
+            &format!("/identities/{id}"),
+            &json!({"phone": {"number": "911111111"}}),
+        ),
+    )
+    .await;
+    assert_eq!(writes, one("identity.patch", &["identity.updated"]));
+
+    case("post", "/identities/{id}/block");
+    let reason = json!({"reason": "review"});
+    let (_, writes) = writes_of(&app, app.post(&format!("/identities/{id}/block"), &reason)).await;
+    assert_eq!(writes, one("identity.block", &["identity.updated"]));
+
+    case("post", "/identities/{id}/unblock");
+    let (_, writes) = writes_of(
+        &app,
+        app.post(&format!("/identities/{id}/unblock"), &reason),
+    )
+    .await;
+    assert_eq!(writes, one("identity.unblock", &["identity.updated"]));
+
+    case("post", "/verifications/{id}/decision");
+    let (_, writes) = writes_of(
+        &app,
+        app.post(
+            &format!("/verifications/{verification}/decision"),
+            &json!({"status": "inReview"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        writes,
+        one("verification.decide", &["verification.status_changed"])
+    );
+
+    case("post", "/sandbox/identities/approve");
+    let (_, writes) = writes_of(
+        &app,
+        app.post(
+            "/sandbox/identities/approve",
+            &json!({"identityId": id, "email": "foobar@publicmint.com"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        writes,
+        one(
+            "sandbox.approve",
+            &["verification.status_changed", "identity.updated"]
+        )
+    );
+
+    let mut second = reference_person();
+    second["email"] = json!("second@example.com");
+    let second = create(&app, &second).await;
+    let second_id = second["id"].as_str().unwrap();
+    case("post", "/sandbox/identities/reject");
+    let (_, writes) = writes_of(
+        &app,
+        app.post(
+            "/sandbox/identities/reject",
+            &json!({"identityId": second_id, "email": "second@example.com"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        writes,
+        one("sandbox.reject", &["verification.status_changed"])
+    );
+
+    case("delete", "/identities/{id}");
+    let (status, writes) = writes_of(&app, app.delete(&format!("/identities/{second_id}"))).await;
+    assert_eq!(status, 204);
+    assert_eq!(writes, one("identity.delete", &["identity.deleted"]));
+
+    // Routes that change nothing in the database.
+    case("post", "/operations/validate");
+    let (_, writes) = writes_of(
+        &app,
+        app.post(
+            "/operations/validate",
+            &json!({"action": "create", "code": "deposit:wire", "identityId": id}),
+        ),
+    )
+    .await;
+    assert_eq!(writes, vec![]);
+
+    case("post", "/presign-url");
+    let (_, writes) = writes_of(
+        &app,
+        app.post("/presign-url", &json!({"filename": "scan.jpg"})),
+    )
+    .await;
+    assert_eq!(writes, vec![]);
+    let presigned: Value = app
+        .post("/presign-url", &json!({"filename": "scan.jpg"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    case("post", "/files/upload");
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in presigned["data"]["fields"].as_object().unwrap() {
+        form = form.text(name.clone(), value.as_str().unwrap().to_string());
+    }
+    let part = reqwest::multipart::Part::bytes(b"\xff\xd8\xff scan".to_vec())
+        .file_name("scan.jpg")
+        .mime_str("image/jpeg")
+        .unwrap();
+    app.writes.take();
+    let uploaded = app
+        .client
+        .post(presigned["data"]["url"].as_str().unwrap())
+        .multipart(form.part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status().as_u16(), 204);
+    assert_eq!(app.writes.take(), vec![]);
+
+    // A person without documents: one change, no documents.
+    let (_, writes) = writes_of(&app, app.post("/identities", &person("third@example.com"))).await;
+    assert_eq!(writes, one("identity.create", &["identity.created"]));
+
+    let changing: BTreeSet<(&str, &str)> = kyc_api::routes::ROUTES
+        .iter()
+        .chain(kyc_api::routes::SANDBOX_ROUTES)
+        .filter(|(method, _)| *method != "get")
+        .copied()
+        .collect();
+    assert_eq!(
+        covered, changing,
+        "every route that is not a GET needs a case in this test"
+    );
+}
