@@ -59,6 +59,8 @@ if mode == "create":
             v = "gen_random_uuid()::text"
         elif c == "email":
             v = "'limit-' || :client_id::text || '-' || :r::text || '@bench.example'"
+        elif c == "email_normalized":
+            v = "'limit-' || :client_id::text || '-' || :r::text || '@bench.example'"
         elif c == "email_domain":
             v = "'bench.example'"
         elif c == "email_local_reversed":

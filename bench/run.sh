@@ -242,7 +242,7 @@ for BACKEND in $BACKENDS; do
 
   IDS_FILE=$WORK/ids-$BACKEND.txt
   sql "SELECT id FROM identities WHERE app_id = '$APP_ID' ORDER BY random() LIMIT 100000" >"$IDS_FILE"
-  MATCHES=$(sql "SELECT count(*) FROM identities WHERE app_id = '$APP_ID' AND deleted_at IS NULL AND lower(email) LIKE '%$LIKE_COMMON%'")
+  MATCHES=$(sql "SELECT count(*) FROM identities WHERE app_id = '$APP_ID' AND deleted_at IS NULL AND email_normalized LIKE '%$LIKE_COMMON%'")
   DEEP_PAGE=$(((MATCHES + 29) / 30))
   RARE=$(sed -n '1p' "$IDS_FILE")
   RARE_EMAIL=$(sql "SELECT email FROM identities WHERE id = '$RARE'")

@@ -8,7 +8,7 @@ verifications, identity history events, whatever tables reference
 identities(id)), so each column is exactly what the server writes. Only ids
 (fresh UUIDv4 strings), app_id, email and timestamps differ:
   email      seed<TAG><n>@mail<n % 50>.example.com  (like:@mail7. matches 1 in 50),
-             and its search keys (email_domain, email_local_reversed) as the server writes them
+             and its search keys (email_normalized, email_domain, email_local_reversed) as the server writes them
   timestamps 2025-01-01 00:00:00 + n * 10 ms + 7 us (6 decimals, as the server writes)
 Secondary indexes are dropped before the bulk insert and recreated from
 their own definitions afterwards; ANALYZE runs at the end.
@@ -96,6 +96,9 @@ def value(table, col):
     if col == "identity_id":
         return "s.id"
     if col == "email" and table == "identities":
+        return f"'seed{tag}' || s.n || '@mail' || (s.n % 50) || '.example.com'"
+    if col == "email_normalized" and table == "identities":
+        # seed emails are lower case already: the normalized form is the email
         return f"'seed{tag}' || s.n || '@mail' || (s.n % 50) || '.example.com'"
     if col == "email_domain" and table == "identities":
         return "'mail' || (s.n % 50) || '.example.com'"

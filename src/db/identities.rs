@@ -10,6 +10,7 @@ use diesel::sql_types::Bool;
 use super::schema::{documents, identities};
 use super::{Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::email_search::{EmailLike, PrefixRange};
+use crate::domain::identity::Email;
 use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
 
 diesel::define_sql_function! {
@@ -48,6 +49,9 @@ pub struct IdentityRow {
     /// Search keys derived from `email` (`EmailKeys`), written with it.
     pub email_domain: String,
     pub email_local_reversed: String,
+    /// `Email::normalized`: what the unique index and the email filters
+    /// compare, the same on both backends.
+    pub email_normalized: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -274,10 +278,10 @@ fn apply_filters<'a>(mut query: BoxedIdentities<'a>, filters: &'a [Filter]) -> B
         query = match (*field, condition) {
             ("appId", Eq(v)) => query.filter(identities::app_id.eq(v)),
             ("blocked", Eq(v)) => query.filter(identities::blocked.eq(v == "true")),
-            ("email", Eq(v)) => query.filter(lower(identities::email).eq(v.to_lowercase())),
+            ("email", Eq(v)) => query.filter(identities::email_normalized.eq(Email::normalize(v))),
             ("email", Like(v)) => match EmailLike::parse(v) {
                 EmailLike::Substring => query.filter(
-                    lower(identities::email)
+                    identities::email_normalized
                         .like(crate::domain::list_query::like_pattern(v))
                         .escape('\\'),
                 ),

@@ -58,6 +58,7 @@ diesel::table! {
         deleted_at -> Nullable<Timestamp>,
         email_domain -> Text,
         email_local_reversed -> Text,
+        email_normalized -> Text,
     }
 }
 

@@ -30,7 +30,7 @@ fn not_found() -> ApiError {
     ApiError::refused(Refusal::IdentityNotFound, "No identity with this id.")
 }
 
-/// Maps the unique index on (app, lower(email)) to its client error.
+/// Maps the unique index on (app, normalized email) to its client error.
 fn email_conflict(err: diesel::result::Error) -> ApiError {
     if db::is_unique_violation(&err) {
         ApiError::refused(
@@ -96,6 +96,7 @@ pub fn create(
         deleted_at: None,
         email_domain: String::new(),
         email_local_reversed: String::new(),
+        email_normalized: String::new(),
     };
     write_data(&mut row, &input.data);
     q::insert(tx.conn(), &row).map_err(email_conflict)?;
@@ -374,6 +375,7 @@ fn write_data(row: &mut IdentityRow, data: &IdentityData) {
     let keys = data.email.search_keys();
     row.email_domain = keys.domain;
     row.email_local_reversed = keys.local_reversed;
+    row.email_normalized = data.email.normalized();
     row.birthday = data.birthday;
     row.gender = data.gender.map(|g| g.as_str().to_string());
     row.address_street = data.address.street.clone();

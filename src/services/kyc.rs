@@ -12,6 +12,7 @@ use crate::db::kyc::{self as q, EventRow, VerificationRow};
 use crate::db::Cursor;
 use crate::db::{self, DbConnection};
 use crate::domain::document::DocumentType;
+use crate::domain::identity::Email;
 use crate::domain::kyc::{levels_supported_by, Level, RiskRating, VerificationStatus};
 use crate::domain::list_query::{ListQuery, ListSpec, Sort, VERIFICATION_LIST};
 use crate::domain::operations::{KycFacts, OperationRules, OperationState, Rule};
@@ -263,7 +264,7 @@ pub fn sandbox_settle(
     let app_id = app_id.to_string();
     let identity = identity_q::find_live_for_update(tx.read(), &app_id, &identity_id.to_string())?
         .ok_or_else(identity_not_found)?;
-    if !identity.email.eq_ignore_ascii_case(email.trim()) {
+    if Email::normalize(&identity.email) != Email::normalize(email) {
         return Err(ApiError::invalid(
             "email",
             "does not match the identity's email",

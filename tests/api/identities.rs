@@ -83,6 +83,7 @@ backend_tests!(
     company_rules_and_owner_checks,
     us_addresses_need_a_state,
     emails_are_unique_per_app_case_insensitively,
+    non_ascii_email_case_is_folded_alike_on_both_backends,
     concurrent_creates_with_one_email_give_one_success,
     patch_merges_and_validates_the_whole_identity,
     confirmed_identities_lock_their_fields,
@@ -561,6 +562,56 @@ async fn emails_are_unique_per_app_case_insensitively(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
+
+/// Every email comparison (the unique index, exact and substring filters, the
+/// sandbox's email check) uses one stored form, the server's Unicode
+/// lowercase: SQLite's own lower() folds only ASCII, which once let
+/// `a@MÜNCHEN.de` and `a@münchen.de` both exist and missed exact matches.
+async fn non_ascii_email_case_is_folded_alike_on_both_backends(app: TestApp) {
+    let dora = create(&app, &person("Dora@MÜNCHEN.de")).await;
+    assert_eq!(dora["email"], "Dora@MÜNCHEN.de", "stored as sent");
+    let (status, res) = json(
+        app.post("/identities", &person("dora@münchen.de"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 400, "email_already_in_use");
+
+    for query in [
+        "filter[email]=dora@münchen.de",
+        "filter[email]=DORA@MÜNCHEN.DE",
+        "filter[email]=like:münchen",
+        "filter[email]=like:RA@MÜN",
+        "filter[email]=like:ÜNCHEN.",
+    ] {
+        let (status, list) = json(
+            app.get(&format!("/identities?{query}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{query}: {list}");
+        assert_eq!(list["total"], 1, "{query}: {list}");
+        assert_eq!(list["data"][0]["id"], dora["id"], "{query}");
+    }
+
+    // A patch onto a case variant of a used address is refused too.
+    let other = create(&app, &person("other@example.com")).await;
+    let (status, res) = json(
+        app.patch(
+            &format!("/identities/{}", other["id"].as_str().unwrap()),
+            &json!({"email": "DORA@münchen.DE"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 400, "email_already_in_use");
 }
 
 async fn concurrent_creates_with_one_email_give_one_success(app: TestApp) {

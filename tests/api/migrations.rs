@@ -40,8 +40,82 @@ fn both_backends_have_the_same_migrations() {
 
 database_tests!(
     migrations_run_down_and_up_again,
-    email_keys_migration_fills_existing_rows
+    email_keys_migration_fills_existing_rows,
+    email_normalized_migration_fills_existing_rows
 );
+
+/// Reverts migrations, newest first, up to and including `version`.
+fn revert_through(conn: &mut DbConnection, version: &str) {
+    loop {
+        let migrations = match conn {
+            DbConnection::Postgresql(_) => POSTGRES_MIGRATIONS,
+            DbConnection::Sqlite(_) => SQLITE_MIGRATIONS,
+        };
+        let reverted = conn.revert_last_migration(migrations).expect("down");
+        if reverted.to_string() == version {
+            return;
+        }
+    }
+}
+
+/// Identities stored before the normalized email existed get the form the
+/// server writes (`Email::normalize`), and the unique index moves onto it.
+/// The non-ASCII case is SQLite's: its lower() (the old index) folds only
+/// ASCII, the server's function folds Unicode; PostgreSQL's lower() is used
+/// there and folds it alike under a UTF-8 LC_CTYPE.
+async fn email_normalized_migration_fills_existing_rows(db: TestDatabase) {
+    use diesel::prelude::*;
+    use kyc_api::db::schema::identities;
+    use kyc_api::domain::identity::Email;
+
+    let manager = ConnectionManager::new(DatabaseUrl::parse(&db.url).unwrap());
+    let mut conn = manager.connect().expect("connect");
+    kyc_api::db::run_migrations(&mut conn).expect("up");
+    revert_through(&mut conn, "20261203000006");
+
+    let emails = [
+        "Ana.Lima@Alpha.COM",
+        "b+tag@sub.Example.org",
+        "Dora@MÜNCHEN.de",
+    ];
+    let mut sql = "INSERT INTO apps VALUES ('app', 'app', '2025-01-01 00:00:00');".to_string();
+    for (i, email) in emails.iter().enumerate() {
+        sql.push_str(&format!(
+            "INSERT INTO identities VALUES ('id{i}', 'app', 'person', 'N', '{email}', NULL, NULL, \
+             'S', 'C', NULL, 'P', 'PT', '9', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, \
+             '2025-01-01 00:00:00', '2025-01-01 00:00:00', NULL, 'd', 'l');"
+        ));
+    }
+    db.execute(&sql);
+    kyc_api::db::run_migrations(&mut conn).expect("up again");
+
+    let stored: Vec<(String, String)> = identities::table
+        .select((identities::email, identities::email_normalized))
+        .order(identities::id)
+        .load(&mut conn)
+        .expect("read back");
+    assert_eq!(stored.len(), emails.len());
+    for (email, normalized) in stored {
+        assert_eq!(normalized, Email::normalize(&email), "{email}");
+    }
+    // The unique index is on the normalized form now.
+    let duplicate = diesel::sql_query(
+        "INSERT INTO identities VALUES ('dup', 'app', 'person', 'N', 'dora@münchen.de', NULL, NULL, \
+         'S', 'C', NULL, 'P', 'PT', '9', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, \
+         '2025-01-01 00:00:00', '2025-01-01 00:00:00', NULL, 'd', 'l', 'dora@münchen.de')",
+    )
+    .execute(&mut conn);
+    assert!(
+        matches!(
+            duplicate,
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        ),
+        "{duplicate:?}"
+    );
+}
 
 async fn migrations_run_down_and_up_again(db: TestDatabase) {
     let manager = ConnectionManager::new(DatabaseUrl::parse(&db.url).unwrap());
@@ -69,12 +143,7 @@ async fn email_keys_migration_fills_existing_rows(db: TestDatabase) {
     let manager = ConnectionManager::new(DatabaseUrl::parse(&db.url).unwrap());
     let mut conn = manager.connect().expect("connect");
     kyc_api::db::run_migrations(&mut conn).expect("up");
-    let migrations = match conn {
-        DbConnection::Postgresql(_) => POSTGRES_MIGRATIONS,
-        DbConnection::Sqlite(_) => SQLITE_MIGRATIONS,
-    };
-    let reverted = conn.revert_last_migration(migrations).expect("down");
-    assert_eq!(reverted.to_string(), "20261202000005");
+    revert_through(&mut conn, "20261202000005");
 
     let mut emails = vec![
         "Ana.Lima@Alpha.COM",

@@ -15,7 +15,7 @@ use rand::Rng;
 use rusqlite::{params_from_iter, types::Value, Connection};
 
 const KEY_SQL: &str = "SELECT `api_keys`.`id`, `api_keys`.`app_id`, `api_keys`.`key_hash`, `api_keys`.`key_prefix`, `api_keys`.`created_at`, `api_keys`.`revoked_at` FROM `api_keys` WHERE (`api_keys`.`key_hash` = ?) LIMIT ?";
-const IDENTITY_COLS: &str = "`identities`.`id`, `identities`.`app_id`, `identities`.`identity_type`, `identities`.`name`, `identities`.`email`, `identities`.`birthday`, `identities`.`gender`, `identities`.`address_street`, `identities`.`address_city`, `identities`.`address_state`, `identities`.`address_postal_code`, `identities`.`address_country`, `identities`.`phone_number`, `identities`.`phone_sms`, `identities`.`tax_country`, `identities`.`tax_id_number`, `identities`.`tax_state`, `identities`.`tax_formation_region`, `identities`.`identity_owner`, `identities`.`blocked`, `identities`.`identity_confirmed`, `identities`.`risk_rating`, `identities`.`created_at`, `identities`.`updated_at`, `identities`.`deleted_at`, `identities`.`email_domain`, `identities`.`email_local_reversed`";
+const IDENTITY_COLS: &str = "`identities`.`id`, `identities`.`app_id`, `identities`.`identity_type`, `identities`.`name`, `identities`.`email`, `identities`.`birthday`, `identities`.`gender`, `identities`.`address_street`, `identities`.`address_city`, `identities`.`address_state`, `identities`.`address_postal_code`, `identities`.`address_country`, `identities`.`phone_number`, `identities`.`phone_sms`, `identities`.`tax_country`, `identities`.`tax_id_number`, `identities`.`tax_state`, `identities`.`tax_formation_region`, `identities`.`identity_owner`, `identities`.`blocked`, `identities`.`identity_confirmed`, `identities`.`risk_rating`, `identities`.`created_at`, `identities`.`updated_at`, `identities`.`deleted_at`, `identities`.`email_domain`, `identities`.`email_local_reversed`, `identities`.`email_normalized`";
 const DOC_COLS: &str = "`documents`.`id`, `documents`.`app_id`, `documents`.`identity_id`, `documents`.`document_type`, `documents`.`side`, `documents`.`label`, `documents`.`description`, `documents`.`url`, `documents`.`position`, `documents`.`created_at`, `documents`.`updated_at`, `documents`.`deleted_at`";
 
 fn open(path: &str) -> Connection {
@@ -158,6 +158,7 @@ fn main() {
     // The email's search keys, as the server derives them (EmailKeys).
     let domain_at = id_cols.iter().position(|c| c == "email_domain").unwrap();
     let local_at = id_cols.iter().position(|c| c == "email_local_reversed").unwrap();
+    let normalized_at = id_cols.iter().position(|c| c == "email_normalized").unwrap();
     eprintln!(
         "sqlite-limit: per create: 1 identity + {} child rows ({})",
         children.iter().map(|c| c.2.len()).sum::<usize>(),
@@ -198,6 +199,7 @@ fn main() {
                             row[local_at] = Value::Text(local.chars().rev().collect());
                             row[domain_at] = Value::Text("bench.example".into());
                             row[email_at] = Value::Text(format!("{local}@bench.example"));
+                            row[normalized_at] = Value::Text(format!("{local}@bench.example"));
                             // Writers queue on an in-process mutex, as the server's
                             // do (Db::write), not in SQLite's sleeping busy handler.
                             let _turn = writers.lock().unwrap();
