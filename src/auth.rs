@@ -12,28 +12,28 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 
 use actix_web::{web, FromRequest, HttpRequest};
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::db::{Db, DbConnection};
+use crate::domain::ids::{ApiKeyId, AppId};
 use crate::error::ApiError;
 use crate::services::tenancy;
 use crate::services::write::Actor;
 
 /// The app the caller authenticated as, and with which key. Every query a
 /// handler makes is scoped to `app_id`. Only a checked key makes one.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AuthenticatedApp {
-    pub app_id: Uuid,
-    pub key_id: Uuid,
+    pub app_id: AppId,
+    pub key_id: ApiKeyId,
 }
 
 impl AuthenticatedApp {
     /// Who the write path records as making a change.
     pub fn actor(&self) -> Actor {
         Actor::Api {
-            app_id: self.app_id.to_string(),
-            key_id: self.key_id.to_string(),
+            app_id: self.app_id.clone(),
+            key_id: self.key_id.clone(),
         }
     }
 }

@@ -5,27 +5,31 @@
 use chrono::NaiveDateTime;
 use serde::Serialize;
 
-use crate::db::identities::{DocumentRow, IdentityRow};
+use crate::db::identities::{DocumentRow, IdentityRow, NewDocument};
+use crate::domain::document::{DocumentSide, DocumentType};
+use crate::domain::identity::{Country, Email, Gender, IdentityKind};
+use crate::domain::ids::{AppId, DocumentId, EventId, IdentityId, VerificationId};
+use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::time::wire;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityView {
-    pub id: String,
-    pub app_id: String,
+    pub id: IdentityId,
+    pub app_id: AppId,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: IdentityKind,
     pub name: String,
-    pub email: String,
+    pub email: Email,
     pub birthday: Option<String>,
-    pub gender: Option<String>,
+    pub gender: Option<Gender>,
     pub address: AddressView,
     pub phone: PhoneView,
     pub tax: TaxView,
-    pub identity_owner: Option<String>,
+    pub identity_owner: Option<IdentityId>,
     pub blocked: bool,
     pub identity_confirmed: bool,
-    pub risk_rating: Option<String>,
+    pub risk_rating: Option<RiskRating>,
     pub kyc_status: Vec<KycStatusView>,
     pub documents: Vec<DocumentView>,
     #[serde(with = "wire")]
@@ -41,7 +45,7 @@ pub struct AddressView {
     pub city: String,
     pub state: Option<String>,
     pub postal_code: String,
-    pub country: String,
+    pub country: Country,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,7 +57,7 @@ pub struct PhoneView {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaxView {
-    pub country: String,
+    pub country: Country,
     pub id_number: String,
     pub state: Option<String>,
     pub formation_region: Option<String>,
@@ -63,9 +67,9 @@ pub struct TaxView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KycStatusView {
-    pub level: String,
-    pub status: String,
-    pub verification_id: String,
+    pub level: Level,
+    pub status: VerificationStatus,
+    pub verification_id: VerificationId,
     #[serde(with = "wire")]
     pub updated_at: NaiveDateTime,
 }
@@ -73,11 +77,11 @@ pub struct KycStatusView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DocumentView {
-    pub id: String,
-    pub identity_id: String,
+    pub id: DocumentId,
+    pub identity_id: IdentityId,
     #[serde(rename = "type")]
-    pub document_type: String,
-    pub side: String,
+    pub document_type: DocumentType,
+    pub side: DocumentSide,
     pub label: Option<String>,
     pub description: Option<String>,
     pub url: String,
@@ -96,6 +100,23 @@ impl From<crate::db::kyc::VerificationRow> for KycStatusView {
             status: row.status,
             verification_id: row.id,
             updated_at: row.updated_at,
+        }
+    }
+}
+
+impl From<&NewDocument<'_>> for DocumentView {
+    fn from(row: &NewDocument<'_>) -> Self {
+        DocumentView {
+            id: row.id.clone(),
+            identity_id: row.identity_id.clone(),
+            document_type: row.document_type,
+            side: row.side,
+            label: row.label.map(str::to_owned),
+            description: row.description.map(str::to_owned),
+            url: row.url.to_owned(),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            deleted_at: None,
         }
     }
 }
@@ -163,12 +184,12 @@ impl IdentityView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationView {
-    pub id: String,
-    pub identity_id: String,
-    pub level: String,
-    pub status: String,
+    pub id: VerificationId,
+    pub identity_id: IdentityId,
+    pub level: Level,
+    pub status: VerificationStatus,
     pub reason: Option<String>,
-    pub risk_rating: Option<String>,
+    pub risk_rating: Option<RiskRating>,
     #[serde(with = "wire")]
     pub created_at: NaiveDateTime,
     #[serde(with = "wire")]
@@ -180,7 +201,7 @@ pub struct VerificationView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationEventView {
-    pub status: Option<String>,
+    pub status: Option<VerificationStatus>,
     pub reason: Option<String>,
     #[serde(with = "wire")]
     pub created_at: NaiveDateTime,
@@ -191,12 +212,12 @@ pub struct VerificationEventView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityEventView {
-    pub id: String,
+    pub id: EventId,
     #[serde(rename = "type")]
     pub event_type: String,
-    pub verification_id: Option<String>,
-    pub level: Option<String>,
-    pub status: Option<String>,
+    pub verification_id: Option<VerificationId>,
+    pub level: Option<Level>,
+    pub status: Option<VerificationStatus>,
     pub reason: Option<String>,
     #[serde(with = "wire")]
     pub created_at: NaiveDateTime,

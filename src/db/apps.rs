@@ -2,16 +2,16 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use super::schema::{api_keys, apps, server_secrets};
 use super::{now, DbConnection, WriteConn};
 use crate::domain::api_key::KeyHash;
+use crate::domain::ids::{ApiKeyId, AppId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = apps)]
 pub struct AppRow {
-    pub id: String,
+    pub id: AppId,
     pub name: String,
     pub created_at: NaiveDateTime,
 }
@@ -19,8 +19,8 @@ pub struct AppRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys)]
 pub struct ApiKeyRow {
-    pub id: String,
-    pub app_id: String,
+    pub id: ApiKeyId,
+    pub app_id: AppId,
     pub key_hash: String,
     pub key_prefix: String,
     pub created_at: NaiveDateTime,
@@ -29,7 +29,7 @@ pub struct ApiKeyRow {
 
 pub fn insert_app(conn: &mut WriteConn<'_>, name: &str) -> QueryResult<AppRow> {
     let row = AppRow {
-        id: Uuid::new_v4().to_string(),
+        id: AppId::new(),
         name: name.to_string(),
         created_at: now(),
     };
@@ -39,7 +39,7 @@ pub fn insert_app(conn: &mut WriteConn<'_>, name: &str) -> QueryResult<AppRow> {
     Ok(row)
 }
 
-pub fn find_app(conn: &mut DbConnection, app_id: &str) -> QueryResult<Option<AppRow>> {
+pub fn find_app(conn: &mut DbConnection, app_id: &AppId) -> QueryResult<Option<AppRow>> {
     apps::table
         .find(app_id)
         .select(AppRow::as_select())
@@ -65,7 +65,7 @@ pub fn list_apps(conn: &mut DbConnection) -> QueryResult<Vec<(AppRow, i64)>> {
         .select(AppRow::as_select())
         .order((apps::created_at.asc(), apps::id.asc()))
         .load(conn)?;
-    let counts: Vec<(String, i64)> = api_keys::table
+    let counts: Vec<(AppId, i64)> = api_keys::table
         .filter(api_keys::revoked_at.is_null())
         .group_by(api_keys::app_id)
         .select((api_keys::app_id, diesel::dsl::count_star()))
@@ -84,13 +84,13 @@ pub fn list_apps(conn: &mut DbConnection) -> QueryResult<Vec<(AppRow, i64)>> {
 
 pub fn insert_api_key(
     conn: &mut WriteConn<'_>,
-    app_id: &str,
+    app_id: &AppId,
     hash: &KeyHash,
     prefix: &str,
 ) -> QueryResult<ApiKeyRow> {
     let row = ApiKeyRow {
-        id: Uuid::new_v4().to_string(),
-        app_id: app_id.to_string(),
+        id: ApiKeyId::new(),
+        app_id: app_id.clone(),
         key_hash: hash.as_str().to_string(),
         key_prefix: prefix.to_string(),
         created_at: now(),
@@ -114,7 +114,10 @@ pub fn find_key_by_hash(conn: &mut DbConnection, hash: &KeyHash) -> QueryResult<
 /// Marks a key revoked; returns the key as it was before, or `None` when no
 /// such key exists. Revoking an already revoked key keeps its original
 /// revocation time.
-pub fn revoke_api_key(conn: &mut WriteConn<'_>, key_id: &str) -> QueryResult<Option<ApiKeyRow>> {
+pub fn revoke_api_key(
+    conn: &mut WriteConn<'_>,
+    key_id: &ApiKeyId,
+) -> QueryResult<Option<ApiKeyRow>> {
     let key = api_keys::table
         .find(key_id)
         .select(ApiKeyRow::as_select())

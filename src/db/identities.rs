@@ -3,14 +3,19 @@
 //! SQL (inserts write the app id of the rows they are given): tenancy is
 //! enforced here, not by callers remembering to check.
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use super::schema::{documents, identities};
 use super::{Cursor, DbConnection, MultiBackend, WriteConn};
+use crate::domain::document::{DocumentSide, DocumentType};
 use crate::domain::email_search::{EmailLike, PrefixRange};
-use crate::domain::identity::Email;
+use crate::domain::identity::{
+    Address, Country, Email, Gender, IdentityData, IdentityKind, Phone, Tax,
+};
+use crate::domain::ids::{AppId, DocumentId, IdentityId};
+use crate::domain::kyc::RiskRating;
 use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
 
 diesel::define_sql_function! {
@@ -18,50 +23,209 @@ diesel::define_sql_function! {
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = identities, treat_none_as_null = true)]
+/// A stored identity, as read.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = identities)]
 pub struct IdentityRow {
-    pub id: String,
-    pub app_id: String,
-    pub identity_type: String,
+    pub id: IdentityId,
+    pub app_id: AppId,
+    pub identity_type: IdentityKind,
     pub name: String,
-    pub email: String,
-    pub birthday: Option<chrono::NaiveDate>,
-    pub gender: Option<String>,
+    pub email: Email,
+    pub birthday: Option<NaiveDate>,
+    pub gender: Option<Gender>,
     pub address_street: String,
     pub address_city: String,
     pub address_state: Option<String>,
     pub address_postal_code: String,
-    pub address_country: String,
+    pub address_country: Country,
     pub phone_number: String,
     pub phone_sms: bool,
-    pub tax_country: String,
+    pub tax_country: Country,
     pub tax_id_number: String,
     pub tax_state: Option<String>,
     pub tax_formation_region: Option<String>,
-    pub identity_owner: Option<String>,
+    pub identity_owner: Option<IdentityId>,
     pub blocked: bool,
     pub identity_confirmed: bool,
-    pub risk_rating: Option<String>,
+    pub risk_rating: Option<RiskRating>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
-    /// Search keys derived from `email` (`EmailKeys`), written with it.
-    pub email_domain: String,
-    pub email_local_reversed: String,
-    /// `Email::normalized`: what the unique index and the email filters
-    /// compare, the same on both backends.
-    pub email_normalized: String,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+impl IdentityRow {
+    /// The identity's data as the domain holds it.
+    pub fn data(&self) -> IdentityData {
+        IdentityData {
+            kind: self.identity_type,
+            name: self.name.clone(),
+            email: self.email.clone(),
+            birthday: self.birthday,
+            gender: self.gender,
+            address: Address {
+                street: self.address_street.clone(),
+                city: self.address_city.clone(),
+                state: self.address_state.clone(),
+                postal_code: self.address_postal_code.clone(),
+                country: self.address_country,
+            },
+            phone: Phone {
+                number: self.phone_number.clone(),
+                sms: self.phone_sms,
+            },
+            tax: Tax {
+                country: self.tax_country,
+                id_number: self.tax_id_number.clone(),
+                state: self.tax_state.clone(),
+                formation_region: self.tax_formation_region.clone(),
+            },
+            identity_owner: self.identity_owner.clone(),
+        }
+    }
+
+    /// The row `insert` of a `NewIdentity` with this data writes.
+    pub fn created(id: IdentityId, app_id: AppId, data: &IdentityData, at: NaiveDateTime) -> Self {
+        let IdentityData {
+            kind,
+            name,
+            email,
+            birthday,
+            gender,
+            address,
+            phone,
+            tax,
+            identity_owner,
+        } = data.clone();
+        IdentityRow {
+            id,
+            app_id,
+            identity_type: kind,
+            name,
+            email,
+            birthday,
+            gender,
+            address_street: address.street,
+            address_city: address.city,
+            address_state: address.state,
+            address_postal_code: address.postal_code,
+            address_country: address.country,
+            phone_number: phone.number,
+            phone_sms: phone.sms,
+            tax_country: tax.country,
+            tax_id_number: tax.id_number,
+            tax_state: tax.state,
+            tax_formation_region: tax.formation_region,
+            identity_owner,
+            blocked: false,
+            identity_confirmed: false,
+            risk_rating: None,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        }
+    }
+
+    /// This row after `update` with `IdentityChanges` of this data.
+    pub fn with_data(self, data: &IdentityData, at: NaiveDateTime) -> Self {
+        IdentityRow {
+            blocked: self.blocked,
+            identity_confirmed: self.identity_confirmed,
+            risk_rating: self.risk_rating,
+            created_at: self.created_at,
+            deleted_at: self.deleted_at,
+            ..Self::created(self.id, self.app_id, data, at)
+        }
+    }
+}
+
+/// The columns an identity's data is written to, on create and on patch:
+/// the data itself and the email's comparison and search forms.
+#[derive(Debug, Insertable, AsChangeset)]
+#[diesel(table_name = identities, treat_none_as_null = true)]
+pub struct IdentityColumns<'a> {
+    identity_type: IdentityKind,
+    name: &'a str,
+    email: &'a Email,
+    email_normalized: String,
+    email_domain: String,
+    email_local_reversed: String,
+    birthday: Option<NaiveDate>,
+    gender: Option<Gender>,
+    address_street: &'a str,
+    address_city: &'a str,
+    address_state: Option<&'a str>,
+    address_postal_code: &'a str,
+    address_country: Country,
+    phone_number: &'a str,
+    phone_sms: bool,
+    tax_country: Country,
+    tax_id_number: &'a str,
+    tax_state: Option<&'a str>,
+    tax_formation_region: Option<&'a str>,
+    identity_owner: Option<&'a IdentityId>,
+}
+
+impl<'a> IdentityColumns<'a> {
+    pub fn of(data: &'a IdentityData) -> Self {
+        let keys = data.email.search_keys();
+        IdentityColumns {
+            identity_type: data.kind,
+            name: &data.name,
+            email: &data.email,
+            email_normalized: data.email.normalized(),
+            email_domain: keys.domain,
+            email_local_reversed: keys.local_reversed,
+            birthday: data.birthday,
+            gender: data.gender,
+            address_street: &data.address.street,
+            address_city: &data.address.city,
+            address_state: data.address.state.as_deref(),
+            address_postal_code: &data.address.postal_code,
+            address_country: data.address.country,
+            phone_number: &data.phone.number,
+            phone_sms: data.phone.sms,
+            tax_country: data.tax.country,
+            tax_id_number: &data.tax.id_number,
+            tax_state: data.tax.state.as_deref(),
+            tax_formation_region: data.tax.formation_region.as_deref(),
+            identity_owner: data.identity_owner.as_ref(),
+        }
+    }
+}
+
+/// A new identity: not blocked, not confirmed, unrated.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = identities)]
+pub struct NewIdentity<'a> {
+    pub id: &'a IdentityId,
+    pub app_id: &'a AppId,
+    #[diesel(embed)]
+    pub data: IdentityColumns<'a>,
+    pub blocked: bool,
+    pub identity_confirmed: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// What a PATCH writes: the whole data, and the time.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = identities)]
+pub struct IdentityChanges<'a> {
+    #[diesel(embed)]
+    pub data: IdentityColumns<'a>,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A stored document or face image, as read.
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = documents)]
 pub struct DocumentRow {
-    pub id: String,
-    pub app_id: String,
-    pub identity_id: String,
-    pub document_type: String,
-    pub side: String,
+    pub id: DocumentId,
+    pub app_id: AppId,
+    pub identity_id: IdentityId,
+    pub document_type: DocumentType,
+    pub side: DocumentSide,
     pub label: Option<String>,
     pub description: Option<String>,
     pub url: String,
@@ -71,16 +235,32 @@ pub struct DocumentRow {
     pub deleted_at: Option<NaiveDateTime>,
 }
 
+#[derive(Debug, Insertable)]
+#[diesel(table_name = documents)]
+pub struct NewDocument<'a> {
+    pub id: &'a DocumentId,
+    pub app_id: &'a AppId,
+    pub identity_id: &'a IdentityId,
+    pub document_type: DocumentType,
+    pub side: DocumentSide,
+    pub label: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub url: &'a str,
+    pub position: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
 type BoxedIdentities<'a> = identities::BoxedQuery<'a, MultiBackend>;
 
-fn live<'a>(app_id: &'a str) -> BoxedIdentities<'a> {
+fn live<'a>(app_id: &'a AppId) -> BoxedIdentities<'a> {
     identities::table
         .filter(identities::app_id.eq(app_id))
         .filter(identities::deleted_at.is_null())
         .into_boxed()
 }
 
-pub fn insert(conn: &mut WriteConn<'_>, row: &IdentityRow) -> QueryResult<()> {
+pub fn insert(conn: &mut WriteConn<'_>, row: &NewIdentity<'_>) -> QueryResult<()> {
     diesel::insert_into(identities::table)
         .values(row)
         .execute(&mut **conn)
@@ -89,8 +269,8 @@ pub fn insert(conn: &mut WriteConn<'_>, row: &IdentityRow) -> QueryResult<()> {
 
 pub fn find_live(
     conn: &mut DbConnection,
-    app_id: &str,
-    id: &str,
+    app_id: &AppId,
+    id: &IdentityId,
 ) -> QueryResult<Option<IdentityRow>> {
     super::on_each_backend!(conn, c => identities::table
         .filter(identities::app_id.eq(app_id))
@@ -106,8 +286,8 @@ pub fn find_live(
 /// write transactions are already exclusive, see `write_transaction`.)
 pub fn find_live_for_update(
     conn: &mut DbConnection,
-    app_id: &str,
-    id: &str,
+    app_id: &AppId,
+    id: &IdentityId,
 ) -> QueryResult<Option<IdentityRow>> {
     // The same statement built per backend: each needs its own query type.
     macro_rules! query {
@@ -125,23 +305,66 @@ pub fn find_live_for_update(
     }
 }
 
-/// Writes every column of an existing row of the app (the domain has
-/// already merged and validated the change).
-pub fn update(conn: &mut WriteConn<'_>, app_id: &str, row: &IdentityRow) -> QueryResult<()> {
+/// Writes the data of an existing identity of the app (the domain has
+/// already applied and validated the change).
+pub fn update(
+    conn: &mut WriteConn<'_>,
+    app_id: &AppId,
+    id: &IdentityId,
+    changes: &IdentityChanges<'_>,
+) -> QueryResult<()> {
     diesel::update(
         identities::table
             .filter(identities::app_id.eq(app_id))
-            .filter(identities::id.eq(&row.id)),
+            .filter(identities::id.eq(id)),
     )
-    .set(row)
+    .set(changes)
+    .execute(&mut **conn)
+    .map(|_| ())
+}
+
+/// What the KYC lifecycle changes on an identity besides its data.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = identities, treat_none_as_null = true)]
+pub struct IdentityState {
+    pub blocked: bool,
+    pub identity_confirmed: bool,
+    pub risk_rating: Option<RiskRating>,
+    pub updated_at: NaiveDateTime,
+}
+
+impl IdentityState {
+    /// The row's current state, changed at `at`.
+    pub fn of(row: &IdentityRow, at: NaiveDateTime) -> Self {
+        IdentityState {
+            blocked: row.blocked,
+            identity_confirmed: row.identity_confirmed,
+            risk_rating: row.risk_rating,
+            updated_at: at,
+        }
+    }
+}
+
+pub fn set_state(
+    conn: &mut WriteConn<'_>,
+    app_id: &AppId,
+    id: &IdentityId,
+    state: &IdentityState,
+) -> QueryResult<()> {
+    diesel::update(
+        identities::table
+            .filter(identities::app_id.eq(app_id))
+            .filter(identities::id.eq(id)),
+    )
+    .set(state)
     .execute(&mut **conn)
     .map(|_| ())
 }
 
 pub fn soft_delete(
     conn: &mut WriteConn<'_>,
-    app_id: &str,
-    id: &str,
+    app_id: &AppId,
+    id: &IdentityId,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
     diesel::update(
@@ -163,7 +386,11 @@ pub fn soft_delete(
 }
 
 /// True when live companies name this identity as their owner.
-pub fn owns_live_companies(conn: &mut DbConnection, app_id: &str, id: &str) -> QueryResult<bool> {
+pub fn owns_live_companies(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    id: &IdentityId,
+) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         identities::table
             .filter(identities::app_id.eq(app_id))
@@ -175,7 +402,7 @@ pub fn owns_live_companies(conn: &mut DbConnection, app_id: &str, id: &str) -> Q
 
 /// Inserts documents one by one (a multi-row insert does not compile for
 /// the combined connection type), all in the write transaction.
-pub fn insert_documents(conn: &mut WriteConn<'_>, rows: &[DocumentRow]) -> QueryResult<()> {
+pub fn insert_documents(conn: &mut WriteConn<'_>, rows: &[NewDocument<'_>]) -> QueryResult<()> {
     for row in rows {
         diesel::insert_into(documents::table)
             .values(row)
@@ -188,23 +415,23 @@ pub fn insert_documents(conn: &mut WriteConn<'_>, rows: &[DocumentRow]) -> Query
 /// their ids; `face_images` picks which of the two sets a PATCH replaces.
 pub fn soft_delete_documents(
     conn: &mut WriteConn<'_>,
-    app_id: &str,
-    identity_id: &str,
+    app_id: &AppId,
+    identity_id: &IdentityId,
     face_images: bool,
     at: NaiveDateTime,
-) -> QueryResult<Vec<String>> {
+) -> QueryResult<Vec<DocumentId>> {
     let base = documents::table
         .filter(documents::app_id.eq(app_id))
         .filter(documents::identity_id.eq(identity_id))
         .filter(documents::deleted_at.is_null());
     let set = (documents::deleted_at.eq(at), documents::updated_at.eq(at));
     if face_images {
-        let matching = base.filter(documents::document_type.eq("faceImage"));
+        let matching = base.filter(documents::document_type.eq(DocumentType::FaceImage));
         let ids = matching.select(documents::id).load(&mut **conn)?;
         diesel::update(matching).set(set).execute(&mut **conn)?;
         Ok(ids)
     } else {
-        let matching = base.filter(documents::document_type.ne("faceImage"));
+        let matching = base.filter(documents::document_type.ne(DocumentType::FaceImage));
         let ids = matching.select(documents::id).load(&mut **conn)?;
         diesel::update(matching).set(set).execute(&mut **conn)?;
         Ok(ids)
@@ -215,8 +442,8 @@ pub fn soft_delete_documents(
 /// order they were sent.
 pub fn live_documents_of(
     conn: &mut DbConnection,
-    app_id: &str,
-    identity_ids: &[&str],
+    app_id: &AppId,
+    identity_ids: &[&IdentityId],
 ) -> QueryResult<Vec<DocumentRow>> {
     if identity_ids.is_empty() {
         return Ok(Vec::new());
@@ -243,9 +470,9 @@ pub fn live_documents_of(
 
 pub fn find_live_document(
     conn: &mut DbConnection,
-    app_id: &str,
-    identity_id: &str,
-    document_id: &str,
+    app_id: &AppId,
+    identity_id: &IdentityId,
+    document_id: &DocumentId,
 ) -> QueryResult<Option<DocumentRow>> {
     documents::table
         .filter(documents::app_id.eq(app_id))
@@ -346,7 +573,7 @@ fn apply_sort<'a>(query: BoxedIdentities<'a>, sort: &Sort) -> BoxedIdentities<'a
 /// the page.
 pub fn page_and_total(
     conn: &mut DbConnection,
-    app_id: &str,
+    app_id: &AppId,
     query: &ListQuery,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
     let unindexed_substring = query.filters.iter().any(|f| match &f.condition {
@@ -364,7 +591,7 @@ pub fn page_and_total(
 /// list is nearer, then its rows.
 fn page_and_total_by_count(
     conn: &mut DbConnection,
-    app_id: &str,
+    app_id: &AppId,
     query: &ListQuery,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
     let total = count(conn, app_id, query)?;
@@ -397,7 +624,7 @@ fn page_and_total_by_count(
         }
         None => page,
     };
-    let mut ids: Vec<String> = page
+    let mut ids: Vec<IdentityId> = page
         .limit(len)
         .offset(if backwards { from_end } else { offset })
         .select(identities::id)
@@ -425,7 +652,7 @@ enum EmailKey {
 /// the range). Only for createdAt, the order the indexes carry.
 fn single_email_key(
     conn: &mut DbConnection,
-    app_id: &str,
+    app_id: &AppId,
     query: &ListQuery,
 ) -> QueryResult<Option<EmailKey>> {
     let Some((local, domain)) = query.filters.iter().find_map(|f| match &f.condition {
@@ -469,8 +696,8 @@ fn single_email_key(
 /// The rows of `ids`, in that order.
 fn rows_in_order(
     conn: &mut DbConnection,
-    app_id: &str,
-    ids: &[String],
+    app_id: &AppId,
+    ids: &[IdentityId],
 ) -> QueryResult<Vec<IdentityRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -498,7 +725,7 @@ fn rows_in_order(
 /// PostgreSQL's whole result first, 36 bytes of id per match.
 fn page_and_total_in_one_walk(
     conn: &mut DbConnection,
-    app_id: &str,
+    app_id: &AppId,
     query: &ListQuery,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
     use diesel::connection::DefaultLoadingMode;
@@ -509,12 +736,12 @@ fn page_and_total_in_one_walk(
         .and_then(|l| usize::try_from(l).ok())
         .unwrap_or(usize::MAX);
     let mut total: i64 = 0;
-    let mut page_ids: Vec<String> = Vec::new();
+    let mut page_ids: Vec<IdentityId> = Vec::new();
     {
         let walk = apply_sort(apply_filters(live(app_id), &query.filters), &query.sort)
             .select(identities::id);
         for (position, id) in walk
-            .load_iter::<String, DefaultLoadingMode>(conn)?
+            .load_iter::<IdentityId, DefaultLoadingMode>(conn)?
             .enumerate()
         {
             let id = id?;
@@ -527,7 +754,7 @@ fn page_and_total_in_one_walk(
     Ok((rows_in_order(conn, app_id, &page_ids)?, total))
 }
 
-pub fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64> {
+pub fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> QueryResult<i64> {
     apply_filters(live(app_id), &query.filters)
         .count()
         .get_result(conn)
@@ -537,7 +764,7 @@ pub fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryR
 /// every chunk costs the same however deep the walk is.
 pub fn list_after(
     conn: &mut DbConnection,
-    app_id: &str,
+    app_id: &AppId,
     query: &ListQuery,
     after: Option<&Cursor>,
     limit: i64,

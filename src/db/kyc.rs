@@ -5,34 +5,50 @@ use diesel::prelude::*;
 
 use super::schema::{identities, identity_events, verifications};
 use super::{Cursor, DbConnection, MultiBackend, WriteConn};
+use crate::domain::ids::{AppId, EventId, IdentityId, VerificationId};
+use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
 
+/// A verification, as read (and, whole, as inserted: a new verification
+/// has every column set).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = verifications)]
 pub struct VerificationRow {
-    pub id: String,
-    pub app_id: String,
-    pub identity_id: String,
-    pub level: String,
-    pub status: String,
+    pub id: VerificationId,
+    pub app_id: AppId,
+    pub identity_id: IdentityId,
+    pub level: Level,
+    pub status: VerificationStatus,
     pub reason: Option<String>,
-    pub risk_rating: Option<String>,
+    pub risk_rating: Option<RiskRating>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
+/// An entry of an identity's history, as read and as inserted: entries are
+/// never changed.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = identity_events)]
 pub struct EventRow {
-    pub id: String,
-    pub app_id: String,
-    pub identity_id: String,
+    pub id: EventId,
+    pub app_id: AppId,
+    pub identity_id: IdentityId,
     pub event_type: String,
-    pub verification_id: Option<String>,
-    pub level: Option<String>,
-    pub status: Option<String>,
+    pub verification_id: Option<VerificationId>,
+    pub level: Option<Level>,
+    pub status: Option<VerificationStatus>,
     pub reason: Option<String>,
     pub created_at: NaiveDateTime,
+}
+
+/// A verification's decision: what `update_status` writes.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = verifications, treat_none_as_null = true)]
+pub struct StatusChange<'a> {
+    pub status: VerificationStatus,
+    pub reason: Option<&'a str>,
+    pub risk_rating: Option<RiskRating>,
+    pub updated_at: NaiveDateTime,
 }
 
 pub fn insert_verification(conn: &mut WriteConn<'_>, row: &VerificationRow) -> QueryResult<()> {
@@ -51,24 +67,16 @@ pub fn insert_event(conn: &mut WriteConn<'_>, row: &EventRow) -> QueryResult<()>
 
 pub fn update_status(
     conn: &mut WriteConn<'_>,
-    app_id: &str,
-    id: &str,
-    status: &str,
-    reason: Option<&str>,
-    risk_rating: Option<&str>,
-    at: NaiveDateTime,
+    app_id: &AppId,
+    id: &VerificationId,
+    change: &StatusChange<'_>,
 ) -> QueryResult<()> {
     diesel::update(
         verifications::table
             .filter(verifications::app_id.eq(app_id))
             .filter(verifications::id.eq(id)),
     )
-    .set((
-        verifications::status.eq(status),
-        verifications::reason.eq(reason),
-        verifications::risk_rating.eq(risk_rating),
-        verifications::updated_at.eq(at),
-    ))
+    .set(change)
     .execute(&mut **conn)
     .map(|_| ())
 }
@@ -76,8 +84,8 @@ pub fn update_status(
 /// A verification of a live identity of the app.
 pub fn find(
     conn: &mut DbConnection,
-    app_id: &str,
-    id: &str,
+    app_id: &AppId,
+    id: &VerificationId,
 ) -> QueryResult<Option<VerificationRow>> {
     verifications::table
         .inner_join(identities::table)
@@ -93,8 +101,8 @@ pub fn find(
 /// level is the latest), in one query.
 pub fn of_identities(
     conn: &mut DbConnection,
-    app_id: &str,
-    identity_ids: &[&str],
+    app_id: &AppId,
+    identity_ids: &[&IdentityId],
 ) -> QueryResult<Vec<VerificationRow>> {
     if identity_ids.is_empty() {
         return Ok(Vec::new());
@@ -120,8 +128,8 @@ pub fn of_identities(
 /// The history of verifications, oldest first, in one query.
 pub fn events_of_verifications(
     conn: &mut DbConnection,
-    app_id: &str,
-    ids: &[&str],
+    app_id: &AppId,
+    ids: &[&VerificationId],
 ) -> QueryResult<Vec<EventRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -136,8 +144,8 @@ pub fn events_of_verifications(
 
 pub fn events_of_identity(
     conn: &mut DbConnection,
-    app_id: &str,
-    identity_id: &str,
+    app_id: &AppId,
+    identity_id: &IdentityId,
 ) -> QueryResult<Vec<EventRow>> {
     identity_events::table
         .filter(identity_events::app_id.eq(app_id))
@@ -153,7 +161,7 @@ type BoxedVerifications<'a> = diesel::helper_types::IntoBoxed<
     MultiBackend,
 >;
 
-fn filtered<'a>(app_id: &'a str, filters: &'a [Filter]) -> BoxedVerifications<'a> {
+fn filtered<'a>(app_id: &'a AppId, filters: &'a [Filter]) -> BoxedVerifications<'a> {
     use Condition::*;
     let mut query = verifications::table
         .inner_join(identities::table)
@@ -195,7 +203,7 @@ fn sorted<'a>(query: BoxedVerifications<'a>, sort: &Sort) -> BoxedVerifications<
 /// One page of matches (`all=true` is streamed with `list_after`).
 pub fn list(
     conn: &mut DbConnection,
-    app_id: &str,
+    app_id: &AppId,
     query: &ListQuery,
 ) -> QueryResult<Vec<VerificationRow>> {
     let mut q = sorted(filtered(app_id, &query.filters), &query.sort);
@@ -205,14 +213,14 @@ pub fn list(
     q.select(VerificationRow::as_select()).load(conn)
 }
 
-pub fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64> {
+pub fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> QueryResult<i64> {
     filtered(app_id, &query.filters).count().get_result(conn)
 }
 
 /// The next `limit` matches after `after`, in sort order (see `Cursor`).
 pub fn list_after(
     conn: &mut DbConnection,
-    app_id: &str,
+    app_id: &AppId,
     query: &ListQuery,
     after: Option<&Cursor>,
     limit: i64,

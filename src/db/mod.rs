@@ -14,6 +14,7 @@ mod migrations;
 mod pool;
 pub mod schema;
 mod transactions;
+mod types;
 mod url;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};

@@ -5,9 +5,28 @@
 //! in any letter case) and answers camelCase (`identityCard`, `frontSide`),
 //! as the PublicMint reference does. The database stores the camelCase form.
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum DocumentType {
     DriverLicense,
     IdentityCard,
@@ -30,29 +49,10 @@ impl DocumentType {
         DocumentType::UtilityBill,
     ];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentType::DriverLicense => "driverLicense",
-            DocumentType::IdentityCard => "identityCard",
-            DocumentType::Other => "other",
-            DocumentType::Passport => "passport",
-            DocumentType::ResidencePermit => "residencePermit",
-            DocumentType::UtilityBill => "utilityBill",
-            DocumentType::FaceImage => "faceImage",
-        }
-    }
-
     /// The PascalCase name used on input and in configuration files.
-    pub fn input_name(self) -> &'static str {
-        match self {
-            DocumentType::DriverLicense => "DriverLicense",
-            DocumentType::IdentityCard => "IdentityCard",
-            DocumentType::Other => "Other",
-            DocumentType::Passport => "Passport",
-            DocumentType::ResidencePermit => "ResidencePermit",
-            DocumentType::UtilityBill => "UtilityBill",
-            DocumentType::FaceImage => "FaceImage",
-        }
+    pub fn input_name(self) -> String {
+        let stored = self.as_str();
+        stored[..1].to_ascii_uppercase() + &stored[1..]
     }
 
     /// Parses a client-supplied `documents[].type` (any letter case).
@@ -60,15 +60,7 @@ impl DocumentType {
     pub fn parse_input(s: &str) -> Option<Self> {
         Self::UPLOADABLE
             .into_iter()
-            .find(|t| t.input_name().eq_ignore_ascii_case(s))
-    }
-
-    /// Parses the stored (camelCase) form.
-    pub fn from_stored(s: &str) -> Option<Self> {
-        Self::UPLOADABLE
-            .into_iter()
-            .chain([DocumentType::FaceImage])
-            .find(|t| t.as_str() == s)
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
     }
 
     /// Documents that prove who the person is (one of them, plus a face
@@ -84,44 +76,40 @@ impl DocumentType {
     }
 }
 
-impl Serialize for DocumentType {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum DocumentSide {
     FrontSide,
     BackSide,
 }
 
 impl DocumentSide {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentSide::FrontSide => "frontSide",
-            DocumentSide::BackSide => "backSide",
-        }
-    }
-
+    /// Parses a client-supplied `documents[].side` (any letter case).
     pub fn parse_input(s: &str) -> Option<Self> {
-        [DocumentSide::FrontSide, DocumentSide::BackSide]
-            .into_iter()
+        Self::ALL
+            .iter()
+            .copied()
             .find(|side| side.as_str().eq_ignore_ascii_case(s))
     }
-
-    pub fn from_stored(s: &str) -> Option<Self> {
-        [DocumentSide::FrontSide, DocumentSide::BackSide]
-            .into_iter()
-            .find(|side| side.as_str() == s)
-    }
 }
 
-impl Serialize for DocumentSide {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+crate::domain::stored::text_enum!(DocumentType, DocumentSide);
 
 #[cfg(test)]
 mod tests {
@@ -143,6 +131,11 @@ mod tests {
             Some(DocumentSide::FrontSide)
         );
         assert_eq!(DocumentSide::parse_input("middle"), None);
+        assert_eq!(
+            DocumentType::ResidencePermit.input_name(),
+            "ResidencePermit"
+        );
+        assert_eq!(DocumentType::FaceImage.input_name(), "FaceImage");
     }
 
     #[test]
@@ -151,7 +144,7 @@ mod tests {
             .into_iter()
             .chain([DocumentType::FaceImage])
         {
-            assert_eq!(DocumentType::from_stored(t.as_str()), Some(t));
+            assert_eq!(DocumentType::parse(t.as_str()), Some(t));
         }
     }
 }

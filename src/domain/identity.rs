@@ -3,12 +3,14 @@
 //! data.
 
 use chrono::NaiveDate;
-use serde_json::{json, Map, Value};
-use uuid::Uuid;
+use serde::Serialize;
+use serde_json::Value;
 use validator::ValidateEmail;
 
 use super::document::{DocumentSide, DocumentType};
+use super::ids::IdentityId;
 use super::input::{bounded_text, join, required, type_name, Errors, Field, ObjectReader};
+use super::stored::StoredText;
 use crate::domain::errors::FieldError;
 
 pub const MIN_AGE: u32 = 18;
@@ -31,56 +33,90 @@ const RFC3986_LEFTOVERS: &percent_encoding::AsciiSet = &percent_encoding::CONTRO
     .add(b'|')
     .add(b'}');
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum IdentityKind {
     Person,
     Company,
 }
 
-impl IdentityKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdentityKind::Person => "person",
-            IdentityKind::Company => "company",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "person" => Some(IdentityKind::Person),
-            "company" => Some(IdentityKind::Company),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `Male`, `Female` or `Undefined`; input in any letter case.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Gender {
     Male,
     Female,
     Undefined,
 }
 
-impl Gender {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Gender::Male => "Male",
-            Gender::Female => "Female",
-            Gender::Undefined => "Undefined",
-        }
-    }
+super::stored::text_enum!(IdentityKind, Gender);
 
+impl Gender {
     /// Accepts any letter case (`male`, `MALE`), answers `Male`.
-    pub fn parse(s: &str) -> Option<Self> {
-        [Gender::Male, Gender::Female, Gender::Undefined]
-            .into_iter()
+    pub fn parse_input(s: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
             .find(|g| g.as_str().eq_ignore_ascii_case(s))
     }
 }
 
 /// An ISO 3166-1 alpha-2 code, upper case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub struct Country(&'static str);
+
+impl StoredText for Country {
+    fn stored(&self) -> &str {
+        self.0
+    }
+
+    fn from_stored(s: &str) -> Option<Self> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for Country {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
 
 impl Country {
     pub fn parse(s: &str) -> Option<Self> {
@@ -101,8 +137,32 @@ impl Country {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// As sent (trimmed); compared through `normalized`.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(transparent)]
 pub struct Email(String);
+
+impl StoredText for Email {
+    fn stored(&self) -> &str {
+        &self.0
+    }
+
+    /// Stored addresses were checked by `parse` when they were written; an
+    /// address the validator has since become stricter about must still
+    /// read back.
+    fn from_stored(s: &str) -> Option<Self> {
+        (!s.is_empty()).then(|| Email(s.to_string()))
+    }
+}
 
 impl Email {
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -217,7 +277,7 @@ pub struct IdentityData {
     pub address: Address,
     pub phone: Phone,
     pub tax: Tax,
-    pub identity_owner: Option<Uuid>,
+    pub identity_owner: Option<IdentityId>,
 }
 
 /// A create (or the result of a patch) with the document sets it sends;
@@ -230,6 +290,17 @@ pub struct IdentityInput {
 }
 
 impl IdentityInput {
+    /// Every document URL the input sends, with the field it came in:
+    /// `documents[i].url`, then `faceImages[i]`.
+    pub fn document_urls(&self) -> Vec<(String, &DocumentUrl)> {
+        let documents = self.documents.iter().flatten().enumerate();
+        let faces = self.face_images.iter().flatten().enumerate();
+        documents
+            .map(|(i, d)| (format!("documents[{i}].url"), &d.url))
+            .chain(faces.map(|(i, url)| (format!("faceImages[{i}]"), url)))
+            .collect()
+    }
+
     /// Every document this input would create, in wire order: `documents`
     /// first, then one `faceImage` per face image URL.
     pub fn face_image_documents(&self) -> Option<Vec<DocumentInput>> {
@@ -247,28 +318,116 @@ impl IdentityInput {
     }
 }
 
-/// Parses and validates a create body (or a merged patch, see
-/// `merge_patch`). `check_age` is false when a patch leaves the birthday as
-/// it was, so that an identity that aged past the bound can still be edited.
-pub fn parse_identity(
-    body: &Value,
-    today: NaiveDate,
-    check_age: bool,
-) -> Result<IdentityInput, Vec<FieldError>> {
-    let mut errors = Errors::new();
-    let mut r = ObjectReader::new(body, "", &mut errors);
+/// Every top-level field of an identity body, each read and checked on its
+/// own; whether they fit together (required fields, the person and company
+/// rules) is decided by `complete`, once the whole identity is known.
+#[derive(Debug, Clone)]
+struct IdentityFields {
+    kind: Field<IdentityKind>,
+    name: Field<String>,
+    email: Field<Email>,
+    birthday: Field<NaiveDate>,
+    gender: Field<Gender>,
+    address: Field<Address>,
+    phone: Field<Phone>,
+    tax: Field<Tax>,
+    identity_owner: Field<IdentityId>,
+    documents: Option<Vec<DocumentInput>>,
+    face_images: Option<Vec<DocumentUrl>>,
+}
 
-    let kind = r.string("type", 20, &mut errors);
-    let kind = required(kind, "type", &mut errors).and_then(|k| {
+/// Parses and validates a create body.
+pub fn parse_identity(body: &Value, today: NaiveDate) -> Result<IdentityInput, Vec<FieldError>> {
+    let mut errors = Errors::new();
+    let fields = read_fields(body, &mut errors);
+    fields.complete(errors, today, true)
+}
+
+/// A PATCH body, parsed once before the change starts: each top-level field
+/// it sends replaces the current one whole (nested objects must be
+/// complete), `null` clears an optional field, and what it does not send is
+/// kept. `apply` checks the result exactly like a create.
+#[derive(Debug, Clone)]
+pub struct IdentityPatch {
+    fields: IdentityFields,
+    /// Problems of the fields themselves, reported by `apply` together with
+    /// the rules the patched identity breaks, so one answer lists them all.
+    errors: Vec<FieldError>,
+}
+
+impl IdentityPatch {
+    /// The document URLs the patch sends (see `IdentityInput::document_urls`);
+    /// none when a field is already wrong, since `apply` then refuses it.
+    pub fn document_urls(&self) -> Vec<(String, &DocumentUrl)> {
+        if !self.errors.is_empty() {
+            return Vec::new();
+        }
+        let documents = self.fields.documents.iter().flatten().enumerate();
+        let faces = self.fields.face_images.iter().flatten().enumerate();
+        documents
+            .map(|(i, d)| (format!("documents[{i}].url"), &d.url))
+            .chain(faces.map(|(i, url)| (format!("faceImages[{i}]"), url)))
+            .collect()
+    }
+
+    pub fn parse(body: &Value) -> IdentityPatch {
+        let mut errors = Errors::new();
+        let fields = read_fields(body, &mut errors);
+        IdentityPatch {
+            fields,
+            errors: errors.into_vec(),
+        }
+    }
+
+    /// The identity `current` becomes, with the document sets the patch
+    /// sends. The age bounds apply when the birthday (or the type) is sent:
+    /// an identity that has since aged past them can still be edited.
+    pub fn apply(
+        &self,
+        current: &IdentityData,
+        today: NaiveDate,
+    ) -> Result<IdentityInput, Vec<FieldError>> {
+        let sent = &self.fields;
+        let check_age = sent.birthday.is_present() || sent.kind.is_present();
+        let mut merged = sent.clone();
+        macro_rules! keep {
+            ($field:ident, $current:expr) => {
+                if !sent.$field.is_present() {
+                    merged.$field = $current.map_or(Field::Absent, Field::Value);
+                }
+            };
+        }
+        keep!(kind, Some(current.kind));
+        keep!(name, Some(current.name.clone()));
+        keep!(email, Some(current.email.clone()));
+        keep!(birthday, current.birthday);
+        keep!(gender, current.gender);
+        keep!(address, Some(current.address.clone()));
+        keep!(phone, Some(current.phone.clone()));
+        keep!(tax, Some(current.tax.clone()));
+        keep!(identity_owner, current.identity_owner.clone());
+        let mut errors = Errors::new();
+        for error in &self.errors {
+            errors.add(error.field.clone(), error.message.clone());
+        }
+        merged.complete(errors, today, check_age)
+    }
+}
+
+fn read_fields(body: &Value, errors: &mut Errors) -> IdentityFields {
+    let mut r = ObjectReader::new(body, "", errors);
+
+    let kind = r.string("type", 20, errors).and_then_parse(|k| {
         IdentityKind::parse(&k).or_else(|| {
             errors.add("type", "must be `person` or `company`");
             None
         })
     });
-    let name = required(r.string("name", 200, &mut errors), "name", &mut errors);
-    let email = required(r.string("email", 254, &mut errors), "email", &mut errors)
-        .and_then(|e| Email::parse(&e).map_err(|m| errors.add("email", m)).ok());
-    let birthday = r.string("birthday", 10, &mut errors).and_then_parse(|s| {
+    let name = r.string("name", 200, errors);
+    let email = r
+        .string("email", 254, errors)
+        .and_then_parse(|e| Email::parse(&e).map_err(|m| errors.add("email", m)).ok());
+    let birthday = r.string("birthday", 10, errors).and_then_parse(|s| {
         let date = NaiveDate::parse_from_str(&s, "%Y-%m-%d")
             .ok()
             .filter(|_| s.len() == 10);
@@ -277,45 +436,27 @@ pub fn parse_identity(
         }
         date
     });
-    let gender = r.string("gender", 20, &mut errors).and_then_parse(|s| {
-        let gender = Gender::parse(&s);
+    let gender = r.string("gender", 20, errors).and_then_parse(|s| {
+        let gender = Gender::parse_input(&s);
         if gender.is_none() {
             errors.add("gender", "must be Male, Female or Undefined");
         }
         gender
     });
-    let address = match r.raw("address") {
-        Field::Value(v) => parse_address(v, &mut errors),
-        other => {
-            required(other, "address", &mut errors);
-            None
+    let address = r
+        .raw("address")
+        .and_then_parse(|v| parse_address(v, errors));
+    let phone = r.raw("phone").and_then_parse(|v| parse_phone(v, errors));
+    let tax = r.raw("tax").and_then_parse(|v| parse_tax(v, errors));
+    let identity_owner = r.string("identityOwner", 36, errors).and_then_parse(|s| {
+        let id = IdentityId::parse(&s).filter(|_| s.len() == 36);
+        if id.is_none() {
+            errors.add("identityOwner", "must be a UUID");
         }
-    };
-    let phone = match r.raw("phone") {
-        Field::Value(v) => parse_phone(v, &mut errors),
-        other => {
-            required(other, "phone", &mut errors);
-            None
-        }
-    };
-    let tax = match r.raw("tax") {
-        Field::Value(v) => parse_tax(v, &mut errors),
-        other => {
-            required(other, "tax", &mut errors);
-            None
-        }
-    };
-    let identity_owner = r
-        .string("identityOwner", 36, &mut errors)
-        .and_then_parse(|s| {
-            let id = Uuid::parse_str(&s).ok().filter(|_| s.len() == 36);
-            if id.is_none() {
-                errors.add("identityOwner", "must be a UUID");
-            }
-            id
-        });
+        id
+    });
     let documents = match r.raw("documents") {
-        Field::Value(v) => parse_documents(v, &mut errors),
+        Field::Value(v) => parse_documents(v, errors),
         Field::Null => {
             errors.add("documents", "must be an array, not null");
             None
@@ -323,77 +464,121 @@ pub fn parse_identity(
         Field::Absent | Field::Invalid => None,
     };
     let face_images = match r.raw("faceImages") {
-        Field::Value(v) => parse_face_images(v, &mut errors),
+        Field::Value(v) => parse_face_images(v, errors),
         Field::Null => {
             errors.add("faceImages", "must be an array, not null");
             None
         }
         Field::Absent | Field::Invalid => None,
     };
-    r.finish(&mut errors);
-
-    // Rules that depend on the type, checked only once the type is known.
-    match kind {
-        Some(IdentityKind::Person) => {
-            if birthday.is_missing() {
-                errors.add("birthday", "is required for a person");
-            }
-            if let (Field::Value(date), true) = (&birthday, check_age) {
-                check_age_bounds(*date, today, &mut errors);
-            }
-            if gender.is_missing() {
-                errors.add("gender", "is required for a person");
-            }
-            if matches!(identity_owner, Field::Value(_)) {
-                errors.add("identityOwner", "only a company has an identity owner");
-            }
-            if tax.as_ref().is_some_and(|t| t.formation_region.is_some()) {
-                errors.add(
-                    "tax.formationRegion",
-                    "only a company has a formation region",
-                );
-            }
-        }
-        Some(IdentityKind::Company) => {
-            if matches!(birthday, Field::Value(_)) {
-                errors.add("birthday", "a company has no birthday");
-            }
-            if matches!(gender, Field::Value(_)) {
-                errors.add("gender", "a company has no gender");
-            }
-            if identity_owner.is_missing() {
-                errors.add("identityOwner", "is required for a company");
-            }
-            if tax.as_ref().is_some_and(|t| t.formation_region.is_none()) {
-                errors.add("tax.formationRegion", "is required for a company");
-            }
-        }
-        None => {}
+    r.finish(errors);
+    IdentityFields {
+        kind,
+        name,
+        email,
+        birthday,
+        gender,
+        address,
+        phone,
+        tax,
+        identity_owner,
+        documents,
+        face_images,
     }
+}
 
-    if !errors.is_empty() {
-        return Err(errors.into_vec());
-    }
-    let (Some(kind), Some(name), Some(email), Some(address), Some(phone), Some(tax)) =
-        (kind, name, email, address, phone, tax)
-    else {
-        unreachable!("every missing required field recorded an error");
-    };
-    Ok(IdentityInput {
-        data: IdentityData {
+impl IdentityFields {
+    /// The identity these fields make, or every problem: the field errors
+    /// already found, required fields, and the rules of its type.
+    fn complete(
+        self,
+        mut errors: Errors,
+        today: NaiveDate,
+        check_age: bool,
+    ) -> Result<IdentityInput, Vec<FieldError>> {
+        let IdentityFields {
             kind,
             name,
             email,
-            birthday: birthday.value(),
-            gender: gender.value(),
+            birthday,
+            gender,
             address,
             phone,
             tax,
-            identity_owner: identity_owner.value(),
-        },
-        documents,
-        face_images,
-    })
+            identity_owner,
+            documents,
+            face_images,
+        } = self;
+        let kind = required(kind, "type", &mut errors);
+        let name = required(name, "name", &mut errors);
+        let email = required(email, "email", &mut errors);
+        let address = required(address, "address", &mut errors);
+        let phone = required(phone, "phone", &mut errors);
+        let tax = required(tax, "tax", &mut errors);
+
+        // Rules that depend on the type, checked only once the type is known.
+        match kind {
+            Some(IdentityKind::Person) => {
+                if birthday.is_missing() {
+                    errors.add("birthday", "is required for a person");
+                }
+                if let (Field::Value(date), true) = (&birthday, check_age) {
+                    check_age_bounds(*date, today, &mut errors);
+                }
+                if gender.is_missing() {
+                    errors.add("gender", "is required for a person");
+                }
+                if matches!(identity_owner, Field::Value(_)) {
+                    errors.add("identityOwner", "only a company has an identity owner");
+                }
+                if tax.as_ref().is_some_and(|t| t.formation_region.is_some()) {
+                    errors.add(
+                        "tax.formationRegion",
+                        "only a company has a formation region",
+                    );
+                }
+            }
+            Some(IdentityKind::Company) => {
+                if matches!(birthday, Field::Value(_)) {
+                    errors.add("birthday", "a company has no birthday");
+                }
+                if matches!(gender, Field::Value(_)) {
+                    errors.add("gender", "a company has no gender");
+                }
+                if identity_owner.is_missing() {
+                    errors.add("identityOwner", "is required for a company");
+                }
+                if tax.as_ref().is_some_and(|t| t.formation_region.is_none()) {
+                    errors.add("tax.formationRegion", "is required for a company");
+                }
+            }
+            None => {}
+        }
+
+        if !errors.is_empty() {
+            return Err(errors.into_vec());
+        }
+        let (Some(kind), Some(name), Some(email), Some(address), Some(phone), Some(tax)) =
+            (kind, name, email, address, phone, tax)
+        else {
+            unreachable!("every missing required field recorded an error");
+        };
+        Ok(IdentityInput {
+            data: IdentityData {
+                kind,
+                name,
+                email,
+                birthday: birthday.value(),
+                gender: gender.value(),
+                address,
+                phone,
+                tax,
+                identity_owner: identity_owner.value(),
+            },
+            documents,
+            face_images,
+        })
+    }
 }
 
 fn check_age_bounds(birthday: NaiveDate, today: NaiveDate, errors: &mut Errors) {
@@ -617,62 +802,4 @@ pub fn locked_field_changes(current: &IdentityData, next: &IdentityData) -> Vec<
         changed.push("tax.idNumber");
     }
     changed
-}
-
-/// The identity as a create body, so a patch can be applied over it and the
-/// result validated exactly like a create.
-pub fn as_input_json(data: &IdentityData) -> Map<String, Value> {
-    let mut body = Map::new();
-    body.insert("type".into(), json!(data.kind.as_str()));
-    body.insert("name".into(), json!(data.name));
-    body.insert("email".into(), json!(data.email.as_str()));
-    if let Some(b) = data.birthday {
-        body.insert("birthday".into(), json!(b.format("%Y-%m-%d").to_string()));
-    }
-    if let Some(g) = data.gender {
-        body.insert("gender".into(), json!(g.as_str()));
-    }
-    let mut address = json!({
-        "street": data.address.street,
-        "city": data.address.city,
-        "postalCode": data.address.postal_code,
-        "country": data.address.country.as_str(),
-    });
-    if let Some(state) = &data.address.state {
-        address["state"] = json!(state);
-    }
-    body.insert("address".into(), address);
-    body.insert(
-        "phone".into(),
-        json!({"number": data.phone.number, "sms": data.phone.sms}),
-    );
-    let mut tax = json!({"country": data.tax.country.as_str(), "idNumber": data.tax.id_number});
-    if let Some(state) = &data.tax.state {
-        tax["state"] = json!(state);
-    }
-    if let Some(region) = &data.tax.formation_region {
-        tax["formationRegion"] = json!(region);
-    }
-    body.insert("tax".into(), tax);
-    if let Some(owner) = data.identity_owner {
-        body.insert("identityOwner".into(), json!(owner.to_string()));
-    }
-    body
-}
-
-/// Applies a PATCH body over the current identity: each top-level field sent
-/// replaces the current one whole (nested objects must be complete); `null`
-/// clears an optional field. The result goes through `parse_identity`.
-pub fn merge_patch(current: &IdentityData, patch: &Value) -> Result<Value, Vec<FieldError>> {
-    let Value::Object(patch) = patch else {
-        return Err(vec![FieldError::new(
-            "body",
-            format!("must be an object, not {}", type_name(patch)),
-        )]);
-    };
-    let mut merged = as_input_json(current);
-    for (key, value) in patch {
-        merged.insert(key.clone(), value.clone());
-    }
-    Ok(Value::Object(merged))
 }

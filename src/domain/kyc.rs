@@ -3,47 +3,59 @@
 //! documents can support.
 //!
 //! The wire form and the stored form are the same camelCase strings, so one
-//! `as_str`/`parse` pair serves the API, the database and the rules file.
-
-use std::fmt;
+//! `as_str`/`parse` pair (`text_enum!`) serves the API, the database and the
+//! rules file.
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::document::DocumentType;
 
 /// How thoroughly an identity is verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
 #[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Level {
     Basic,
     Enhanced,
 }
 
-impl Level {
-    pub const ALL: [Level; 2] = [Level::Basic, Level::Enhanced];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Basic => "basic",
-            Level::Enhanced => "enhanced",
-        }
-    }
-
-    /// Exact wire form only: stored values are written by us, and clients
-    /// are told the exact spelling, so leniency would only hide typos.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|level| level.as_str() == s)
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
 #[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum VerificationStatus {
     Pending,
     InReview,
@@ -52,26 +64,6 @@ pub enum VerificationStatus {
 }
 
 impl VerificationStatus {
-    pub const ALL: [VerificationStatus; 4] = [
-        VerificationStatus::Pending,
-        VerificationStatus::InReview,
-        VerificationStatus::Approved,
-        VerificationStatus::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerificationStatus::Pending => "pending",
-            VerificationStatus::InReview => "inReview",
-            VerificationStatus::Approved => "approved",
-            VerificationStatus::Rejected => "rejected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str() == s)
-    }
-
     /// Still waiting for a decision.
     pub fn is_open(self) -> bool {
         matches!(
@@ -131,12 +123,6 @@ impl VerificationStatus {
     }
 }
 
-impl fmt::Display for VerificationStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A status change the state machine refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.message())]
@@ -162,35 +148,34 @@ impl InvalidTransition {
 
 /// The KYC risk assessment of an identity; ordered so that rules can say
 /// "at most medium".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
 #[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum RiskRating {
     Low,
     Medium,
     High,
 }
 
-impl RiskRating {
-    pub const ALL: [RiskRating; 3] = [RiskRating::Low, RiskRating::Medium, RiskRating::High];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RiskRating::Low => "low",
-            RiskRating::Medium => "medium",
-            RiskRating::High => "high",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|rating| rating.as_str() == s)
-    }
-}
-
-impl fmt::Display for RiskRating {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::domain::stored::text_enum!(Level, VerificationStatus, RiskRating);
 
 /// The verification levels that a set of documents can back, lowest first.
 ///
@@ -231,8 +216,8 @@ mod tests {
             (InReview, Approved),
             (InReview, Rejected),
         ];
-        for from in VerificationStatus::ALL {
-            for to in VerificationStatus::ALL {
+        for &from in VerificationStatus::ALL {
+            for &to in VerificationStatus::ALL {
                 let expected = allowed.contains(&(from, to));
                 assert_eq!(from.can_become(to), expected, "{from} -> {to}");
                 match from.transition(to) {
@@ -264,7 +249,8 @@ mod tests {
     #[test]
     fn open_statuses_are_pending_and_in_review() {
         let open: Vec<_> = VerificationStatus::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|status| status.is_open())
             .collect();
         assert_eq!(open, [Pending, InReview]);
@@ -300,13 +286,13 @@ mod tests {
 
     #[test]
     fn wire_forms_round_trip_through_parse_and_serde() {
-        for level in Level::ALL {
+        for &level in Level::ALL {
             assert_eq!(Level::parse(level.as_str()), Some(level));
             let json = serde_json::to_string(&level).unwrap();
             assert_eq!(json, format!("\"{}\"", level.as_str()));
             assert_eq!(serde_json::from_str::<Level>(&json).unwrap(), level);
         }
-        for status in VerificationStatus::ALL {
+        for &status in VerificationStatus::ALL {
             assert_eq!(VerificationStatus::parse(status.as_str()), Some(status));
             let json = serde_json::to_string(&status).unwrap();
             assert_eq!(json, format!("\"{}\"", status.as_str()));
@@ -315,7 +301,7 @@ mod tests {
                 status
             );
         }
-        for rating in RiskRating::ALL {
+        for &rating in RiskRating::ALL {
             assert_eq!(RiskRating::parse(rating.as_str()), Some(rating));
             let json = serde_json::to_string(&rating).unwrap();
             assert_eq!(json, format!("\"{}\"", rating.as_str()));

@@ -17,33 +17,28 @@ use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 /// The rules shipped with the server, used when no rules file is configured.
 pub const DEFAULT_RULES_TOML: &str = include_str!("default_operation_rules.toml");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Action {
     Create,
     Confirm,
 }
 
-impl Action {
-    pub const ALL: [Action; 2] = [Action::Create, Action::Confirm];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Confirm => "confirm",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|action| action.as_str() == s)
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::domain::stored::text_enum!(Action);
 
 /// Why an operation is not active. Variants are declared in the order they
 /// are checked: the first that applies is the one reported.
@@ -360,7 +355,7 @@ fn parse_rule(table: toml::Table) -> Result<Rule, String> {
     let mut documents: Vec<DocumentType> = Vec::with_capacity(raw.documents.len());
     for name in &raw.documents {
         let document = parse_document_name(name).ok_or_else(|| {
-            let known: Vec<&str> = DocumentType::UPLOADABLE
+            let known: Vec<String> = DocumentType::UPLOADABLE
                 .into_iter()
                 .chain([DocumentType::FaceImage])
                 .map(DocumentType::input_name)
@@ -394,7 +389,7 @@ fn parse_rule(table: toml::Table) -> Result<Rule, String> {
 fn parse_document_name(name: &str) -> Option<DocumentType> {
     DocumentType::parse_input(name).or_else(|| {
         DocumentType::FaceImage
-            .input_name()
+            .as_str()
             .eq_ignore_ascii_case(name)
             .then_some(DocumentType::FaceImage)
     })

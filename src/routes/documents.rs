@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{parse_uuid, Body};
+use super::{parse_id, Body};
 use crate::app::AppState;
 use crate::auth::AuthenticatedApp;
 use crate::error::ApiError;
@@ -26,7 +26,7 @@ pub async fn presign_upload(
     let post = service::presign_upload(
         &state.storage,
         &state.settings.storage,
-        auth.app_id,
+        &auth.app_id,
         &body.filename,
     )?;
     Ok(HttpResponse::Ok().json(json!({
@@ -47,13 +47,13 @@ pub async fn presign_download(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (identity_id, document_id) = path.into_inner();
-    let identity_id = parse_uuid("identityId", &identity_id)?;
-    let document_id = parse_uuid("id", &document_id)?;
+    let identity_id = parse_id("identityId", &identity_id)?;
+    let document_id = parse_id("id", &document_id)?;
     let url = service::presign_download(
         &state.db,
         &state.storage,
         &state.settings.storage,
-        auth.app_id,
+        &auth.app_id,
         identity_id,
         document_id,
     )

@@ -196,7 +196,6 @@ mod tests {
     use serde_json::Value;
     use std::path::{Path, PathBuf};
     use std::time::Duration;
-    use uuid::Uuid;
 
     const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 
@@ -263,7 +262,9 @@ mod tests {
     }
 
     fn new_key(name: &str) -> ObjectKey {
-        ObjectKey::new_upload(Uuid::new_v4(), name).unwrap().0
+        ObjectKey::new_upload(&crate::domain::ids::AppId::new(), name)
+            .unwrap()
+            .0
     }
 
     fn bytes(len: usize) -> Vec<u8> {
@@ -332,7 +333,8 @@ mod tests {
     async fn upload_then_signed_download() {
         let server = Server::start().await;
         let storage = &server.storage;
-        let (key, ct) = ObjectKey::new_upload(Uuid::new_v4(), "Passport.JPEG").unwrap();
+        let (key, ct) =
+            ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "Passport.JPEG").unwrap();
         let post = server.presign(&key, 100_000);
         assert_eq!(post.url, format!("{}/files/upload", server.base));
         assert!(!storage.exists(&key).await.unwrap());

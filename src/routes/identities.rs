@@ -3,11 +3,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
-use super::parse_uuid;
+use super::parse_id;
 use super::stream;
 use crate::app::AppState;
 use crate::auth::{ApiKey, AuthenticatedApp};
-use crate::domain::identity::parse_identity;
+use crate::domain::identity::{parse_identity, IdentityPatch};
+use crate::domain::ids::IdentityId;
 use crate::error::ApiError;
 use crate::services::documents::check_document_urls;
 use crate::services::identities::{self as service, IdentityListing};
@@ -19,12 +20,12 @@ pub async fn create(
     auth: AuthenticatedApp,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = parse_identity(&body, service::today(), true).map_err(ApiError::Validation)?;
-    check_document_urls(&state.storage, auth.app_id, &body).await?;
+    let input = parse_identity(&body, service::today()).map_err(ApiError::Validation)?;
+    check_document_urls(&state.storage, &auth.app_id, input.document_urls()).await?;
     let view = state
         .write
         .run(auth.actor(), Operation::IdentityCreate, move |tx| {
-            service::create(tx, auth.app_id, input)
+            service::create(tx, &auth.app_id, input)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
@@ -37,8 +38,8 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let view = key
         .run(&state.db, move |conn, auth| {
-            let id = parse_uuid("id", &id)?;
-            service::get(conn, auth.app_id, id)
+            let id = parse_id("id", &id)?;
+            service::get(conn, &auth.app_id, &id)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
@@ -50,13 +51,13 @@ pub async fn patch(
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_uuid("id", &id)?;
-    let body = body.into_inner();
-    check_document_urls(&state.storage, auth.app_id, &body).await?;
+    let id: IdentityId = parse_id("id", &id)?;
+    let patch = IdentityPatch::parse(&body);
+    check_document_urls(&state.storage, &auth.app_id, patch.document_urls()).await?;
     let view = state
         .write
         .run(auth.actor(), Operation::IdentityPatch, move |tx| {
-            service::patch(tx, auth.app_id, id, &body)
+            service::patch(tx, &auth.app_id, &id, &patch)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
@@ -67,11 +68,11 @@ pub async fn delete(
     auth: AuthenticatedApp,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_uuid("id", &id)?;
+    let id: IdentityId = parse_id("id", &id)?;
     state
         .write
         .run(auth.actor(), Operation::IdentityDelete, move |tx| {
-            service::delete(tx, auth.app_id, id)
+            service::delete(tx, &auth.app_id, &id)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -6,9 +6,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::stream;
-use super::{parse_uuid, Body};
+use super::{parse_id, Body};
 use crate::app::AppState;
 use crate::auth::{ApiKey, AuthenticatedApp};
+use crate::domain::ids::{IdentityId, VerificationId};
 use crate::domain::input::bounded_text;
 use crate::domain::kyc::{RiskRating, VerificationStatus};
 use crate::error::{ApiError, FieldError, Refusal};
@@ -31,8 +32,8 @@ pub async fn get_verification(
 ) -> Result<HttpResponse, ApiError> {
     let view = key
         .run(&state.db, move |conn, auth| {
-            let id = parse_uuid("id", &id)?;
-            service::get_verification(conn, &auth.app_id.to_string(), &id.to_string())
+            let id: VerificationId = parse_id("id", &id)?;
+            service::get_verification(conn, &auth.app_id, &id)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
@@ -62,7 +63,7 @@ pub async fn decide(
     id: web::Path<String>,
     Body(body): Body<DecisionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_uuid("id", &id)?;
+    let id: VerificationId = parse_id("id", &id)?;
 
     let mut errors = Vec::new();
     if body.status == VerificationStatus::Pending {
@@ -83,7 +84,7 @@ pub async fn decide(
     let view = state
         .write
         .run(auth.actor(), Operation::VerificationDecide, move |tx| {
-            service::decide(tx, auth.app_id, id, decision)
+            service::decide(tx, &auth.app_id, &id, decision)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
@@ -102,7 +103,7 @@ async fn set_blocked(
     body: BlockBody,
     blocked: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_uuid("id", &id)?;
+    let id: IdentityId = parse_id("id", &id)?;
     let reason = bounded_text(&body.reason, 500).map_err(|m| ApiError::invalid("reason", m))?;
     let operation = if blocked {
         Operation::IdentityBlock
@@ -112,7 +113,7 @@ async fn set_blocked(
     let view = state
         .write
         .run(auth.actor(), operation, move |tx| {
-            service::set_blocked(tx, auth.app_id, id, blocked, &reason)
+            service::set_blocked(tx, &auth.app_id, &id, blocked, &reason)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
@@ -143,8 +144,8 @@ pub async fn history(
 ) -> Result<HttpResponse, ApiError> {
     let events = key
         .run(&state.db, move |conn, auth| {
-            let id = parse_uuid("id", &id)?;
-            service::history(conn, auth.app_id, id)
+            let id: IdentityId = parse_id("id", &id)?;
+            service::history(conn, &auth.app_id, &id)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: events }))
@@ -164,7 +165,7 @@ async fn sandbox_settle(
     body: SandboxBody,
     outcome: VerificationStatus,
 ) -> Result<(), ApiError> {
-    let identity_id = parse_uuid("identityId", &body.identity_id)?;
+    let identity_id: IdentityId = parse_id("identityId", &body.identity_id)?;
     let mut errors = Vec::new();
     let reason = optional_reason(body.reason, &mut errors);
     if !errors.is_empty() {
@@ -181,8 +182,8 @@ async fn sandbox_settle(
         .run(auth.actor(), operation, move |tx| {
             service::sandbox_settle(
                 tx,
-                auth.app_id,
-                identity_id,
+                &auth.app_id,
+                &identity_id,
                 &email,
                 outcome,
                 reason.as_deref(),
@@ -223,8 +224,8 @@ pub async fn operations(
     let rules = state.operation_rules.clone();
     let data = key
         .run(&state.db, move |conn, auth| {
-            let id = parse_uuid("id", &id)?;
-            service::operations(conn, &rules, auth.app_id, id)
+            let id: IdentityId = parse_id("id", &id)?;
+            service::operations(conn, &rules, &auth.app_id, &id)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data }))
@@ -243,7 +244,7 @@ pub async fn validate_operation(
     auth: AuthenticatedApp,
     Body(body): Body<ValidateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let identity_id = parse_uuid("identityId", &body.identity_id)?;
+    let identity_id: IdentityId = parse_id("identityId", &body.identity_id)?;
     let rules = state.operation_rules.clone();
     if rules.find(&body.action, &body.code).is_none() {
         return Err(ApiError::refused(
@@ -260,7 +261,7 @@ pub async fn validate_operation(
             let rule = rules
                 .find(&body.action, &body.code)
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("rule vanished")))?;
-            service::validate_operation(conn, rule, auth.app_id, identity_id)
+            service::validate_operation(conn, rule, &auth.app_id, &identity_id)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

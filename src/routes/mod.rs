@@ -168,8 +168,11 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::invalid("path", err.to_string()).into()
 }
 
-/// Parses a path segment that must be a UUID; a malformed one is a
+/// Parses a path segment that must be an id (a UUID); a malformed one is a
 /// validation error naming the parameter, not a 404.
-pub fn parse_uuid(field: &str, raw: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::invalid(field, "must be a UUID"))
+pub fn parse_id<Id: crate::domain::stored::StoredText>(
+    field: &str,
+    raw: &str,
+) -> Result<Id, ApiError> {
+    Id::from_stored(raw).ok_or_else(|| ApiError::invalid(field, "must be a UUID"))
 }

@@ -2,20 +2,18 @@
 //! URLs, and checking that URLs clients send into our storage are theirs and
 //! exist.
 
-use serde_json::Value;
-use uuid::Uuid;
-
 use crate::config::StorageSettings;
 use crate::db::identities as q;
 use crate::db::Db;
 use crate::domain::identity::DocumentUrl;
+use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::storage::{ObjectKey, ObjectUrlMatch, PresignedPost, Storage, StorageError};
 
 pub fn presign_upload(
     storage: &Storage,
     settings: &StorageSettings,
-    app_id: Uuid,
+    app_id: &AppId,
     filename: &str,
 ) -> Result<PresignedPost, ApiError> {
     let filename = crate::domain::input::bounded_text(filename, 255)
@@ -31,21 +29,17 @@ pub async fn presign_download(
     db: &Db,
     storage: &Storage,
     settings: &StorageSettings,
-    app_id: Uuid,
-    identity_id: Uuid,
-    document_id: Uuid,
+    app_id: &AppId,
+    identity_id: IdentityId,
+    document_id: DocumentId,
 ) -> Result<String, ApiError> {
+    let app = app_id.clone();
     let document = db
         .run(move |conn| {
-            let (app, identity, doc) = (
-                app_id.to_string(),
-                identity_id.to_string(),
-                document_id.to_string(),
-            );
-            q::find_live(conn, &app, &identity)?.ok_or_else(|| {
+            q::find_live(conn, &app, &identity_id)?.ok_or_else(|| {
                 ApiError::refused(Refusal::IdentityNotFound, "No identity with this id.")
             })?;
-            q::find_live_document(conn, &app, &identity, &doc)?.ok_or_else(|| {
+            q::find_live_document(conn, &app, &identity_id, &document_id)?.ok_or_else(|| {
                 ApiError::refused(Refusal::DocumentNotFound, "No document with this id.")
             })
         })
@@ -72,62 +66,34 @@ fn storage_error(err: StorageError) -> ApiError {
     ApiError::internal(anyhow::anyhow!(err))
 }
 
-/// Every URL a create or patch body sends (`documents[].url`,
-/// `faceImages[]`), parsed, with its field path. Malformed ones are left to
-/// the identity parser, which reports them.
-fn document_urls(body: &Value) -> Vec<(String, DocumentUrl)> {
-    let mut urls = Vec::new();
-    let mut push = |field: String, value: Option<&Value>| {
-        if let Some(url) = value
-            .and_then(Value::as_str)
-            .and_then(|u| DocumentUrl::parse(u).ok())
-        {
-            urls.push((field, url));
-        }
-    };
-    if let Some(Value::Array(docs)) = body.get("documents") {
-        for (i, doc) in docs.iter().enumerate() {
-            push(format!("documents[{i}].url"), doc.get("url"));
-        }
-    }
-    if let Some(Value::Array(images)) = body.get("faceImages") {
-        for (i, image) in images.iter().enumerate() {
-            push(format!("faceImages[{i}]"), Some(image));
-        }
-    }
-    urls
-}
-
 /// A URL into our storage must name an existing object of the caller's app;
 /// any other URL must be https. Objects are checked concurrently.
 pub async fn check_document_urls(
     storage: &Storage,
-    app_id: Uuid,
-    body: &Value,
+    app_id: &AppId,
+    urls: Vec<(String, &DocumentUrl)>,
 ) -> Result<(), ApiError> {
-    let checks = document_urls(body)
-        .into_iter()
-        .map(|(field, url)| async move {
-            match storage.parse_object_url(url.as_str()).owned_by(app_id) {
-                ObjectUrlMatch::Ours(key) => match storage.exists(&key).await {
-                    Ok(true) => Ok(None),
-                    Ok(false) => Ok(Some(FieldError::new(
-                        field,
-                        "no uploaded document at this URL",
-                    ))),
-                    Err(e) => Err(storage_error(e)),
-                },
-                ObjectUrlMatch::Invalid => Ok(Some(FieldError::new(
+    let checks = urls.into_iter().map(|(field, url)| async move {
+        match storage.parse_object_url(url.as_str()).owned_by(app_id) {
+            ObjectUrlMatch::Ours(key) => match storage.exists(&key).await {
+                Ok(true) => Ok(None),
+                Ok(false) => Ok(Some(FieldError::new(
                     field,
-                    "is not a document of this app in our storage",
+                    "no uploaded document at this URL",
                 ))),
-                ObjectUrlMatch::External if url.is_https() => Ok(None),
-                ObjectUrlMatch::External => Ok(Some(FieldError::new(
-                    field,
-                    "an external document URL must be https",
-                ))),
-            }
-        });
+                Err(e) => Err(storage_error(e)),
+            },
+            ObjectUrlMatch::Invalid => Ok(Some(FieldError::new(
+                field,
+                "is not a document of this app in our storage",
+            ))),
+            ObjectUrlMatch::External if url.is_https() => Ok(None),
+            ObjectUrlMatch::External => Ok(Some(FieldError::new(
+                field,
+                "an external document URL must be https",
+            ))),
+        }
+    });
     let mut problems = Vec::new();
     for result in futures_util::future::join_all(checks).await {
         if let Some(problem) = result? {

@@ -3,17 +3,17 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
-use serde_json::Value;
-use uuid::Uuid;
 
-use crate::db::identities::{self as q, DocumentRow, IdentityRow};
+use crate::db::identities::{
+    self as q, IdentityChanges, IdentityColumns, IdentityRow, NewDocument, NewIdentity,
+};
 use crate::db::Cursor;
 use crate::db::{self, DbConnection};
 use crate::domain::document::DocumentType;
 use crate::domain::identity::{
-    changed_fields, locked_field_changes, merge_patch, parse_identity, Address, Country,
-    DocumentInput, Email, Gender, IdentityData, IdentityInput, IdentityKind, Phone, Tax,
+    changed_fields, locked_field_changes, DocumentInput, IdentityInput, IdentityKind, IdentityPatch,
 };
+use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::domain::list_query::{ListQuery, ListSpec, Sort, IDENTITY_LIST};
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::kyc;
@@ -43,15 +43,19 @@ fn email_conflict(err: diesel::result::Error) -> ApiError {
 }
 
 /// `identityOwner` must be a live person of the same app.
-fn check_owner(conn: &mut DbConnection, app_id: &str, owner: Option<Uuid>) -> Result<(), ApiError> {
+fn check_owner(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    owner: Option<&IdentityId>,
+) -> Result<(), ApiError> {
     let Some(owner) = owner else { return Ok(()) };
-    let row = q::find_live(conn, app_id, &owner.to_string())?.ok_or_else(|| {
+    let row = q::find_live(conn, app_id, owner)?.ok_or_else(|| {
         ApiError::refused(
             Refusal::IdentityOwnerNotFound,
             "No identity with the identityOwner id.",
         )
     })?;
-    if row.identity_type != IdentityKind::Person.as_str() {
+    if row.identity_type != IdentityKind::Person {
         return Err(ApiError::refused(
             Refusal::IdentityOwnerMustBeOfTypePerson,
             "The identity owner must be a person.",
@@ -62,51 +66,39 @@ fn check_owner(conn: &mut DbConnection, app_id: &str, owner: Option<Uuid>) -> Re
 
 pub fn create(
     tx: &mut Tx<'_, '_>,
-    app_id: Uuid,
+    app_id: &AppId,
     input: IdentityInput,
 ) -> Result<IdentityView, ApiError> {
-    let app_id = app_id.to_string();
-    check_owner(tx.read(), &app_id, input.data.identity_owner)?;
+    check_owner(tx.read(), app_id, input.data.identity_owner.as_ref())?;
     let now = db::now();
-    let mut row = IdentityRow {
-        id: Uuid::new_v4().to_string(),
-        app_id,
-        identity_type: String::new(),
-        name: String::new(),
-        email: String::new(),
-        birthday: None,
-        gender: None,
-        address_street: String::new(),
-        address_city: String::new(),
-        address_state: None,
-        address_postal_code: String::new(),
-        address_country: String::new(),
-        phone_number: String::new(),
-        phone_sms: false,
-        tax_country: String::new(),
-        tax_id_number: String::new(),
-        tax_state: None,
-        tax_formation_region: None,
-        identity_owner: None,
-        blocked: false,
-        identity_confirmed: false,
-        risk_rating: None,
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
-        email_domain: String::new(),
-        email_local_reversed: String::new(),
-        email_normalized: String::new(),
-    };
-    write_data(&mut row, &input.data);
-    q::insert(tx.conn(), &row).map_err(email_conflict)?;
+    let id = IdentityId::new();
+    q::insert(
+        tx.conn(),
+        &NewIdentity {
+            id: &id,
+            app_id,
+            data: IdentityColumns::of(&input.data),
+            blocked: false,
+            identity_confirmed: false,
+            created_at: now,
+            updated_at: now,
+        },
+    )
+    .map_err(email_conflict)?;
     tx.record(Change::IdentityCreated {
-        app_id: row.app_id.clone(),
-        identity_id: row.id.clone(),
+        app_id: app_id.clone(),
+        identity_id: id.clone(),
     });
+    // What was written, as a read would answer it: a new identity is not
+    // blocked, not confirmed and unrated.
+    let row = IdentityRow::created(id, app_id.clone(), &input.data, now);
 
-    let mut documents =
-        insert_documents(tx, &row, &input.documents.clone().unwrap_or_default(), now)?;
+    let mut documents = insert_documents(
+        tx,
+        &row,
+        input.documents.as_deref().unwrap_or_default(),
+        now,
+    )?;
     documents.extend(insert_documents(
         tx,
         &row,
@@ -126,22 +118,15 @@ pub fn create(
 
 pub fn patch(
     tx: &mut Tx<'_, '_>,
-    app_id: Uuid,
-    id: Uuid,
-    body: &Value,
+    app_id: &AppId,
+    id: &IdentityId,
+    patch: &IdentityPatch,
 ) -> Result<IdentityView, ApiError> {
-    let own_id = id;
-    let app_id = app_id.to_string();
-    let id = id.to_string();
-    let mut row = q::find_live_for_update(tx.read(), &app_id, &id)?.ok_or_else(not_found)?;
-    let current = data_from_row(&row)?;
-
-    let merged = merge_patch(&current, body).map_err(ApiError::Validation)?;
-    // The age bounds apply when the birthday (or the type) changes; an
-    // identity that has since aged past them can still be edited.
-    let sends = |field: &str| body.get(field).is_some();
-    let check_age = sends("birthday") || sends("type");
-    let input = parse_identity(&merged, today(), check_age).map_err(ApiError::Validation)?;
+    let row = q::find_live_for_update(tx.read(), app_id, id)?.ok_or_else(not_found)?;
+    let current = row.data();
+    let input = patch
+        .apply(&current, today())
+        .map_err(ApiError::Validation)?;
 
     if row.identity_confirmed {
         let changed = locked_field_changes(&current, &input.data);
@@ -156,18 +141,18 @@ pub fn patch(
             ));
         }
     }
-    if input.data.identity_owner == Some(own_id) {
+    if input.data.identity_owner.as_ref() == Some(id) {
         return Err(ApiError::invalid(
             "identityOwner",
             "an identity cannot own itself",
         ));
     }
     if input.data.identity_owner != current.identity_owner {
-        check_owner(tx.read(), &app_id, input.data.identity_owner)?;
+        check_owner(tx.read(), app_id, input.data.identity_owner.as_ref())?;
     }
     if current.kind == IdentityKind::Person
         && input.data.kind == IdentityKind::Company
-        && q::owns_live_companies(tx.read(), &app_id, &id)?
+        && q::owns_live_companies(tx.read(), app_id, id)?
     {
         return Err(ApiError::refused(
             Refusal::IdentityOwnerInUse,
@@ -177,9 +162,16 @@ pub fn patch(
 
     let now = db::now();
     let fields = changed_fields(&current, &input.data);
-    write_data(&mut row, &input.data);
-    row.updated_at = now;
-    q::update(tx.conn(), &app_id, &row).map_err(email_conflict)?;
+    q::update(
+        tx.conn(),
+        app_id,
+        id,
+        &IdentityChanges {
+            data: IdentityColumns::of(&input.data),
+            updated_at: now,
+        },
+    )
+    .map_err(email_conflict)?;
     if !fields.is_empty() {
         tx.record(Change::IdentityUpdated {
             app_id: app_id.clone(),
@@ -187,21 +179,22 @@ pub fn patch(
             fields,
         });
     }
+    let row = row.with_data(&input.data, now);
 
     // A document set that is sent replaces the current one: the old records
     // stay (deleted_at set) for the audit trail.
     if let Some(documents) = &input.documents {
-        remove_documents(tx, &app_id, &id, false, now)?;
+        remove_documents(tx, app_id, id, false, now)?;
         insert_documents(tx, &row, documents, now)?;
     }
     if let Some(face_images) = input.face_image_documents() {
-        remove_documents(tx, &app_id, &id, true, now)?;
+        remove_documents(tx, app_id, id, true, now)?;
         insert_documents(tx, &row, &face_images, now)?;
     }
     if input.documents.is_some() || input.face_images.is_some() {
-        let live: Vec<DocumentType> = q::live_documents_of(tx.read(), &app_id, &[id.as_str()])?
+        let live: Vec<DocumentType> = q::live_documents_of(tx.read(), app_id, &[id])?
             .iter()
-            .filter_map(|d| DocumentType::from_stored(&d.document_type))
+            .map(|d| d.document_type)
             .collect();
         kyc::start_verifications(tx, &row, &live, false)?;
     }
@@ -211,41 +204,43 @@ pub fn patch(
 
 fn remove_documents(
     tx: &mut Tx<'_, '_>,
-    app_id: &str,
-    identity_id: &str,
+    app_id: &AppId,
+    identity_id: &IdentityId,
     face_images: bool,
     at: NaiveDateTime,
 ) -> Result<(), ApiError> {
     for document_id in q::soft_delete_documents(tx.conn(), app_id, identity_id, face_images, at)? {
         tx.record(Change::DocumentRemoved {
-            app_id: app_id.to_string(),
-            identity_id: identity_id.to_string(),
+            app_id: app_id.clone(),
+            identity_id: identity_id.clone(),
             document_id,
         });
     }
     Ok(())
 }
 
-pub fn delete(tx: &mut Tx<'_, '_>, app_id: Uuid, id: Uuid) -> Result<(), ApiError> {
-    let app_id = app_id.to_string();
-    let id = id.to_string();
-    q::find_live_for_update(tx.read(), &app_id, &id)?.ok_or_else(not_found)?;
-    if q::owns_live_companies(tx.read(), &app_id, &id)? {
+pub fn delete(tx: &mut Tx<'_, '_>, app_id: &AppId, id: &IdentityId) -> Result<(), ApiError> {
+    q::find_live_for_update(tx.read(), app_id, id)?.ok_or_else(not_found)?;
+    if q::owns_live_companies(tx.read(), app_id, id)? {
         return Err(ApiError::refused(
             Refusal::IdentityOwnerInUse,
             "This person owns live companies; delete or reassign them first.",
         ));
     }
-    q::soft_delete(tx.conn(), &app_id, &id, db::now())?;
+    q::soft_delete(tx.conn(), app_id, id, db::now())?;
     tx.record(Change::IdentityDeleted {
-        app_id,
-        identity_id: id,
+        app_id: app_id.clone(),
+        identity_id: id.clone(),
     });
     Ok(())
 }
 
-pub fn get(conn: &mut DbConnection, app_id: Uuid, id: Uuid) -> Result<IdentityView, ApiError> {
-    let row = q::find_live(conn, &app_id.to_string(), &id.to_string())?.ok_or_else(not_found)?;
+pub fn get(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    id: &IdentityId,
+) -> Result<IdentityView, ApiError> {
+    let row = q::find_live(conn, app_id, id)?.ok_or_else(not_found)?;
     let mut views = views_of(conn, vec![row])?;
     Ok(views.remove(0))
 }
@@ -263,20 +258,20 @@ impl Listing for IdentityListing {
 
     fn page(
         conn: &mut DbConnection,
-        app_id: &str,
+        app_id: &AppId,
         query: &ListQuery,
     ) -> Result<(Vec<IdentityView>, i64), ApiError> {
         let (rows, total) = q::page_and_total(conn, app_id, query)?;
         Ok((views_of(conn, rows)?, total))
     }
 
-    fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64> {
+    fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> QueryResult<i64> {
         q::count(conn, app_id, query)
     }
 
     fn after(
         conn: &mut DbConnection,
-        app_id: &str,
+        app_id: &AppId,
         query: &ListQuery,
         after: Option<&Cursor>,
         limit: i64,
@@ -285,7 +280,7 @@ impl Listing for IdentityListing {
     }
 
     fn cursor(row: &IdentityRow, sort: &Sort) -> Cursor {
-        Cursor::after(sort, row.created_at, row.updated_at, &row.id)
+        Cursor::after(sort, row.created_at, row.updated_at, row.id.as_str())
     }
 
     fn views(
@@ -305,15 +300,15 @@ pub fn views_of(
     let Some(app_id) = rows.first().map(|r| r.app_id.clone()) else {
         return Ok(Vec::new());
     };
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let mut documents: HashMap<String, Vec<DocumentView>> = HashMap::new();
+    let ids: Vec<&IdentityId> = rows.iter().map(|r| &r.id).collect();
+    let mut documents: HashMap<IdentityId, Vec<DocumentView>> = HashMap::new();
     for doc in q::live_documents_of(conn, &app_id, &ids)? {
         documents
             .entry(doc.identity_id.clone())
             .or_default()
             .push(doc.into());
     }
-    let mut kyc: HashMap<String, Vec<KycStatusView>> = kyc::kyc_status_of(conn, &app_id, &ids)?;
+    let mut kyc: HashMap<IdentityId, Vec<KycStatusView>> = kyc::kyc_status_of(conn, &app_id, &ids)?;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -335,18 +330,20 @@ fn insert_documents(
     inputs: &[DocumentInput],
     now: NaiveDateTime,
 ) -> Result<Vec<DocumentView>, ApiError> {
-    let rows: Vec<DocumentRow> = inputs
+    let ids: Vec<DocumentId> = inputs.iter().map(|_| DocumentId::new()).collect();
+    let rows: Vec<NewDocument<'_>> = inputs
         .iter()
+        .zip(&ids)
         .enumerate()
-        .map(|(i, doc)| DocumentRow {
-            id: Uuid::new_v4().to_string(),
-            app_id: identity.app_id.clone(),
-            identity_id: identity.id.clone(),
-            document_type: doc.document_type.as_str().to_string(),
-            side: doc.side.as_str().to_string(),
-            label: doc.label.clone(),
-            description: doc.description.clone(),
-            url: doc.url.as_str().to_string(),
+        .map(|(i, (doc, id))| NewDocument {
+            id,
+            app_id: &identity.app_id,
+            identity_id: &identity.id,
+            document_type: doc.document_type,
+            side: doc.side,
+            label: doc.label.as_deref(),
+            description: doc.description.as_deref(),
+            url: doc.url.as_str(),
             position: i as i32
                 + match doc.document_type {
                     DocumentType::FaceImage => FACE_IMAGE_POSITIONS,
@@ -354,91 +351,21 @@ fn insert_documents(
                 },
             created_at: now,
             updated_at: now,
-            deleted_at: None,
         })
         .collect();
     q::insert_documents(tx.conn(), &rows)?;
-    for row in &rows {
+    let views: Vec<DocumentView> = rows.iter().map(DocumentView::from).collect();
+    for view in &views {
         tx.record(Change::DocumentCreated {
-            app_id: row.app_id.clone(),
-            identity_id: row.identity_id.clone(),
-            document_id: row.id.clone(),
+            app_id: identity.app_id.clone(),
+            identity_id: identity.id.clone(),
+            document_id: view.id.clone(),
         });
     }
-    Ok(rows.into_iter().map(DocumentView::from).collect())
-}
-
-fn write_data(row: &mut IdentityRow, data: &IdentityData) {
-    row.identity_type = data.kind.as_str().to_string();
-    row.name = data.name.clone();
-    row.email = data.email.as_str().to_string();
-    let keys = data.email.search_keys();
-    row.email_domain = keys.domain;
-    row.email_local_reversed = keys.local_reversed;
-    row.email_normalized = data.email.normalized();
-    row.birthday = data.birthday;
-    row.gender = data.gender.map(|g| g.as_str().to_string());
-    row.address_street = data.address.street.clone();
-    row.address_city = data.address.city.clone();
-    row.address_state = data.address.state.clone();
-    row.address_postal_code = data.address.postal_code.clone();
-    row.address_country = data.address.country.as_str().to_string();
-    row.phone_number = data.phone.number.clone();
-    row.phone_sms = data.phone.sms;
-    row.tax_country = data.tax.country.as_str().to_string();
-    row.tax_id_number = data.tax.id_number.clone();
-    row.tax_state = data.tax.state.clone();
-    row.tax_formation_region = data.tax.formation_region.clone();
-    row.identity_owner = data.identity_owner.map(|o| o.to_string());
-}
-
-/// Reads a stored row back into the domain; a value the domain would refuse
-/// means the row was written by something else, which is an internal error.
-pub fn data_from_row(row: &IdentityRow) -> Result<IdentityData, ApiError> {
-    let corrupt = |what: &str| {
-        ApiError::internal(anyhow::anyhow!(
-            "identity {} has an invalid stored {what}",
-            row.id
-        ))
-    };
-    Ok(IdentityData {
-        kind: IdentityKind::parse(&row.identity_type).ok_or_else(|| corrupt("type"))?,
-        name: row.name.clone(),
-        email: Email::parse(&row.email).map_err(|_| corrupt("email"))?,
-        birthday: row.birthday,
-        gender: match &row.gender {
-            Some(g) => Some(Gender::parse(g).ok_or_else(|| corrupt("gender"))?),
-            None => None,
-        },
-        address: Address {
-            street: row.address_street.clone(),
-            city: row.address_city.clone(),
-            state: row.address_state.clone(),
-            postal_code: row.address_postal_code.clone(),
-            country: Country::parse(&row.address_country)
-                .ok_or_else(|| corrupt("address.country"))?,
-        },
-        phone: Phone {
-            number: row.phone_number.clone(),
-            sms: row.phone_sms,
-        },
-        tax: Tax {
-            country: Country::parse(&row.tax_country).ok_or_else(|| corrupt("tax.country"))?,
-            id_number: row.tax_id_number.clone(),
-            state: row.tax_state.clone(),
-            formation_region: row.tax_formation_region.clone(),
-        },
-        identity_owner: match &row.identity_owner {
-            Some(o) => Some(Uuid::parse_str(o).map_err(|_| corrupt("identityOwner"))?),
-            None => None,
-        },
-    })
+    Ok(views)
 }
 
 /// The live document types of an identity, for KYC rules.
 pub fn document_types(documents: &[DocumentView]) -> Vec<DocumentType> {
-    documents
-        .iter()
-        .filter_map(|d| DocumentType::from_stored(&d.document_type))
-        .collect()
+    documents.iter().map(|d| d.document_type).collect()
 }

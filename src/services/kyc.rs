@@ -5,14 +5,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDateTime;
-use uuid::Uuid;
 
-use crate::db::identities::{self as identity_q, IdentityRow};
-use crate::db::kyc::{self as q, EventRow, VerificationRow};
+use crate::db::identities::{self as identity_q, IdentityRow, IdentityState};
+use crate::db::kyc::{self as q, EventRow, StatusChange, VerificationRow};
 use crate::db::Cursor;
 use crate::db::{self, DbConnection};
 use crate::domain::document::DocumentType;
 use crate::domain::identity::Email;
+use crate::domain::ids::{AppId, EventId, IdentityId, VerificationId};
 use crate::domain::kyc::{levels_supported_by, Level, RiskRating, VerificationStatus};
 use crate::domain::list_query::{ListQuery, ListSpec, Sort, VERIFICATION_LIST};
 use crate::domain::operations::{KycFacts, OperationRules, OperationState, Rule};
@@ -43,11 +43,6 @@ fn after(previous: NaiveDateTime) -> NaiveDateTime {
     db::now().max(previous + chrono::Duration::microseconds(1))
 }
 
-fn stored<T>(value: &str, parse: impl Fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
-    parse(value)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("invalid stored {what}: {value}")))
-}
-
 fn record(
     tx: &mut Tx<'_, '_>,
     verification: &VerificationRow,
@@ -58,13 +53,13 @@ fn record(
     q::insert_event(
         tx.conn(),
         &EventRow {
-            id: Uuid::new_v4().to_string(),
+            id: EventId::new(),
             app_id: verification.app_id.clone(),
             identity_id: verification.identity_id.clone(),
             event_type: EVENT_VERIFICATION.to_string(),
             verification_id: Some(verification.id.clone()),
-            level: Some(verification.level.clone()),
-            status: Some(status.as_str().to_string()),
+            level: Some(verification.level),
+            status: Some(status),
             reason: reason.map(str::to_owned),
             created_at: at,
         },
@@ -79,11 +74,11 @@ fn start(
     at: NaiveDateTime,
 ) -> Result<VerificationRow, ApiError> {
     let row = VerificationRow {
-        id: Uuid::new_v4().to_string(),
+        id: VerificationId::new(),
         app_id: identity.app_id.clone(),
         identity_id: identity.id.clone(),
-        level: level.as_str().to_string(),
-        status: VerificationStatus::Pending.as_str().to_string(),
+        level,
+        status: VerificationStatus::Pending,
         reason: None,
         risk_rating: None,
         created_at: at,
@@ -102,13 +97,12 @@ fn start(
 /// The latest verification per level of one identity.
 fn latest_by_level(
     conn: &mut DbConnection,
-    app_id: &str,
-    identity_id: &str,
+    app_id: &AppId,
+    identity_id: &IdentityId,
 ) -> Result<BTreeMap<Level, VerificationRow>, ApiError> {
     let mut latest = BTreeMap::new();
     for row in q::of_identities(conn, app_id, &[identity_id])? {
-        let level = stored(&row.level, Level::parse, "level")?;
-        latest.entry(level).or_insert(row);
+        latest.entry(row.level).or_insert(row);
     }
     Ok(latest)
 }
@@ -140,10 +134,7 @@ pub fn start_verifications(
     for level in supported {
         let fresh_needed = match latest.get(&level) {
             None => true,
-            Some(row) => {
-                stored(&row.status, VerificationStatus::parse, "status")?
-                    == VerificationStatus::Rejected
-            }
+            Some(row) => row.status == VerificationStatus::Rejected,
         };
         if fresh_needed {
             started.push(start(tx, identity, level, at)?);
@@ -163,21 +154,20 @@ fn apply_decision(
     risk_rating: Option<RiskRating>,
     at: NaiveDateTime,
 ) -> Result<(), ApiError> {
-    let current = stored(&verification.status, VerificationStatus::parse, "status")?;
+    let current = verification.status;
     current
         .transition(next)
         .map_err(|e| ApiError::refused(Refusal::InvalidStatusTransition, e.message()))?;
-    let rating = risk_rating
-        .map(|r| r.as_str().to_string())
-        .or_else(|| verification.risk_rating.clone());
     q::update_status(
         tx.conn(),
         &verification.app_id,
         &verification.id,
-        next.as_str(),
-        reason,
-        rating.as_deref(),
-        at,
+        &StatusChange {
+            status: next,
+            reason,
+            risk_rating: risk_rating.or(verification.risk_rating),
+            updated_at: at,
+        },
     )?;
     tx.record(Change::VerificationStatusChanged {
         app_id: verification.app_id.clone(),
@@ -188,28 +178,27 @@ fn apply_decision(
     });
     record(tx, verification, next, reason, at)?;
 
-    let level = stored(&verification.level, Level::parse, "level")?;
-    let confirms = level == Level::Basic && next == VerificationStatus::Approved;
+    let confirms = verification.level == Level::Basic && next == VerificationStatus::Approved;
     if confirms || risk_rating.is_some() {
-        let mut identity = identity_q::find_live_for_update(
+        let identity = identity_q::find_live_for_update(
             tx.read(),
             &verification.app_id,
             &verification.identity_id,
         )?
         .ok_or_else(identity_not_found)?;
         let mut fields = Vec::new();
+        let mut state = IdentityState::of(&identity, at);
         if confirms && !identity.identity_confirmed {
-            identity.identity_confirmed = true;
+            state.identity_confirmed = true;
             fields.push("identityConfirmed");
         }
         if let Some(r) = risk_rating {
-            if identity.risk_rating.as_deref() != Some(r.as_str()) {
-                identity.risk_rating = Some(r.as_str().to_string());
+            if identity.risk_rating != Some(r) {
+                state.risk_rating = Some(r);
                 fields.push("riskRating");
             }
         }
-        identity.updated_at = at;
-        identity_q::update(tx.conn(), &verification.app_id, &identity)?;
+        identity_q::set_state(tx.conn(), &verification.app_id, &identity.id, &state)?;
         if !fields.is_empty() {
             tx.record(Change::IdentityUpdated {
                 app_id: identity.app_id.clone(),
@@ -229,17 +218,15 @@ pub struct Decision {
 
 pub fn decide(
     tx: &mut Tx<'_, '_>,
-    app_id: Uuid,
-    id: Uuid,
+    app_id: &AppId,
+    id: &VerificationId,
     decision: Decision,
 ) -> Result<VerificationView, ApiError> {
-    let app_id = app_id.to_string();
-    let id = id.to_string();
-    let verification = q::find(tx.read(), &app_id, &id)?.ok_or_else(verification_not_found)?;
+    let verification = q::find(tx.read(), app_id, id)?.ok_or_else(verification_not_found)?;
     // Lock the identity first: every decision about one identity queues here.
-    identity_q::find_live_for_update(tx.read(), &app_id, &verification.identity_id)?
+    identity_q::find_live_for_update(tx.read(), app_id, &verification.identity_id)?
         .ok_or_else(verification_not_found)?;
-    let verification = q::find(tx.read(), &app_id, &id)?.ok_or_else(verification_not_found)?;
+    let verification = q::find(tx.read(), app_id, id)?.ok_or_else(verification_not_found)?;
     apply_decision(
         tx,
         &verification,
@@ -248,23 +235,22 @@ pub fn decide(
         decision.risk_rating,
         db::now(),
     )?;
-    get_verification(tx.read(), &app_id, &id)
+    get_verification(tx.read(), app_id, id)
 }
 
 /// The sandbox's shortcut: settle the identity's open verifications at once,
 /// starting the basic one first when the documents allow and none is open.
 pub fn sandbox_settle(
     tx: &mut Tx<'_, '_>,
-    app_id: Uuid,
-    identity_id: Uuid,
+    app_id: &AppId,
+    identity_id: &IdentityId,
     email: &str,
     outcome: VerificationStatus,
     reason: Option<&str>,
 ) -> Result<(), ApiError> {
-    let app_id = app_id.to_string();
-    let identity = identity_q::find_live_for_update(tx.read(), &app_id, &identity_id.to_string())?
+    let identity = identity_q::find_live_for_update(tx.read(), app_id, identity_id)?
         .ok_or_else(identity_not_found)?;
-    if Email::normalize(&identity.email) != Email::normalize(email) {
+    if identity.email.normalized() != Email::normalize(email) {
         return Err(ApiError::invalid(
             "email",
             "does not match the identity's email",
@@ -272,23 +258,18 @@ pub fn sandbox_settle(
     }
     let mut at = db::now();
     let mut open: Vec<VerificationRow> = Vec::new();
-    let latest = latest_by_level(tx.read(), &app_id, &identity.id)?;
+    let latest = latest_by_level(tx.read(), app_id, &identity.id)?;
     for row in latest.values() {
-        if stored(&row.status, VerificationStatus::parse, "status")?.is_open() {
+        if row.status.is_open() {
             open.push(row.clone());
         }
     }
-    if !open.iter().any(|v| v.level == Level::Basic.as_str())
-        && outcome == VerificationStatus::Approved
-    {
-        let documents = identity_q::live_documents_of(tx.read(), &app_id, &[identity.id.as_str()])?;
-        let types: Vec<DocumentType> = documents
-            .iter()
-            .filter_map(|d| DocumentType::from_stored(&d.document_type))
-            .collect();
+    if !open.iter().any(|v| v.level == Level::Basic) && outcome == VerificationStatus::Approved {
+        let documents = identity_q::live_documents_of(tx.read(), app_id, &[&identity.id])?;
+        let types: Vec<DocumentType> = documents.iter().map(|d| d.document_type).collect();
         let basic_done = latest
             .get(&Level::Basic)
-            .is_some_and(|v| v.status == VerificationStatus::Approved.as_str());
+            .is_some_and(|v| v.status == VerificationStatus::Approved);
         if !basic_done && levels_supported_by(types).contains(&Level::Basic) {
             open.insert(0, start(tx, &identity, Level::Basic, at)?);
             at = after(at);
@@ -309,22 +290,22 @@ pub fn sandbox_settle(
 
 pub fn set_blocked(
     tx: &mut Tx<'_, '_>,
-    app_id: Uuid,
-    identity_id: Uuid,
+    app_id: &AppId,
+    identity_id: &IdentityId,
     blocked: bool,
     reason: &str,
 ) -> Result<IdentityView, ApiError> {
-    let app_id = app_id.to_string();
-    let mut identity =
-        identity_q::find_live_for_update(tx.read(), &app_id, &identity_id.to_string())?
-            .ok_or_else(identity_not_found)?;
+    let mut identity = identity_q::find_live_for_update(tx.read(), app_id, identity_id)?
+        .ok_or_else(identity_not_found)?;
     // Blocking a blocked identity changes nothing and records nothing, so a
     // retried request is harmless.
     if identity.blocked != blocked {
         let at = db::now();
+        let mut state = IdentityState::of(&identity, at);
+        state.blocked = blocked;
+        identity_q::set_state(tx.conn(), app_id, identity_id, &state)?;
         identity.blocked = blocked;
         identity.updated_at = at;
-        identity_q::update(tx.conn(), &app_id, &identity)?;
         tx.record(Change::IdentityUpdated {
             app_id: app_id.clone(),
             identity_id: identity.id.clone(),
@@ -333,7 +314,7 @@ pub fn set_blocked(
         q::insert_event(
             tx.conn(),
             &EventRow {
-                id: Uuid::new_v4().to_string(),
+                id: EventId::new(),
                 app_id: identity.app_id.clone(),
                 identity_id: identity.id.clone(),
                 event_type: if blocked {
@@ -356,11 +337,11 @@ pub fn set_blocked(
 
 pub fn history(
     conn: &mut DbConnection,
-    app_id: Uuid,
-    identity_id: Uuid,
+    app_id: &AppId,
+    identity_id: &IdentityId,
 ) -> Result<Vec<crate::views::IdentityEventView>, ApiError> {
-    let identity = identity_q::find_live(conn, &app_id.to_string(), &identity_id.to_string())?
-        .ok_or_else(identity_not_found)?;
+    let identity =
+        identity_q::find_live(conn, app_id, identity_id)?.ok_or_else(identity_not_found)?;
     Ok(q::events_of_identity(conn, &identity.app_id, &identity.id)?
         .into_iter()
         .map(Into::into)
@@ -375,8 +356,8 @@ pub fn verification_views(
     let Some(app_id) = rows.first().map(|r| r.app_id.clone()) else {
         return Ok(Vec::new());
     };
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let mut history: HashMap<String, Vec<VerificationEventView>> = HashMap::new();
+    let ids: Vec<&VerificationId> = rows.iter().map(|r| &r.id).collect();
+    let mut history: HashMap<VerificationId, Vec<VerificationEventView>> = HashMap::new();
     for event in q::events_of_verifications(conn, &app_id, &ids)? {
         if let Some(vid) = event.verification_id.clone() {
             history.entry(vid).or_default().push(VerificationEventView {
@@ -404,8 +385,8 @@ pub fn verification_views(
 
 pub fn get_verification(
     conn: &mut DbConnection,
-    app_id: &str,
-    id: &str,
+    app_id: &AppId,
+    id: &VerificationId,
 ) -> Result<VerificationView, ApiError> {
     let row = q::find(conn, app_id, id)?.ok_or_else(verification_not_found)?;
     Ok(verification_views(conn, vec![row])?.remove(0))
@@ -424,7 +405,7 @@ impl Listing for VerificationListing {
 
     fn page(
         conn: &mut DbConnection,
-        app_id: &str,
+        app_id: &AppId,
         query: &ListQuery,
     ) -> Result<(Vec<VerificationView>, i64), ApiError> {
         let rows = q::list(conn, app_id, query)?;
@@ -432,13 +413,13 @@ impl Listing for VerificationListing {
         Ok((verification_views(conn, rows)?, total))
     }
 
-    fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64> {
+    fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> QueryResult<i64> {
         q::count(conn, app_id, query)
     }
 
     fn after(
         conn: &mut DbConnection,
-        app_id: &str,
+        app_id: &AppId,
         query: &ListQuery,
         after: Option<&Cursor>,
         limit: i64,
@@ -447,7 +428,7 @@ impl Listing for VerificationListing {
     }
 
     fn cursor(row: &VerificationRow, sort: &Sort) -> Cursor {
-        Cursor::after(sort, row.created_at, row.updated_at, &row.id)
+        Cursor::after(sort, row.created_at, row.updated_at, row.id.as_str())
     }
 
     fn views(
@@ -461,10 +442,10 @@ impl Listing for VerificationListing {
 /// `kycStatus` for many identities: the latest verification per level.
 pub fn kyc_status_of(
     conn: &mut DbConnection,
-    app_id: &str,
-    identity_ids: &[&str],
-) -> Result<HashMap<String, Vec<KycStatusView>>, ApiError> {
-    let mut out: HashMap<String, Vec<KycStatusView>> = HashMap::new();
+    app_id: &AppId,
+    identity_ids: &[&IdentityId],
+) -> Result<HashMap<IdentityId, Vec<KycStatusView>>, ApiError> {
+    let mut out: HashMap<IdentityId, Vec<KycStatusView>> = HashMap::new();
     for row in q::of_identities(conn, app_id, identity_ids)? {
         let entries = out.entry(row.identity_id.clone()).or_default();
         if entries.iter().all(|e| e.level != row.level) {
@@ -472,45 +453,42 @@ pub fn kyc_status_of(
         }
     }
     for entries in out.values_mut() {
-        entries.sort_by_key(|e| Level::parse(&e.level));
+        entries.sort_by_key(|e| e.level);
     }
     Ok(out)
 }
 
 /// What the operation rules need to know about one identity.
-fn facts(conn: &mut DbConnection, app_id: &str, identity_id: &str) -> Result<KycFacts, ApiError> {
+fn facts(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    identity_id: &IdentityId,
+) -> Result<KycFacts, ApiError> {
     let identity =
         identity_q::find_live(conn, app_id, identity_id)?.ok_or_else(identity_not_found)?;
-    let mut latest = BTreeMap::new();
-    for (level, row) in latest_by_level(conn, app_id, &identity.id)? {
-        latest.insert(
-            level,
-            stored(&row.status, VerificationStatus::parse, "status")?,
-        );
-    }
-    let document_types = identity_q::live_documents_of(conn, app_id, &[identity.id.as_str()])?
-        .iter()
-        .filter_map(|d| DocumentType::from_stored(&d.document_type))
+    let latest = latest_by_level(conn, app_id, &identity.id)?
+        .into_iter()
+        .map(|(level, row)| (level, row.status))
         .collect();
-    let risk_rating = match &identity.risk_rating {
-        Some(r) => Some(stored(r, RiskRating::parse, "risk rating")?),
-        None => None,
-    };
+    let document_types = identity_q::live_documents_of(conn, app_id, &[&identity.id])?
+        .iter()
+        .map(|d| d.document_type)
+        .collect();
     Ok(KycFacts {
         blocked: identity.blocked,
         latest,
         document_types,
-        risk_rating,
+        risk_rating: identity.risk_rating,
     })
 }
 
 pub fn operations(
     conn: &mut DbConnection,
     rules: &OperationRules,
-    app_id: Uuid,
-    identity_id: Uuid,
+    app_id: &AppId,
+    identity_id: &IdentityId,
 ) -> Result<Vec<OperationState>, ApiError> {
-    let facts = facts(conn, &app_id.to_string(), &identity_id.to_string())?;
+    let facts = facts(conn, app_id, identity_id)?;
     Ok(rules.evaluate(&facts))
 }
 
@@ -519,10 +497,10 @@ pub fn operations(
 pub fn validate_operation(
     conn: &mut DbConnection,
     rule: &Rule,
-    app_id: Uuid,
-    identity_id: Uuid,
+    app_id: &AppId,
+    identity_id: &IdentityId,
 ) -> Result<(), ApiError> {
-    let facts = facts(conn, &app_id.to_string(), &identity_id.to_string())?;
+    let facts = facts(conn, app_id, identity_id)?;
     match rule.blocking_reason(&facts) {
         None => Ok(()),
         Some(reason) => Err(ApiError::refused(reason.refusal(), reason.message())),

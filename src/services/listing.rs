@@ -6,9 +6,9 @@ use anyhow::anyhow;
 use diesel::QueryResult;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 use crate::db::{read_snapshot, Cursor, Db, DbConnection};
+use crate::domain::ids::AppId;
 use crate::domain::list_query::{ListQuery, ListSpec, Page, Sort};
 use crate::error::ApiError;
 
@@ -29,15 +29,15 @@ pub trait Listing: 'static {
     /// One page of views and the total number of matches.
     fn page(
         conn: &mut DbConnection,
-        app_id: &str,
+        app_id: &AppId,
         query: &ListQuery,
     ) -> Result<(Vec<Self::View>, i64), ApiError>;
     /// The total number of matches.
-    fn count(conn: &mut DbConnection, app_id: &str, query: &ListQuery) -> QueryResult<i64>;
+    fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> QueryResult<i64>;
     /// Up to `limit` matches after `after`, in the list's order.
     fn after(
         conn: &mut DbConnection,
-        app_id: &str,
+        app_id: &AppId,
         query: &ListQuery,
         after: Option<&Cursor>,
         limit: i64,
@@ -75,7 +75,7 @@ pub async fn answer<L, A>(
 ) -> Result<ListAnswer<L::View>, ApiError>
 where
     L: Listing,
-    A: FnOnce(&mut DbConnection) -> Result<Uuid, ApiError> + Send + 'static,
+    A: FnOnce(&mut DbConnection) -> Result<AppId, ApiError> + Send + 'static,
 {
     let (first_tx, first_rx) = oneshot::channel();
     let db = db.clone();
@@ -93,7 +93,7 @@ where
         };
         let parsed = authenticate(&mut conn).and_then(|app_id| {
             let query = ListQuery::parse(&query_string, L::spec()).map_err(ApiError::Validation)?;
-            Ok((app_id.to_string(), query))
+            Ok((app_id, query))
         });
         let (app_id, query) = match parsed {
             Ok(parsed) => parsed,

@@ -3,9 +3,9 @@
 //! The CLI and the server share these; every change goes through the write
 //! path.
 
+use crate::domain::ids::{ApiKeyId, AppId};
 use anyhow::{anyhow, bail};
 use serde::Serialize;
-use uuid::Uuid;
 
 use super::write::{Actor, Change, Operation, Tx, WritePath};
 use crate::db::{self, apps as q, DbConnection};
@@ -18,15 +18,15 @@ pub const DEFAULT_APP_NAME: &str = "default";
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedApp {
-    pub app_id: String,
+    pub app_id: AppId,
     pub api_key: String,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedKey {
-    pub key_id: String,
-    pub app_id: String,
+    pub key_id: ApiKeyId,
+    pub app_id: AppId,
     pub api_key: String,
 }
 
@@ -58,10 +58,14 @@ fn insert_app_with_key(tx: &mut Tx<'_, '_>, name: &str) -> anyhow::Result<Create
     })
 }
 
-fn insert_key(tx: &mut Tx<'_, '_>, app_id: &str, secret: &ApiKeySecret) -> anyhow::Result<String> {
+fn insert_key(
+    tx: &mut Tx<'_, '_>,
+    app_id: &AppId,
+    secret: &ApiKeySecret,
+) -> anyhow::Result<ApiKeyId> {
     let key = q::insert_api_key(tx.conn(), app_id, &secret.hash(), &secret.display_prefix())?;
     tx.record(Change::ApiKeyCreated {
-        app_id: app_id.to_string(),
+        app_id: app_id.clone(),
         key_id: key.id.clone(),
     });
     Ok(key.id)
@@ -75,9 +79,8 @@ pub fn create_app(write: &WritePath, actor: Actor, name: &str) -> anyhow::Result
 }
 
 pub fn create_key(write: &WritePath, actor: Actor, app_id: &str) -> anyhow::Result<CreatedKey> {
-    let app_id = Uuid::parse_str(app_id)
-        .map_err(|_| anyhow!("`{app_id}` is not an app id (a UUID)"))?
-        .to_string();
+    let app_id =
+        AppId::parse(app_id).ok_or_else(|| anyhow!("`{app_id}` is not an app id (a UUID)"))?;
     write.run_blocking(actor, Operation::ApiKeyCreate, |tx| {
         if q::find_app(tx.read(), &app_id)?.is_none() {
             bail!("no app with id {app_id}");
@@ -93,9 +96,8 @@ pub fn create_key(write: &WritePath, actor: Actor, app_id: &str) -> anyhow::Resu
 }
 
 pub fn revoke_key(write: &WritePath, actor: Actor, key_id: &str) -> anyhow::Result<()> {
-    let key_id = Uuid::parse_str(key_id)
-        .map_err(|_| anyhow!("`{key_id}` is not a key id (a UUID)"))?
-        .to_string();
+    let key_id =
+        ApiKeyId::parse(key_id).ok_or_else(|| anyhow!("`{key_id}` is not a key id (a UUID)"))?;
     write.run_blocking(actor, Operation::ApiKeyRevoke, |tx| {
         let key = q::revoke_api_key(tx.conn(), &key_id)?
             .ok_or_else(|| anyhow!("no API key with id {key_id}"))?;
@@ -115,7 +117,7 @@ pub enum Bootstrap {
     /// Apps already existed and no bootstrap key was configured.
     NothingToDo,
     /// `KYC_BOOTSTRAP_API_KEY` is registered for the `default` app.
-    KeyEnsured { app_id: String },
+    KeyEnsured { app_id: AppId },
     /// A first start: the `default` app was created with a fresh key, to be
     /// shown to the operator once.
     Created(CreatedApp),
@@ -164,10 +166,10 @@ pub fn bootstrap(write: &WritePath, bootstrap_key: Option<&str>) -> anyhow::Resu
 }
 
 /// The caller a checked key stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyOwner {
-    pub app_id: Uuid,
-    pub key_id: Uuid,
+    pub app_id: AppId,
+    pub key_id: ApiKeyId,
 }
 
 /// The app (and key) a presented key belongs to, or `api_key_invalid`.
@@ -180,8 +182,8 @@ pub fn authenticate(conn: &mut DbConnection, presented: &str) -> Result<KeyOwner
         return Err(ApiError::ApiKeyInvalid);
     }
     Ok(KeyOwner {
-        app_id: Uuid::parse_str(&key.app_id).map_err(ApiError::internal)?,
-        key_id: Uuid::parse_str(&key.id).map_err(ApiError::internal)?,
+        app_id: key.app_id,
+        key_id: key.id,
     })
 }
 

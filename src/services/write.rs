@@ -17,12 +17,13 @@ use std::sync::Arc;
 use diesel::result::Error as DieselError;
 
 use crate::db::{Db, DbConnection, DbError, WriteConn};
+use crate::domain::ids::{ApiKeyId, AppId, DocumentId, IdentityId, VerificationId};
 
 /// Who makes a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// A request authenticated with one of the app's API keys.
-    Api { app_id: String, key_id: String },
+    Api { app_id: AppId, key_id: ApiKeyId },
     /// The command line, run by this operating-system user.
     Cli { os_user: String },
     /// The server itself (start-up: the first app, generated secrets).
@@ -82,52 +83,52 @@ impl Operation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     IdentityCreated {
-        app_id: String,
-        identity_id: String,
+        app_id: AppId,
+        identity_id: IdentityId,
     },
     /// `fields`: wire names of what changed (`address`, `blocked`,
     /// `riskRating`, ...), never their values.
     IdentityUpdated {
-        app_id: String,
-        identity_id: String,
+        app_id: AppId,
+        identity_id: IdentityId,
         fields: Vec<&'static str>,
     },
     IdentityDeleted {
-        app_id: String,
-        identity_id: String,
+        app_id: AppId,
+        identity_id: IdentityId,
     },
     DocumentCreated {
-        app_id: String,
-        identity_id: String,
-        document_id: String,
+        app_id: AppId,
+        identity_id: IdentityId,
+        document_id: DocumentId,
     },
     DocumentRemoved {
-        app_id: String,
-        identity_id: String,
-        document_id: String,
+        app_id: AppId,
+        identity_id: IdentityId,
+        document_id: DocumentId,
     },
     VerificationCreated {
-        app_id: String,
-        identity_id: String,
-        verification_id: String,
+        app_id: AppId,
+        identity_id: IdentityId,
+        verification_id: VerificationId,
     },
     VerificationStatusChanged {
-        app_id: String,
-        identity_id: String,
-        verification_id: String,
+        app_id: AppId,
+        identity_id: IdentityId,
+        verification_id: VerificationId,
         from: &'static str,
         to: &'static str,
     },
     AppCreated {
-        app_id: String,
+        app_id: AppId,
     },
     ApiKeyCreated {
-        app_id: String,
-        key_id: String,
+        app_id: AppId,
+        key_id: ApiKeyId,
     },
     ApiKeyRevoked {
-        app_id: String,
-        key_id: String,
+        app_id: AppId,
+        key_id: ApiKeyId,
     },
     ServerSecretCreated {
         name: &'static str,

@@ -12,6 +12,8 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use crate::domain::ids::AppId;
+
 /// The content types the storage accepts, fixed by the key's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContentType {
@@ -71,7 +73,7 @@ pub struct InvalidObjectKey;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectKey {
     key: String,
-    app_id: Uuid,
+    app_id: AppId,
     content_type: ContentType,
 }
 
@@ -83,7 +85,7 @@ impl ObjectKey {
     /// extension of `filename` is used (case-insensitively); the name itself
     /// is random.
     pub fn new_upload(
-        app_id: Uuid,
+        app_id: &AppId,
         filename: &str,
     ) -> Result<(ObjectKey, ContentType), UnsupportedFileType> {
         let extension = filename.rsplit_once('.').map(|(_, ext)| ext);
@@ -96,14 +98,13 @@ impl ObjectKey {
             })?;
         let ext = lower.expect("a content type was found, so there is an extension");
         let key = format!(
-            "apps/{}/documents/{}.{ext}",
-            app_id.hyphenated(),
+            "apps/{app_id}/documents/{}.{ext}",
             Uuid::new_v4().hyphenated()
         );
         Ok((
             ObjectKey {
                 key,
-                app_id,
+                app_id: app_id.clone(),
                 content_type,
             },
             content_type,
@@ -122,7 +123,7 @@ impl ObjectKey {
         ) else {
             return Err(InvalidObjectKey);
         };
-        let app_id = canonical_uuid(app).ok_or(InvalidObjectKey)?;
+        let app_id = AppId::from_uuid(canonical_uuid(app).ok_or(InvalidObjectKey)?);
         let (name, ext) = file.split_once('.').ok_or(InvalidObjectKey)?;
         canonical_uuid(name).ok_or(InvalidObjectKey)?;
         let content_type = ContentType::from_extension(ext).ok_or(InvalidObjectKey)?;
@@ -135,8 +136,8 @@ impl ObjectKey {
 
     /// The app whose file this is. Callers that accept a key (or an object
     /// URL) from a client must check this against the calling app.
-    pub fn app_id(&self) -> Uuid {
-        self.app_id
+    pub fn app_id(&self) -> &AppId {
+        &self.app_id
     }
 
     pub fn as_str(&self) -> &str {
@@ -168,22 +169,22 @@ mod tests {
     const APP: &str = "6f0c1f8e-3b7a-4d2e-9a51-0c2d4e6f8a10";
     const FILE: &str = "0b9e6d0e-2f1a-4c3b-8d7e-5a4b3c2d1e0f";
 
-    fn app() -> Uuid {
-        Uuid::parse_str(APP).unwrap()
+    fn app() -> AppId {
+        AppId::parse(APP).unwrap()
     }
 
     #[test]
     fn new_upload_makes_a_namespaced_random_key() {
-        let (key, ct) = ObjectKey::new_upload(app(), "Passport Scan.JPG").unwrap();
+        let (key, ct) = ObjectKey::new_upload(&app(), "Passport Scan.JPG").unwrap();
         assert_eq!(ct, ContentType::Jpeg);
         assert_eq!(key.content_type(), ContentType::Jpeg);
-        assert_eq!(key.app_id(), app());
+        assert_eq!(key.app_id(), &app());
         let s = key.as_str();
         assert!(s.starts_with(&format!("apps/{APP}/documents/")), "{s}");
         assert!(s.ends_with(".jpg"), "{s}");
         assert!(!s.contains("Passport"));
         assert_eq!(ObjectKey::parse(s).unwrap(), key);
-        let (other, _) = ObjectKey::new_upload(app(), "Passport Scan.JPG").unwrap();
+        let (other, _) = ObjectKey::new_upload(&app(), "Passport Scan.JPG").unwrap();
         assert_ne!(other, key, "names are random");
     }
 
@@ -196,7 +197,7 @@ mod tests {
             ("scan.PDF", ContentType::Pdf, "pdf"),
             (".png", ContentType::Png, "png"),
         ] {
-            let (key, got) = ObjectKey::new_upload(app(), name).unwrap();
+            let (key, got) = ObjectKey::new_upload(&app(), name).unwrap();
             assert_eq!(got, ct, "{name}");
             assert!(key.as_str().ends_with(&format!(".{ext}")), "{name}: {key}");
         }
@@ -217,17 +218,17 @@ mod tests {
             "",
             "a.pdf/",
         ] {
-            let err = ObjectKey::new_upload(app(), name).unwrap_err();
+            let err = ObjectKey::new_upload(&app(), name).unwrap_err();
             let msg = err.to_string();
             assert!(msg.contains("jpg, jpeg, png, pdf"), "{name}: {msg}");
         }
-        let err = ObjectKey::new_upload(app(), "photo.GIF").unwrap_err();
+        let err = ObjectKey::new_upload(&app(), "photo.GIF").unwrap_err();
         assert_eq!(err.extension.as_deref(), Some("GIF"));
         assert_eq!(
             err.to_string(),
             "file type \".GIF\" is not accepted; allowed types: jpg, jpeg, png, pdf"
         );
-        let err = ObjectKey::new_upload(app(), "photo").unwrap_err();
+        let err = ObjectKey::new_upload(&app(), "photo").unwrap_err();
         assert_eq!(err.extension, None);
     }
 
@@ -237,7 +238,7 @@ mod tests {
             let s = format!("apps/{APP}/documents/{FILE}.{ext}");
             let key = ObjectKey::parse(&s).unwrap();
             assert_eq!(key.as_str(), s);
-            assert_eq!(key.app_id(), app());
+            assert_eq!(key.app_id(), &app());
             assert_eq!(key.to_string(), s);
         }
     }
@@ -283,10 +284,10 @@ mod tests {
 
     #[test]
     fn keys_of_other_apps_parse_but_name_their_app() {
-        let other = Uuid::new_v4();
-        let (key, _) = ObjectKey::new_upload(other, "a.png").unwrap();
+        let other = AppId::new();
+        let (key, _) = ObjectKey::new_upload(&other, "a.png").unwrap();
         let parsed = ObjectKey::parse(key.as_str()).unwrap();
-        assert_eq!(parsed.app_id(), other);
-        assert_ne!(parsed.app_id(), app());
+        assert_eq!(parsed.app_id(), &other);
+        assert_ne!(parsed.app_id(), &app());
     }
 }

@@ -390,7 +390,7 @@ mod tests {
         )
         .unwrap();
         assert!(dir.path().join("a/b").is_dir());
-        let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "x.png").unwrap();
+        let (key, _) = ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "x.png").unwrap();
         assert_eq!(
             s.object_url(&key),
             format!("https://kyc.example.com/api/files/{key}")
@@ -402,7 +402,7 @@ mod tests {
     fn object_urls_round_trip_and_others_are_classified() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path(), "http://127.0.0.1:8080");
-        let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "x.png").unwrap();
+        let (key, _) = ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "x.png").unwrap();
         let url = s.object_url(&key);
         assert_eq!(url, format!("http://127.0.0.1:8080/files/{key}"));
         assert_eq!(s.parse_object_url(&url), ObjectUrlMatch::Ours(key.clone()));
@@ -454,7 +454,7 @@ mod tests {
     fn base_path_is_respected_when_parsing() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path(), "https://kyc.example.com/api");
-        let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "x.pdf").unwrap();
+        let (key, _) = ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "x.pdf").unwrap();
         assert_eq!(
             s.parse_object_url(&s.object_url(&key)),
             ObjectUrlMatch::Ours(key.clone())
@@ -469,7 +469,7 @@ mod tests {
     fn presigned_post_names_the_key_and_its_content_type() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path(), "http://127.0.0.1:9");
-        let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "x.jpeg").unwrap();
+        let (key, _) = ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "x.jpeg").unwrap();
         let at = Utc::now() + chrono::Duration::minutes(5);
         let post = s.presign_post_until(&key, 99, at).unwrap();
         assert_eq!(post.url, "http://127.0.0.1:9/files/upload");
@@ -489,7 +489,7 @@ mod tests {
     async fn write_stream_stores_atomically_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path(), "http://127.0.0.1:9");
-        let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "x.png").unwrap();
+        let (key, _) = ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "x.png").unwrap();
         assert!(!s.exists(&key).await.unwrap());
         assert!(matches!(s.open(&key).await, Err(StorageError::NotFound)));
         assert!(matches!(s.read(&key).await, Err(StorageError::NotFound)));

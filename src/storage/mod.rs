@@ -25,9 +25,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::domain::ids::AppId;
 use chrono::{DateTime, SubsecRound, Utc};
 use url::Url;
-use uuid::Uuid;
 
 mod key;
 pub mod local;
@@ -100,7 +100,7 @@ pub enum ObjectUrlMatch {
 impl ObjectUrlMatch {
     /// Turns a key of another app into [`ObjectUrlMatch::Invalid`], so that
     /// other apps' files are indistinguishable from non-existent ones.
-    pub fn owned_by(self, app_id: Uuid) -> ObjectUrlMatch {
+    pub fn owned_by(self, app_id: &AppId) -> ObjectUrlMatch {
         match self {
             ObjectUrlMatch::Ours(key) if key.app_id() != app_id => ObjectUrlMatch::Invalid,
             other => other,
@@ -406,10 +406,10 @@ mod tests {
 
     #[test]
     fn owned_by_hides_other_apps_keys() {
-        let mine = Uuid::new_v4();
-        let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "a.png").unwrap();
+        let mine = AppId::new();
+        let (key, _) = ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "a.png").unwrap();
         assert_eq!(
-            ObjectUrlMatch::Ours(key.clone()).owned_by(mine),
+            ObjectUrlMatch::Ours(key.clone()).owned_by(&mine),
             ObjectUrlMatch::Invalid
         );
         assert_eq!(
@@ -417,11 +417,11 @@ mod tests {
             ObjectUrlMatch::Ours(key)
         );
         assert_eq!(
-            ObjectUrlMatch::External.owned_by(mine),
+            ObjectUrlMatch::External.owned_by(&mine),
             ObjectUrlMatch::External
         );
         assert_eq!(
-            ObjectUrlMatch::Invalid.owned_by(mine),
+            ObjectUrlMatch::Invalid.owned_by(&mine),
             ObjectUrlMatch::Invalid
         );
     }
@@ -446,7 +446,7 @@ mod tests {
         )
         .unwrap();
         assert!(storage.as_local().is_some());
-        let (key, _) = ObjectKey::new_upload(Uuid::new_v4(), "a.png").unwrap();
+        let (key, _) = ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "a.png").unwrap();
         assert!(!storage.exists(&key).await.unwrap());
         assert!(matches!(
             storage.read(&key).await,

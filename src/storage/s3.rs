@@ -538,7 +538,9 @@ mod tests {
     }
 
     fn key() -> ObjectKey {
-        ObjectKey::new_upload(Uuid::new_v4(), "scan.png").unwrap().0
+        ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "scan.png")
+            .unwrap()
+            .0
     }
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -928,7 +930,8 @@ mod tests {
                 return;
             };
             let storage = super::super::super::Storage::S3(store.clone());
-            let (k, ct) = ObjectKey::new_upload(Uuid::new_v4(), "face.PNG").unwrap();
+            let (k, ct) =
+                ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "face.PNG").unwrap();
             assert!(!storage.exists(&k).await.unwrap());
             let form_data = storage
                 .presign_post(&k, Duration::from_secs(300), 1000)
@@ -1085,7 +1088,9 @@ mod tests {
             // Another key than the policy's (same app, and another app's).
             for other in [
                 ObjectKey::new_upload(k.app_id(), "x.png").unwrap().0,
-                ObjectKey::new_upload(Uuid::new_v4(), "x.png").unwrap().0,
+                ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "x.png")
+                    .unwrap()
+                    .0,
             ] {
                 let mut fields = p.fields.clone();
                 fields.insert("key".into(), store.full_key(&other));

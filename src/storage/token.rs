@@ -168,7 +168,6 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
     use chrono::Duration;
-    use uuid::Uuid;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -177,7 +176,9 @@ mod tests {
     }
 
     fn key(name: &str) -> ObjectKey {
-        ObjectKey::new_upload(Uuid::new_v4(), name).unwrap().0
+        ObjectKey::new_upload(&crate::domain::ids::AppId::new(), name)
+            .unwrap()
+            .0
     }
 
     fn soon() -> DateTime<Utc> {

@@ -1,0 +1,60 @@
+//! Domain values in text columns, on every backend: one `ToSql`/`FromSql`
+//! pair per type, all written by one macro from the type's `StoredText`.
+//! (The types themselves derive Diesel's `AsExpression`/`FromSqlRow`, which
+//! only say "stored as Text".)
+
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+
+use crate::domain::document::{DocumentSide, DocumentType};
+use crate::domain::identity::{Country, Email, Gender, IdentityKind};
+use crate::domain::ids::{ApiKeyId, AppId, DocumentId, EventId, IdentityId, VerificationId};
+use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
+use crate::domain::stored::StoredText;
+
+macro_rules! text_columns {
+    ($($t:ty),* $(,)?) => {$(
+        impl<DB> ToSql<Text, DB> for $t
+        where
+            DB: Backend,
+            str: ToSql<Text, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+                self.stored().to_sql(out)
+            }
+        }
+
+        impl<DB> FromSql<Text, DB> for $t
+        where
+            DB: Backend,
+            String: FromSql<Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                let text = String::from_sql(bytes)?;
+                <$t as StoredText>::from_stored(&text).ok_or_else(|| {
+                    format!("{text:?} is not a stored {}", stringify!($t)).into()
+                })
+            }
+        }
+    )*};
+}
+
+text_columns!(
+    AppId,
+    ApiKeyId,
+    IdentityId,
+    DocumentId,
+    VerificationId,
+    EventId,
+    IdentityKind,
+    Gender,
+    Country,
+    Email,
+    DocumentType,
+    DocumentSide,
+    Level,
+    VerificationStatus,
+    RiskRating,
+);

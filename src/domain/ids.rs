@@ -1,0 +1,105 @@
+//! Typed ids. Each names one kind of record, so an identity id cannot be
+//! passed where a verification id is expected, and each holds a valid UUID
+//! in its canonical text form (lowercase, hyphenated): the form stored in
+//! the database, compared in SQL and answered on the wire.
+
+use std::fmt;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::stored::StoredText;
+
+macro_rules! id_type {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A fresh random id.
+            pub fn new() -> Self {
+                Self::from_uuid(Uuid::new_v4())
+            }
+
+            pub fn from_uuid(id: Uuid) -> Self {
+                Self(id.hyphenated().to_string())
+            }
+
+            /// Any form the `uuid` crate reads (hyphenated, simple, braced,
+            /// URN, any letter case), kept in the canonical form.
+            pub fn parse(s: &str) -> Option<Self> {
+                Uuid::parse_str(s).ok().map(Self::from_uuid)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self::from_uuid(id)
+            }
+        }
+
+        impl StoredText for $name {
+            fn stored(&self) -> &str {
+                &self.0
+            }
+
+            fn from_stored(s: &str) -> Option<Self> {
+                Self::parse(s)
+            }
+        }
+    )*};
+}
+
+id_type! {
+    /// An app: the tenant that owns everything else.
+    AppId;
+    /// An API key (not the secret: its public id).
+    ApiKeyId;
+    /// A person or company.
+    IdentityId;
+    /// A document or face image record.
+    DocumentId;
+    /// A verification of one identity at one level.
+    VerificationId;
+    /// An entry of an identity's history.
+    EventId;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_kept_in_canonical_form() {
+        let id = IdentityId::parse("{A1A2A3A4-B1B2-C1C2-D1D2-D3D4D5D6D7D8}").unwrap();
+        assert_eq!(id.as_str(), "a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7d8");
+        assert_eq!(
+            IdentityId::parse("a1a2a3a4b1b2c1c2d1d2d3d4d5d6d7d8"),
+            Some(id)
+        );
+        assert_eq!(IdentityId::parse("not-a-uuid"), None);
+        assert_eq!(IdentityId::new().as_str().len(), 36);
+    }
+}
