@@ -7,6 +7,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
+use super::keyset;
 use super::schema::{documents, identities};
 use super::{Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::document::{DocumentSide, DocumentType};
@@ -16,7 +17,12 @@ use crate::domain::identity::{
 };
 use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::domain::kyc::RiskRating;
-use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
+use crate::domain::list_query::{
+    like_pattern, Condition, Filter, IdentityFilter, ListQuery, Sort, SortField,
+};
+
+/// A parsed `GET /identities` query.
+pub type IdentityQuery = ListQuery<IdentityFilter>;
 
 diesel::define_sql_function! {
     /// SQL `lower()`, the same on both backends (ASCII on SQLite).
@@ -499,69 +505,95 @@ macro_rules! starting_with {
     }};
 }
 
-fn apply_filters<'a>(mut query: BoxedIdentities<'a>, filters: &'a [Filter]) -> BoxedIdentities<'a> {
+fn apply_filters<'a>(
+    mut query: BoxedIdentities<'a>,
+    filters: &'a [Filter<IdentityFilter>],
+) -> QueryResult<BoxedIdentities<'a>> {
     use Condition::*;
     for Filter { field, condition } in filters {
-        query = match (*field, condition) {
-            ("appId", Eq(v)) => query.filter(identities::app_id.eq(v)),
-            ("blocked", Eq(v)) => query.filter(identities::blocked.eq(v == "true")),
-            ("email", Eq(v)) => query.filter(identities::email_normalized.eq(Email::normalize(v))),
-            ("email", Like(v)) => match EmailLike::parse(v) {
-                EmailLike::Substring => query.filter(
-                    identities::email_normalized
-                        .like(crate::domain::list_query::like_pattern(v))
-                        .escape('\\'),
-                ),
-                EmailLike::Anything => query,
-                EmailLike::Nothing => query.filter(diesel::dsl::sql::<Bool>("1 = 0")),
-                EmailLike::Parts {
-                    local_reversed_prefix,
-                    domain_prefix,
-                } => {
-                    let query = starting_with!(query, identities::email_domain, &domain_prefix);
-                    starting_with!(
-                        query,
-                        identities::email_local_reversed,
-                        &local_reversed_prefix
-                    )
-                }
+        let unsupported = || keyset::unsupported(*field, condition);
+        query = match field {
+            IdentityFilter::AppId => match condition {
+                Eq(v) => query.filter(identities::app_id.eq(v)),
+                _ => return Err(unsupported()),
             },
-            ("id", Eq(v)) => query.filter(identities::id.eq(v)),
-            ("id", In(vs)) => query.filter(identities::id.eq_any(vs)),
-            ("identityOwner", Eq(v)) => query.filter(identities::identity_owner.eq(v)),
-            ("identityOwner", In(vs)) => query.filter(identities::identity_owner.eq_any(vs)),
-            ("name", Eq(v)) => query.filter(identities::name.eq(v)),
-            ("name", Like(v)) => query.filter(
-                lower(identities::name)
-                    .like(crate::domain::list_query::like_pattern(v))
-                    .escape('\\'),
-            ),
-            ("riskRating", Eq(v)) => query.filter(identities::risk_rating.eq(v)),
-            ("riskRating", In(vs)) => query.filter(identities::risk_rating.eq_any(vs)),
-            // An unrated identity is not rated any of the excluded values.
-            ("riskRating", NotIn(vs)) => query.filter(
-                identities::risk_rating
-                    .is_null()
-                    .or(identities::risk_rating.ne_all(vs)),
-            ),
-            ("type", Eq(v)) => query.filter(identities::identity_type.eq(v)),
-            // The parser only lets through what IDENTITY_LIST allows, and
-            // every such pair is matched above.
-            (field, condition) => {
-                unreachable!("filter {field} {condition:?} is not in IDENTITY_LIST")
-            }
+            IdentityFilter::Blocked => match condition {
+                Eq(v) => query.filter(identities::blocked.eq(v == "true")),
+                _ => return Err(unsupported()),
+            },
+            IdentityFilter::Email => match condition {
+                Eq(v) => query.filter(identities::email_normalized.eq(Email::normalize(v))),
+                Like(v) => match EmailLike::parse(v) {
+                    EmailLike::Substring => query.filter(
+                        identities::email_normalized
+                            .like(like_pattern(v))
+                            .escape('\\'),
+                    ),
+                    EmailLike::Anything => query,
+                    EmailLike::Nothing => query.filter(diesel::dsl::sql::<Bool>("1 = 0")),
+                    EmailLike::Parts {
+                        local_reversed_prefix,
+                        domain_prefix,
+                    } => {
+                        let query = starting_with!(query, identities::email_domain, &domain_prefix);
+                        starting_with!(
+                            query,
+                            identities::email_local_reversed,
+                            &local_reversed_prefix
+                        )
+                    }
+                },
+                _ => return Err(unsupported()),
+            },
+            IdentityFilter::Id => match condition {
+                Eq(v) => query.filter(identities::id.eq(v)),
+                In(vs) => query.filter(identities::id.eq_any(vs)),
+                _ => return Err(unsupported()),
+            },
+            IdentityFilter::IdentityOwner => match condition {
+                Eq(v) => query.filter(identities::identity_owner.eq(v)),
+                In(vs) => query.filter(identities::identity_owner.eq_any(vs)),
+                _ => return Err(unsupported()),
+            },
+            IdentityFilter::Name => match condition {
+                Eq(v) => query.filter(identities::name.eq(v)),
+                Like(v) => query.filter(lower(identities::name).like(like_pattern(v)).escape('\\')),
+                _ => return Err(unsupported()),
+            },
+            IdentityFilter::RiskRating => match condition {
+                Eq(v) => query.filter(identities::risk_rating.eq(v)),
+                In(vs) => query.filter(identities::risk_rating.eq_any(vs)),
+                // An unrated identity is not rated any of the excluded values.
+                NotIn(vs) => query.filter(
+                    identities::risk_rating
+                        .is_null()
+                        .or(identities::risk_rating.ne_all(vs)),
+                ),
+                Like(_) => return Err(unsupported()),
+            },
+            IdentityFilter::Type => match condition {
+                Eq(v) => query.filter(identities::identity_type.eq(v)),
+                _ => return Err(unsupported()),
+            },
         };
     }
-    query
+    Ok(query)
 }
 
-fn apply_sort<'a>(query: BoxedIdentities<'a>, sort: &Sort) -> BoxedIdentities<'a> {
-    match (sort.field, sort.descending) {
-        ("updatedAt", false) => query.order((identities::updated_at.asc(), identities::id.asc())),
-        ("updatedAt", true) => query.order((identities::updated_at.desc(), identities::id.desc())),
-        (_, false) => query.order((identities::created_at.asc(), identities::id.asc())),
-        (_, true) => query.order((identities::created_at.desc(), identities::id.desc())),
-    }
+/// The matches of `filters` in `sort`'s order.
+fn sorted_matches<'a>(
+    app_id: &'a AppId,
+    filters: &'a [Filter<IdentityFilter>],
+    sort: &Sort,
+) -> QueryResult<BoxedIdentities<'a>> {
+    let query = apply_filters(live(app_id), filters)?;
+    Ok(keyset::order_by!(
+        query,
+        sort,
+        identities::created_at,
+        identities::updated_at,
+        identities::id
+    ))
 }
 
 /// One page of matches and their total. Callers run it in one snapshot
@@ -574,10 +606,12 @@ fn apply_sort<'a>(query: BoxedIdentities<'a>, sort: &Sort) -> BoxedIdentities<'a
 pub fn page_and_total(
     conn: &mut DbConnection,
     app_id: &AppId,
-    query: &ListQuery,
+    query: &IdentityQuery,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
     let unindexed_substring = query.filters.iter().any(|f| match &f.condition {
-        Condition::Like(v) => f.field != "email" || EmailLike::parse(v) == EmailLike::Substring,
+        Condition::Like(v) => {
+            f.field != IdentityFilter::Email || EmailLike::parse(v) == EmailLike::Substring
+        }
         _ => false,
     });
     if unindexed_substring {
@@ -592,7 +626,7 @@ pub fn page_and_total(
 fn page_and_total_by_count(
     conn: &mut DbConnection,
     app_id: &AppId,
-    query: &ListQuery,
+    query: &IdentityQuery,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
     let total = count(conn, app_id, query)?;
     // (`all=true` is streamed by `list_after`; unlimited here means all.)
@@ -616,7 +650,7 @@ fn page_and_total_by_count(
     } else {
         None
     };
-    let mut page = apply_sort(apply_filters(live(app_id), &query.filters), &sort);
+    let mut page = sorted_matches(app_id, &query.filters, &sort)?;
     page = match &key {
         Some(EmailKey::Domain(domain)) => page.filter(identities::email_domain.eq(domain)),
         Some(EmailKey::LocalReversed(local)) => {
@@ -653,10 +687,10 @@ enum EmailKey {
 fn single_email_key(
     conn: &mut DbConnection,
     app_id: &AppId,
-    query: &ListQuery,
+    query: &IdentityQuery,
 ) -> QueryResult<Option<EmailKey>> {
     let Some((local, domain)) = query.filters.iter().find_map(|f| match &f.condition {
-        Condition::Like(v) if f.field == "email" => match EmailLike::parse(v) {
+        Condition::Like(v) if f.field == IdentityFilter::Email => match EmailLike::parse(v) {
             EmailLike::Parts {
                 local_reversed_prefix,
                 domain_prefix,
@@ -667,14 +701,14 @@ fn single_email_key(
     }) else {
         return Ok(None);
     };
-    if query.sort.field != "createdAt" {
+    if query.sort.field != SortField::CreatedAt {
         return Ok(None);
     }
     macro_rules! one_value {
         ($column:expr) => {{
-            let matches = || apply_filters(live(app_id), &query.filters).select($column);
-            let first: Option<String> = matches().order($column.asc()).first(conn).optional()?;
-            let last: Option<String> = matches().order($column.desc()).first(conn).optional()?;
+            let matches = || apply_filters(live(app_id), &query.filters).map(|q| q.select($column));
+            let first: Option<String> = matches()?.order($column.asc()).first(conn).optional()?;
+            let last: Option<String> = matches()?.order($column.desc()).first(conn).optional()?;
             first.filter(|f| Some(f) == last.as_ref())
         }};
     }
@@ -726,7 +760,7 @@ fn rows_in_order(
 fn page_and_total_in_one_walk(
     conn: &mut DbConnection,
     app_id: &AppId,
-    query: &ListQuery,
+    query: &IdentityQuery,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
     use diesel::connection::DefaultLoadingMode;
     let offset = usize::try_from(query.page.offset()).unwrap_or(usize::MAX);
@@ -738,8 +772,7 @@ fn page_and_total_in_one_walk(
     let mut total: i64 = 0;
     let mut page_ids: Vec<IdentityId> = Vec::new();
     {
-        let walk = apply_sort(apply_filters(live(app_id), &query.filters), &query.sort)
-            .select(identities::id);
+        let walk = sorted_matches(app_id, &query.filters, &query.sort)?.select(identities::id);
         for (position, id) in walk
             .load_iter::<IdentityId, DefaultLoadingMode>(conn)?
             .enumerate()
@@ -754,8 +787,8 @@ fn page_and_total_in_one_walk(
     Ok((rows_in_order(conn, app_id, &page_ids)?, total))
 }
 
-pub fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> QueryResult<i64> {
-    apply_filters(live(app_id), &query.filters)
+pub fn count(conn: &mut DbConnection, app_id: &AppId, query: &IdentityQuery) -> QueryResult<i64> {
+    apply_filters(live(app_id), &query.filters)?
         .count()
         .get_result(conn)
 }
@@ -765,35 +798,52 @@ pub fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> Quer
 pub fn list_after(
     conn: &mut DbConnection,
     app_id: &AppId,
-    query: &ListQuery,
+    query: &IdentityQuery,
     after: Option<&Cursor>,
     limit: i64,
 ) -> QueryResult<Vec<IdentityRow>> {
-    let mut q = apply_sort(apply_filters(live(app_id), &query.filters), &query.sort);
-    if let Some(Cursor { at, id }) = after {
-        let (at, id) = (*at, id.clone());
-        q = match (query.sort.field, query.sort.descending) {
-            ("updatedAt", false) => q.filter(
-                identities::updated_at
-                    .gt(at)
-                    .or(identities::updated_at.eq(at).and(identities::id.gt(id))),
-            ),
-            ("updatedAt", true) => q.filter(
-                identities::updated_at
-                    .lt(at)
-                    .or(identities::updated_at.eq(at).and(identities::id.lt(id))),
-            ),
-            (_, false) => q.filter(
-                identities::created_at
-                    .gt(at)
-                    .or(identities::created_at.eq(at).and(identities::id.gt(id))),
-            ),
-            (_, true) => q.filter(
-                identities::created_at
-                    .lt(at)
-                    .or(identities::created_at.eq(at).and(identities::id.lt(id))),
-            ),
-        };
+    let mut q = sorted_matches(app_id, &query.filters, &query.sort)?;
+    if let Some(cursor) = after {
+        q = keyset::after_cursor!(
+            q,
+            query.sort,
+            cursor,
+            identities::created_at,
+            identities::updated_at,
+            identities::id
+        );
     }
     q.limit(limit).select(IdentityRow::as_select()).load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::list_query::{Operator, IDENTITY_LIST};
+
+    /// Every filter and operator the list's spec offers has a query.
+    #[test]
+    fn every_offered_filter_builds_a_query() {
+        let app = AppId::new();
+        for spec in IDENTITY_LIST.filters {
+            for operator in spec.operators {
+                let value = "x".to_string();
+                let condition = match operator {
+                    Operator::Eq => Condition::Eq(value),
+                    Operator::Like => Condition::Like(value),
+                    Operator::In => Condition::In(vec![value]),
+                    Operator::NotIn => Condition::NotIn(vec![value]),
+                };
+                let filters = [Filter {
+                    field: spec.field,
+                    condition,
+                }];
+                assert!(
+                    apply_filters(live(&app), &filters).is_ok(),
+                    "{:?} {operator:?}",
+                    spec.field
+                );
+            }
+        }
+    }
 }

@@ -4,10 +4,13 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{identities, identity_events, verifications};
-use super::{Cursor, DbConnection, MultiBackend, WriteConn};
+use super::{keyset, Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::ids::{AppId, EventId, IdentityId, VerificationId};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
-use crate::domain::list_query::{Condition, Filter, ListQuery, Sort};
+use crate::domain::list_query::{Condition, Filter, ListQuery, VerificationFilter};
+
+/// A parsed `GET /verifications` query.
+pub type VerificationQuery = ListQuery<VerificationFilter>;
 
 /// A verification, as read (and, whole, as inserted: a new verification
 /// has every column set).
@@ -161,7 +164,10 @@ type BoxedVerifications<'a> = diesel::helper_types::IntoBoxed<
     MultiBackend,
 >;
 
-fn filtered<'a>(app_id: &'a AppId, filters: &'a [Filter]) -> BoxedVerifications<'a> {
+fn filtered<'a>(
+    app_id: &'a AppId,
+    filters: &'a [Filter<VerificationFilter>],
+) -> QueryResult<BoxedVerifications<'a>> {
     use Condition::*;
     let mut query = verifications::table
         .inner_join(identities::table)
@@ -169,97 +175,122 @@ fn filtered<'a>(app_id: &'a AppId, filters: &'a [Filter]) -> BoxedVerifications<
         .filter(identities::deleted_at.is_null())
         .into_boxed();
     for Filter { field, condition } in filters {
-        query = match (*field, condition) {
-            ("id", Eq(v)) => query.filter(verifications::id.eq(v)),
-            ("id", In(vs)) => query.filter(verifications::id.eq_any(vs)),
-            ("identityId", Eq(v)) => query.filter(verifications::identity_id.eq(v)),
-            ("identityId", In(vs)) => query.filter(verifications::identity_id.eq_any(vs)),
-            ("status", Eq(v)) => query.filter(verifications::status.eq(v)),
-            ("status", In(vs)) => query.filter(verifications::status.eq_any(vs)),
-            ("status", NotIn(vs)) => query.filter(verifications::status.ne_all(vs)),
-            ("level", Eq(v)) => query.filter(verifications::level.eq(v)),
-            ("level", In(vs)) => query.filter(verifications::level.eq_any(vs)),
-            (field, condition) => {
-                unreachable!("filter {field} {condition:?} is not in VERIFICATION_LIST")
-            }
+        let unsupported = || keyset::unsupported(*field, condition);
+        query = match field {
+            VerificationFilter::Id => match condition {
+                Eq(v) => query.filter(verifications::id.eq(v)),
+                In(vs) => query.filter(verifications::id.eq_any(vs)),
+                _ => return Err(unsupported()),
+            },
+            VerificationFilter::IdentityId => match condition {
+                Eq(v) => query.filter(verifications::identity_id.eq(v)),
+                In(vs) => query.filter(verifications::identity_id.eq_any(vs)),
+                _ => return Err(unsupported()),
+            },
+            VerificationFilter::Status => match condition {
+                Eq(v) => query.filter(verifications::status.eq(v)),
+                In(vs) => query.filter(verifications::status.eq_any(vs)),
+                NotIn(vs) => query.filter(verifications::status.ne_all(vs)),
+                Like(_) => return Err(unsupported()),
+            },
+            VerificationFilter::Level => match condition {
+                Eq(v) => query.filter(verifications::level.eq(v)),
+                In(vs) => query.filter(verifications::level.eq_any(vs)),
+                _ => return Err(unsupported()),
+            },
         };
     }
-    query
+    Ok(query)
 }
 
-fn sorted<'a>(query: BoxedVerifications<'a>, sort: &Sort) -> BoxedVerifications<'a> {
-    match (sort.field, sort.descending) {
-        ("updatedAt", false) => {
-            query.order((verifications::updated_at.asc(), verifications::id.asc()))
-        }
-        ("updatedAt", true) => {
-            query.order((verifications::updated_at.desc(), verifications::id.desc()))
-        }
-        (_, false) => query.order((verifications::created_at.asc(), verifications::id.asc())),
-        (_, true) => query.order((verifications::created_at.desc(), verifications::id.desc())),
-    }
+/// The matches of `query`'s filters in its order.
+fn sorted<'a>(
+    app_id: &'a AppId,
+    query: &'a VerificationQuery,
+) -> QueryResult<BoxedVerifications<'a>> {
+    let filtered = filtered(app_id, &query.filters)?;
+    Ok(keyset::order_by!(
+        filtered,
+        query.sort,
+        verifications::created_at,
+        verifications::updated_at,
+        verifications::id
+    ))
 }
 
 /// One page of matches (`all=true` is streamed with `list_after`).
 pub fn list(
     conn: &mut DbConnection,
     app_id: &AppId,
-    query: &ListQuery,
+    query: &VerificationQuery,
 ) -> QueryResult<Vec<VerificationRow>> {
-    let mut q = sorted(filtered(app_id, &query.filters), &query.sort);
+    let mut q = sorted(app_id, query)?;
     if let Some(limit) = query.page.limit() {
         q = q.limit(limit).offset(query.page.offset());
     }
     q.select(VerificationRow::as_select()).load(conn)
 }
 
-pub fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> QueryResult<i64> {
-    filtered(app_id, &query.filters).count().get_result(conn)
+pub fn count(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    query: &VerificationQuery,
+) -> QueryResult<i64> {
+    filtered(app_id, &query.filters)?.count().get_result(conn)
 }
 
 /// The next `limit` matches after `after`, in sort order (see `Cursor`).
 pub fn list_after(
     conn: &mut DbConnection,
     app_id: &AppId,
-    query: &ListQuery,
+    query: &VerificationQuery,
     after: Option<&Cursor>,
     limit: i64,
 ) -> QueryResult<Vec<VerificationRow>> {
-    let mut q = sorted(filtered(app_id, &query.filters), &query.sort);
-    if let Some(Cursor { at, id }) = after {
-        let (at, id) = (*at, id.clone());
-        q = match (query.sort.field, query.sort.descending) {
-            ("updatedAt", false) => q.filter(
-                verifications::updated_at
-                    .gt(at)
-                    .or(verifications::updated_at
-                        .eq(at)
-                        .and(verifications::id.gt(id))),
-            ),
-            ("updatedAt", true) => q.filter(
-                verifications::updated_at
-                    .lt(at)
-                    .or(verifications::updated_at
-                        .eq(at)
-                        .and(verifications::id.lt(id))),
-            ),
-            (_, false) => q.filter(
-                verifications::created_at
-                    .gt(at)
-                    .or(verifications::created_at
-                        .eq(at)
-                        .and(verifications::id.gt(id))),
-            ),
-            (_, true) => q.filter(
-                verifications::created_at
-                    .lt(at)
-                    .or(verifications::created_at
-                        .eq(at)
-                        .and(verifications::id.lt(id))),
-            ),
-        };
+    let mut q = sorted(app_id, query)?;
+    if let Some(cursor) = after {
+        q = keyset::after_cursor!(
+            q,
+            query.sort,
+            cursor,
+            verifications::created_at,
+            verifications::updated_at,
+            verifications::id
+        );
     }
     q.limit(limit)
         .select(VerificationRow::as_select())
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::list_query::{Operator, VERIFICATION_LIST};
+
+    /// Every filter and operator the list's spec offers has a query.
+    #[test]
+    fn every_offered_filter_builds_a_query() {
+        let app = AppId::new();
+        for spec in VERIFICATION_LIST.filters {
+            for operator in spec.operators {
+                let value = "x".to_string();
+                let condition = match operator {
+                    Operator::Eq => Condition::Eq(value),
+                    Operator::Like => Condition::Like(value),
+                    Operator::In => Condition::In(vec![value]),
+                    Operator::NotIn => Condition::NotIn(vec![value]),
+                };
+                let filters = [Filter {
+                    field: spec.field,
+                    condition,
+                }];
+                assert!(
+                    filtered(&app, &filters).is_ok(),
+                    "{:?} {operator:?}",
+                    spec.field
+                );
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@
 
 pub mod apps;
 pub mod identities;
+pub mod keyset;
 pub mod kyc;
 mod migrations;
 mod pool;
@@ -19,6 +20,7 @@ mod url;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+pub use keyset::Cursor;
 pub use migrations::{run_migrations, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use pool::{ConnectionManager, Db, DbError, DbPool, PooledDb};
 pub use transactions::{read_snapshot, WriteConn};
@@ -56,34 +58,6 @@ pub fn is_unique_violation(err: &DieselError) -> bool {
         err,
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
     )
-}
-
-/// Where a chunked walk over all matches of a list stopped: the sort key
-/// and id of the last row sent. The next chunk starts strictly after it
-/// (keyset paging), so each chunk costs the same however deep the walk is.
-#[derive(Debug, Clone)]
-pub struct Cursor {
-    pub at: chrono::NaiveDateTime,
-    pub id: String,
-}
-
-impl Cursor {
-    pub fn after(
-        sort: &crate::domain::list_query::Sort,
-        created_at: chrono::NaiveDateTime,
-        updated_at: chrono::NaiveDateTime,
-        id: &str,
-    ) -> Cursor {
-        let at = if sort.field == "updatedAt" {
-            updated_at
-        } else {
-            created_at
-        };
-        Cursor {
-            at,
-            id: id.to_string(),
-        }
-    }
 }
 
 /// Timestamps are stored in UTC at microsecond precision: PostgreSQL keeps

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 
+use crate::db::identities::IdentityQuery;
 use crate::db::identities::{
     self as q, IdentityChanges, IdentityColumns, IdentityRow, NewDocument, NewIdentity,
 };
@@ -14,7 +15,7 @@ use crate::domain::identity::{
     changed_fields, locked_field_changes, DocumentInput, IdentityInput, IdentityKind, IdentityPatch,
 };
 use crate::domain::ids::{AppId, DocumentId, IdentityId};
-use crate::domain::list_query::{ListQuery, ListSpec, Sort, IDENTITY_LIST};
+use crate::domain::list_query::{IdentityFilter, ListSpec, Sort, IDENTITY_LIST};
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::kyc;
 use crate::services::listing::Listing;
@@ -249,30 +250,31 @@ pub fn get(
 pub struct IdentityListing;
 
 impl Listing for IdentityListing {
+    type Filter = IdentityFilter;
     type Row = IdentityRow;
     type View = IdentityView;
 
-    fn spec() -> &'static ListSpec {
+    fn spec() -> &'static ListSpec<IdentityFilter> {
         &IDENTITY_LIST
     }
 
     fn page(
         conn: &mut DbConnection,
         app_id: &AppId,
-        query: &ListQuery,
+        query: &IdentityQuery,
     ) -> Result<(Vec<IdentityView>, i64), ApiError> {
         let (rows, total) = q::page_and_total(conn, app_id, query)?;
         Ok((views_of(conn, rows)?, total))
     }
 
-    fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> QueryResult<i64> {
+    fn count(conn: &mut DbConnection, app_id: &AppId, query: &IdentityQuery) -> QueryResult<i64> {
         q::count(conn, app_id, query)
     }
 
     fn after(
         conn: &mut DbConnection,
         app_id: &AppId,
-        query: &ListQuery,
+        query: &IdentityQuery,
         after: Option<&Cursor>,
         limit: i64,
     ) -> QueryResult<Vec<IdentityRow>> {

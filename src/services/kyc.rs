@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::NaiveDateTime;
 
 use crate::db::identities::{self as identity_q, IdentityRow, IdentityState};
+use crate::db::kyc::VerificationQuery;
 use crate::db::kyc::{self as q, EventRow, StatusChange, VerificationRow};
 use crate::db::Cursor;
 use crate::db::{self, DbConnection};
@@ -14,7 +15,7 @@ use crate::domain::document::DocumentType;
 use crate::domain::identity::Email;
 use crate::domain::ids::{AppId, EventId, IdentityId, VerificationId};
 use crate::domain::kyc::{levels_supported_by, Level, RiskRating, VerificationStatus};
-use crate::domain::list_query::{ListQuery, ListSpec, Sort, VERIFICATION_LIST};
+use crate::domain::list_query::{ListSpec, Sort, VerificationFilter, VERIFICATION_LIST};
 use crate::domain::operations::{KycFacts, OperationRules, OperationState, Rule};
 use crate::error::{ApiError, Refusal};
 use crate::services::listing::Listing;
@@ -396,31 +397,36 @@ pub fn get_verification(
 pub struct VerificationListing;
 
 impl Listing for VerificationListing {
+    type Filter = VerificationFilter;
     type Row = VerificationRow;
     type View = VerificationView;
 
-    fn spec() -> &'static ListSpec {
+    fn spec() -> &'static ListSpec<VerificationFilter> {
         &VERIFICATION_LIST
     }
 
     fn page(
         conn: &mut DbConnection,
         app_id: &AppId,
-        query: &ListQuery,
+        query: &VerificationQuery,
     ) -> Result<(Vec<VerificationView>, i64), ApiError> {
         let rows = q::list(conn, app_id, query)?;
         let total = q::count(conn, app_id, query)?;
         Ok((verification_views(conn, rows)?, total))
     }
 
-    fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> QueryResult<i64> {
+    fn count(
+        conn: &mut DbConnection,
+        app_id: &AppId,
+        query: &VerificationQuery,
+    ) -> QueryResult<i64> {
         q::count(conn, app_id, query)
     }
 
     fn after(
         conn: &mut DbConnection,
         app_id: &AppId,
-        query: &ListQuery,
+        query: &VerificationQuery,
         after: Option<&Cursor>,
         limit: i64,
     ) -> QueryResult<Vec<VerificationRow>> {

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{read_snapshot, Cursor, Db, DbConnection};
 use crate::domain::ids::AppId;
-use crate::domain::list_query::{ListQuery, ListSpec, Page, Sort};
+use crate::domain::list_query::{FilterField, ListQuery, ListSpec, Page, Sort};
 use crate::error::ApiError;
 
 /// Rows per database round trip of an `all=true` walk.
@@ -21,24 +21,29 @@ const CHUNKS_AHEAD: usize = 2;
 /// accepts and how it reads from the database. Every function runs inside
 /// the list's read snapshot.
 pub trait Listing: 'static {
+    type Filter: FilterField;
     type Row: Send + 'static;
     type View: Serialize + Send + 'static;
 
     /// The filters and sorts the list accepts.
-    fn spec() -> &'static ListSpec;
+    fn spec() -> &'static ListSpec<Self::Filter>;
     /// One page of views and the total number of matches.
     fn page(
         conn: &mut DbConnection,
         app_id: &AppId,
-        query: &ListQuery,
+        query: &ListQuery<Self::Filter>,
     ) -> Result<(Vec<Self::View>, i64), ApiError>;
     /// The total number of matches.
-    fn count(conn: &mut DbConnection, app_id: &AppId, query: &ListQuery) -> QueryResult<i64>;
+    fn count(
+        conn: &mut DbConnection,
+        app_id: &AppId,
+        query: &ListQuery<Self::Filter>,
+    ) -> QueryResult<i64>;
     /// Up to `limit` matches after `after`, in the list's order.
     fn after(
         conn: &mut DbConnection,
         app_id: &AppId,
-        query: &ListQuery,
+        query: &ListQuery<Self::Filter>,
         after: Option<&Cursor>,
         limit: i64,
     ) -> QueryResult<Vec<Self::Row>>;

@@ -1,0 +1,330 @@
+//! The query language of the list endpoints (`GET /identities`,
+//! `GET /verifications`), following the PublicMint convention:
+//!
+//! ```text
+//! filter[<name>]=<value>          exact match
+//! filter[<name>]=like:<text>      case-insensitive substring
+//! filter[<name>]=in:<a>,<b>,...   any of (1 to 100 values)
+//! filter[<name>]=nin:<a>,<b>,...  none of (1 to 100 values)
+//! sort=<field> | sort=-<field>    one key; `-` for descending
+//! page[size]=N                    1..=100, default 30
+//! page[number]=N                  1..=1_000_000, default 1
+//! all=true|false                  true: no paging at all
+//! ```
+//!
+//! Each endpoint describes what it allows with a [`ListSpec`]; the parser
+//! checks the whole query against it and reports every problem at once, so a
+//! client fixes its request in one round trip instead of one per mistake.
+//!
+//! Known operator prefixes always mean the operator, so an exact match on a
+//! text value that itself starts with `like:`, `in:` or `nin:` cannot be
+//! expressed. Any other `prefix:` on a text filter that allows exact matches
+//! is part of the value, because real values contain colons (an email
+//! address may be `a:b@example.com`). Values inside `in:`/`nin:` lists
+//! cannot contain commas.
+
+pub const DEFAULT_PAGE_SIZE: u32 = 30;
+pub const MAX_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_NUMBER: u32 = 1_000_000;
+/// Bounds the SQL an `in:`/`nin:` filter can generate.
+pub const MAX_LIST_VALUES: usize = 100;
+/// The longest value a text filter takes: the longest valid email address,
+/// which is the longest text anyone has a reason to filter on.
+pub const MAX_TEXT_CHARS: usize = 320;
+
+/// A filter operator and its wire prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operator {
+    /// No prefix.
+    Eq,
+    /// `like:`: case-insensitive substring match (see [`like_pattern`]).
+    Like,
+    /// `in:`
+    In,
+    /// `nin:`
+    NotIn,
+}
+
+impl Operator {
+    /// Operators that are written as a prefix, checked in this order.
+    const PREFIXED: [Operator; 3] = [Operator::Like, Operator::In, Operator::NotIn];
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Operator::Eq => "",
+            Operator::Like => "like:",
+            Operator::In => "in:",
+            Operator::NotIn => "nin:",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Operator::Eq => "exact match (no prefix)",
+            Operator::Like => "like:",
+            Operator::In => "in:",
+            Operator::NotIn => "nin:",
+        }
+    }
+}
+
+/// What values a filter accepts, and so how they are checked and
+/// normalized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Any form the `uuid` crate parses; normalized to lowercase hyphenated.
+    Uuid,
+    /// Exactly `true` or `false`.
+    Bool,
+    /// Kept as sent; 1 to [`MAX_TEXT_CHARS`] characters.
+    Text,
+    /// Exactly one of the listed strings.
+    OneOf(&'static [&'static str]),
+}
+
+/// The fields one list filters on: an enum whose variants are its filters,
+/// so the database layer's match over them is exhaustive.
+pub trait FilterField: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
+    /// The wire name: `email` in `filter[email]`.
+    fn name(self) -> &'static str;
+}
+
+/// `GET /identities` filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "camelCase")]
+pub enum IdentityFilter {
+    AppId,
+    Blocked,
+    Email,
+    Id,
+    IdentityOwner,
+    Name,
+    RiskRating,
+    Type,
+}
+
+/// `GET /verifications` filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "camelCase")]
+pub enum VerificationFilter {
+    Id,
+    IdentityId,
+    Status,
+    Level,
+}
+
+impl FilterField for IdentityFilter {
+    fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl FilterField for VerificationFilter {
+    fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// What lists sort by (each list sorts by both; ties broken by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "camelCase")]
+pub enum SortField {
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl SortField {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterSpec<F: 'static> {
+    pub field: F,
+    pub operators: &'static [Operator],
+    pub kind: ValueKind,
+}
+
+/// What one list endpoint allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListSpec<F: 'static> {
+    pub filters: &'static [FilterSpec<F>],
+    pub sort_fields: &'static [SortField],
+    pub default_sort: Sort,
+}
+
+impl<F: FilterField> ListSpec<F> {
+    pub fn filter(&self, name: &str) -> Option<&'static FilterSpec<F>> {
+        self.filters
+            .iter()
+            .find(|filter| filter.field.name() == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery<F> {
+    /// In the order they appear in the query string; each field at most
+    /// once.
+    pub filters: Vec<Filter<F>>,
+    pub sort: Sort,
+    pub page: Page,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter<F> {
+    pub field: F,
+    pub condition: Condition,
+}
+
+/// A validated condition. Values are normalized for their [`ValueKind`]
+/// (UUIDs lowercase hyphenated); `Like` holds the raw substring, with `%`
+/// and `_` meant literally: turn it into SQL with [`like_pattern`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Eq(String),
+    Like(String),
+    In(Vec<String>),
+    NotIn(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub field: SortField,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// `number` is 1-based.
+    Paged { size: u32, number: u32 },
+    /// `all=true`: every matching row.
+    All,
+}
+
+impl Page {
+    /// Rows to skip; 0 for [`Page::All`].
+    pub fn offset(self) -> i64 {
+        match self {
+            // Cannot overflow: both factors fit in u32.
+            Page::Paged { size, number } => i64::from(number.saturating_sub(1)) * i64::from(size),
+            Page::All => 0,
+        }
+    }
+
+    /// Rows to return; `None` (no limit) for [`Page::All`].
+    pub fn limit(self) -> Option<i64> {
+        match self {
+            Page::Paged { size, .. } => Some(i64::from(size)),
+            Page::All => None,
+        }
+    }
+}
+
+/// Builds a `LIKE` pattern matching `substring` anywhere, case-insensitively
+/// when the column is lowercased too: use it as
+/// `lower(col) LIKE pattern ESCAPE '\'`.
+///
+/// Lowercasing is Unicode-aware, which matches PostgreSQL's `lower`; SQLite's
+/// `lower` only folds ASCII, so there non-ASCII letters match case-sensitively.
+pub fn like_pattern(substring: &str) -> String {
+    let lowered = substring.to_lowercase();
+    let mut pattern = String::with_capacity(lowered.len() + 2);
+    pattern.push('%');
+    for c in lowered.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+const EQ: &[Operator] = &[Operator::Eq];
+const EQ_LIKE: &[Operator] = &[Operator::Eq, Operator::Like];
+const EQ_IN: &[Operator] = &[Operator::Eq, Operator::In];
+const EQ_IN_NIN: &[Operator] = &[Operator::Eq, Operator::In, Operator::NotIn];
+const TIMESTAMPS: &[SortField] = &[SortField::CreatedAt, SortField::UpdatedAt];
+const NEWEST_FIRST: Sort = Sort {
+    field: SortField::CreatedAt,
+    descending: true,
+};
+
+pub static IDENTITY_LIST: ListSpec<IdentityFilter> = ListSpec {
+    filters: &[
+        FilterSpec {
+            field: IdentityFilter::AppId,
+            operators: EQ,
+            kind: ValueKind::Uuid,
+        },
+        FilterSpec {
+            field: IdentityFilter::Blocked,
+            operators: EQ,
+            kind: ValueKind::Bool,
+        },
+        FilterSpec {
+            field: IdentityFilter::Email,
+            operators: EQ_LIKE,
+            kind: ValueKind::Text,
+        },
+        FilterSpec {
+            field: IdentityFilter::Id,
+            operators: EQ_IN,
+            kind: ValueKind::Uuid,
+        },
+        FilterSpec {
+            field: IdentityFilter::IdentityOwner,
+            operators: EQ_IN,
+            kind: ValueKind::Uuid,
+        },
+        FilterSpec {
+            field: IdentityFilter::Name,
+            operators: EQ_LIKE,
+            kind: ValueKind::Text,
+        },
+        FilterSpec {
+            field: IdentityFilter::RiskRating,
+            operators: EQ_IN_NIN,
+            kind: ValueKind::OneOf(&["low", "medium", "high"]),
+        },
+        FilterSpec {
+            field: IdentityFilter::Type,
+            operators: EQ,
+            kind: ValueKind::OneOf(&["person", "company"]),
+        },
+    ],
+    sort_fields: TIMESTAMPS,
+    default_sort: NEWEST_FIRST,
+};
+
+pub static VERIFICATION_LIST: ListSpec<VerificationFilter> = ListSpec {
+    filters: &[
+        FilterSpec {
+            field: VerificationFilter::Id,
+            operators: EQ_IN,
+            kind: ValueKind::Uuid,
+        },
+        FilterSpec {
+            field: VerificationFilter::IdentityId,
+            operators: EQ_IN,
+            kind: ValueKind::Uuid,
+        },
+        FilterSpec {
+            field: VerificationFilter::Status,
+            operators: EQ_IN_NIN,
+            kind: ValueKind::OneOf(&["pending", "inReview", "approved", "rejected"]),
+        },
+        FilterSpec {
+            field: VerificationFilter::Level,
+            operators: EQ_IN,
+            kind: ValueKind::OneOf(&["basic", "enhanced"]),
+        },
+    ],
+    sort_fields: TIMESTAMPS,
+    default_sort: NEWEST_FIRST,
+};
+
+mod parse;
+#[cfg(test)]
+mod tests;
