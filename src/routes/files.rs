@@ -188,7 +188,7 @@ pub async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{ObjectKey, PresignedPost, S3Settings};
+    use crate::storage::{files_under, ObjectKey, PresignedPost, S3Settings};
     use actix_web::dev::ServerHandle;
     use actix_web::{App, HttpServer};
     use reqwest::multipart::{Form, Part};
@@ -311,22 +311,6 @@ mod tests {
 
     fn detail_field(body: &Value) -> &str {
         body["details"][0]["field"].as_str().unwrap_or_default()
-    }
-
-    fn files_under(dir: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(d).unwrap() {
-                let p = entry.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    out.push(p);
-                }
-            }
-        }
-        out
     }
 
     #[actix_web::test]

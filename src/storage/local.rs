@@ -334,6 +334,7 @@ async fn create_private_dir(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::files_under;
     use futures_util::stream;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -349,22 +350,6 @@ mod tests {
                 .map(|p| Ok(Bytes::copy_from_slice(p)))
                 .collect::<Vec<_>>(),
         )
-    }
-
-    fn files_under(dir: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(d).unwrap() {
-                let p = entry.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    out.push(p);
-                }
-            }
-        }
-        out
     }
 
     #[test]

@@ -328,6 +328,24 @@ pub(crate) fn has_suspicious_path(url: &str) -> bool {
     head.contains("..") || head.contains('%') || head.contains('\\')
 }
 
+/// Every file below `dir`, for tests that check what storage left on disk.
+#[cfg(test)]
+pub(crate) fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
