@@ -11,4 +11,5 @@ mod layers;
 mod listing;
 mod migrations;
 mod openapi;
+mod tenancy;
 mod write_path;
