@@ -5,37 +5,21 @@
 //! in any letter case) and answers camelCase (`identityCard`, `frontSide`),
 //! as the PublicMint reference does. The database stores the camelCase form.
 
-use serde::Serialize;
+use crate::domain::stored::text_enum;
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantArray,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[serde(rename_all = "camelCase")]
-#[strum(serialize_all = "camelCase")]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum DocumentType {
-    DriverLicense,
-    IdentityCard,
-    Other,
-    Passport,
-    ResidencePermit,
-    UtilityBill,
-    /// Never accepted in `documents[]`; created from `faceImages[]`.
-    FaceImage,
+text_enum! {
+    #[serde(rename_all = "camelCase")]
+    #[strum(serialize_all = "camelCase")]
+    pub enum DocumentType {
+        DriverLicense,
+        IdentityCard,
+        Other,
+        Passport,
+        ResidencePermit,
+        UtilityBill,
+        /// Never accepted in `documents[]`; created from `faceImages[]`.
+        FaceImage,
+    }
 }
 
 impl DocumentType {
@@ -76,27 +60,13 @@ impl DocumentType {
     }
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantArray,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[serde(rename_all = "camelCase")]
-#[strum(serialize_all = "camelCase")]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum DocumentSide {
-    FrontSide,
-    BackSide,
+text_enum! {
+    #[serde(rename_all = "camelCase")]
+    #[strum(serialize_all = "camelCase")]
+    pub enum DocumentSide {
+        FrontSide,
+        BackSide,
+    }
 }
 
 impl DocumentSide {
@@ -108,8 +78,6 @@ impl DocumentSide {
             .find(|side| side.as_str().eq_ignore_ascii_case(s))
     }
 }
-
-crate::domain::stored::text_enum!(DocumentType, DocumentSide);
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ use super::ids::IdentityId;
 use super::input::{bounded_text, join, required, type_name, Errors, Field, ObjectReader};
 use super::stored::StoredText;
 use crate::domain::errors::FieldError;
+use crate::domain::stored::text_enum;
 
 pub const MIN_AGE: u32 = 18;
 pub const MAX_AGE: u32 = 99;
@@ -33,51 +34,23 @@ const RFC3986_LEFTOVERS: &percent_encoding::AsciiSet = &percent_encoding::CONTRO
     .add(b'|')
     .add(b'}');
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantArray,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum IdentityKind {
-    Person,
-    Company,
+text_enum! {
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    pub enum IdentityKind {
+        Person,
+        Company,
+    }
 }
 
-/// `Male`, `Female` or `Undefined`; input in any letter case.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantArray,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum Gender {
-    Male,
-    Female,
-    Undefined,
+text_enum! {
+    /// `Male`, `Female` or `Undefined`; input in any letter case.
+    pub enum Gender {
+        Male,
+        Female,
+        Undefined,
+    }
 }
-
-super::stored::text_enum!(IdentityKind, Gender);
 
 impl Gender {
     /// Accepts any letter case (`male`, `MALE`), answers `Male`.

@@ -6,61 +6,28 @@
 //! `as_str`/`parse` pair (`text_enum!`) serves the API, the database and the
 //! rules file.
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::document::DocumentType;
+use crate::domain::stored::text_enum;
 
-/// How thoroughly an identity is verified.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantArray,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[serde(rename_all = "camelCase")]
-#[strum(serialize_all = "camelCase")]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum Level {
-    Basic,
-    Enhanced,
+text_enum! {
+    /// How thoroughly an identity is verified.
+    #[serde(rename_all = "camelCase")]
+    #[strum(serialize_all = "camelCase")]
+    pub enum Level {
+        Basic,
+        Enhanced,
+    }
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantArray,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[serde(rename_all = "camelCase")]
-#[strum(serialize_all = "camelCase")]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum VerificationStatus {
-    Pending,
-    InReview,
-    Approved,
-    Rejected,
+text_enum! {
+    #[serde(rename_all = "camelCase")]
+    #[strum(serialize_all = "camelCase")]
+    pub enum VerificationStatus {
+        Pending,
+        InReview,
+        Approved,
+        Rejected,
+    }
 }
 
 impl VerificationStatus {
@@ -146,36 +113,17 @@ impl InvalidTransition {
     }
 }
 
-/// The KYC risk assessment of an identity; ordered so that rules can say
-/// "at most medium".
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantArray,
-    diesel::expression::AsExpression,
-    diesel::deserialize::FromSqlRow,
-)]
-#[serde(rename_all = "camelCase")]
-#[strum(serialize_all = "camelCase")]
-#[diesel(sql_type = diesel::sql_types::Text)]
-pub enum RiskRating {
-    Low,
-    Medium,
-    High,
+text_enum! {
+    /// The KYC risk assessment of an identity; ordered so that rules can say
+    /// "at most medium".
+    #[serde(rename_all = "camelCase")]
+    #[strum(serialize_all = "camelCase")]
+    pub enum RiskRating {
+        Low,
+        Medium,
+        High,
+    }
 }
-
-crate::domain::stored::text_enum!(Level, VerificationStatus, RiskRating);
 
 /// The verification levels that a set of documents can back, lowest first.
 ///

@@ -13,32 +13,19 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::domain::document::DocumentType;
 use crate::domain::errors::Refusal;
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
+use crate::domain::stored::text_enum;
 
 /// The rules shipped with the server, used when no rules file is configured.
 pub const DEFAULT_RULES_TOML: &str = include_str!("default_operation_rules.toml");
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum Action {
-    Create,
-    Confirm,
+text_enum! {
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    pub enum Action {
+        Create,
+        Confirm,
+    }
 }
-
-crate::domain::stored::text_enum!(Action);
 
 /// Why an operation is not active. Variants are declared in the order they
 /// are checked: the first that applies is the one reported.

@@ -14,13 +14,32 @@ pub trait StoredText: Sized {
     fn from_stored(s: &str) -> Option<Self>;
 }
 
-/// For enums whose strum serialization (`IntoStaticStr`, `EnumString`,
-/// `VariantArray`) is their one text form, on the wire, in the database and
-/// in the rules file: `as_str`, an exact `parse`, `ALL`, and `StoredText`.
+/// Declares an enum whose one text form (strum's serialization, named by
+/// the `#[strum(serialize_all = ...)]` given) serves the wire, the database
+/// and the rules file, with `as_str`, an exact `parse`, `ALL`, `Display`,
+/// `StoredText`, and Diesel's "stored as Text" derives. Give serde's
+/// `rename_all` the same case.
 macro_rules! text_enum {
-    ($($t:ty),* $(,)?) => {$(
-        impl $t {
-            pub const ALL: &'static [$t] = <$t as strum::VariantArray>::VARIANTS;
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident),* $(,)?
+        }
+    ) => {
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            serde::Serialize, serde::Deserialize,
+            strum::IntoStaticStr, strum::EnumString, strum::Display, strum::VariantArray,
+            diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant),*
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = <$name as strum::VariantArray>::VARIANTS;
 
             pub fn as_str(self) -> &'static str {
                 self.into()
@@ -30,19 +49,19 @@ macro_rules! text_enum {
             /// clients are told the exact spelling, so leniency would only
             /// hide typos.
             pub fn parse(s: &str) -> Option<Self> {
-                <$t as std::str::FromStr>::from_str(s).ok()
+                <$name as std::str::FromStr>::from_str(s).ok()
             }
         }
 
-        impl $crate::domain::stored::StoredText for $t {
+        impl $crate::domain::stored::StoredText for $name {
             fn stored(&self) -> &str {
-                <&'static str>::from(*self)
+                self.as_str()
             }
 
             fn from_stored(s: &str) -> Option<Self> {
-                <$t as std::str::FromStr>::from_str(s).ok()
+                Self::parse(s)
             }
         }
-    )*};
+    };
 }
 pub(crate) use text_enum;

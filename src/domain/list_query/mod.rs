@@ -162,6 +162,29 @@ impl<F: FilterField> ListSpec<F> {
     }
 }
 
+#[cfg(test)]
+impl<F: FilterField> ListSpec<F> {
+    /// One filter for every field and operator the spec offers, for tests
+    /// that the query code has an answer for each.
+    pub fn every_offered_filter(&self) -> Vec<Filter<F>> {
+        let value = || "x".to_string();
+        self.filters
+            .iter()
+            .flat_map(|spec| {
+                spec.operators.iter().map(move |operator| Filter {
+                    field: spec.field,
+                    condition: match operator {
+                        Operator::Eq => Condition::Eq(value()),
+                        Operator::Like => Condition::Like(value()),
+                        Operator::In => Condition::In(vec![value()]),
+                        Operator::NotIn => Condition::NotIn(vec![value()]),
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery<F> {
     /// In the order they appear in the query string; each field at most
