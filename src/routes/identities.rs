@@ -1,10 +1,9 @@
 //! `/identities`: the PublicMint identities contract.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::Value;
 
-use super::parse_id;
 use super::stream;
+use super::{parse_id, JsonBody};
 use crate::app::AppState;
 use crate::auth::{ApiKey, AuthenticatedApp};
 use crate::domain::identity::{parse_identity, IdentityPatch};
@@ -18,7 +17,7 @@ use crate::views::Data;
 pub async fn create(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
-    body: web::Json<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let input = parse_identity(&body, service::today()).map_err(ApiError::Validation)?;
     check_document_urls(&state.storage, &auth.app_id, input.document_urls()).await?;
@@ -49,7 +48,7 @@ pub async fn patch(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let id: IdentityId = parse_id("id", &id)?;
     let patch = IdentityPatch::parse(&body);

@@ -5,6 +5,7 @@ pub mod documents;
 pub mod files;
 pub mod health;
 pub mod identities;
+mod json;
 pub mod kyc;
 pub mod openapi;
 pub mod stream;
@@ -120,6 +121,31 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     api_error.into()
 }
 
+/// A JSON body as a `Value`. Read as JSON by actix (`JsonConfig`: size
+/// limit, content type, syntax); a key given twice in one object is a
+/// `validation_failed` naming it (see `json`).
+pub struct JsonBody(pub serde_json::Value);
+
+impl actix_web::FromRequest for JsonBody {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let json = web::Json::<json::CheckedValue>::from_request(req, payload);
+        Box::pin(async move {
+            let checked = json.await?.into_inner();
+            match checked.duplicate {
+                Some(path) => Err(ApiError::invalid(
+                    path,
+                    "is given more than once; give each key once",
+                )
+                .into()),
+                None => Ok(JsonBody(checked.value)),
+            }
+        })
+    }
+}
+
 /// A JSON body of type `T`. Read as JSON by actix (`JsonConfig`: size limit,
 /// content type, syntax), then deserialized with `serde_path_to_error`, so
 /// a field of the wrong type, an unknown field or a missing one is a
@@ -131,9 +157,9 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Body<T
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let json = web::Json::<serde_json::Value>::from_request(req, payload);
+        let json = JsonBody::from_request(req, payload);
         Box::pin(async move {
-            let value = json.await?.into_inner();
+            let JsonBody(value) = json.await?;
             serde_path_to_error::deserialize(value)
                 .map(Body)
                 .map_err(|e| {

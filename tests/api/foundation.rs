@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, json, run_cli, Backend, TestApp, TestDatabase};
+use crate::helpers::{assert_error, detail_fields, json, run_cli, Backend, TestApp, TestDatabase};
 
 backend_tests!(
     health_and_ready_answer_ok,
@@ -15,8 +15,78 @@ backend_tests!(
     revoked_keys_are_refused_at_once,
     unknown_route_and_wrong_method,
     body_errors_have_the_shared_shape,
+    duplicate_json_keys_are_refused_on_every_body,
     internal_errors_reveal_nothing,
 );
+
+/// A key given twice would let a proxy and the server read different
+/// values; every JSON body refuses it, naming the key's path.
+async fn duplicate_json_keys_are_refused_on_every_body(app: TestApp) {
+    let send = |method: reqwest::Method, path: &str, raw: String| {
+        app.client
+            .request(method, app.url(path))
+            .header("apiKey", &app.api_key)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+    };
+    let person = crate::identities::person("dup@example.com").to_string();
+    let twice = person.replacen('{', "{\"email\": \"other@example.com\", ", 1);
+    let (status, body) = json(
+        send(reqwest::Method::POST, "/identities", twice)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 400, "validation_failed");
+    assert_eq!(detail_fields(&body), ["email"]);
+    let nested = person.replacen("\"city\"", "\"city\": \"Porto\", \"city\"", 1);
+    let (status, body) = json(
+        send(reqwest::Method::POST, "/identities", nested)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 400, "validation_failed");
+    assert_eq!(detail_fields(&body), ["address.city"]);
+    let list: serde_json::Value = app
+        .get("/identities")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 0, "nothing was created");
+
+    let created =
+        crate::identities::create(&app, &crate::identities::person("one@example.com")).await;
+    let id = created["id"].as_str().unwrap();
+    for (method, path, raw) in [
+        (
+            reqwest::Method::PATCH,
+            format!("/identities/{id}"),
+            r#"{"name": "A", "name": "B"}"#,
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/identities/{id}/block"),
+            r#"{"reason": "a", "reason": "b"}"#,
+        ),
+        (
+            reqwest::Method::POST,
+            "/presign-url".to_string(),
+            r#"{"filename": "a.png", "filename": "b.pdf"}"#,
+        ),
+    ] {
+        let (status, body) = json(send(method, &path, raw.to_string()).await.unwrap()).await;
+        assert_error(status, &body, 400, "validation_failed");
+        assert_eq!(detail_fields(&body).len(), 1, "{path}: {body}");
+    }
+    let again =
+        crate::identities::create(&app, &crate::identities::person("two@example.com")).await;
+    assert_eq!(again["name"], created["name"]);
+}
 
 async fn internal_errors_reveal_nothing(app: TestApp) {
     let created =
