@@ -53,6 +53,9 @@ pub struct Settings {
     pub workers: usize,
     /// Largest JSON body accepted, in bytes.
     pub json_limit: usize,
+    /// `KYC_BODY_TIMEOUT_MS`: how long a request's body may take to arrive
+    /// once its headers have (408 `request_timeout` after).
+    pub body_timeout: Duration,
     /// `KYC_OPERATION_RULES`: a rules file replacing the embedded default.
     pub operation_rules_path: Option<std::path::PathBuf>,
     pub storage: StorageSettings,
@@ -145,6 +148,14 @@ impl Settings {
             64 * 1024 * 1024,
         )?;
 
+        let body_timeout = Duration::from_millis(parse_number(
+            &get,
+            "KYC_BODY_TIMEOUT_MS",
+            10_000,
+            100,
+            600_000,
+        )?);
+
         let operation_rules_path = get("KYC_OPERATION_RULES").map(std::path::PathBuf::from);
         let storage = storage_settings(&get, environment)?;
 
@@ -161,6 +172,7 @@ impl Settings {
             db_timeout,
             workers,
             json_limit,
+            body_timeout,
         })
     }
 }

@@ -21,6 +21,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The body did not arrive within `KYC_BODY_TIMEOUT_MS`.
+    #[error("request body timed out")]
+    RequestTimeout,
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -98,6 +101,7 @@ impl ApiError {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::ApiKeyMissing => "api_key_missing",
@@ -118,6 +122,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => {
                 "The request body is larger than the server accepts.".into()
             }
+            ApiError::RequestTimeout => "The request body did not arrive in time.".into(),
             ApiError::NotFound => "No such route.".into(),
             ApiError::MethodNotAllowed => "This route does not accept that method.".into(),
             ApiError::ApiKeyMissing => "Send your API key in the apiKey header.".into(),
@@ -142,6 +147,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) | ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ApiKeyMissing | ApiError::ApiKeyInvalid => StatusCode::UNAUTHORIZED,

@@ -131,6 +131,7 @@ impl Application {
         let json_limit = settings.json_limit;
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap_fn(routes::deadline::limit_body_time)
                 .wrap_fn(telemetry::request_span)
                 .app_data(state.clone())
                 .app_data(storage_data.clone())
@@ -148,6 +149,12 @@ impl Application {
                 })
                 .default_service(web::to(routes::not_found))
         })
+        // The headers of a request must arrive within 5 s of the connection
+        // (or of the previous response on a kept-alive one), an idle
+        // kept-alive connection is closed after 5 s, and the body is bounded
+        // by `KYC_BODY_TIMEOUT_MS` (routes::deadline).
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .keep_alive(std::time::Duration::from_secs(5))
         .listen(listener)?
         // In-flight requests get this long to finish after SIGTERM/SIGINT.
         .shutdown_timeout(30);

@@ -52,6 +52,9 @@ fn multipart_error(e: MultipartError) -> ApiError {
         | MultipartError::BoundaryMissing => {
             ApiError::invalid("body", "Send the upload as multipart/form-data.")
         }
+        MultipartError::Payload(e) if super::deadline::is_body_timeout(&e) => {
+            ApiError::RequestTimeout
+        }
         other => ApiError::invalid("body", format!("The multipart body is malformed: {other}")),
     }
 }

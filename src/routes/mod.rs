@@ -1,6 +1,7 @@
 //! HTTP handlers: extract, call one domain or database function, map to the
 //! response. Routing lives in `configure`.
 
+pub mod deadline;
 pub mod documents;
 pub mod files;
 pub mod health;
@@ -115,6 +116,7 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
         JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::invalid("body", e.to_string()),
         JsonPayloadError::Deserialize(e) => ApiError::MalformedJson(e.to_string()),
+        JsonPayloadError::Payload(e) if deadline::is_body_timeout(&e) => ApiError::RequestTimeout,
         JsonPayloadError::Payload(e) => ApiError::MalformedJson(e.to_string()),
         other => ApiError::MalformedJson(other.to_string()),
     };
