@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use secrecy::SecretString;
 
-use crate::db::DatabaseUrl;
+use crate::db::{DatabaseUrl, SessionLimits};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -49,6 +49,9 @@ pub struct Settings {
     /// How long a request waits for a database connection before the
     /// service answers 503 `database_unavailable`.
     pub db_timeout: Duration,
+    /// `KYC_DB_STATEMENT_TIMEOUT_MS`, `KYC_DB_LOCK_TIMEOUT_MS`,
+    /// `KYC_DB_IDLE_TX_TIMEOUT_MS`: PostgreSQL session bounds.
+    pub db_limits: SessionLimits,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
     /// Largest JSON body accepted, in bytes.
@@ -139,6 +142,16 @@ impl Settings {
         let db_pool_size = parse_number(&get, "KYC_DB_POOL_SIZE", 10, 1, 1000)?;
         let db_timeout =
             Duration::from_millis(parse_number(&get, "KYC_DB_TIMEOUT_MS", 5000, 100, 600_000)?);
+        let millis = |name: &str, default: u64| -> anyhow::Result<Duration> {
+            Ok(Duration::from_millis(parse_number(
+                &get, name, default, 100, 3_600_000,
+            )?))
+        };
+        let db_limits = SessionLimits {
+            statement: millis("KYC_DB_STATEMENT_TIMEOUT_MS", 5_000)?,
+            lock: millis("KYC_DB_LOCK_TIMEOUT_MS", 2_000)?,
+            idle_in_transaction: millis("KYC_DB_IDLE_TX_TIMEOUT_MS", 10_000)?,
+        };
         let workers = parse_number(&get, "KYC_WORKERS", 0, 0, 1024)?;
         let json_limit = parse_number(
             &get,
@@ -170,6 +183,7 @@ impl Settings {
             log_format,
             db_pool_size,
             db_timeout,
+            db_limits,
             workers,
             json_limit,
             body_timeout,

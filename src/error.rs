@@ -32,8 +32,19 @@ pub enum ApiError {
     ApiKeyMissing,
     #[error("api key invalid")]
     ApiKeyInvalid,
+    /// The database cannot be reached or written (gone, read-only).
     #[error("database unavailable")]
     DatabaseUnavailable(#[source] anyhow::Error),
+    /// A statement, lock or busy wait ran out of time. For a change, its
+    /// outcome is unknown to the client: it may have committed.
+    #[error("database timeout")]
+    DatabaseTimeout(#[source] anyhow::Error),
+    /// The database's or the document storage's disk is full.
+    #[error("insufficient storage")]
+    InsufficientStorage(#[source] anyhow::Error),
+    /// The document storage cannot be reached or written.
+    #[error("storage unavailable")]
+    StorageUnavailable(#[source] anyhow::Error),
     /// A domain rule refused the request: the status and code are chosen by
     /// the caller from the fixed list in `Refusal`.
     #[error("{message}")]
@@ -107,6 +118,9 @@ impl ApiError {
             ApiError::ApiKeyMissing => "api_key_missing",
             ApiError::ApiKeyInvalid => "api_key_invalid",
             ApiError::DatabaseUnavailable(_) => "database_unavailable",
+            ApiError::DatabaseTimeout(_) => "database_timeout",
+            ApiError::InsufficientStorage(_) => "insufficient_storage",
+            ApiError::StorageUnavailable(_) => "storage_unavailable",
             ApiError::Refused { refusal, .. } => refusal.code(),
             ApiError::Internal(_) => "internal_error",
         }
@@ -128,8 +142,44 @@ impl ApiError {
             ApiError::ApiKeyMissing => "Send your API key in the apiKey header.".into(),
             ApiError::ApiKeyInvalid => "The API key is unknown or revoked.".into(),
             ApiError::DatabaseUnavailable(_) => "The database is unavailable; retry later.".into(),
+            ApiError::DatabaseTimeout(_) => {
+                "The database did not answer in time; retry later (a change may have been made)."
+                    .into()
+            }
+            ApiError::InsufficientStorage(_) => "The server's storage is full; retry later.".into(),
+            ApiError::StorageUnavailable(_) => {
+                "The document storage is unavailable; retry later.".into()
+            }
             ApiError::Refused { message, .. } => message.clone(),
             ApiError::Internal(_) => "Internal server error.".into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// Seconds a client should wait before retrying, for the faults that
+    /// pass by themselves.
+    fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::DatabaseUnavailable(_)
+            | ApiError::DatabaseTimeout(_)
+            | ApiError::StorageUnavailable(_) => Some(2),
+            ApiError::InsufficientStorage(_) => Some(30),
+            _ => None,
+        }
+    }
+}
+
+/// The faults of the database: the connection they happened on is dropped
+/// (see `db::fault`).
+impl crate::db::ConnectionFault for ApiError {
+    fn is_connection_fault(&self) -> bool {
+        match self {
+            ApiError::DatabaseUnavailable(_)
+            | ApiError::DatabaseTimeout(_)
+            | ApiError::InsufficientStorage(_) => true,
+            ApiError::Internal(cause) => cause.is_connection_fault(),
+            _ => false,
         }
     }
 }
@@ -151,7 +201,10 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ApiKeyMissing | ApiError::ApiKeyInvalid => StatusCode::UNAUTHORIZED,
-            ApiError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DatabaseUnavailable(_)
+            | ApiError::DatabaseTimeout(_)
+            | ApiError::InsufficientStorage(_)
+            | ApiError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Refused { refusal, .. } => refusal_status(*refusal),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -174,7 +227,11 @@ impl ResponseError for ApiError {
             ApiError::Refused { details, .. } => details,
             _ => &[],
         };
-        HttpResponse::build(self.status_code()).json(ErrorBody {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(ErrorBody {
             code: self.code(),
             message: self.public_message(),
             details,
@@ -182,19 +239,20 @@ impl ResponseError for ApiError {
     }
 }
 
-/// A query that failed: a connection the database closed is the database
-/// being unavailable (503, retry later); anything else is a bug or a fault
-/// to log (500). Unique violations that mean a client error are mapped by
-/// the use case that knows which one it is (`email_already_in_use`).
+/// A query that failed: a fault of the database or its disk (`db::fault`)
+/// is a 503 with its own code (retry later); anything else is a bug to log
+/// (500). Unique violations that mean a client error are mapped by the use
+/// case that knows which one it is (`email_already_in_use`).
 impl From<diesel::result::Error> for ApiError {
     fn from(err: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match &err {
-            Error::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                _,
-            ) => ApiError::DatabaseUnavailable(anyhow::anyhow!(err)),
-            _ => ApiError::Internal(anyhow::anyhow!(err)),
+        use crate::db::Fault;
+        match crate::db::fault_of(&err) {
+            Some(Fault::Unavailable | Fault::ReadOnly) => {
+                ApiError::DatabaseUnavailable(anyhow::anyhow!(err))
+            }
+            Some(Fault::Timeout) => ApiError::DatabaseTimeout(anyhow::anyhow!(err)),
+            Some(Fault::Full) => ApiError::InsufficientStorage(anyhow::anyhow!(err)),
+            None => ApiError::Internal(anyhow::anyhow!(err)),
         }
     }
 }
@@ -203,7 +261,48 @@ impl From<crate::db::DbError> for ApiError {
     fn from(err: crate::db::DbError) -> Self {
         match err {
             crate::db::DbError::Unavailable(_) => ApiError::DatabaseUnavailable(err.into()),
+            crate::db::DbError::TimedOut(_) => ApiError::DatabaseTimeout(err.into()),
             crate::db::DbError::TaskFailed(_) => ApiError::Internal(err.into()),
+        }
+    }
+}
+
+/// A storage failure that is not the caller's: a disk that is full is
+/// `insufficient_storage`, any other failure of the disk or of S3
+/// `storage_unavailable` (both 503, retry later); a misconfiguration is a
+/// 500. `NotFound` means something only the caller can say, so callers
+/// handle it before this.
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(err: crate::storage::StorageError) -> Self {
+        use crate::storage::StorageError;
+        use std::io::ErrorKind;
+        let disk_full = |e: &anyhow::Error| {
+            e.chain()
+                .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+                .any(|io| matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded))
+        };
+        match err {
+            StorageError::Backend(cause) if disk_full(&cause) => {
+                ApiError::InsufficientStorage(cause)
+            }
+            StorageError::Backend(cause) => ApiError::StorageUnavailable(cause),
+            other @ (StorageError::Config(_) | StorageError::NotFound) => {
+                ApiError::Internal(other.into())
+            }
+        }
+    }
+}
+
+/// `/ready`: any failed probe is the database being unavailable, with the
+/// fault's own code where it has one (a full disk, a timeout).
+impl From<crate::db::ProbeError> for ApiError {
+    fn from(err: crate::db::ProbeError) -> Self {
+        match err {
+            crate::db::ProbeError::Db(e) => e.into(),
+            crate::db::ProbeError::Query(e) => match ApiError::from(e) {
+                ApiError::Internal(cause) => ApiError::DatabaseUnavailable(cause),
+                fault => fault,
+            },
         }
     }
 }

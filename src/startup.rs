@@ -59,6 +59,7 @@ pub fn open_database(settings: &Settings) -> anyhow::Result<Db> {
         &settings.database_url,
         settings.db_pool_size,
         settings.db_timeout,
+        settings.db_limits,
     )?;
     let applied = db.migrate()?;
     if !applied.is_empty() {

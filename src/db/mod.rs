@@ -8,6 +8,7 @@
 //! `WriteConn`, which only a write transaction hands out.
 
 pub mod apps;
+mod fault;
 pub mod identities;
 pub mod keyset;
 pub mod kyc;
@@ -20,9 +21,10 @@ mod url;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+pub use fault::{fault_of, ConnectionFault, Fault};
 pub use keyset::Cursor;
 pub use migrations::{run_migrations, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
-pub use pool::{ConnectionManager, Db, DbError, DbPool, PooledDb};
+pub use pool::{ConnectionManager, Db, DbError, DbPool, PooledDb, ProbeError, SessionLimits};
 pub use transactions::{read_snapshot, WriteConn};
 pub use url::DatabaseUrl;
 

@@ -11,7 +11,7 @@ use diesel::r2d2::{Pool, PooledConnection};
 
 use super::transactions::{write_transaction, WriteConn};
 use super::url::DatabaseUrl;
-use super::DbConnection;
+use super::{ConnectionFault, DbConnection};
 
 /// What can go wrong reaching the database, as opposed to running a query
 /// (`diesel::result::Error`).
@@ -23,6 +23,25 @@ pub enum DbError {
     /// The blocking task running the work panicked or was cancelled.
     #[error("database task failed: {0}")]
     TaskFailed(String),
+    /// The work did not finish within the request's database deadline.
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(Duration),
+}
+
+/// Why `Db::probe` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+impl ConnectionFault for ProbeError {
+    /// A failed probe's connection is never reused.
+    fn is_connection_fault(&self) -> bool {
+        true
+    }
 }
 
 diesel::define_sql_function! {
@@ -56,18 +75,62 @@ fn register_sqlite_functions(conn: &mut diesel::SqliteConnection) -> QueryResult
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    limits: SessionLimits,
+}
+
+/// Time bounds every PostgreSQL session of the pool runs under, so that no
+/// request waits on the database without limit: a statement is cancelled
+/// after `statement`, a lock wait after `lock`, and a transaction left idle
+/// (a client gone mid-transaction) is ended after `idle_in_transaction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub statement: Duration,
+    pub lock: Duration,
+    pub idle_in_transaction: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            statement: Duration::from_secs(5),
+            lock: Duration::from_secs(2),
+            idle_in_transaction: Duration::from_secs(10),
+        }
+    }
 }
 
 impl ConnectionManager {
     pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+        Self {
+            url,
+            limits: SessionLimits::default(),
+        }
+    }
+
+    pub fn with_limits(self, limits: SessionLimits) -> Self {
+        Self { limits, ..self }
     }
 
     pub fn connect(&self) -> Result<DbConnection, diesel::r2d2::Error> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url)
-                .map(DbConnection::Postgresql)
-                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = diesel::PgConnection::establish(url)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                let SessionLimits {
+                    statement,
+                    lock,
+                    idle_in_transaction,
+                } = self.limits;
+                conn.batch_execute(&format!(
+                    "SET statement_timeout = {}; SET lock_timeout = {}; \
+                     SET idle_in_transaction_session_timeout = {};",
+                    statement.as_millis(),
+                    lock.as_millis(),
+                    idle_in_transaction.as_millis(),
+                ))
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Postgresql(conn))
+            }
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_string_lossy();
                 let mut conn = diesel::SqliteConnection::establish(&path)
@@ -98,6 +161,21 @@ impl ConnectionManager {
 pub struct PooledDb {
     conn: DbConnection,
     returned_at: Instant,
+    /// Met a fault of the database or its disk (`ConnectionFault`): the
+    /// pool drops it instead of handing it out again.
+    faulted: bool,
+}
+
+impl PooledDb {
+    /// Drops this connection when it goes back to the pool, if `result`
+    /// failed with a fault of the database (see `db::fault`).
+    pub fn note<T, E: ConnectionFault>(&mut self, result: &Result<T, E>) {
+        if let Err(e) = result {
+            if e.is_connection_fault() {
+                self.faulted = true;
+            }
+        }
+    }
 }
 
 const VALIDATION_BYPASS: Duration = Duration::from_millis(500);
@@ -123,6 +201,7 @@ impl diesel::r2d2::ManageConnection for ConnectionManager {
         Ok(PooledDb {
             conn: ConnectionManager::connect(self)?,
             returned_at: Instant::now(),
+            faulted: false,
         })
     }
 
@@ -139,6 +218,9 @@ impl diesel::r2d2::ManageConnection for ConnectionManager {
     /// Called by r2d2 whenever a connection comes back to the pool.
     fn has_broken(&self, pooled: &mut PooledDb) -> bool {
         pooled.returned_at = Instant::now();
+        if pooled.faulted {
+            return true;
+        }
         match &mut pooled.conn {
             DbConnection::Postgresql(c) => diesel::r2d2::R2D2Connection::is_broken(c),
             DbConnection::Sqlite(c) => diesel::r2d2::R2D2Connection::is_broken(c),
@@ -158,12 +240,23 @@ pub struct Db {
     /// waiter sleeps (1.4 s p99 for creates in BENCHMARKS.md). Other
     /// processes (the CLI) still meet the busy timeout.
     sqlite_writers: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// How long `run` waits for its work before answering
+    /// `database_timeout`; the blocking thread may still be stuck in the
+    /// driver, but the request is not.
+    deadline: Duration,
+    /// When the last readiness write probe succeeded (`probe`).
+    write_probe: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 impl Db {
     /// Connects once, outside the pool, so a wrong URL or an unreachable
     /// server fails start-up at once with the driver's own message.
-    pub fn connect(url: &DatabaseUrl, pool_size: u32, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn connect(
+        url: &DatabaseUrl,
+        pool_size: u32,
+        timeout: Duration,
+        limits: SessionLimits,
+    ) -> anyhow::Result<Self> {
         if let DatabaseUrl::Sqlite(path) = url {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| {
@@ -174,7 +267,7 @@ impl Db {
                 })?;
             }
         }
-        let manager = ConnectionManager::new(url.clone());
+        let manager = ConnectionManager::new(url.clone()).with_limits(limits);
         let first = manager
             .connect()
             .map_err(|e| anyhow!("cannot connect to {}: {e}", url.redacted()))?;
@@ -189,6 +282,10 @@ impl Db {
         Ok(Self {
             pool,
             sqlite_writers,
+            // A checkout, then a statement: past both, the database is not
+            // answering (a stalled network ignores statement_timeout).
+            deadline: timeout + limits.statement + Duration::from_secs(1),
+            write_probe: Arc::new(std::sync::Mutex::new(None)),
         })
     }
 
@@ -203,15 +300,53 @@ impl Db {
     where
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + Send + 'static,
+        E: From<DbError> + ConnectionFault + Send + 'static,
     {
         let db = self.clone();
-        actix_web::rt::task::spawn_blocking(move || {
+        let task = actix_web::rt::task::spawn_blocking(move || {
             let mut conn = db.checkout()?;
-            work(&mut conn)
+            let result = work(&mut conn);
+            conn.note(&result);
+            result
+        });
+        match tokio::time::timeout(self.deadline, task).await {
+            Ok(done) => done.map_err(|e| E::from(DbError::TaskFailed(e.to_string())))?,
+            Err(_) => Err(E::from(DbError::TimedOut(self.deadline))),
+        }
+    }
+
+    /// Whether the database can be read and, for SQLite, written: SQLite
+    /// rewrites its `user_version` (one page through the WAL), at most every
+    /// `WRITE_PROBE_EVERY` after a success, so a read-only file or a full
+    /// disk shows; PostgreSQL answers `SELECT 1` under the session's
+    /// statement timeout. Failures are not cached: recovery shows at once.
+    pub async fn probe(&self) -> Result<(), ProbeError> {
+        const WRITE_PROBE_EVERY: Duration = Duration::from_secs(2);
+        let recent = self
+            .write_probe
+            .lock()
+            .map(|last| last.is_some_and(|at| at.elapsed() < WRITE_PROBE_EVERY))
+            .unwrap_or(false);
+        let last = self.write_probe.clone();
+        self.run(move |conn| -> Result<(), ProbeError> {
+            match conn {
+                DbConnection::Postgresql(pg) => pg.batch_execute("SELECT 1")?,
+                DbConnection::Sqlite(sqlite) if !recent => {
+                    let version: i32 =
+                        diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+                            "user_version FROM pragma_user_version",
+                        ))
+                        .get_result(sqlite)?;
+                    sqlite.batch_execute(&format!("PRAGMA user_version = {version}"))?;
+                    if let Ok(mut last) = last.lock() {
+                        *last = Some(Instant::now());
+                    }
+                }
+                DbConnection::Sqlite(sqlite) => sqlite.batch_execute("SELECT 1")?,
+            }
+            Ok(())
         })
         .await
-        .map_err(|e| E::from(DbError::TaskFailed(e.to_string())))?
     }
 
     /// Runs `work` inside one write transaction (see `write_transaction`),
@@ -222,7 +357,7 @@ impl Db {
     where
         F: FnOnce(&mut WriteConn<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + From<diesel::result::Error> + Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + ConnectionFault + Send + 'static,
     {
         let _turn = match &self.sqlite_writers {
             Some(queue) => Some(queue.lock().await),
@@ -236,9 +371,11 @@ impl Db {
     pub fn write_transaction_blocking<T, E, F>(&self, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut WriteConn<'_>) -> Result<T, E>,
-        E: From<DbError> + From<diesel::result::Error>,
+        E: From<DbError> + From<diesel::result::Error> + ConnectionFault,
     {
         let mut conn = self.checkout()?;
-        write_transaction(&mut conn, work)
+        let result = write_transaction(&mut conn, work);
+        conn.note(&result);
+        result
     }
 }

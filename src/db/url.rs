@@ -26,7 +26,7 @@ impl DatabaseUrl {
     pub fn parse(url: &str) -> anyhow::Result<Self> {
         let url = url.trim();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(DatabaseUrl::Postgres(with_connect_timeout(url)));
+            return Ok(DatabaseUrl::Postgres(with_libpq_defaults(url)));
         }
         let path = url
             .strip_prefix("sqlite://")
@@ -89,12 +89,33 @@ fn redact_password(raw: &str) -> String {
 
 /// libpq waits for the operating system's TCP timeout (minutes) on a host
 /// that drops packets; a KYC check should fail fast instead.
-fn with_connect_timeout(url: &str) -> String {
-    if url.contains("connect_timeout=") {
-        return url.to_string();
+/// libpq settings added to a PostgreSQL URL that does not set them: give up
+/// connecting after 5 s, and find a dead peer by TCP keepalives (probe after
+/// 30 s idle, every 10 s, 3 misses) and by unacknowledged data
+/// (`tcp_user_timeout`, 30 s), so a connection to a server that vanished
+/// errors instead of waiting forever.
+const LIBPQ_DEFAULTS: &[(&str, &str)] = &[
+    ("connect_timeout", "5"),
+    ("keepalives", "1"),
+    ("keepalives_idle", "30"),
+    ("keepalives_interval", "10"),
+    ("keepalives_count", "3"),
+    ("tcp_user_timeout", "30000"),
+];
+
+fn with_libpq_defaults(url: &str) -> String {
+    let mut url = url.to_string();
+    for (name, value) in LIBPQ_DEFAULTS {
+        let given = url
+            .split(['?', '&'])
+            .skip(1)
+            .any(|pair| pair.split('=').next() == Some(*name));
+        if !given {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            url = format!("{url}{separator}{name}={value}");
+        }
     }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}connect_timeout=5")
+    url
 }
 
 #[cfg(test)]
@@ -105,11 +126,11 @@ mod tests {
     fn url_scheme_selects_the_backend() {
         assert!(matches!(
             DatabaseUrl::parse("postgres://u@h/db").unwrap(),
-            DatabaseUrl::Postgres(u) if u == "postgres://u@h/db?connect_timeout=5"
+            DatabaseUrl::Postgres(u) if u == "postgres://u@h/db?connect_timeout=5&keepalives=1&keepalives_idle=30&keepalives_interval=10&keepalives_count=3&tcp_user_timeout=30000"
         ));
         assert!(matches!(
             DatabaseUrl::parse("postgresql://u@h/db?sslmode=disable&connect_timeout=2").unwrap(),
-            DatabaseUrl::Postgres(u) if u.ends_with("connect_timeout=2")
+            DatabaseUrl::Postgres(u) if u.contains("connect_timeout=2&") && !u.contains("connect_timeout=5")
         ));
         assert_eq!(
             DatabaseUrl::parse("sqlite://data/kyc.db").unwrap(),

@@ -143,7 +143,7 @@ async fn store_file(
             "file",
             format!("Reading the file failed: {e}"),
         )),
-        Err(UploadError::Storage(e)) => Err(ApiError::internal(e)),
+        Err(UploadError::Storage(e)) => Err(e.into()),
     }
 }
 
@@ -165,7 +165,7 @@ pub async fn download(
     let key = local.verify_download_token(&token, key).map_err(refused)?;
     let LocalObject { file, len } = local.open(&key).await.map_err(|e| match e {
         StorageError::NotFound => ApiError::NotFound,
-        other => ApiError::internal(other),
+        other => other.into(),
     })?;
     let body = futures_util::stream::unfold(Some(file), |file| async move {
         let mut file = file?;

@@ -63,7 +63,7 @@ pub async fn presign_download(
 }
 
 fn storage_error(err: StorageError) -> ApiError {
-    ApiError::internal(anyhow::anyhow!(err))
+    err.into()
 }
 
 /// A URL into our storage must name an existing object of the caller's app;

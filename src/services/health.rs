@@ -1,16 +1,11 @@
-//! Whether this replica can serve: its database answers.
-
-use diesel::connection::SimpleConnection;
+//! Whether this replica can serve: its database answers and, for SQLite,
+//! can be written.
 
 use crate::db::Db;
 use crate::error::ApiError;
 
-/// `SELECT 1` on a pooled connection; any failure is the database being
-/// unavailable (503), not a server fault.
+/// `Db::probe`; any failure is the database being unavailable (503), not a
+/// server fault.
 pub async fn database_answers(db: &Db) -> Result<(), ApiError> {
-    db.run(|conn| {
-        conn.batch_execute("SELECT 1")
-            .map_err(|e| ApiError::DatabaseUnavailable(anyhow::anyhow!(e)))
-    })
-    .await
+    Ok(db.probe().await?)
 }

@@ -106,6 +106,7 @@ where
         };
         if query.page != Page::All {
             let page = read_snapshot(&mut conn, |conn| L::page(conn, &app_id, &query));
+            conn.note(&page);
             return answer_first(page.map(|(data, total)| ListAnswer::Page { data, total }));
         }
         let (chunk_tx, chunks) = mpsc::channel(CHUNKS_AHEAD);
@@ -129,6 +130,7 @@ where
                 }
             }
         });
+        conn.note(&walked);
         if let Err(e) = walked {
             if chunks.is_some() {
                 answer_first(Err(e));

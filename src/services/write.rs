@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use diesel::result::Error as DieselError;
 
-use crate::db::{Db, DbConnection, DbError, WriteConn};
+use crate::db::{ConnectionFault, Db, DbConnection, DbError, WriteConn};
 use crate::domain::ids::{ApiKeyId, AppId, DocumentId, IdentityId, VerificationId};
 
 /// Who makes a change.
@@ -216,7 +216,7 @@ impl WritePath {
     where
         F: FnOnce(&mut Tx<'_, '_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + From<DieselError> + Send + 'static,
+        E: From<DbError> + From<DieselError> + ConnectionFault + Send + 'static,
     {
         let observers = self.observers.clone();
         self.db
@@ -231,7 +231,7 @@ impl WritePath {
     pub fn run_blocking<T, E, F>(&self, actor: Actor, operation: Operation, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut Tx<'_, '_>) -> Result<T, E>,
-        E: From<DbError> + From<DieselError>,
+        E: From<DbError> + From<DieselError> + ConnectionFault,
     {
         self.db.write_transaction_blocking(|conn| {
             in_transaction(conn, &self.observers, &actor, operation, work)
