@@ -289,6 +289,11 @@ impl Db {
         })
     }
 
+    /// How long a request waits for database work before `database_timeout`.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// A connection from the pool, for blocking callers (start-up, the CLI).
     pub fn checkout(&self) -> Result<PooledConnection<ConnectionManager>, DbError> {
         self.pool.get().map_err(DbError::Unavailable)

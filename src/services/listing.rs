@@ -7,7 +7,7 @@ use diesel::QueryResult;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{read_snapshot, Cursor, Db, DbConnection};
+use crate::db::{read_snapshot, Cursor, Db, DbConnection, DbError};
 use crate::domain::ids::AppId;
 use crate::domain::list_query::{FilterField, ListQuery, ListSpec, Page, Sort};
 use crate::error::ApiError;
@@ -83,6 +83,7 @@ where
     A: FnOnce(&mut DbConnection) -> Result<AppId, ApiError> + Send + 'static,
 {
     let (first_tx, first_rx) = oneshot::channel();
+    let deadline = db.deadline();
     let db = db.clone();
     actix_web::rt::task::spawn_blocking(move || {
         let mut first_tx = Some(first_tx);
@@ -139,7 +140,11 @@ where
             }
         }
     });
-    first_rx
-        .await
-        .map_err(|_| ApiError::internal(anyhow!("the list task ended without an answer")))?
+    // A stalled database must not hold the request: past the deadline the
+    // client gets `database_timeout` (the task ends when the database does).
+    match tokio::time::timeout(deadline, first_rx).await {
+        Ok(answer) => answer
+            .map_err(|_| ApiError::internal(anyhow!("the list task ended without an answer")))?,
+        Err(_) => Err(DbError::TimedOut(deadline).into()),
+    }
 }

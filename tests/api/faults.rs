@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Backend, TestApp, TestDatabase};
+use crate::helpers::{assert_error, json, through, Backend, TcpProxy, TestApp, TestDatabase};
+use crate::identities::create;
 
 /// Sends `head` and a partial body, never the rest, and returns the first
 /// line of the answer and how long it took.
@@ -59,4 +60,231 @@ async fn a_body_that_does_not_arrive_in_time_gets_408() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
+
+/// Asserts a 503 with `code` and a `Retry-After`, answered within `bound`.
+async fn assert_fault_within(
+    request: reqwest::RequestBuilder,
+    code: &str,
+    bound: Duration,
+    what: &str,
+) {
+    let started = Instant::now();
+    let response = request.send().await.unwrap();
+    let took = started.elapsed();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let (status, body) = json(response).await;
+    assert_error(status, &body, 503, code);
+    assert!(retry_after.is_some(), "{what}: no Retry-After");
+    assert!(took < bound, "{what}: answered after {took:?}");
+}
+
+async fn wait_until_ok(app: &TestApp, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = app.get(path).send().await.unwrap().status();
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} did not recover: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A network to PostgreSQL that keeps its sockets open and forwards nothing
+/// (no error ever arrives) holds no request past the database deadline
+/// (checkout + statement timeout + 1 s), and the service recovers by itself
+/// when the network does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_postgres_bounds_every_request_and_recovers() {
+    if crate::helpers::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Postgres);
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let url = through(&proxy, &db);
+    let app = TestApp::spawn_on_url(
+        db,
+        &url,
+        &[
+            ("KYC_DB_TIMEOUT_MS", "1000"),
+            ("KYC_DB_STATEMENT_TIMEOUT_MS", "1000"),
+        ],
+    )
+    .await;
+    let person = create(&app, &crate::identities::person("stall@example.com")).await;
+    let one = format!("/identities/{}", person["id"].as_str().unwrap());
+
+    proxy.stall();
+    let bound = Duration::from_secs(5);
+    for (request, what) in [
+        (app.client.get(app.url("/ready")), "ready"),
+        (app.get(&one), "get"),
+        (app.get("/identities"), "list"),
+        (
+            app.post(
+                "/identities",
+                &crate::identities::person("during@example.com"),
+            ),
+            "create",
+        ),
+    ] {
+        let started = Instant::now();
+        let response = request.send().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(response.status(), 503, "{what}");
+        assert!(response.headers().contains_key("retry-after"), "{what}");
+        assert!(took < bound, "{what}: answered after {took:?}");
+    }
+
+    proxy.release();
+    wait_until_ok(&app, &one).await;
+    wait_until_ok(&app, "/ready").await;
+}
+
+/// A lock held by someone else costs a request `KYC_DB_LOCK_TIMEOUT_MS`,
+/// then 503 `database_timeout`; without the lock the same request works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lock_costs_a_request_the_lock_timeout() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    if crate::helpers::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Postgres);
+    let db_url = db.url.clone();
+    let app = TestApp::spawn_with(db, &[("KYC_DB_LOCK_TIMEOUT_MS", "300")]).await;
+    let person = create(&app, &crate::identities::person("locked@example.com")).await;
+    let one = format!("/identities/{}", person["id"].as_str().unwrap());
+
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut conn = diesel::PgConnection::establish(&db_url).unwrap();
+        conn.batch_execute("BEGIN; LOCK TABLE identities IN ACCESS EXCLUSIVE MODE;")
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(Duration::from_secs(30));
+        conn.batch_execute("ROLLBACK").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    assert_fault_within(
+        app.get(&one),
+        "database_timeout",
+        Duration::from_secs(2),
+        "get",
+    )
+    .await;
+    assert_fault_within(
+        app.patch(&one, &serde_json::json!({"name": "Other"})),
+        "database_timeout",
+        Duration::from_secs(2),
+        "patch",
+    )
+    .await;
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let (status, body) = json(app.get(&one).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["name"], person["name"],
+        "the refused patch changed nothing"
+    );
+}
+
+/// A small tmpfs this test mounts (root only); `None` where the machine
+/// does not allow it, said on stderr.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("cannot mount a tmpfs here (needs root): this fault test did not run");
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// SQLite on a full disk: writes answer 503 `insufficient_storage`, nothing
+/// is half-written, and space freed is used again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_on_a_full_disk_answers_503_and_recovers() {
+    let Some(disk) = Tmpfs::mount("16m") else {
+        return;
+    };
+    let db = TestDatabase::sqlite_at(&disk.path().join("kyc.db"));
+    let app = TestApp::spawn_with(db, &[]).await;
+    create(&app, &crate::identities::person("first@example.com")).await;
+
+    // Fill the disk to the last byte.
+    let filler = disk.path().join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.write_all(&[0u8; 512]);
+        let _ = file.sync_all();
+    }
+    let mut refused = None;
+    for i in 0..50 {
+        let response = app
+            .post(
+                "/identities",
+                &crate::identities::person(&format!("full{i}@example.com")),
+            )
+            .send()
+            .await
+            .unwrap();
+        if response.status() != 200 {
+            let retry_after = response.headers().contains_key("retry-after");
+            refused = Some((json(response).await, retry_after));
+            break;
+        }
+    }
+    let ((status, body), retry_after) = refused.expect("a full disk refuses writes");
+    assert_error(status, &body, 503, "insufficient_storage");
+    assert!(retry_after);
+
+    std::fs::remove_file(&filler).unwrap();
+    let after = create(&app, &crate::identities::person("after@example.com")).await;
+    let (_, list) = json(app.get("/identities?all=true").send().await.unwrap()).await;
+    let emails: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["email"].as_str().unwrap())
+        .collect();
+    assert!(emails.contains(&"after@example.com"), "{emails:?}");
+    assert_eq!(
+        list["total"],
+        emails.len(),
+        "every listed identity is whole"
+    );
+    assert_eq!(after["email"], "after@example.com");
 }

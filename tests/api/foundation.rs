@@ -335,7 +335,7 @@ async fn ready_reports_a_lost_postgres_and_recovers() {
         return;
     }
     let db = TestDatabase::create(Backend::Postgres);
-    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let proxy = crate::helpers::TcpProxy::start("127.0.0.1:5432").await;
     let through_proxy = {
         let mut url = url::Url::parse(&db.url).unwrap();
         url.set_host(Some("127.0.0.1")).unwrap();
@@ -410,59 +410,4 @@ async fn invalid_configuration_stops_start_up_with_the_variable_named() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("KYC_BIND"));
-}
-
-/// A TCP proxy that can drop every connection and refuse new ones, then
-/// come back, without touching the PostgreSQL server other tests share.
-struct TcpProxy {
-    port: u16,
-    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    generation: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
-}
-
-impl TcpProxy {
-    async fn start(upstream: &'static str) -> TcpProxy {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (tx, _) = tokio::sync::watch::channel(0u64);
-        let generation = std::sync::Arc::new(tx);
-        let (open2, generation2) = (open.clone(), generation.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    return;
-                };
-                if !open2.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let mut cut = generation2.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        TcpProxy {
-            port,
-            open,
-            generation,
-        }
-    }
-
-    fn cut(&self) {
-        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.generation.send_modify(|g| *g += 1);
-    }
-
-    fn restore(&self) {
-        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
 }

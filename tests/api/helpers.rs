@@ -127,6 +127,16 @@ impl TestDatabase {
         }
     }
 
+    /// A SQLite database at `path` (a directory the test manages itself).
+    pub fn sqlite_at(path: &std::path::Path) -> Self {
+        TestDatabase {
+            backend: Backend::Sqlite,
+            url: format!("sqlite://{}", path.display()),
+            pg_name: None,
+            _dir: None,
+        }
+    }
+
     /// Runs raw SQL on this database (to set up states the API cannot reach
     /// yet, or to inspect what it stored).
     pub fn execute(&self, sql: &str) {
@@ -422,4 +432,110 @@ pub fn detail_fields(body: &Value) -> Vec<String> {
         .iter()
         .map(|d| d["field"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// A TCP proxy in front of the shared PostgreSQL that can drop every
+/// connection and refuse new ones (`cut`), or keep every socket open and
+/// forward nothing (`stall`, a network that hangs), then come back, without
+/// touching the server other tests share.
+pub struct TcpProxy {
+    pub port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    stalled: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl TcpProxy {
+    pub async fn start(upstream: &'static str) -> TcpProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (tx, _) = tokio::sync::watch::channel(0u64);
+        let generation = std::sync::Arc::new(tx);
+        let (stall_tx, _) = tokio::sync::watch::channel(false);
+        let stalled = std::sync::Arc::new(stall_tx);
+        let (open2, generation2, stalled2) = (open.clone(), generation.clone(), stalled.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !open2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let mut cut = generation2.subscribe();
+                let (up, down) = (stalled2.subscribe(), stalled2.subscribe());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::select! {
+                        _ = pump(client_read, server_write, up) => {}
+                        _ = pump(server_read, client_write, down) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        TcpProxy {
+            port,
+            open,
+            generation,
+            stalled,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Bytes are read and held, never forwarded, until `release`.
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    pub fn release(&self) {
+        self.stalled.send_replace(false);
+    }
+}
+
+/// Copies `from` to `to`, holding what it read while `stalled` is true.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut stalled: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while *stalled.borrow_and_update() {
+            if stalled.changed().await.is_err() {
+                return;
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The URL of `db` reached through `proxy`.
+pub fn through(proxy: &TcpProxy, db: &TestDatabase) -> String {
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.port)).unwrap();
+    url.to_string()
 }
