@@ -65,7 +65,9 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::VerificationNotFound
         | Refusal::IdentityOwnerNotFound => StatusCode::NOT_FOUND,
         Refusal::EmailAlreadyInUse | Refusal::UnknownOperation => StatusCode::BAD_REQUEST,
-        Refusal::IdentityOwnerInUse | Refusal::InvalidStatusTransition => StatusCode::CONFLICT,
+        Refusal::IdentityOwnerInUse
+        | Refusal::InvalidStatusTransition
+        | Refusal::DocumentAlreadyUploaded => StatusCode::CONFLICT,
         Refusal::SignatureInvalid | Refusal::SignatureExpired => StatusCode::FORBIDDEN,
         Refusal::IdentityOwnerMustBeOfTypePerson
         | Refusal::IdentityFieldLocked

@@ -36,6 +36,8 @@ pub enum Refusal {
     InvalidStatusTransition,
     SignatureInvalid,
     SignatureExpired,
+    /// KYC evidence is write-once: the key already holds an upload.
+    DocumentAlreadyUploaded,
     UnknownOperation,
     /// Operation refusals: the code is the reason from the rules evaluation.
     IdentityBlocked,
@@ -58,6 +60,7 @@ impl Refusal {
             Refusal::InvalidStatusTransition => "invalid_status_transition",
             Refusal::SignatureInvalid => "signature_invalid",
             Refusal::SignatureExpired => "signature_expired",
+            Refusal::DocumentAlreadyUploaded => "document_already_uploaded",
             Refusal::UnknownOperation => "unknown_operation",
             Refusal::IdentityBlocked => "identity_blocked",
             Refusal::IdentityKycIsMissing => "identity_kyc_is_missing",

@@ -139,6 +139,10 @@ async fn store_file(
         Ok(_) => Ok(()),
         Err(UploadError::TooLarge { .. }) => Err(ApiError::PayloadTooLarge),
         Err(UploadError::Empty) => Err(ApiError::invalid("file", "The file is empty.")),
+        Err(UploadError::AlreadyUploaded) => Err(ApiError::refused(
+            Refusal::DocumentAlreadyUploaded,
+            "This key already holds an upload; KYC evidence cannot be replaced. Ask for a new upload form.",
+        )),
         Err(UploadError::Body(e)) => Err(ApiError::invalid(
             "file",
             format!("Reading the file failed: {e}"),

@@ -29,6 +29,9 @@ pub enum UploadError {
     TooLarge { max_bytes: u64 },
     #[error("the file is empty")]
     Empty,
+    /// The key already holds an upload: KYC evidence is write-once.
+    #[error("the object was already uploaded")]
+    AlreadyUploaded,
     /// The client's body stream failed (disconnect, malformed multipart).
     #[error("reading the upload failed: {0}")]
     Body(String),
@@ -252,6 +255,12 @@ impl LocalStore {
                 anyhow::Error::new(e).context(format!("{what} for {key}")),
             ))
         };
+        let target = self.path_of(key);
+        // Cheap refusal before reading the body; the link below is what
+        // guarantees it when two uploads race.
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            return Err(UploadError::AlreadyUploaded);
+        }
         let incoming = self.root.join(INCOMING);
         create_private_dir(&incoming)
             .await
@@ -284,29 +293,27 @@ impl LocalStore {
         file.sync_all().await.map_err(|e| io("syncing", e))?;
         drop(file);
 
-        let target = self.path_of(key);
         if let Some(parent) = target.parent() {
             create_private_dir(parent)
                 .await
                 .map_err(|e| io("creating directory", e))?;
         }
-        tokio::fs::rename(&temp.path, &target)
-            .await
-            .map_err(|e| io("moving upload into place", e))?;
-        temp.disarm();
-        Ok(written)
+        // A hard link never replaces an existing file (a rename would): the
+        // first complete upload of a key wins and stays. The temporary name
+        // is removed when `temp` drops.
+        match tokio::fs::hard_link(&temp.path, &target).await {
+            Ok(()) => Ok(written),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(UploadError::AlreadyUploaded)
+            }
+            Err(e) => Err(io("moving upload into place", e)),
+        }
     }
 }
 
-/// Removes its file when dropped, unless disarmed.
+/// Removes its file when dropped.
 struct TempFile {
     path: PathBuf,
-}
-
-impl TempFile {
-    fn disarm(self) {
-        std::mem::forget(self);
-    }
 }
 
 impl Drop for TempFile {

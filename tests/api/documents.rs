@@ -227,12 +227,55 @@ fn tamper(url: &str) -> String {
 
 backend_tests!(
     local_round_trip,
+    local_evidence_is_write_once,
     local_refusals,
     external_documents_and_filenames
 );
 
 async fn local_round_trip(app: TestApp) {
     round_trip(&app).await;
+}
+
+/// Re-posting an upload form (still valid) after the document became KYC
+/// evidence is refused, and the evidence keeps its bytes.
+async fn local_evidence_is_write_once(app: TestApp) {
+    let (_, body) = presign(&app, &app.api_key, "passport.jpg").await;
+    let presigned = body["data"].clone();
+    let document_url = presigned["documentUrl"].as_str().unwrap().to_string();
+    assert!(upload(&app, &presigned, "image/jpeg", JPEG)
+        .await
+        .status()
+        .is_success());
+    let created =
+        crate::identities::create(&app, &with_documents("once@example.com", &document_url)).await;
+
+    let replacement = b"\xFF\xD8\xFF\xE0a different face\xFF\xD9";
+    let (status, body) = json(upload(&app, &presigned, "image/jpeg", replacement).await).await;
+    assert_error(status, &body, 409, "document_already_uploaded");
+
+    let (identity, document) = (
+        created["id"].as_str().unwrap(),
+        created["documents"][0]["id"].as_str().unwrap(),
+    );
+    let (_, body) = json(
+        app.get(&format!(
+            "/identities/{identity}/documents/{document}/presign-url"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let bytes = app
+        .client
+        .get(body["data"]["presignUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.as_ref(), JPEG, "the first upload stays");
 }
 
 async fn local_refusals(app: TestApp) {
