@@ -1,11 +1,14 @@
 //! What every request handler can reach. Nothing here is state a second
-//! replica would need: it is configuration and handles to shared services.
+//! replica would need: it is configuration and handles to shared services
+//! (the rate limiter's counters are per replica by design, see
+//! `services::rate_limit`).
 
 use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::db::Db;
 use crate::domain::operations::OperationRules;
+use crate::services::rate_limit::RateLimits;
 use crate::services::write::WritePath;
 use crate::storage::Storage;
 
@@ -18,4 +21,7 @@ pub struct AppState {
     /// The one storage handle; the local backend's `/files` routes reach
     /// the same one as `web::Data<Storage>`.
     pub storage: Arc<Storage>,
+    /// `KYC_RATE_LIMIT_PER_SECOND`, per API key and per replica; `None`
+    /// when unset.
+    pub rate_limits: Option<Arc<RateLimits>>,
 }

@@ -59,6 +59,9 @@ pub struct Settings {
     /// `KYC_BODY_TIMEOUT_MS`: how long a request's body may take to arrive
     /// once its headers have (408 `request_timeout` after).
     pub body_timeout: Duration,
+    /// `KYC_RATE_LIMIT_PER_SECOND`: requests per second and API key (and
+    /// the burst), per replica; unset means no limit.
+    pub rate_limit_per_second: Option<std::num::NonZeroU32>,
     /// `KYC_OPERATION_RULES`: a rules file replacing the embedded default.
     pub operation_rules_path: Option<std::path::PathBuf>,
     pub storage: StorageSettings,
@@ -169,6 +172,17 @@ impl Settings {
             600_000,
         )?);
 
+        let rate_limit_per_second = match get("KYC_RATE_LIMIT_PER_SECOND") {
+            None => None,
+            Some(_) => std::num::NonZeroU32::new(parse_number(
+                &get,
+                "KYC_RATE_LIMIT_PER_SECOND",
+                1,
+                1,
+                1_000_000,
+            )?),
+        };
+
         let operation_rules_path = get("KYC_OPERATION_RULES").map(std::path::PathBuf::from);
         let storage = storage_settings(&get, environment)?;
 
@@ -187,6 +201,7 @@ impl Settings {
             workers,
             json_limit,
             body_timeout,
+            rate_limit_per_second,
         })
     }
 }

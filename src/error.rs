@@ -21,6 +21,12 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The API key sent more than `KYC_RATE_LIMIT_PER_SECOND`.
+    #[error("rate limited")]
+    RateLimited {
+        limit: u32,
+        retry_after: std::time::Duration,
+    },
     /// The body did not arrive within `KYC_BODY_TIMEOUT_MS`.
     #[error("request body timed out")]
     RequestTimeout,
@@ -115,6 +121,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RequestTimeout => "request_timeout",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::ApiKeyMissing => "api_key_missing",
@@ -139,6 +146,9 @@ impl ApiError {
                 "The request body is larger than the server accepts.".into()
             }
             ApiError::RequestTimeout => "The request body did not arrive in time.".into(),
+            ApiError::RateLimited { limit, .. } => {
+                format!("More than {limit} requests per second with this API key; retry later.")
+            }
             ApiError::NotFound => "No such route.".into(),
             ApiError::MethodNotAllowed => "This route does not accept that method.".into(),
             ApiError::ApiKeyMissing => "Send your API key in the apiKey header.".into(),
@@ -167,6 +177,10 @@ impl ApiError {
             | ApiError::DatabaseTimeout(_)
             | ApiError::StorageUnavailable(_) => Some(2),
             ApiError::InsufficientStorage(_) => Some(30),
+            // Whole seconds, rounded up: never earlier than the limiter allows.
+            ApiError::RateLimited { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().clamp(1.0, 3600.0) as u32)
+            }
             _ => None,
         }
     }
@@ -200,6 +214,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ApiKeyMissing | ApiError::ApiKeyInvalid => StatusCode::UNAUTHORIZED,
@@ -232,6 +247,14 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after() {
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let ApiError::RateLimited { limit, .. } = self {
+            response.insert_header(("ratelimit-limit", limit.to_string()));
+            response.insert_header(("ratelimit-remaining", "0"));
+            response.insert_header((
+                "ratelimit-reset",
+                self.retry_after().unwrap_or(1).to_string(),
+            ));
         }
         response.json(ErrorBody {
             code: self.code(),

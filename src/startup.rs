@@ -127,12 +127,16 @@ impl Application {
             settings: settings.clone(),
             operation_rules,
             storage,
+            rate_limits: settings
+                .rate_limit_per_second
+                .map(|rate| Arc::new(crate::services::rate_limit::RateLimits::per_second(rate))),
         });
         let sandbox = settings.environment == crate::config::Environment::Sandbox;
         let json_limit = settings.json_limit;
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap_fn(routes::deadline::limit_body_time)
+                .wrap_fn(routes::rate_limit::limit_rate)
                 .wrap_fn(telemetry::request_span)
                 .app_data(state.clone())
                 .app_data(storage_data.clone())

@@ -9,6 +9,7 @@ pub mod identities;
 mod json;
 pub mod kyc;
 pub mod openapi;
+pub mod rate_limit;
 pub mod stream;
 
 use actix_web::error::{JsonPayloadError, PathError};

@@ -7,5 +7,6 @@ pub mod health;
 pub mod identities;
 pub mod kyc;
 pub mod listing;
+pub mod rate_limit;
 pub mod tenancy;
 pub mod write;

@@ -288,3 +288,58 @@ async fn sqlite_on_a_full_disk_answers_503_and_recovers() {
     );
     assert_eq!(after["email"], "after@example.com");
 }
+
+/// `KYC_RATE_LIMIT_PER_SECOND` per API key: a burst of the rate passes with
+/// `RateLimit-*` headers, the next request gets 429 `rate_limited` with
+/// `Retry-After`, other keys are not affected, and a client below the rate
+/// is never refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_the_rate_limit_get_429() {
+    let app = TestApp::spawn_with(
+        TestDatabase::create(Backend::Sqlite),
+        &[("KYC_RATE_LIMIT_PER_SECOND", "5")],
+    )
+    .await;
+    for left in (0..5).rev() {
+        let response = app.get("/identities").send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let header = |name: &str| {
+            response.headers()[name]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        };
+        assert_eq!(header("ratelimit-limit"), 5);
+        assert_eq!(header("ratelimit-remaining"), left);
+        assert!(header("ratelimit-reset") <= 1);
+    }
+    let response = app.get("/identities").send().await.unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(response.headers()["ratelimit-remaining"], "0");
+    assert!(response.headers().contains_key("x-request-id"));
+    let (status, body) = json(response).await;
+    assert_error(status, &body, 429, "rate_limited");
+    assert_eq!(retry_after, 1);
+
+    let (_, other_key) = app.create_other_app("neighbour");
+    let other = app
+        .client
+        .get(app.url("/identities"))
+        .header("apiKey", &other_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200, "another key has its own allowance");
+
+    // Below the rate (4 per second against 5), nothing is refused.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..12 {
+        assert_eq!(app.get("/identities").send().await.unwrap().status(), 200);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
