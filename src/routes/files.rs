@@ -358,10 +358,15 @@ mod tests {
         // The object URL alone gives nothing.
         let response = reqwest::get(&post.object_url).await.unwrap();
         expect_error(response, StatusCode::FORBIDDEN, "signature_invalid").await;
-        // A second upload with the same form replaces the object.
+        // A second upload with the same form is refused: evidence is
+        // write-once, and no temporary file is left behind.
         let response = send(&post, &fields_of(&post), Some(b"new".to_vec())).await;
-        assert_eq!(response.status(), StatusCode::NO_CONTENT);
-        assert_eq!(storage.read(&key).await.unwrap(), b"new");
+        expect_error(response, StatusCode::CONFLICT, "document_already_uploaded").await;
+        assert_eq!(storage.read(&key).await.unwrap(), content);
+        assert_eq!(
+            files_under(server.root()),
+            vec![server.root().join(key.as_str())]
+        );
         server.stop().await;
     }
 
