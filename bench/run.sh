@@ -37,7 +37,7 @@ TOOLS_TARGET=${TOOLS_TARGET_DIR:-$TARGET/tools}
 KYC_LOG=${KYC_LOG:-warn}         # per-request info logs are an extra cost; see BENCHMARKS.md
 KYC_DB_POOL_SIZE=${KYC_DB_POOL_SIZE:-10}
 KYC_WORKERS=${KYC_WORKERS:-0}
-SCENARIOS=${SCENARIOS:-"ceiling create create_limit get get_limit list_first list_deep list_middle list_rare list_substring operations all"}
+SCENARIOS=${SCENARIOS:-"ceiling create create_limit get get_limit list_first list_deep list_middle list_rare list_substring list_verifications list_verifications_pending operations all"}
 WAIT_FOR_IDLE=${WAIT_FOR_IDLE:-600}   # wait up to this many seconds for no rustc before each run
 LIKE_COMMON=${LIKE_COMMON:-"@mail7."} # matches 1 identity in 50
 OUT=${OUT:-$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -261,6 +261,9 @@ for BACKEND in $BACKENDS; do
       list_middle) server_scenario "$BACKEND" list_middle static "$LIST&page%5Bnumber%5D=$(((DEEP_PAGE + 1) / 2))" ;;
       list_substring) server_scenario "$BACKEND" list_substring static \
         "/identities?filter%5Bemail%5D=like:$(enc "${LIKE_COMMON#@}")&sort=-createdAt&page%5Bsize%5D=30" ;;
+      list_verifications) server_scenario "$BACKEND" list_verifications static "/verifications?page%5Bsize%5D=30" ;;
+      list_verifications_pending) server_scenario "$BACKEND" list_verifications_pending static \
+        "/verifications?filter%5Bstatus%5D=pending&page%5Bsize%5D=30" ;;
       list_rare) server_scenario "$BACKEND" list_rare static \
         "/identities?filter%5Bemail%5D=like:$(enc "$RARE_LIKE")&sort=-createdAt&page%5Bsize%5D=30" ;;
       operations)
