@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use super::keyset;
-use super::schema::{documents, identities};
+use super::schema::{documents, identities, verifications};
 use super::{Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::document::{DocumentSide, DocumentType};
 use crate::domain::email_search::{EmailLike, PrefixRange};
@@ -367,6 +367,8 @@ pub fn set_state(
     .map(|_| ())
 }
 
+/// Soft-deletes an identity of the app with its documents, and takes its
+/// verifications out of `GET /verifications`, all at `at`.
 pub fn soft_delete(
     conn: &mut WriteConn<'_>,
     app_id: &AppId,
@@ -387,6 +389,14 @@ pub fn soft_delete(
             .filter(documents::deleted_at.is_null()),
     )
     .set((documents::deleted_at.eq(at), documents::updated_at.eq(at)))
+    .execute(&mut **conn)?;
+    // Its verifications leave `GET /verifications` with it.
+    diesel::update(
+        verifications::table
+            .filter(verifications::app_id.eq(app_id))
+            .filter(verifications::identity_id.eq(id)),
+    )
+    .set(verifications::identity_deleted_at.eq(at))
     .execute(&mut **conn)
     .map(|_| ())
 }

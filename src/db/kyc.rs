@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{identities, identity_events, verifications};
+use super::schema::{identity_events, verifications};
 use super::{keyset, Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::ids::{AppId, EventId, IdentityId, VerificationId};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
@@ -91,10 +91,9 @@ pub fn find(
     id: &VerificationId,
 ) -> QueryResult<Option<VerificationRow>> {
     verifications::table
-        .inner_join(identities::table)
         .filter(verifications::app_id.eq(app_id))
         .filter(verifications::id.eq(id))
-        .filter(identities::deleted_at.is_null())
+        .filter(verifications::identity_deleted_at.is_null())
         .select(VerificationRow::as_select())
         .first(conn)
         .optional()
@@ -158,21 +157,18 @@ pub fn events_of_identity(
         .load(conn)
 }
 
-type BoxedVerifications<'a> = diesel::helper_types::IntoBoxed<
-    'a,
-    diesel::helper_types::InnerJoin<verifications::table, identities::table>,
-    MultiBackend,
->;
+type BoxedVerifications<'a> = verifications::BoxedQuery<'a, MultiBackend>;
 
 fn filtered<'a>(
     app_id: &'a AppId,
     filters: &'a [Filter<VerificationFilter>],
 ) -> QueryResult<BoxedVerifications<'a>> {
     use Condition::*;
+    // Verifications of deleted identities leave the list; the flag is on the
+    // row itself (`identities::soft_delete`), so no join is needed.
     let mut query = verifications::table
-        .inner_join(identities::table)
         .filter(verifications::app_id.eq(app_id))
-        .filter(identities::deleted_at.is_null())
+        .filter(verifications::identity_deleted_at.is_null())
         .into_boxed();
     for Filter { field, condition } in filters {
         let unsupported = || keyset::unsupported(*field, condition);

@@ -90,6 +90,7 @@ diesel::table! {
         risk_rating -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        identity_deleted_at -> Nullable<Timestamp>,
     }
 }
 

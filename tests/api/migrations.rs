@@ -41,7 +41,8 @@ fn both_backends_have_the_same_migrations() {
 database_tests!(
     migrations_run_down_and_up_again,
     email_keys_migration_fills_existing_rows,
-    email_normalized_migration_fills_existing_rows
+    email_normalized_migration_fills_existing_rows,
+    verification_listing_migration_marks_deleted_identities
 );
 
 /// Reverts migrations, newest first, up to and including `version`.
@@ -182,4 +183,50 @@ async fn email_keys_migration_fills_existing_rows(db: TestDatabase) {
             "{email}"
         );
     }
+}
+
+/// Verifications of identities deleted before the listing migration leave
+/// the list: the migration copies the identity's deletion onto them.
+async fn verification_listing_migration_marks_deleted_identities(db: TestDatabase) {
+    use diesel::prelude::*;
+    use kyc_api::db::schema::verifications;
+
+    let manager = ConnectionManager::new(DatabaseUrl::parse(&db.url).unwrap());
+    let mut conn = manager.connect().expect("connect");
+    kyc_api::db::run_migrations(&mut conn).expect("up");
+    revert_through(&mut conn, "20261203000007");
+
+    let mut sql = "INSERT INTO apps VALUES ('app', 'app', '2025-01-01 00:00:00');".to_string();
+    for (id, deleted_at) in [("live", "NULL"), ("gone", "'2025-02-01 00:00:00'")] {
+        sql.push_str(&format!(
+            "INSERT INTO identities VALUES ('{id}', 'app', 'person', 'N', '{id}@x.com', NULL, NULL, \
+             'S', 'C', NULL, 'P', 'PT', '9', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, \
+             '2025-01-01 00:00:00', '2025-01-01 00:00:00', {deleted_at}, 'x.com', 'x', '{id}@x.com'); \
+             INSERT INTO verifications VALUES ('v-{id}', 'app', '{id}', 'basic', 'pending', NULL, NULL, \
+             '2025-01-01 00:00:00', '2025-01-01 00:00:00');"
+        ));
+    }
+    db.execute(&sql);
+    kyc_api::db::run_migrations(&mut conn).expect("up again");
+
+    let stored: Vec<(String, Option<chrono::NaiveDateTime>)> = verifications::table
+        .select((verifications::id, verifications::identity_deleted_at))
+        .order(verifications::id)
+        .load(&mut conn)
+        .expect("read back");
+    assert_eq!(
+        stored,
+        vec![
+            (
+                "v-gone".to_string(),
+                Some(
+                    chrono::NaiveDate::from_ymd_opt(2025, 2, 1)
+                        .unwrap()
+                        .and_hms_opt(0, 0, 0)
+                        .unwrap()
+                )
+            ),
+            ("v-live".to_string(), None),
+        ]
+    );
 }

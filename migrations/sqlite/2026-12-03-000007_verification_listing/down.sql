@@ -1,0 +1,10 @@
+DROP INDEX verifications_app_identity_idx;
+DROP INDEX verifications_app_level_idx;
+DROP INDEX verifications_app_status_idx;
+DROP INDEX verifications_app_updated_idx;
+DROP INDEX verifications_app_created_idx;
+CREATE INDEX verifications_app_created_idx ON verifications (app_id, created_at, id);
+CREATE INDEX verifications_app_updated_idx ON verifications (app_id, updated_at, id);
+CREATE INDEX verifications_app_status_idx ON verifications (app_id, status, created_at);
+CREATE INDEX verifications_app_level_idx ON verifications (app_id, level, created_at);
+ALTER TABLE verifications DROP COLUMN identity_deleted_at;
