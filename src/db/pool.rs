@@ -132,6 +132,23 @@ impl ConnectionManager {
                 Ok(DbConnection::Postgresql(conn))
             }
             DatabaseUrl::Sqlite(path) => {
+                // SQLite quietly opens a file it cannot write read-only, and
+                // such a connection would fail every write for as long as
+                // the pool keeps it, long after the file is writable again.
+                // Refuse it instead: the pool tries again on a later checkout.
+                if path.exists() {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| {
+                            diesel::r2d2::Error::ConnectionError(
+                                diesel::ConnectionError::BadConnection(format!(
+                                    "the SQLite file {} cannot be written: {e}",
+                                    path.display()
+                                )),
+                            )
+                        })?;
+                }
                 let path = path.to_string_lossy();
                 let mut conn = diesel::SqliteConnection::establish(&path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;

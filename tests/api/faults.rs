@@ -343,3 +343,133 @@ async fn requests_over_the_rate_limit_get_429() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// SQLite whose files turn read-only under a running server (an operator's
+/// `chmod`), then writable again. Connections opened meanwhile would be
+/// opened read-only by SQLite and, pooled, fail every later write until a
+/// restart; the pool refuses them (and drops any connection that met a
+/// fault), so nothing is ever a 500 and every write after the files are
+/// writable again succeeds. (Connections opened before keep their writable
+/// descriptors: Unix checks permissions at open.) The server runs as
+/// `nobody` (root ignores file permissions); skipped, with a message,
+/// where the test cannot switch users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_recover_after_the_files_were_read_only() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    if !nix_is_root() {
+        eprintln!("not root: cannot run the server as another user; this fault test did not run");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let key = crate::helpers::BOOTSTRAP_KEY;
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/kyc.db", dir.path().display()),
+        )
+        .env(
+            "KYC_STORAGE",
+            format!("local:{}/files", dir.path().display()),
+        )
+        .env("KYC_BIND", format!("127.0.0.1:{port}"))
+        .env("KYC_BOOTSTRAP_API_KEY", key)
+        .env("KYC_DB_POOL_SIZE", "4")
+        .env("KYC_DB_TIMEOUT_MS", "2000")
+        .env("KYC_LOG", "warn")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let create = |email: String| {
+        client
+            .post(format!("{base}/identities"))
+            .header("apiKey", key)
+            .json(&crate::identities::person(&email))
+            .send()
+    };
+    assert_eq!(
+        create("before@example.com".into()).await.unwrap().status(),
+        200
+    );
+
+    let set_mode = |mode: u32| {
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+        }
+    };
+    set_mode(0o444);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Concurrent reads make the pool open connections while the files are
+    // read-only (SQLite then opens them read-only); writes then meet them.
+    let churn = || async {
+        let reads = futures_util::future::join_all((0..16).map(|_| {
+            client
+                .get(format!("{base}/identities"))
+                .header("apiKey", key)
+                .send()
+        }))
+        .await;
+        assert!(reads
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.status() == 200)));
+    };
+    let mut during = Vec::new();
+    for round in 0..3 {
+        churn().await;
+        for i in 0..4 {
+            let email = format!("during{round}-{i}@example.com");
+            during.push(create(email).await.unwrap().status().as_u16());
+        }
+    }
+    assert!(
+        during.iter().all(|s| *s == 200 || *s == 503),
+        "faults are 503, never 500: {during:?}"
+    );
+
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    set_mode(0o644);
+    let mut after = Vec::new();
+    for round in 0..4 {
+        churn().await;
+        for i in 0..5 {
+            let email = format!("after{round}-{i}@example.com");
+            after.push(create(email).await.unwrap().status().as_u16());
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        after.iter().all(|s| *s == 200),
+        "writes recovered: {after:?}"
+    );
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
