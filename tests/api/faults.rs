@@ -238,8 +238,16 @@ async fn sqlite_on_a_full_disk_answers_503_and_recovers() {
         return;
     };
     let db = TestDatabase::sqlite_at(&disk.path().join("kyc.db"));
-    let app = TestApp::spawn_with(db, &[]).await;
+    let files = format!("local:{}", disk.path().join("files").display());
+    let app = TestApp::spawn_with(db, &[("KYC_STORAGE", files.as_str())]).await;
     create(&app, &crate::identities::person("first@example.com")).await;
+    let (_, form) = json(
+        app.post("/presign-url", &serde_json::json!({"filename": "scan.png"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
 
     // Fill the disk to the last byte.
     let filler = disk.path().join("filler");
@@ -270,6 +278,36 @@ async fn sqlite_on_a_full_disk_answers_503_and_recovers() {
     let ((status, body), retry_after) = refused.expect("a full disk refuses writes");
     assert_error(status, &body, 503, "insufficient_storage");
     assert!(retry_after);
+    // A document upload to the full disk too, and it leaves no partial file.
+    let mut upload = reqwest::multipart::Form::new();
+    for (name, value) in form["data"]["fields"].as_object().unwrap() {
+        upload = upload.text(name.clone(), value.as_str().unwrap().to_string());
+    }
+    upload = upload.part(
+        "file",
+        reqwest::multipart::Part::bytes(vec![7u8; 256 * 1024])
+            .file_name("scan.png")
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let response = app
+        .client
+        .post(form["data"]["url"].as_str().unwrap())
+        .multipart(upload)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, body) = json(response).await;
+    assert_error(status, &body, 503, "insufficient_storage");
+    let mut stack = vec![disk.path().join("files")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert!(path.is_dir(), "left behind: {}", path.display());
+            stack.push(path);
+        }
+    }
 
     std::fs::remove_file(&filler).unwrap();
     let after = create(&app, &crate::identities::person("after@example.com")).await;
