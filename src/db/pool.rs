@@ -184,6 +184,12 @@ pub struct PooledDb {
 }
 
 impl PooledDb {
+    /// Drops this connection when it goes back to the pool (its session
+    /// was changed).
+    pub fn discard(&mut self) {
+        self.faulted = true;
+    }
+
     /// Drops this connection when it goes back to the pool, if `result`
     /// failed with a fault of the database (see `db::fault`).
     pub fn note<T, E: ConnectionFault>(&mut self, result: &Result<T, E>) {

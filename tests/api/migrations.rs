@@ -31,6 +31,43 @@ fn migration_names(backend: &str) -> Vec<String> {
     names
 }
 
+/// Replicas starting together on an empty PostgreSQL database: every
+/// `kyc-api migrate` succeeds (the runs queue on an advisory lock instead of
+/// racing to create the same tables), and the schema is complete once.
+#[test]
+fn parallel_migrations_on_postgres_all_succeed() {
+    if crate::helpers::postgres_admin_url().is_none() {
+        return;
+    }
+    for _ in 0..2 {
+        let db = TestDatabase::create(Backend::Postgres);
+        let runs: Vec<std::process::Child> = (0..4)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+                    .arg("migrate")
+                    .env("DATABASE_URL", &db.url)
+                    .env("KYC_LOG", "warn")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for run in runs {
+            let out = run.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(
+            crate::helpers::query_count(&db, "SELECT count(*) FROM __diesel_schema_migrations"),
+            migration_names("postgres").len() as i64
+        );
+    }
+}
+
 #[test]
 fn both_backends_have_the_same_migrations() {
     let postgres = migration_names("postgres");
