@@ -682,7 +682,7 @@ async fn verifications_are_listed_filtered_and_scoped(app: TestApp) {
             .unwrap(),
     )
     .await;
-    assert_eq!(body["total"], 0);
+    assert_eq!(body["total"], 0, "{body}");
     let (status, body) = json(
         app.client
             .get(app.url(&format!("/verifications/{va}")))
