@@ -289,6 +289,17 @@ impl Db {
                     )
                 })?;
             }
+            // The file holds every customer's PII: readable by its owner
+            // only. SQLite gives its -wal and -shm files the same mode.
+            if !path.exists() {
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                options.open(path).with_context(|| {
+                    format!("cannot create the SQLite database {}", path.display())
+                })?;
+            }
         }
         let manager = ConnectionManager::new(url.clone()).with_limits(limits);
         let first = manager

@@ -19,6 +19,20 @@ backend_tests!(
     internal_errors_reveal_nothing,
 );
 
+/// The SQLite file (all the PII) and its WAL files are created 0600.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sqlite_database_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    crate::identities::create(&app, &crate::identities::person("private@example.com")).await;
+    let path = std::path::PathBuf::from(app.db.url.trim_start_matches("sqlite://"));
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", file.display());
+    }
+}
+
 /// A key given twice would let a proxy and the server read different
 /// values; every JSON body refuses it, naming the key's path.
 async fn duplicate_json_keys_are_refused_on_every_body(app: TestApp) {
