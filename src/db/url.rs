@@ -21,12 +21,20 @@ impl std::fmt::Debug for DatabaseUrl {
 }
 
 impl DatabaseUrl {
-    /// `postgres://` / `postgresql://` URLs select PostgreSQL; `sqlite://path`,
-    /// `sqlite:path` or a bare file path select SQLite.
+    /// `postgres://` / `postgresql://` URLs (scheme in any letter case) and
+    /// libpq keyword/value strings (`host=db dbname=kyc user=kyc`) select
+    /// PostgreSQL; `sqlite://path`, `sqlite:path` or a bare file path select
+    /// SQLite.
     pub fn parse(url: &str) -> anyhow::Result<Self> {
         let url = url.trim();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(DatabaseUrl::Postgres(with_libpq_defaults(url)));
+        for scheme in ["postgres://", "postgresql://"] {
+            if url.len() >= scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme) {
+                let url = format!("{scheme}{}", &url[scheme.len()..]);
+                return Ok(DatabaseUrl::Postgres(with_libpq_defaults(&url)));
+            }
+        }
+        if is_libpq_keywords(url) {
+            return Ok(DatabaseUrl::Postgres(with_libpq_keyword_defaults(url)));
         }
         let path = url
             .strip_prefix("sqlite://")
@@ -59,6 +67,14 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         match self {
             DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(raw) if is_libpq_keywords(raw) => raw
+                .split_whitespace()
+                .map(|pair| match pair.split_once('=') {
+                    Some(("password", _)) => "password=***",
+                    _ => pair,
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
             DatabaseUrl::Postgres(raw) => redact_password(raw),
         }
     }
@@ -87,9 +103,9 @@ fn redact_password(raw: &str) -> String {
     }
 }
 
-/// libpq waits for the operating system's TCP timeout (minutes) on a host
-/// that drops packets; a KYC check should fail fast instead.
-/// libpq settings added to a PostgreSQL URL that does not set them: give up
+/// libpq settings added to a PostgreSQL URL that does not set them (libpq
+/// would otherwise wait for the operating system's TCP timeouts, minutes,
+/// on a host that drops packets): give up
 /// connecting after 5 s, and find a dead peer by TCP keepalives (probe after
 /// 30 s idle, every 10 s, 3 misses) and by unacknowledged data
 /// (`tcp_user_timeout`, 30 s), so a connection to a server that vanished
@@ -118,9 +134,87 @@ fn with_libpq_defaults(url: &str) -> String {
     url
 }
 
+/// `host=db dbname=kyc`: every whitespace-separated part is `keyword=value`
+/// with a libpq keyword (a file path has no such shape).
+fn is_libpq_keywords(s: &str) -> bool {
+    const KEYWORDS: &[&str] = &[
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "sslmode",
+        "application_name",
+        "options",
+        "connect_timeout",
+        "service",
+        "target_session_attrs",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "passfile",
+        "channel_binding",
+        "gssencmode",
+    ];
+    !s.contains("://")
+        && s.split_whitespace().all(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(key, _)| KEYWORDS.contains(&key))
+        })
+}
+
+fn with_libpq_keyword_defaults(s: &str) -> String {
+    let mut out = s.to_string();
+    for (name, value) in LIBPQ_DEFAULTS {
+        let given = s
+            .split_whitespace()
+            .any(|pair| pair.split('=').next() == Some(*name));
+        if !given {
+            out = format!("{out} {name}={value}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schemes_in_any_case_and_keyword_strings_are_postgres() {
+        assert!(matches!(
+            DatabaseUrl::parse("POSTGRES://u@h/db").unwrap(),
+            DatabaseUrl::Postgres(u) if u.starts_with("postgres://u@h/db?")
+        ));
+        let parsed =
+            DatabaseUrl::parse("host=db.internal dbname=kyc user=kyc password=s3cret").unwrap();
+        match &parsed {
+            DatabaseUrl::Postgres(u) => {
+                assert!(u.starts_with("host=db.internal dbname=kyc user=kyc password=s3cret "));
+                assert!(
+                    u.contains(" connect_timeout=5") && u.contains(" keepalives=1"),
+                    "{u}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            !parsed.redacted().contains("s3cret"),
+            "{}",
+            parsed.redacted()
+        );
+        assert!(!format!("{parsed:?}").contains("s3cret"));
+        assert!(matches!(
+            DatabaseUrl::parse("data/kyc.db").unwrap(),
+            DatabaseUrl::Sqlite(_)
+        ));
+    }
 
     #[test]
     fn url_scheme_selects_the_backend() {

@@ -425,3 +425,34 @@ async fn invalid_configuration_stops_start_up_with_the_variable_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("KYC_BIND"));
 }
+
+/// A libpq keyword/value string in `DATABASE_URL` reaches PostgreSQL (it was
+/// once taken for a SQLite file name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_libpq_keyword_string_selects_postgres() {
+    if crate::helpers::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Postgres);
+    let url = url::Url::parse(&db.url).unwrap();
+    let keywords = format!(
+        "host={} port={} user={} dbname={}",
+        url.host_str().unwrap(),
+        url.port().unwrap_or(5432),
+        url.username(),
+        db.pg_name.clone().unwrap()
+    );
+    let app = TestApp::spawn_on_url(db, &keywords, &[]).await;
+    let created =
+        crate::identities::create(&app, &crate::identities::person("kw@example.com")).await;
+    assert_eq!(
+        crate::helpers::query_count(
+            &app.db,
+            &format!(
+                "SELECT count(*) FROM identities WHERE id = '{}'",
+                created["id"].as_str().unwrap()
+            )
+        ),
+        1
+    );
+}
