@@ -59,6 +59,22 @@ enum KeysCommand {
     },
 }
 
+/// Commands that only read or change what is there must not create a fresh
+/// SQLite file (run from the wrong directory, `apps list` once created and
+/// migrated an empty `./kyc-api.db` and printed `[]`).
+fn require_existing_database(settings: &Settings) -> anyhow::Result<()> {
+    if let crate::db::DatabaseUrl::Sqlite(path) = &settings.database_url {
+        if !path.exists() {
+            anyhow::bail!(
+                "there is no SQLite database at {} (set DATABASE_URL to the server's database; \
+                 `kyc-api migrate` or `kyc-api serve` create a new one)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -85,6 +101,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Apps { command } => {
+            if matches!(command, AppsCommand::List) {
+                require_existing_database(&settings)?;
+            }
             let db = open_database(&settings)?;
             let write = WritePath::new(db.clone(), Vec::new());
             match command {
@@ -109,6 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Keys { command } => {
+            require_existing_database(&settings)?;
             let db = open_database(&settings)?;
             let write = WritePath::new(db, Vec::new());
             match command {

@@ -155,6 +155,29 @@ async fn first_start_creates_the_default_app_and_prints_its_key_once() {
     assert!(key.len() > 40);
 }
 
+/// `apps list` and `keys …` on a SQLite path where no database exists
+/// fail with the path named, and create nothing.
+#[test]
+fn admin_commands_do_not_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nothing-here.db");
+    let url = format!("sqlite://{}", path.display());
+    for args in [
+        vec!["apps", "list"],
+        vec!["keys", "create", "6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"],
+        vec!["keys", "revoke", "6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"],
+    ] {
+        let out = run_cli(&url, &args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("nothing-here.db"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
 fn unsafe_kill(pid: u32) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
