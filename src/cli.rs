@@ -39,7 +39,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AppsCommand {
-    /// Create an app and its first API key; prints {"appId", "apiKey"}.
+    /// Create an app and its first API key; prints {"appId", "keyId", "apiKey"}.
     Create { name: String },
     /// List apps with their number of active keys.
     List,
@@ -52,10 +52,16 @@ enum KeysCommand {
         #[arg(value_name = "APP_ID")]
         app_id: String,
     },
-    /// Revoke an API key; requests using it are refused at once.
+    /// Revoke an API key; requests using it are refused at once. Fails for
+    /// an unknown or already revoked key.
     Revoke {
         #[arg(value_name = "KEY_ID")]
         key_id: String,
+    },
+    /// List an app's keys: id, prefix, created, revoked (never the secret).
+    List {
+        #[arg(value_name = "APP_ID")]
+        app_id: String,
     },
 }
 
@@ -130,7 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command } => {
             require_existing_database(&settings)?;
             let db = open_database(&settings)?;
-            let write = WritePath::new(db, Vec::new());
+            let write = WritePath::new(db.clone(), Vec::new());
             match command {
                 KeysCommand::Create { app_id } => {
                     print_json(&tenancy::create_key(&write, Actor::cli(), &app_id)?)
@@ -139,6 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     tenancy::revoke_key(&write, Actor::cli(), &key_id)?;
                     print_json(&json!({"keyId": key_id, "revoked": true}))
                 }
+                KeysCommand::List { app_id } => print_json(&tenancy::list_keys(&db, &app_id)?),
             }
         }
     }
@@ -157,9 +164,9 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let app = Application::build(settings).await?;
         if let Some(created) = &app.bootstrapped {
             println!(
-                "Created the app `default` ({}). Its API key, shown only this once:\n\n    {}\n\n\
+                "Created the app `default` ({}) and its API key {}, shown only this once:\n\n    {}\n\n\
                  Try: curl -H 'apiKey: {}' http://{}/identities",
-                created.app_id, created.api_key, created.api_key, bind
+                created.app_id, created.key_id, created.api_key, created.api_key, bind
             );
         }
         tracing::info!(%bind, port = app.port(), backend, %database, "kyc-api listening");

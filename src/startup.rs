@@ -92,8 +92,9 @@ impl Application {
         let bootstrapped = {
             let write = write.clone();
             let key = settings.bootstrap_api_key.clone();
+            let sandbox = settings.environment == crate::config::Environment::Sandbox;
             actix_web::rt::task::spawn_blocking(move || {
-                tenancy::bootstrap(&write, key.as_ref().map(|k| k.expose_secret()))
+                tenancy::bootstrap(&write, key.as_ref().map(|k| k.expose_secret()), sandbox)
             })
             .await
             .context("start-up task panicked")??
@@ -104,7 +105,15 @@ impl Application {
                 tracing::info!(%app_id, "KYC_BOOTSTRAP_API_KEY is registered for the `default` app");
                 None
             }
-            Bootstrap::NothingToDo => None,
+            Bootstrap::NothingToDo => {
+                if settings.environment == crate::config::Environment::Production {
+                    tracing::info!(
+                        "production: no app is created at start-up; create one with \
+                         `kyc-api apps create <name>` (or set KYC_BOOTSTRAP_API_KEY)"
+                    );
+                }
+                None
+            }
         };
 
         let key = {

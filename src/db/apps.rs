@@ -102,6 +102,15 @@ pub fn insert_api_key(
     Ok(row)
 }
 
+/// The keys of an app, oldest first.
+pub fn keys_of_app(conn: &mut DbConnection, app_id: &AppId) -> QueryResult<Vec<ApiKeyRow>> {
+    api_keys::table
+        .filter(api_keys::app_id.eq(app_id))
+        .order((api_keys::created_at.asc(), api_keys::id.asc()))
+        .select(ApiKeyRow::as_select())
+        .load(conn)
+}
+
 pub fn find_key_by_hash(conn: &mut DbConnection, hash: &KeyHash) -> QueryResult<Option<ApiKeyRow>> {
     // Every authenticated request runs this: straight on the backend.
     super::on_each_backend!(conn, c => api_keys::table

@@ -19,6 +19,8 @@ pub const DEFAULT_APP_NAME: &str = "default";
 #[serde(rename_all = "camelCase")]
 pub struct CreatedApp {
     pub app_id: AppId,
+    /// The key's public id, for `keys revoke`.
+    pub key_id: ApiKeyId,
     pub api_key: String,
 }
 
@@ -51,9 +53,10 @@ fn insert_app_with_key(tx: &mut Tx<'_, '_>, name: &str) -> anyhow::Result<Create
     tx.record(Change::AppCreated {
         app_id: app.id.clone(),
     });
-    insert_key(tx, &app.id, &secret)?;
+    let key_id = insert_key(tx, &app.id, &secret)?;
     Ok(CreatedApp {
         app_id: app.id,
+        key_id,
         api_key: secret.expose().to_string(),
     })
 }
@@ -101,12 +104,16 @@ pub fn revoke_key(write: &WritePath, actor: Actor, key_id: &str) -> anyhow::Resu
     write.run_blocking(actor, Operation::ApiKeyRevoke, |tx| {
         let key = q::revoke_api_key(tx.conn(), &key_id)?
             .ok_or_else(|| anyhow!("no API key with id {key_id}"))?;
-        if key.revoked_at.is_none() {
-            tx.record(Change::ApiKeyRevoked {
-                app_id: key.app_id,
-                key_id: key.id,
-            });
+        if let Some(at) = key.revoked_at {
+            bail!(
+                "the API key {key_id} was already revoked at {}",
+                crate::domain::time::format_timestamp(at)
+            );
         }
+        tx.record(Change::ApiKeyRevoked {
+            app_id: key.app_id,
+            key_id: key.id,
+        });
         Ok(())
     })
 }
@@ -123,9 +130,16 @@ pub enum Bootstrap {
     Created(CreatedApp),
 }
 
-/// Makes a fresh installation usable: creates the `default` app on an empty
-/// database, or makes sure the configured bootstrap key belongs to it.
-pub fn bootstrap(write: &WritePath, bootstrap_key: Option<&str>) -> anyhow::Result<Bootstrap> {
+/// Makes a fresh installation usable: makes sure the configured bootstrap
+/// key belongs to the `default` app, or, when `create_default` (sandbox),
+/// creates that app with a fresh key on an empty database. In production
+/// nothing is created unasked: a key printed at start-up would land in the
+/// container's logs.
+pub fn bootstrap(
+    write: &WritePath,
+    bootstrap_key: Option<&str>,
+    create_default: bool,
+) -> anyhow::Result<Bootstrap> {
     write.run_blocking(
         Actor::Server,
         Operation::Bootstrap,
@@ -156,7 +170,7 @@ pub fn bootstrap(write: &WritePath, bootstrap_key: Option<&str>) -> anyhow::Resu
                 }
                 Ok(Bootstrap::KeyEnsured { app_id: app.id })
             }
-            None if q::any_app_exists(tx.read())? => Ok(Bootstrap::NothingToDo),
+            None if !create_default || q::any_app_exists(tx.read())? => Ok(Bootstrap::NothingToDo),
             None => Ok(Bootstrap::Created(insert_app_with_key(
                 tx,
                 DEFAULT_APP_NAME,
@@ -185,6 +199,37 @@ pub fn authenticate(conn: &mut DbConnection, presented: &str) -> Result<KeyOwner
         app_id: key.app_id,
         key_id: key.id,
     })
+}
+
+/// One API key as `keys list` shows it: never the secret.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyListing {
+    pub key_id: ApiKeyId,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// The keys of an app, oldest first, for `keys list`.
+pub fn list_keys(db: &crate::db::Db, app_id: &str) -> anyhow::Result<Vec<KeyListing>> {
+    let app_id =
+        AppId::parse(app_id).ok_or_else(|| anyhow!("`{app_id}` is not an app id (a UUID)"))?;
+    let mut conn = db.checkout()?;
+    if q::find_app(&mut conn, &app_id)?.is_none() {
+        bail!("no app with id {app_id}");
+    }
+    let format = crate::domain::time::format_timestamp;
+    Ok(q::keys_of_app(&mut conn, &app_id)?
+        .into_iter()
+        .map(|key| KeyListing {
+            key_id: key.id,
+            prefix: key.key_prefix,
+            created_at: format(key.created_at),
+            revoked_at: key.revoked_at.map(format),
+        })
+        .collect())
 }
 
 /// Every app with its number of active keys, for `apps list`.

@@ -45,7 +45,7 @@ async fn app_and_key_commands(db: TestDatabase) {
     // stdout holds exactly one JSON object and nothing else.
     let created: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let keys: Vec<&String> = created.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["apiKey", "appId"]);
+    assert_eq!(keys, ["apiKey", "appId", "keyId"]);
     let app_id = created["appId"].as_str().unwrap();
 
     let out = run_cli(&db.url, &["apps", "create", "acme"]);
@@ -70,8 +70,41 @@ async fn app_and_key_commands(db: TestDatabase) {
     // Listings never show key material.
     assert!(!String::from_utf8_lossy(&list.stdout).contains(created["apiKey"].as_str().unwrap()));
 
+    let out = run_cli(&db.url, &["keys", "list", app_id]);
+    assert!(out.status.success());
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["keyId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            created["keyId"].as_str().unwrap(),
+            key["keyId"].as_str().unwrap()
+        ],
+        "oldest first"
+    );
+    assert_eq!(
+        listed[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["createdAt", "keyId", "prefix", "revokedAt"]
+    );
+    assert!(created["apiKey"]
+        .as_str()
+        .unwrap()
+        .starts_with(listed[0]["prefix"].as_str().unwrap()));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(created["apiKey"].as_str().unwrap()));
+
     let out = run_cli(&db.url, &["keys", "revoke", key["keyId"].as_str().unwrap()]);
     assert!(out.status.success());
+    let again = run_cli(&db.url, &["keys", "revoke", key["keyId"].as_str().unwrap()]);
+    assert!(!again.status.success(), "revoking twice fails");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already revoked"));
+    let listed: Value =
+        serde_json::from_slice(&run_cli(&db.url, &["keys", "list", app_id]).stdout).unwrap();
+    assert!(listed[1]["revokedAt"].is_string() && listed[0]["revokedAt"].is_null());
     let apps: Value = serde_json::from_slice(&run_cli(&db.url, &["apps", "list"]).stdout).unwrap();
     let acme = apps
         .as_array()
@@ -85,6 +118,7 @@ async fn app_and_key_commands(db: TestDatabase) {
         vec!["keys", "create", "not-a-uuid"],
         vec!["keys", "create", "00000000-0000-0000-0000-000000000000"],
         vec!["keys", "revoke", "00000000-0000-0000-0000-000000000000"],
+        vec!["keys", "list", "00000000-0000-0000-0000-000000000000"],
         vec!["apps", "create", "   "],
     ] {
         let out = run_cli(&db.url, &bad);
@@ -153,6 +187,50 @@ async fn first_start_creates_the_default_app_and_prints_its_key_once() {
     assert_eq!(apps.as_array().unwrap().len(), 1);
     assert_eq!(apps[0]["name"], "default");
     assert!(key.len() > 40);
+    // The printed key id is the key's: it can be revoked.
+    let keys: Value = serde_json::from_slice(
+        &run_cli(
+            &db.url,
+            &["keys", "list", apps[0]["appId"].as_str().unwrap()],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        first.contains(keys[0]["keyId"].as_str().unwrap()),
+        "{first}"
+    );
+
+    // In production a first start creates nothing and prints no key.
+    let prod = TestDatabase::create(crate::helpers::Backend::Sqlite);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+        .env("DATABASE_URL", &prod.url)
+        .env("KYC_BIND", format!("127.0.0.1:{port}"))
+        .env("KYC_ENV", "production")
+        .env("KYC_SIGNING_KEY", "a-production-signing-key-of-32-bytes!")
+        .env_remove("KYC_BOOTSTRAP_API_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    unsafe_kill(child.id());
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !printed
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .any(|word| word.starts_with("kyc_") && word.len() > 40),
+        "no API key is printed: {printed}"
+    );
+    assert!(printed.contains("kyc-api apps create"), "{printed}");
+    let apps: Value =
+        serde_json::from_slice(&run_cli(&prod.url, &["apps", "list"]).stdout).unwrap();
+    assert_eq!(apps, serde_json::json!([]));
 }
 
 /// `apps list` and `keys …` on a SQLite path where no database exists
