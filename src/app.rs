@@ -24,4 +24,6 @@ pub struct AppState {
     /// `KYC_RATE_LIMIT_PER_SECOND`, per API key and per replica; `None`
     /// when unset.
     pub rate_limits: Option<Arc<RateLimits>>,
+    /// When `/ready` last reached the storage.
+    pub storage_check: crate::services::health::StorageCheck,
 }

@@ -48,6 +48,9 @@ pub enum ApiError {
     /// The database's or the document storage's disk is full.
     #[error("insufficient storage")]
     InsufficientStorage(#[source] anyhow::Error),
+    /// `/ready`: the database's schema is behind this binary.
+    #[error("migrations pending")]
+    MigrationsPending,
     /// The document storage cannot be reached or written.
     #[error("storage unavailable")]
     StorageUnavailable(#[source] anyhow::Error),
@@ -130,6 +133,7 @@ impl ApiError {
             ApiError::DatabaseTimeout(_) => "database_timeout",
             ApiError::InsufficientStorage(_) => "insufficient_storage",
             ApiError::StorageUnavailable(_) => "storage_unavailable",
+            ApiError::MigrationsPending => "migrations_pending",
             ApiError::Refused { refusal, .. } => refusal.code(),
             ApiError::Internal(_) => "internal_error",
         }
@@ -162,6 +166,9 @@ impl ApiError {
             ApiError::StorageUnavailable(_) => {
                 "The document storage is unavailable; retry later.".into()
             }
+            ApiError::MigrationsPending => {
+                "The database schema is behind this server; migrations are pending.".into()
+            }
             ApiError::Refused { message, .. } => message.clone(),
             ApiError::Internal(_) => "Internal server error.".into(),
         }
@@ -175,7 +182,8 @@ impl ApiError {
         match self {
             ApiError::DatabaseUnavailable(_)
             | ApiError::DatabaseTimeout(_)
-            | ApiError::StorageUnavailable(_) => Some(2),
+            | ApiError::StorageUnavailable(_)
+            | ApiError::MigrationsPending => Some(2),
             ApiError::InsufficientStorage(_) => Some(30),
             // Whole seconds, rounded up: never earlier than the limiter allows.
             ApiError::RateLimited { retry_after, .. } => {
@@ -221,7 +229,8 @@ impl ResponseError for ApiError {
             ApiError::DatabaseUnavailable(_)
             | ApiError::DatabaseTimeout(_)
             | ApiError::InsufficientStorage(_)
-            | ApiError::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::StorageUnavailable(_)
+            | ApiError::MigrationsPending => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Refused { refusal, .. } => refusal_status(*refusal),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -324,6 +333,7 @@ impl From<crate::db::ProbeError> for ApiError {
     fn from(err: crate::db::ProbeError) -> Self {
         match err {
             crate::db::ProbeError::Db(e) => e.into(),
+            crate::db::ProbeError::MigrationsPending => ApiError::MigrationsPending,
             crate::db::ProbeError::Query(e) => match ApiError::from(e) {
                 ApiError::Internal(cause) => ApiError::DatabaseUnavailable(cause),
                 fault => fault,

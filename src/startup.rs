@@ -139,6 +139,7 @@ impl Application {
             rate_limits: settings
                 .rate_limit_per_second
                 .map(|rate| Arc::new(crate::services::rate_limit::RateLimits::per_second(rate))),
+            storage_check: Default::default(),
         });
         let sandbox = settings.environment == crate::config::Environment::Sandbox;
         let json_limit = settings.json_limit;

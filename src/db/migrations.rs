@@ -58,3 +58,13 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
             .collect()),
     }
 }
+
+/// Whether the database's schema is behind this binary's migrations.
+pub fn has_pending(conn: &mut DbConnection) -> Result<bool, diesel::result::Error> {
+    let migrations = match conn {
+        DbConnection::Postgresql(_) => POSTGRES_MIGRATIONS,
+        DbConnection::Sqlite(_) => SQLITE_MIGRATIONS,
+    };
+    conn.has_pending_migration(migrations)
+        .map_err(diesel::result::Error::QueryBuilderError)
+}

@@ -35,12 +35,17 @@ pub enum ProbeError {
     Db(#[from] DbError),
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
+    /// The schema is behind this binary (another replica is migrating, or
+    /// the database was replaced).
+    #[error("database migrations are pending")]
+    MigrationsPending,
 }
 
 impl ConnectionFault for ProbeError {
-    /// A failed probe's connection is never reused.
+    /// A failed probe's connection is never reused (pending migrations are
+    /// not the connection's fault).
     fn is_connection_fault(&self) -> bool {
-        true
+        !matches!(self, ProbeError::MigrationsPending)
     }
 }
 
@@ -269,6 +274,8 @@ pub struct Db {
     deadline: Duration,
     /// When the last readiness write probe succeeded (`probe`).
     write_probe: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// The schema was found up to date with this binary (`probe`).
+    schema_current: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Db {
@@ -320,6 +327,7 @@ impl Db {
             // answering (a stalled network ignores statement_timeout).
             deadline: timeout + limits.statement + Duration::from_secs(1),
             write_probe: Arc::new(std::sync::Mutex::new(None)),
+            schema_current: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -367,7 +375,15 @@ impl Db {
             .map(|last| last.is_some_and(|at| at.elapsed() < WRITE_PROBE_EVERY))
             .unwrap_or(false);
         let last = self.write_probe.clone();
+        let schema_current = self.schema_current.clone();
         self.run(move |conn| -> Result<(), ProbeError> {
+            // Once current, the schema stays so for this process.
+            if !schema_current.load(std::sync::atomic::Ordering::Relaxed) {
+                if super::migrations::has_pending(conn)? {
+                    return Err(ProbeError::MigrationsPending);
+                }
+                schema_current.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             match conn {
                 DbConnection::Postgresql(pg) => pg.batch_execute("SELECT 1")?,
                 DbConnection::Sqlite(sqlite) if !recent => {

@@ -9,9 +9,11 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The database answers. For readiness probes: a replica whose database is
-/// gone says so with 503 `database_unavailable` and recovers by itself.
+/// For readiness probes: the database answers (SQLite: can be written), its
+/// schema is current and the storage answers; otherwise 503 with the
+/// reason's code (`database_unavailable`, `migrations_pending`,
+/// `storage_unavailable`, ...), recovering by itself.
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    crate::services::health::database_answers(&state.db).await?;
+    crate::services::health::ready(&state.db, &state.storage, &state.storage_check).await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ok"})))
 }

@@ -97,6 +97,20 @@ impl LocalStore {
         Ok(Self { root, base, signer })
     }
 
+    /// The directory is there and is a directory.
+    pub async fn check(&self) -> Result<(), StorageError> {
+        match tokio::fs::metadata(&self.root).await {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(StorageError::backend(anyhow::anyhow!(
+                "{} is not a directory",
+                self.root.display()
+            ))),
+            Err(e) => Err(StorageError::backend(
+                anyhow::Error::new(e).context(format!("reading {}", self.root.display())),
+            )),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

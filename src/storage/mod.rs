@@ -171,6 +171,15 @@ impl Storage {
         }
     }
 
+    /// The storage can be reached: the directory exists, or the bucket
+    /// answers a HEAD.
+    pub async fn check(&self) -> Result<(), StorageError> {
+        match self {
+            Storage::Local(local) => local.check().await,
+            Storage::S3(s3) => s3.check().await,
+        }
+    }
+
     /// Whether an object is stored under `key` (HEAD).
     pub async fn exists(&self, key: &ObjectKey) -> Result<bool, StorageError> {
         match self {

@@ -511,3 +511,35 @@ fn nix_is_root() -> bool {
         .output()
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
+
+/// `/ready` says why a replica cannot serve: a schema behind the binary is
+/// 503 `migrations_pending`, a storage directory that is gone 503
+/// `storage_unavailable`; both recover once fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_reports_pending_migrations_and_missing_storage() {
+    use diesel_migrations::MigrationHarness;
+    use kyc_api::db::{ConnectionManager, DatabaseUrl, SQLITE_MIGRATIONS};
+
+    let files = tempfile::tempdir().unwrap();
+    let storage = format!("local:{}", files.path().join("docs").display());
+    let db = TestDatabase::create(Backend::Sqlite);
+    let db_url = db.url.clone();
+    let app = TestApp::spawn_with(db, &[("KYC_STORAGE", storage.as_str())]).await;
+    let ready = || async { json(app.client.get(app.url("/ready")).send().await.unwrap()).await };
+
+    let mut conn = ConnectionManager::new(DatabaseUrl::parse(&db_url).unwrap())
+        .connect()
+        .unwrap();
+    conn.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
+    let (status, body) = ready().await;
+    assert_error(status, &body, 503, "migrations_pending");
+    kyc_api::db::run_migrations(&mut conn).unwrap();
+    assert_eq!(ready().await.0, 200);
+
+    std::fs::remove_dir_all(files.path().join("docs")).unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await; // past the cached success
+    let (status, body) = ready().await;
+    assert_error(status, &body, 503, "storage_unavailable");
+    std::fs::create_dir_all(files.path().join("docs")).unwrap();
+    assert_eq!(ready().await.0, 200);
+}

@@ -340,6 +340,21 @@ impl S3Store {
         })
     }
 
+    /// The bucket answers and these credentials may use it (HEAD bucket).
+    pub async fn check(&self) -> Result<(), StorageError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.settings.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                StorageError::backend(
+                    anyhow::Error::new(e).context(format!("HEAD s3://{}", self.settings.bucket)),
+                )
+            })
+    }
+
     pub async fn exists(&self, key: &ObjectKey) -> Result<bool, StorageError> {
         let result = self
             .client
