@@ -68,6 +68,81 @@ fn parallel_migrations_on_postgres_all_succeed() {
     }
 }
 
+/// Three replicas started together on an empty PostgreSQL database all come
+/// up ready (each waits for the one migrating).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_servers_on_an_empty_postgres_all_start() {
+    if crate::helpers::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Postgres);
+    let files = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let mut servers: Vec<std::process::Child> = ports
+        .iter()
+        .map(|port| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+                .arg("serve")
+                .env("DATABASE_URL", &db.url)
+                .env("KYC_BIND", format!("127.0.0.1:{port}"))
+                .env("KYC_BOOTSTRAP_API_KEY", crate::helpers::BOOTSTRAP_KEY)
+                .env(
+                    "KYC_STORAGE",
+                    format!("local:{}", files.path().join(port.to_string()).display()),
+                )
+                .env("KYC_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    for port in &ports {
+        loop {
+            let ready = client
+                .get(format!("http://127.0.0.1:{port}/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ready {
+                break;
+            }
+            for server in servers.iter_mut() {
+                if let Some(status) = server.try_wait().unwrap() {
+                    let mut stderr = String::new();
+                    use std::io::Read;
+                    server
+                        .stderr
+                        .take()
+                        .unwrap()
+                        .read_to_string(&mut stderr)
+                        .unwrap();
+                    panic!("a replica exited ({status}): {stderr}");
+                }
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "not ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    for server in servers.iter_mut() {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+}
+
 #[test]
 fn both_backends_have_the_same_migrations() {
     let postgres = migration_names("postgres");
