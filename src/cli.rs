@@ -25,6 +25,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Ask the server on KYC_BIND whether it is ready (GET /ready); exit 0
+    /// when it answers 200. For container health checks without curl.
+    Health,
     /// Manage apps (tenants).
     Apps {
         #[command(subcommand)]
@@ -97,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(&settings.log_filter, settings.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
+        Command::Health => health(&settings),
         Command::Migrate => {
             let db = open_database(&settings)?;
             drop(db);
@@ -154,6 +158,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(value)?);
     Ok(())
+}
+
+/// One `GET /ready` over loopback (a wildcard bind address is asked on
+/// 127.0.0.1): only the status line is read.
+fn health(settings: &Settings) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut address = settings.bind;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(5);
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)
+        .map_err(|e| anyhow::anyhow!("cannot reach {address}: {e}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line)?;
+    match status_line.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        _ => anyhow::bail!("not ready: {}", status_line.trim()),
+    }
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -282,3 +282,40 @@ fn unsafe_kill(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+/// `kyc-api health` (the container health check) exits 0 when the server
+/// on KYC_BIND is ready and non-zero when nothing answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_command_asks_the_running_server() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let bind = app.address.trim_start_matches("http://").to_string();
+    let db_url = app.db.url.clone();
+    let check = move |bind: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+            .arg("health")
+            .env("KYC_BIND", bind)
+            .env("DATABASE_URL", &db_url)
+            .output()
+            .unwrap()
+    };
+    let ok = tokio::task::spawn_blocking({
+        let bind = bind.clone();
+        let check = check.clone();
+        move || check(bind)
+    })
+    .await
+    .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let down = tokio::task::spawn_blocking(move || check(closed))
+        .await
+        .unwrap();
+    assert!(!down.status.success());
+}
