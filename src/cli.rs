@@ -12,8 +12,42 @@ use crate::services::write::{Actor, WritePath};
 use crate::startup::{open_database, Application};
 use crate::telemetry;
 
+/// Every setting, for `--help` (README "Configuration" has the details; a
+/// test holds this list to what `config` reads).
+const ENVIRONMENT: &str = "\
+Configuration (environment variables):
+  DATABASE_URL                 sqlite://kyc-api.db | postgres://... | libpq keywords
+  KYC_BIND                     127.0.0.1:8080
+  KYC_ENV                      sandbox | production
+  KYC_BOOTSTRAP_API_KEY        make sure app `default` has exactly this key
+  KYC_LOG, KYC_LOG_FORMAT      info | tracing filter; text | json
+  KYC_DB_POOL_SIZE             10 connections per process
+  KYC_DB_TIMEOUT_MS            5000: wait for a connection
+  KYC_DB_STATEMENT_TIMEOUT_MS  5000 (PostgreSQL statement_timeout)
+  KYC_DB_LOCK_TIMEOUT_MS       2000 (PostgreSQL lock_timeout)
+  KYC_DB_IDLE_TX_TIMEOUT_MS    10000 (PostgreSQL idle_in_transaction_session_timeout)
+  KYC_WORKERS                  HTTP workers (one per core)
+  KYC_JSON_LIMIT_BYTES         1048576
+  KYC_BODY_TIMEOUT_MS          10000: a request body must arrive within this
+  KYC_RATE_LIMIT_PER_SECOND    per API key and replica (unset: no limit)
+  KYC_OPERATION_RULES          path of an operation rules file
+  KYC_STORAGE                  local:<dir> | s3://<bucket>[/<prefix>]
+  KYC_SIGNING_KEY              signs local storage URLs (required in production)
+  KYC_PUBLIC_URL               base URL clients reach the API at
+  KYC_MAX_DOCUMENT_BYTES       10485760
+  KYC_UPLOAD_TTL_SECONDS       300
+  KYC_PRESIGN_TTL_SECONDS      900
+  KYC_S3_FORCE_PATH_STYLE      true for S3-compatible servers
+  AWS_REGION (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  AWS_SESSION_TOKEN, AWS_ENDPOINT_URL";
+
 #[derive(Parser)]
-#[command(name = "kyc-api", version, about = "Custodial KYC identity API")]
+#[command(
+    name = "kyc-api",
+    version,
+    about = "Custodial KYC identity API",
+    after_help = ENVIRONMENT
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

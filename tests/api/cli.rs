@@ -319,3 +319,38 @@ async fn the_health_command_asks_the_running_server() {
         .unwrap();
     assert!(!down.status.success());
 }
+
+/// `kyc-api --help` names every environment variable the server reads (a
+/// new setting must be listed there to pass).
+#[test]
+fn help_lists_every_environment_variable() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let mut read = std::collections::BTreeSet::new();
+    let mut stack = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for part in text.split('"').skip(1).step_by(2) {
+                    let is_name = (part.starts_with("KYC_") || part.starts_with("AWS_"))
+                        && !part.starts_with("KYC_TEST_")
+                        && part.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+                    if is_name {
+                        read.insert(part.to_string());
+                    }
+                }
+            }
+        }
+    }
+    assert!(read.len() > 20, "{read:?}");
+    for name in read {
+        assert!(help.contains(&name), "--help does not list {name}");
+    }
+}
