@@ -30,6 +30,7 @@ Configuration (environment variables):
   KYC_JSON_LIMIT_BYTES         1048576
   KYC_BODY_TIMEOUT_MS          10000: a request body must arrive within this
   KYC_RATE_LIMIT_PER_SECOND    per API key and replica (unset: no limit)
+  KYC_METRICS_BIND             serve /metrics on this address only
   KYC_OPERATION_RULES          path of an operation rules file
   KYC_STORAGE                  local:<dir> | s3://<bucket>[/<prefix>]
   KYC_SIGNING_KEY              signs local storage URLs (required in production)

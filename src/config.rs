@@ -62,6 +62,9 @@ pub struct Settings {
     /// `KYC_RATE_LIMIT_PER_SECOND`: requests per second and API key (and
     /// the burst), per replica; unset means no limit.
     pub rate_limit_per_second: Option<std::num::NonZeroU32>,
+    /// `KYC_METRICS_BIND`: serve `/metrics` on this address only (not on
+    /// the public one).
+    pub metrics_bind: Option<SocketAddr>,
     /// `KYC_OPERATION_RULES`: a rules file replacing the embedded default.
     pub operation_rules_path: Option<std::path::PathBuf>,
     pub storage: StorageSettings,
@@ -183,6 +186,13 @@ impl Settings {
             )?),
         };
 
+        let metrics_bind = match get("KYC_METRICS_BIND") {
+            None => None,
+            Some(raw) => Some(raw.parse().map_err(|e| {
+                anyhow!("KYC_METRICS_BIND must be an address like 127.0.0.1:9090: {e}")
+            })?),
+        };
+
         let operation_rules_path = get("KYC_OPERATION_RULES").map(std::path::PathBuf::from);
         let storage = storage_settings(&get, environment)?;
 
@@ -202,6 +212,7 @@ impl Settings {
             json_limit,
             body_timeout,
             rate_limit_per_second,
+            metrics_bind,
         })
     }
 }

@@ -141,6 +141,21 @@ impl Application {
                 .map(|rate| Arc::new(crate::services::rate_limit::RateLimits::per_second(rate))),
             storage_check: Default::default(),
         });
+        crate::telemetry::metrics();
+        if let Some(address) = settings.metrics_bind {
+            let state = state.clone();
+            let metrics = HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .route("/metrics", web::get().to(routes::metrics::metrics_listener))
+            })
+            .workers(1)
+            .disable_signals()
+            .bind(address)
+            .with_context(|| format!("cannot listen on KYC_METRICS_BIND {address}"))?
+            .run();
+            tokio::spawn(metrics);
+        }
         let sandbox = settings.environment == crate::config::Environment::Sandbox;
         let json_limit = settings.json_limit;
         let mut server = HttpServer::new(move || {

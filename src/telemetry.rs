@@ -30,6 +30,25 @@ pub fn init(filter: &str, format: LogFormat) {
     };
 }
 
+/// The process's Prometheus recorder, installed on first use (one per
+/// process: the `metrics` facade is global). `None` if another recorder was
+/// installed first.
+pub fn metrics() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .as_ref()
+}
+
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A request id from the caller is kept when it is short and printable (so it
@@ -60,13 +79,32 @@ where
         request_id = %id,
     );
     let started = Instant::now();
+    // The route template (`/identities/{id}`), never the raw path: metric
+    // labels must not carry ids or grow without bound.
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
     let response = {
         let _entered = span.enter();
         service.call(req)
     };
     async move {
         let result = response.await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed();
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let status_class = match &result {
+            Ok(res) => format!("{}xx", res.status().as_u16() / 100),
+            Err(_) => "5xx".to_string(),
+        };
+        let labels = [
+            ("method", method),
+            ("route", route),
+            ("status", status_class),
+        ];
+        metrics::counter!("kyc_http_requests_total", &labels).increment(1);
+        metrics::histogram!("kyc_http_request_duration_seconds", &labels)
+            .record(elapsed.as_secs_f64());
         match result {
             Ok(mut res) => {
                 let status = res.status().as_u16();

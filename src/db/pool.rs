@@ -338,7 +338,16 @@ impl Db {
 
     /// A connection from the pool, for blocking callers (start-up, the CLI).
     pub fn checkout(&self) -> Result<PooledConnection<ConnectionManager>, DbError> {
-        self.pool.get().map_err(DbError::Unavailable)
+        let started = Instant::now();
+        let conn = self.pool.get().map_err(DbError::Unavailable);
+        metrics::histogram!("kyc_db_checkout_wait_seconds").record(started.elapsed().as_secs_f64());
+        conn
+    }
+
+    /// Connections open, and idle among them, for `/metrics`.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
     }
 
     /// Runs blocking Diesel work on the blocking thread pool, never on the
@@ -415,7 +424,13 @@ impl Db {
         E: From<DbError> + From<diesel::result::Error> + ConnectionFault + Send + 'static,
     {
         let _turn = match &self.sqlite_writers {
-            Some(queue) => Some(queue.lock().await),
+            Some(queue) => {
+                let started = Instant::now();
+                let turn = queue.lock().await;
+                metrics::histogram!("kyc_db_sqlite_writer_wait_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                Some(turn)
+            }
             None => None,
         };
         self.run(move |conn| write_transaction(conn, work)).await

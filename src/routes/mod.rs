@@ -8,6 +8,7 @@ pub mod health;
 pub mod identities;
 mod json;
 pub mod kyc;
+pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod stream;
@@ -79,6 +80,7 @@ routes! {
     "/health" => { get: health::health }
     "/openapi.yaml" => { get: openapi::openapi_yaml }
     "/ready" => { get: health::ready }
+    "/metrics" => { get: metrics::metrics }
     "/identities" => { get: identities::list, post: identities::create }
     "/identities/{id}" => {
         get: identities::get,

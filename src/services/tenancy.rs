@@ -45,7 +45,7 @@ fn insert_app_with_key(tx: &mut Tx<'_, '_>, name: &str) -> anyhow::Result<Create
     let secret = ApiKeySecret::generate();
     let app = q::insert_app(tx.conn(), name).map_err(|e| {
         if db::is_unique_violation(&e) {
-            anyhow!("an app named `{name}` already exists")
+            anyhow::Error::new(e).context(format!("an app named `{name}` already exists"))
         } else {
             anyhow!(e)
         }
@@ -136,6 +136,29 @@ pub enum Bootstrap {
 /// nothing is created unasked: a key printed at start-up would land in the
 /// container's logs.
 pub fn bootstrap(
+    write: &WritePath,
+    bootstrap_key: Option<&str>,
+    create_default: bool,
+) -> anyhow::Result<Bootstrap> {
+    // Replicas starting together race to create the `default` app: the
+    // loser's insert hits the unique name (its transaction rolls back
+    // whole) and simply looks again, finding the winner's app.
+    let mut attempt = 0;
+    loop {
+        match bootstrap_once(write, bootstrap_key, create_default) {
+            Err(e) if attempt < 3 && is_unique_violation(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+fn is_unique_violation(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<diesel::result::Error>())
+        .any(db::is_unique_violation)
+}
+
+fn bootstrap_once(
     write: &WritePath,
     bootstrap_key: Option<&str>,
     create_default: bool,

@@ -456,3 +456,58 @@ async fn a_libpq_keyword_string_selects_postgres() {
         1
     );
 }
+
+/// `/metrics` counts requests by route template (never the raw path) and
+/// status class; with `KYC_METRICS_BIND` it moves to that address and the
+/// public route answers 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_route_template() {
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{metrics_port}");
+    let app = TestApp::spawn_with(
+        TestDatabase::create(Backend::Sqlite),
+        &[("KYC_METRICS_BIND", bind.as_str())],
+    )
+    .await;
+    let id = uuid::Uuid::new_v4();
+    for _ in 0..3 {
+        app.get(&format!("/identities/{id}/history"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let public = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+    let text = app
+        .client
+        .get(format!("http://{bind}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count: f64 = text
+        .lines()
+        .find(|l| {
+            l.starts_with("kyc_http_requests_total{")
+                && l.contains(r#"route="/identities/{id}/history""#)
+                && l.contains(r#"status="4xx""#)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no history counter in:\n{text}"));
+    // Other tests of this process count into the same recorder.
+    assert!(count >= 3.0, "{count}");
+    assert!(
+        !text.contains(&id.to_string()),
+        "raw paths never become labels"
+    );
+    assert!(text.contains("kyc_http_request_duration_seconds_bucket"));
+    assert!(text.contains("kyc_db_pool_connections"));
+    assert!(text.contains("kyc_db_checkout_wait_seconds"));
+}

@@ -161,6 +161,7 @@ async fn another_apps_ids_are_unknown_on_every_route(app: TestApp) {
     let unscoped: BTreeSet<(&str, &str)> = [
         ("get", "/health"),
         ("get", "/ready"),
+        ("get", "/metrics"),
         ("get", "/openapi.yaml"),
         ("post", "/identities"),
         ("get", "/identities"),
