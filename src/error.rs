@@ -265,11 +265,15 @@ impl ResponseError for ApiError {
                 self.retry_after().unwrap_or(1).to_string(),
             ));
         }
-        response.json(ErrorBody {
+        let mut response = response.json(ErrorBody {
             code: self.code(),
             message: self.public_message(),
             details,
-        })
+        });
+        response
+            .extensions_mut()
+            .insert(crate::domain::errors::ErrorCode(self.code()));
+        response
     }
 }
 

@@ -9,6 +9,7 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::domain::errors::ErrorCode;
 
 pub fn init(filter: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -92,7 +93,8 @@ where
     async move {
         let result = response.await;
         let elapsed = started.elapsed();
-        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        // Milliseconds to the microsecond: more digits are noise.
+        let latency_ms = elapsed.as_micros() as f64 / 1000.0;
         let status_class = match &result {
             Ok(res) => format!("{}xx", res.status().as_u16() / 100),
             Err(_) => "5xx".to_string(),
@@ -108,10 +110,15 @@ where
         match result {
             Ok(mut res) => {
                 let status = res.status().as_u16();
+                let code = res
+                    .response()
+                    .extensions()
+                    .get::<ErrorCode>()
+                    .map(|code| code.0);
                 if status >= 500 {
-                    tracing::error!(status, latency_ms, "request finished");
+                    tracing::error!(status, code, latency_ms, "request finished");
                 } else {
-                    tracing::info!(status, latency_ms, "request finished");
+                    tracing::info!(status, code, latency_ms, "request finished");
                 }
                 if let Ok(value) = HeaderValue::from_str(&id) {
                     res.headers_mut().insert(REQUEST_ID_HEADER, value);

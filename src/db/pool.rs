@@ -141,18 +141,20 @@ impl ConnectionManager {
                 // such a connection would fail every write for as long as
                 // the pool keeps it, long after the file is writable again.
                 // Refuse it instead: the pool tries again on a later checkout.
-                if path.exists() {
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .map_err(|e| {
-                            diesel::r2d2::Error::ConnectionError(
-                                diesel::ConnectionError::BadConnection(format!(
-                                    "the SQLite file {} cannot be written: {e}",
-                                    path.display()
-                                )),
-                            )
-                        })?;
+                // Only the metadata is read: opening and closing the file
+                // with another API would drop every POSIX lock SQLite's own
+                // connections of this process hold on it (fcntl locks are
+                // per process and inode), breaking their WAL read locks.
+                let read_only = std::fs::metadata(path)
+                    .map(|meta| meta.permissions().readonly())
+                    .unwrap_or(false);
+                if read_only {
+                    return Err(diesel::r2d2::Error::ConnectionError(
+                        diesel::ConnectionError::BadConnection(format!(
+                            "the SQLite file {} is read-only",
+                            path.display()
+                        )),
+                    ));
                 }
                 let path = path.to_string_lossy();
                 let mut conn = diesel::SqliteConnection::establish(&path)
@@ -298,14 +300,24 @@ impl Db {
             }
             // The file holds every customer's PII: readable by its owner
             // only. SQLite gives its -wal and -shm files the same mode.
+            // Created (empty) before any SQLite connection of this process
+            // opens it; a file that already exists is left alone (another
+            // process may have it open).
             if !path.exists() {
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                options.open(path).with_context(|| {
-                    format!("cannot create the SQLite database {}", path.display())
-                })?;
+                match options.open(path) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(anyhow::Error::new(e).context(format!(
+                            "cannot create the SQLite database {}",
+                            path.display()
+                        )))
+                    }
+                }
             }
         }
         let manager = ConnectionManager::new(url.clone()).with_limits(limits);

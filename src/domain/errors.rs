@@ -4,6 +4,11 @@
 
 use serde::Serialize;
 
+/// The stable code of an error answer, kept on the response so that the
+/// request's log line can name it without reading the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 /// One violation of one input field, named by its path (`address.state`,
 /// `documents[0].url`, `filter[email]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -354,3 +354,62 @@ fn help_lists_every_environment_variable() {
         assert!(help.contains(&name), "--help does not list {name}");
     }
 }
+
+/// The request's log line names the error code of an error answer, and its
+/// latency to the microsecond.
+#[test]
+fn request_log_lines_carry_the_error_code() {
+    let db = TestDatabase::create(crate::helpers::Backend::Sqlite);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"))
+        .env("DATABASE_URL", &db.url)
+        .env("KYC_BIND", format!("127.0.0.1:{port}"))
+        .env("KYC_LOG", "info")
+        .env("KYC_LOG_FORMAT", "json")
+        .env("KYC_BOOTSTRAP_API_KEY", crate::helpers::BOOTSTRAP_KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        use std::io::{Read, Write};
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .write_all(b"GET /identities HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            break answer.lines().next().unwrap_or_default().to_string();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no server"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.contains(" 401 "), "{status}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    unsafe_kill(child.id());
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let line = logs
+        .lines()
+        .find(|l| l.contains("request finished"))
+        .unwrap_or_else(|| panic!("no request line in {logs}"));
+    let event: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(event["code"], "api_key_missing", "{line}");
+    assert_eq!(event["status"], 401);
+    assert!(event["latency_ms"].as_f64().is_some(), "{line}");
+    let raw = line
+        .split("\"latency_ms\":")
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .unwrap();
+    let decimals = raw.split('.').nth(1).map_or(0, str::len);
+    assert!(decimals <= 3, "latency to the microsecond: {raw}");
+}

@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["error", "views", "config", "db", "storage", "domain"],
     ),
     ("app", &["services", "config", "db", "storage", "domain"]),
-    ("telemetry", &["config"]),
+    ("telemetry", &["config", "domain"]),
     ("auth", &["app", "services", "error", "db", "domain"]),
     // Routes reach the database only through services (and `state.db`).
     (
