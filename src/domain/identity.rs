@@ -266,12 +266,7 @@ impl IdentityInput {
     /// Every document URL the input sends, with the field it came in:
     /// `documents[i].url`, then `faceImages[i]`.
     pub fn document_urls(&self) -> Vec<(String, &DocumentUrl)> {
-        let documents = self.documents.iter().flatten().enumerate();
-        let faces = self.face_images.iter().flatten().enumerate();
-        documents
-            .map(|(i, d)| (format!("documents[{i}].url"), &d.url))
-            .chain(faces.map(|(i, url)| (format!("faceImages[{i}]"), url)))
-            .collect()
+        document_urls(&self.documents, &self.face_images)
     }
 
     /// Every document this input would create, in wire order: `documents`
@@ -289,6 +284,19 @@ impl IdentityInput {
                 .collect()
         })
     }
+}
+
+/// The URLs of the document sets sent, each with the field it came in.
+fn document_urls<'a>(
+    documents: &'a Option<Vec<DocumentInput>>,
+    face_images: &'a Option<Vec<DocumentUrl>>,
+) -> Vec<(String, &'a DocumentUrl)> {
+    let documents = documents.iter().flatten().enumerate();
+    let faces = face_images.iter().flatten().enumerate();
+    documents
+        .map(|(i, d)| (format!("documents[{i}].url"), &d.url))
+        .chain(faces.map(|(i, url)| (format!("faceImages[{i}]"), url)))
+        .collect()
 }
 
 /// Every top-level field of an identity body, each read and checked on its
@@ -335,12 +343,7 @@ impl IdentityPatch {
         if !self.errors.is_empty() {
             return Vec::new();
         }
-        let documents = self.fields.documents.iter().flatten().enumerate();
-        let faces = self.fields.face_images.iter().flatten().enumerate();
-        documents
-            .map(|(i, d)| (format!("documents[{i}].url"), &d.url))
-            .chain(faces.map(|(i, url)| (format!("faceImages[{i}]"), url)))
-            .collect()
+        document_urls(&self.fields.documents, &self.fields.face_images)
     }
 
     pub fn parse(body: &Value) -> IdentityPatch {
