@@ -6,11 +6,12 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use crate::db::identities::{DocumentRow, IdentityRow, NewDocument};
-use crate::domain::document::{DocumentSide, DocumentType};
+use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::identity::{Country, Email, Gender, IdentityKind};
 use crate::domain::ids::{AppId, DocumentId, EventId, IdentityId, VerificationId};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::time::wire;
+use crate::storage::Storage;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -104,8 +105,26 @@ impl From<crate::db::kyc::VerificationRow> for KycStatusView {
     }
 }
 
-impl From<&NewDocument<'_>> for DocumentView {
-    fn from(row: &NewDocument<'_>) -> Self {
+impl DocumentView {
+    /// A stored document as answered; its URL is built from the current
+    /// storage settings (`Storage::object_url`), never stored.
+    pub fn new(row: DocumentRow, storage: &Storage) -> Self {
+        DocumentView {
+            url: wire_url(&row.url, storage),
+            id: row.id,
+            identity_id: row.identity_id,
+            document_type: row.document_type,
+            side: row.side,
+            label: row.label,
+            description: row.description,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            deleted_at: row.deleted_at,
+        }
+    }
+
+    /// A document just inserted, as a read would answer it.
+    pub fn created(row: &NewDocument<'_>, storage: &Storage) -> Self {
         DocumentView {
             id: row.id.clone(),
             identity_id: row.identity_id.clone(),
@@ -113,7 +132,7 @@ impl From<&NewDocument<'_>> for DocumentView {
             side: row.side,
             label: row.label.map(str::to_owned),
             description: row.description.map(str::to_owned),
-            url: row.url.to_owned(),
+            url: wire_url(row.url, storage),
             created_at: row.created_at,
             updated_at: row.updated_at,
             deleted_at: None,
@@ -121,20 +140,10 @@ impl From<&NewDocument<'_>> for DocumentView {
     }
 }
 
-impl From<DocumentRow> for DocumentView {
-    fn from(row: DocumentRow) -> Self {
-        DocumentView {
-            id: row.id,
-            identity_id: row.identity_id,
-            document_type: row.document_type,
-            side: row.side,
-            label: row.label,
-            description: row.description,
-            url: row.url,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            deleted_at: row.deleted_at,
-        }
+fn wire_url(location: &DocumentLocation, storage: &Storage) -> String {
+    match location {
+        DocumentLocation::Stored(key) => storage.object_url(key),
+        DocumentLocation::External(url) => url.as_str().to_owned(),
     }
 }
 

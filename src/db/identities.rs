@@ -10,7 +10,7 @@ use diesel::sql_types::Bool;
 use super::keyset;
 use super::schema::{documents, identities, verifications};
 use super::{Cursor, DbConnection, MultiBackend, WriteConn};
-use crate::domain::document::{DocumentSide, DocumentType};
+use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::email_search::{EmailLike, PrefixRange};
 use crate::domain::identity::{
     Address, Country, Email, Gender, IdentityData, IdentityKind, Phone, Tax,
@@ -234,7 +234,7 @@ pub struct DocumentRow {
     pub side: DocumentSide,
     pub label: Option<String>,
     pub description: Option<String>,
-    pub url: String,
+    pub url: DocumentLocation,
     pub position: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -251,7 +251,7 @@ pub struct NewDocument<'a> {
     pub side: DocumentSide,
     pub label: Option<&'a str>,
     pub description: Option<&'a str>,
-    pub url: &'a str,
+    pub url: &'a DocumentLocation,
     pub position: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,

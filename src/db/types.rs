@@ -8,7 +8,7 @@ use diesel::deserialize::{self, FromSql};
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
-use crate::domain::document::{DocumentSide, DocumentType};
+use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::identity::{Country, Email, Gender, IdentityKind};
 use crate::domain::ids::{ApiKeyId, AppId, DocumentId, EventId, IdentityId, VerificationId};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
@@ -54,6 +54,7 @@ text_columns!(
     Email,
     DocumentType,
     DocumentSide,
+    DocumentLocation,
     Level,
     VerificationStatus,
     RiskRating,

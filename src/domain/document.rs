@@ -5,6 +5,8 @@
 //! in any letter case) and answers camelCase (`identityCard`, `frontSide`),
 //! as the PublicMint reference does. The database stores the camelCase form.
 
+use crate::domain::identity::DocumentUrl;
+use crate::domain::object_key::ObjectKey;
 use crate::domain::stored::text_enum;
 
 text_enum! {
@@ -113,6 +115,40 @@ mod tests {
             .chain([DocumentType::FaceImage])
         {
             assert_eq!(DocumentType::parse(t.as_str()), Some(t));
+        }
+    }
+}
+
+/// Where a document's bytes are, as stored in `documents.url`: a key of our
+/// storage (stored as the bare key, so the URL answered is built from the
+/// current storage settings, and a new `KYC_PUBLIC_URL`, port or proxy never
+/// strands a document), or an external https URL the client gave.
+#[derive(
+    Debug, Clone, PartialEq, Eq, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum DocumentLocation {
+    /// The sealed copy in our storage (or, for documents attached before
+    /// sealing existed, the upload itself).
+    Stored(ObjectKey),
+    /// A URL outside our storage, kept as sent (normalized).
+    External(DocumentUrl),
+}
+
+impl crate::domain::stored::StoredText for DocumentLocation {
+    fn stored(&self) -> &str {
+        match self {
+            DocumentLocation::Stored(key) => key.as_str(),
+            DocumentLocation::External(url) => url.as_str(),
+        }
+    }
+
+    /// Keys never start with a scheme; external URLs always do.
+    fn from_stored(s: &str) -> Option<Self> {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            DocumentUrl::parse(s).ok().map(DocumentLocation::External)
+        } else {
+            ObjectKey::parse(s).ok().map(DocumentLocation::Stored)
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::auth::{ApiKey, AuthenticatedApp};
 use crate::domain::identity::{parse_identity, IdentityPatch};
 use crate::domain::ids::IdentityId;
 use crate::error::ApiError;
-use crate::services::documents::check_document_urls;
+use crate::services::documents::seal_document_urls;
 use crate::services::identities::{self as service, IdentityListing};
 use crate::services::write::Operation;
 use crate::views::Data;
@@ -20,11 +20,12 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
     let input = parse_identity(&body, service::today()).map_err(ApiError::Validation)?;
-    check_document_urls(&state.storage, &auth.app_id, input.document_urls()).await?;
+    let sealed = seal_document_urls(&state.storage, &auth.app_id, input.document_urls()).await?;
+    let storage = state.storage.clone();
     let view = state
         .write
         .run(auth.actor(), Operation::IdentityCreate, move |tx| {
-            service::create(tx, &auth.app_id, input)
+            service::create(tx, &storage, &auth.app_id, input, &sealed)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
@@ -35,10 +36,11 @@ pub async fn get(
     key: ApiKey,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let storage = state.storage.clone();
     let view = key
         .run(&state.db, move |conn, auth| {
             let id = parse_id("id", &id)?;
-            service::get(conn, &auth.app_id, &id)
+            service::get(conn, &storage, &auth.app_id, &id)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
@@ -52,11 +54,12 @@ pub async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     let id: IdentityId = parse_id("id", &id)?;
     let patch = IdentityPatch::parse(&body);
-    check_document_urls(&state.storage, &auth.app_id, patch.document_urls()).await?;
+    let sealed = seal_document_urls(&state.storage, &auth.app_id, patch.document_urls()).await?;
+    let storage = state.storage.clone();
     let view = state
         .write
         .run(auth.actor(), Operation::IdentityPatch, move |tx| {
-            service::patch(tx, &auth.app_id, &id, &patch)
+            service::patch(tx, &storage, &auth.app_id, &id, &patch, &sealed)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))

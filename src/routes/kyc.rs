@@ -110,10 +110,11 @@ async fn set_blocked(
     } else {
         Operation::IdentityUnblock
     };
+    let storage = state.storage.clone();
     let view = state
         .write
         .run(auth.actor(), operation, move |tx| {
-            service::set_blocked(tx, &auth.app_id, &id, blocked, &reason)
+            service::set_blocked(tx, &storage, &auth.app_id, &id, blocked, &reason)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))

@@ -21,7 +21,14 @@ pub async fn answer_list<L: Listing>(
     req: &HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let authenticate = move |conn: &mut _| key.authenticate(conn).map(|auth| auth.app_id);
-    match listing::answer::<L, _>(&state.db, authenticate, req.query_string().to_owned()).await? {
+    match listing::answer::<L, _>(
+        &state.db,
+        state.storage.clone(),
+        authenticate,
+        req.query_string().to_owned(),
+    )
+    .await?
+    {
         ListAnswer::Page { data, total } => Ok(HttpResponse::Ok().json(ListPage { data, total })),
         ListAnswer::Stream { total, chunks } => Ok(HttpResponse::Ok()
             .content_type("application/json")

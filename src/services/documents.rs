@@ -2,9 +2,12 @@
 //! URLs, and checking that URLs clients send into our storage are theirs and
 //! exist.
 
+use std::collections::HashMap;
+
 use crate::config::StorageSettings;
 use crate::db::identities as q;
 use crate::db::Db;
+use crate::domain::document::DocumentLocation;
 use crate::domain::identity::DocumentUrl;
 use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::error::{ApiError, FieldError, Refusal};
@@ -44,21 +47,21 @@ pub async fn presign_download(
             })
         })
         .await?;
-    match storage.parse_object_url(&document.url).owned_by(app_id) {
-        ObjectUrlMatch::Ours(key) => {
+    match document.url {
+        // Rows are read by app, so the key is the app's; checked again
+        // because signing another app's key would be a leak.
+        DocumentLocation::Stored(key) if key.app_id() == app_id => {
             let signed = storage
                 .presign_get(&key, settings.presign_ttl)
                 .await
                 .map_err(storage_error)?;
             Ok(signed.url)
         }
-        ObjectUrlMatch::External => Ok(document.url),
-        // Stored URLs were checked on the way in; one that no longer parses
-        // as ours means the storage configuration changed under it.
-        ObjectUrlMatch::Invalid => Err(ApiError::internal(anyhow::anyhow!(
-            "document {} has a URL into our storage that is not a valid key",
+        DocumentLocation::Stored(key) => Err(ApiError::internal(anyhow::anyhow!(
+            "document {} of app {app_id} names a key of another app: {key}",
             document.id
         ))),
+        DocumentLocation::External(url) => Ok(url.as_str().to_owned()),
     }
 }
 
@@ -66,43 +69,89 @@ fn storage_error(err: StorageError) -> ApiError {
     err.into()
 }
 
-/// A URL into our storage must name an existing object of the caller's app;
-/// any other URL must be https. Objects are checked concurrently.
-pub async fn check_document_urls(
+/// Where each document URL of a create or patch is stored, keyed by the
+/// URL as sent (normalized): made by [`seal_document_urls`] before the
+/// write transaction, read by the use case inside it.
+#[derive(Debug, Default)]
+pub struct SealedDocuments(HashMap<String, DocumentLocation>);
+
+impl SealedDocuments {
+    /// The stored location of a URL the input sent; every URL of the input
+    /// was sealed before the transaction, so a miss is a bug.
+    pub fn location(&self, url: &DocumentUrl) -> Result<&DocumentLocation, ApiError> {
+        self.0.get(url.as_str()).ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "document URL {url:?} was not sealed before the write"
+            ))
+        })
+    }
+}
+
+/// A field of the input and its position among the URLs sent.
+type FieldAt = (usize, String);
+
+/// Checks every document URL an input sends and makes what will be stored
+/// for it. A URL into our storage must name an upload (or a sealed copy) of
+/// the caller's app; it is sealed now ([`Storage::seal`]), so the document
+/// keeps these bytes whatever happens to the upload later. Any other URL
+/// must be https and is kept as sent. Nothing is copied unless every URL
+/// passed the checks that need no storage access; copies run concurrently.
+pub async fn seal_document_urls(
     storage: &Storage,
     app_id: &AppId,
     urls: Vec<(String, &DocumentUrl)>,
-) -> Result<(), ApiError> {
-    let checks = urls.into_iter().map(|(field, url)| async move {
-        match storage.parse_object_url(url.as_str()).owned_by(app_id) {
-            ObjectUrlMatch::Ours(key) => match storage.exists(&key).await {
-                Ok(true) => Ok(None),
-                Ok(false) => Ok(Some(FieldError::new(
-                    field,
-                    "no uploaded document at this URL",
-                ))),
-                Err(e) => Err(storage_error(e)),
-            },
-            ObjectUrlMatch::Invalid => Ok(Some(FieldError::new(
-                field,
-                "is not a document of this app in our storage",
-            ))),
-            ObjectUrlMatch::External if url.is_https() => Ok(None),
-            ObjectUrlMatch::External => Ok(Some(FieldError::new(
-                field,
-                "an external document URL must be https",
-            ))),
-        }
-    });
+) -> Result<SealedDocuments, ApiError> {
     let mut problems = Vec::new();
-    for result in futures_util::future::join_all(checks).await {
-        if let Some(problem) = result? {
-            problems.push(problem);
+    // Our objects to seal, each once, with every (position, field) that
+    // sent it: a face image may also be a document.
+    let mut ours: Vec<(&DocumentUrl, ObjectKey, Vec<FieldAt>)> = Vec::new();
+    let mut sealed = HashMap::new();
+    for (position, (field, url)) in urls.into_iter().enumerate() {
+        match storage.parse_object_url(url.as_str()).owned_by(app_id) {
+            ObjectUrlMatch::Ours(key) => match ours.iter_mut().find(|(u, _, _)| *u == url) {
+                Some((_, _, fields)) => fields.push((position, field)),
+                None => ours.push((url, key, vec![(position, field)])),
+            },
+            ObjectUrlMatch::Invalid => problems.push((
+                position,
+                FieldError::new(field, "is not a document of this app in our storage"),
+            )),
+            ObjectUrlMatch::External if url.is_https() => {
+                sealed.insert(
+                    url.as_str().to_owned(),
+                    DocumentLocation::External(url.clone()),
+                );
+            }
+            ObjectUrlMatch::External => problems.push((
+                position,
+                FieldError::new(field, "an external document URL must be https"),
+            )),
         }
     }
     if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(problems))
+        let copies = ours
+            .into_iter()
+            .map(|(url, key, fields)| async move { (url, storage.seal(&key).await, fields) });
+        for (url, result, fields) in futures_util::future::join_all(copies).await {
+            match result {
+                Ok(key) => {
+                    sealed.insert(url.as_str().to_owned(), DocumentLocation::Stored(key));
+                }
+                Err(StorageError::NotFound) => {
+                    problems.extend(fields.into_iter().map(|(position, field)| {
+                        let problem = FieldError::new(field, "no uploaded document at this URL");
+                        (position, problem)
+                    }))
+                }
+                Err(e) => return Err(storage_error(e)),
+            }
+        }
     }
+    if problems.is_empty() {
+        return Ok(SealedDocuments(sealed));
+    }
+    problems.sort_by_key(|(position, _)| *position);
+    Err(ApiError::Validation(
+        problems.into_iter().map(|(_, problem)| problem).collect(),
+    ))
 }

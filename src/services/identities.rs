@@ -17,9 +17,11 @@ use crate::domain::identity::{
 use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::domain::list_query::{IdentityFilter, ListSpec, Sort, IDENTITY_LIST};
 use crate::error::{ApiError, FieldError, Refusal};
+use crate::services::documents::SealedDocuments;
 use crate::services::kyc;
 use crate::services::listing::Listing;
 use crate::services::write::{Change, Tx};
+use crate::storage::Storage;
 use crate::views::{DocumentView, IdentityView, KycStatusView};
 use diesel::QueryResult;
 
@@ -67,8 +69,10 @@ fn check_owner(
 
 pub fn create(
     tx: &mut Tx<'_, '_>,
+    storage: &Storage,
     app_id: &AppId,
     input: IdentityInput,
+    sealed: &SealedDocuments,
 ) -> Result<IdentityView, ApiError> {
     check_owner(tx.read(), app_id, input.data.identity_owner.as_ref())?;
     let now = db::now();
@@ -94,17 +98,17 @@ pub fn create(
     // blocked, not confirmed and unrated.
     let row = IdentityRow::created(id, app_id.clone(), &input.data, now);
 
-    let mut documents = insert_documents(
-        tx,
-        &row,
-        input.documents.as_deref().unwrap_or_default(),
+    let new_documents = NewDocuments {
+        storage,
+        sealed,
         now,
-    )?;
-    documents.extend(insert_documents(
+    };
+    let mut documents =
+        new_documents.insert(tx, &row, input.documents.as_deref().unwrap_or_default())?;
+    documents.extend(new_documents.insert(
         tx,
         &row,
         &input.face_image_documents().unwrap_or_default(),
-        now,
     )?);
     // A new identity has no earlier verifications: its KYC status is what
     // its documents start now, so nothing needs reading back.
@@ -119,9 +123,11 @@ pub fn create(
 
 pub fn patch(
     tx: &mut Tx<'_, '_>,
+    storage: &Storage,
     app_id: &AppId,
     id: &IdentityId,
     patch: &IdentityPatch,
+    sealed: &SealedDocuments,
 ) -> Result<IdentityView, ApiError> {
     let row = q::find_live_for_update(tx.read(), app_id, id)?.ok_or_else(not_found)?;
     let current = row.data();
@@ -184,13 +190,18 @@ pub fn patch(
 
     // A document set that is sent replaces the current one: the old records
     // stay (deleted_at set) for the audit trail.
+    let new_documents = NewDocuments {
+        storage,
+        sealed,
+        now,
+    };
     if let Some(documents) = &input.documents {
         remove_documents(tx, app_id, id, false, now)?;
-        insert_documents(tx, &row, documents, now)?;
+        new_documents.insert(tx, &row, documents)?;
     }
     if let Some(face_images) = input.face_image_documents() {
         remove_documents(tx, app_id, id, true, now)?;
-        insert_documents(tx, &row, &face_images, now)?;
+        new_documents.insert(tx, &row, &face_images)?;
     }
     if input.documents.is_some() || input.face_images.is_some() {
         let live: Vec<DocumentType> = q::live_documents_of(tx.read(), app_id, &[id])?
@@ -199,7 +210,7 @@ pub fn patch(
             .collect();
         kyc::start_verifications(tx, &row, &live, false)?;
     }
-    let mut views = views_of(tx.read(), vec![row])?;
+    let mut views = views_of(tx.read(), storage, vec![row])?;
     Ok(views.remove(0))
 }
 
@@ -238,11 +249,12 @@ pub fn delete(tx: &mut Tx<'_, '_>, app_id: &AppId, id: &IdentityId) -> Result<()
 
 pub fn get(
     conn: &mut DbConnection,
+    storage: &Storage,
     app_id: &AppId,
     id: &IdentityId,
 ) -> Result<IdentityView, ApiError> {
     let row = q::find_live(conn, app_id, id)?.ok_or_else(not_found)?;
-    let mut views = views_of(conn, vec![row])?;
+    let mut views = views_of(conn, storage, vec![row])?;
     Ok(views.remove(0))
 }
 
@@ -260,11 +272,12 @@ impl Listing for IdentityListing {
 
     fn page(
         conn: &mut DbConnection,
+        storage: &Storage,
         app_id: &AppId,
         query: &IdentityQuery,
     ) -> Result<(Vec<IdentityView>, i64), ApiError> {
         let (rows, total) = q::page_and_total(conn, app_id, query)?;
-        Ok((views_of(conn, rows)?, total))
+        Ok((views_of(conn, storage, rows)?, total))
     }
 
     fn count(conn: &mut DbConnection, app_id: &AppId, query: &IdentityQuery) -> QueryResult<i64> {
@@ -287,9 +300,10 @@ impl Listing for IdentityListing {
 
     fn views(
         conn: &mut DbConnection,
+        storage: &Storage,
         rows: Vec<IdentityRow>,
     ) -> Result<Vec<IdentityView>, ApiError> {
-        views_of(conn, rows)
+        views_of(conn, storage, rows)
     }
 }
 
@@ -297,6 +311,7 @@ impl Listing for IdentityListing {
 /// number of queries, whatever the number of identities.
 pub fn views_of(
     conn: &mut DbConnection,
+    storage: &Storage,
     rows: Vec<IdentityRow>,
 ) -> Result<Vec<IdentityView>, ApiError> {
     let Some(app_id) = rows.first().map(|r| r.app_id.clone()) else {
@@ -308,7 +323,7 @@ pub fn views_of(
         documents
             .entry(doc.identity_id.clone())
             .or_default()
-            .push(doc.into());
+            .push(DocumentView::new(doc, storage));
     }
     let mut kyc: HashMap<IdentityId, Vec<KycStatusView>> = kyc::kyc_status_of(conn, &app_id, &ids)?;
     Ok(rows
@@ -326,45 +341,63 @@ pub fn views_of(
 /// of positions.
 const FACE_IMAGE_POSITIONS: i32 = 1000;
 
-fn insert_documents(
-    tx: &mut Tx<'_, '_>,
-    identity: &IdentityRow,
-    inputs: &[DocumentInput],
+/// What inserting documents needs besides the transaction: where each
+/// sent URL was sealed, the storage (to answer their URLs) and the time.
+struct NewDocuments<'a> {
+    storage: &'a Storage,
+    sealed: &'a SealedDocuments,
     now: NaiveDateTime,
-) -> Result<Vec<DocumentView>, ApiError> {
-    let ids: Vec<DocumentId> = inputs.iter().map(|_| DocumentId::new()).collect();
-    let rows: Vec<NewDocument<'_>> = inputs
-        .iter()
-        .zip(&ids)
-        .enumerate()
-        .map(|(i, (doc, id))| NewDocument {
-            id,
-            app_id: &identity.app_id,
-            identity_id: &identity.id,
-            document_type: doc.document_type,
-            side: doc.side,
-            label: doc.label.as_deref(),
-            description: doc.description.as_deref(),
-            url: doc.url.as_str(),
-            position: i as i32
-                + match doc.document_type {
-                    DocumentType::FaceImage => FACE_IMAGE_POSITIONS,
-                    _ => 0,
-                },
-            created_at: now,
-            updated_at: now,
-        })
-        .collect();
-    q::insert_documents(tx.conn(), &rows)?;
-    let views: Vec<DocumentView> = rows.iter().map(DocumentView::from).collect();
-    for view in &views {
-        tx.record(Change::DocumentCreated {
-            app_id: identity.app_id.clone(),
-            identity_id: identity.id.clone(),
-            document_id: view.id.clone(),
-        });
+}
+
+impl NewDocuments<'_> {
+    fn insert(
+        &self,
+        tx: &mut Tx<'_, '_>,
+        identity: &IdentityRow,
+        inputs: &[DocumentInput],
+    ) -> Result<Vec<DocumentView>, ApiError> {
+        let ids: Vec<DocumentId> = inputs.iter().map(|_| DocumentId::new()).collect();
+        let locations = inputs
+            .iter()
+            .map(|doc| self.sealed.location(&doc.url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<NewDocument<'_>> = inputs
+            .iter()
+            .zip(&ids)
+            .zip(locations)
+            .enumerate()
+            .map(|(i, ((doc, id), location))| NewDocument {
+                id,
+                app_id: &identity.app_id,
+                identity_id: &identity.id,
+                document_type: doc.document_type,
+                side: doc.side,
+                label: doc.label.as_deref(),
+                description: doc.description.as_deref(),
+                url: location,
+                position: i as i32
+                    + match doc.document_type {
+                        DocumentType::FaceImage => FACE_IMAGE_POSITIONS,
+                        _ => 0,
+                    },
+                created_at: self.now,
+                updated_at: self.now,
+            })
+            .collect();
+        q::insert_documents(tx.conn(), &rows)?;
+        let views: Vec<DocumentView> = rows
+            .iter()
+            .map(|row| DocumentView::created(row, self.storage))
+            .collect();
+        for view in &views {
+            tx.record(Change::DocumentCreated {
+                app_id: identity.app_id.clone(),
+                identity_id: identity.id.clone(),
+                document_id: view.id.clone(),
+            });
+        }
+        Ok(views)
     }
-    Ok(views)
 }
 
 /// The live document types of an identity, for KYC rules.

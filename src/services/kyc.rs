@@ -20,6 +20,7 @@ use crate::domain::operations::{KycFacts, OperationRules, OperationState, Rule};
 use crate::error::{ApiError, Refusal};
 use crate::services::listing::Listing;
 use crate::services::write::{Change, Tx};
+use crate::storage::Storage;
 use crate::views::{IdentityView, KycStatusView, VerificationEventView, VerificationView};
 use diesel::QueryResult;
 
@@ -291,6 +292,7 @@ pub fn sandbox_settle(
 
 pub fn set_blocked(
     tx: &mut Tx<'_, '_>,
+    storage: &Storage,
     app_id: &AppId,
     identity_id: &IdentityId,
     blocked: bool,
@@ -332,7 +334,7 @@ pub fn set_blocked(
             },
         )?;
     }
-    let mut views = crate::services::identities::views_of(tx.read(), vec![identity])?;
+    let mut views = crate::services::identities::views_of(tx.read(), storage, vec![identity])?;
     Ok(views.remove(0))
 }
 
@@ -407,6 +409,7 @@ impl Listing for VerificationListing {
 
     fn page(
         conn: &mut DbConnection,
+        _storage: &Storage,
         app_id: &AppId,
         query: &VerificationQuery,
     ) -> Result<(Vec<VerificationView>, i64), ApiError> {
@@ -439,6 +442,7 @@ impl Listing for VerificationListing {
 
     fn views(
         conn: &mut DbConnection,
+        _storage: &Storage,
         rows: Vec<VerificationRow>,
     ) -> Result<Vec<VerificationView>, ApiError> {
         verification_views(conn, rows)

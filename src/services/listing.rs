@@ -2,6 +2,8 @@
 //! `all=true` every match, chunk by chunk; either way from one read
 //! snapshot, so the rows and the total describe the same data.
 
+use std::sync::Arc;
+
 use anyhow::anyhow;
 use diesel::QueryResult;
 use serde::Serialize;
@@ -11,6 +13,7 @@ use crate::db::{read_snapshot, Cursor, Db, DbConnection, DbError};
 use crate::domain::ids::AppId;
 use crate::domain::list_query::{FilterField, ListQuery, ListSpec, Page, Sort};
 use crate::error::ApiError;
+use crate::storage::Storage;
 
 /// Rows per database round trip of an `all=true` walk.
 pub const CHUNK: i64 = 500;
@@ -30,6 +33,7 @@ pub trait Listing: 'static {
     /// One page of views and the total number of matches.
     fn page(
         conn: &mut DbConnection,
+        storage: &Storage,
         app_id: &AppId,
         query: &ListQuery<Self::Filter>,
     ) -> Result<(Vec<Self::View>, i64), ApiError>;
@@ -50,7 +54,11 @@ pub trait Listing: 'static {
     /// Where a walk that stopped at `row` resumes.
     fn cursor(row: &Self::Row, sort: &Sort) -> Cursor;
     /// The wire views of rows, in a fixed number of queries.
-    fn views(conn: &mut DbConnection, rows: Vec<Self::Row>) -> Result<Vec<Self::View>, ApiError>;
+    fn views(
+        conn: &mut DbConnection,
+        storage: &Storage,
+        rows: Vec<Self::Row>,
+    ) -> Result<Vec<Self::View>, ApiError>;
 }
 
 /// A list request's answer.
@@ -75,6 +83,7 @@ pub enum ListAnswer<View> {
 /// client goes away.
 pub async fn answer<L, A>(
     db: &Db,
+    storage: Arc<Storage>,
     authenticate: A,
     query_string: String,
 ) -> Result<ListAnswer<L::View>, ApiError>
@@ -106,7 +115,7 @@ where
             Err(e) => return answer_first(Err(e)),
         };
         if query.page != Page::All {
-            let page = read_snapshot(&mut conn, |conn| L::page(conn, &app_id, &query));
+            let page = read_snapshot(&mut conn, |conn| L::page(conn, &storage, &app_id, &query));
             conn.note(&page);
             return answer_first(page.map(|(data, total)| ListAnswer::Page { data, total }));
         }
@@ -125,7 +134,11 @@ where
                 };
                 cursor = Some(L::cursor(last, &query.sort));
                 let last_chunk = (rows.len() as i64) < CHUNK;
-                if chunk_tx.blocking_send(Ok(L::views(conn, rows)?)).is_err() || last_chunk {
+                if chunk_tx
+                    .blocking_send(Ok(L::views(conn, &storage, rows)?))
+                    .is_err()
+                    || last_chunk
+                {
                     // Done, or the client went away.
                     return Ok(());
                 }

@@ -15,9 +15,9 @@ use tokio::io::AsyncWriteExt;
 use url::Url;
 use uuid::Uuid;
 
-use super::key::ObjectKey;
 use super::token::{TokenError, TokenSigner, UploadGrant};
 use super::{ObjectUrlMatch, PresignedGet, PresignedPost, StorageError};
+use crate::domain::object_key::ObjectKey;
 
 /// Directory under the root for uploads in progress.
 const INCOMING: &str = ".incoming";
@@ -215,6 +215,25 @@ impl LocalStore {
         }
     }
 
+    /// Makes `sealed` a second name of the upload `upload` (a hard link:
+    /// no bytes copied, and uploads are write-once here anyway, so neither
+    /// name can ever show other bytes). [`StorageError::NotFound`] if no
+    /// upload is there.
+    pub async fn seal(&self, upload: &ObjectKey, sealed: &ObjectKey) -> Result<(), StorageError> {
+        let io = |e: std::io::Error| {
+            StorageError::backend(anyhow::Error::new(e).context(format!("sealing {upload}")))
+        };
+        let target = self.path_of(sealed);
+        if let Some(parent) = target.parent() {
+            create_private_dir(parent).await.map_err(io)?;
+        }
+        match tokio::fs::hard_link(self.path_of(upload), &target).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound),
+            Err(e) => Err(io(e)),
+        }
+    }
+
     /// Opens an object for streaming; [`StorageError::NotFound`] if absent.
     pub async fn open(&self, key: &ObjectKey) -> Result<LocalObject, StorageError> {
         let file = match tokio::fs::File::open(self.path_of(key)).await {
@@ -251,8 +270,8 @@ impl LocalStore {
     }
 
     /// Streams `body` into the object `key`, refusing more than `max_bytes`
-    /// and empty bodies. The object appears (atomically, replacing any
-    /// previous one) only once the whole body is written; on any failure
+    /// and empty bodies. The object appears (atomically, never replacing an
+    /// existing one) only once the whole body is written; on any failure
     /// nothing is left behind. Returns the number of bytes stored.
     pub async fn write_stream<S, E>(
         &self,

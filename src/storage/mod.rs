@@ -29,12 +29,13 @@ use crate::domain::ids::AppId;
 use chrono::{DateTime, SubsecRound, Utc};
 use url::Url;
 
-mod key;
 pub mod local;
 pub mod s3;
 mod token;
 
-pub use key::{ContentType, InvalidObjectKey, ObjectKey, UnsupportedFileType};
+pub use crate::domain::object_key::{
+    ContentType, InvalidObjectKey, ObjectKey, ObjectKind, UnsupportedFileType,
+};
 pub use local::{LocalObject, LocalStore, UploadError};
 pub use s3::{S3Settings, S3Store};
 pub use token::{TokenError, UploadGrant, MIN_SIGNING_KEY_BYTES};
@@ -150,6 +151,11 @@ impl Storage {
                 "the upload size limit must be at least 1 byte".into(),
             ));
         }
+        if key.kind() != ObjectKind::Upload {
+            return Err(StorageError::Config(format!(
+                "{key} is sealed evidence: no upload form may name it"
+            )));
+        }
         let expires_at = expiry(ttl)?;
         match self {
             Storage::Local(local) => local.presign_post_until(key, max_bytes, expires_at),
@@ -178,6 +184,27 @@ impl Storage {
             Storage::Local(local) => local.check().await,
             Storage::S3(s3) => s3.check().await,
         }
+    }
+
+    /// The key a document attaching `key` stores: for an upload, a sealed
+    /// copy made now under a fresh evidence key (which no upload form can
+    /// name, so the document's bytes never change afterwards, even if the
+    /// upload form is posted again before it expires); for an evidence key
+    /// (a document URL sent back as answered), the same key once it is
+    /// found. [`StorageError::NotFound`] when there is nothing to attach.
+    pub async fn seal(&self, key: &ObjectKey) -> Result<ObjectKey, StorageError> {
+        if key.kind() == ObjectKind::Evidence {
+            return match self.exists(key).await? {
+                true => Ok(key.clone()),
+                false => Err(StorageError::NotFound),
+            };
+        }
+        let sealed = key.evidence_copy();
+        match self {
+            Storage::Local(local) => local.seal(key, &sealed).await?,
+            Storage::S3(s3) => s3.seal(key, &sealed).await?,
+        }
+        Ok(sealed)
     }
 
     /// Whether an object is stored under `key` (HEAD).
@@ -461,6 +488,43 @@ mod tests {
         let secs = (at - Utc::now()).num_seconds();
         assert!((298..=300).contains(&secs), "{secs}");
         assert_eq!(at.timestamp_subsec_nanos(), 0);
+    }
+
+    #[tokio::test]
+    async fn sealing_makes_an_evidence_copy_no_form_can_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::local(
+            dir.path(),
+            "http://127.0.0.1:1",
+            b"0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
+        let (upload, _) = ObjectKey::new_upload(&AppId::new(), "a.pdf").unwrap();
+        assert!(matches!(
+            storage.seal(&upload).await,
+            Err(StorageError::NotFound)
+        ));
+        let local = storage.as_local().unwrap();
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(
+            bytes::Bytes::from_static(b"%PDF"),
+        )]);
+        local.write_stream(&upload, 10, body).await.unwrap();
+
+        let sealed = storage.seal(&upload).await.unwrap();
+        assert_eq!(sealed.kind(), ObjectKind::Evidence);
+        assert_eq!(sealed.app_id(), upload.app_id());
+        assert_eq!(storage.read(&sealed).await.unwrap(), b"%PDF");
+        // An evidence key seals to itself; a missing one is not found.
+        assert_eq!(storage.seal(&sealed).await.unwrap(), sealed);
+        assert!(matches!(
+            storage.seal(&sealed.evidence_copy()).await,
+            Err(StorageError::NotFound)
+        ));
+        // No upload form is ever made for it.
+        assert!(matches!(
+            storage.presign_post(&sealed, Duration::from_secs(60), 10),
+            Err(StorageError::Config(_))
+        ));
     }
 
     #[tokio::test]

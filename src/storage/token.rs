@@ -13,7 +13,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::key::ObjectKey;
+use crate::domain::object_key::{ObjectKey, ObjectKind};
 
 /// The `aud` claim of every storage token.
 pub(crate) const AUDIENCE: &str = "kyc-api:files";
@@ -139,6 +139,10 @@ impl TokenSigner {
             return Err(TokenError::Invalid);
         };
         let key = ObjectKey::parse(&claims.key).map_err(|_| TokenError::Invalid)?;
+        // Only the server writes evidence; a policy naming it is not ours.
+        if key.kind() != ObjectKind::Upload {
+            return Err(TokenError::Invalid);
+        }
         Ok(UploadGrant {
             key,
             content_type,

@@ -114,9 +114,18 @@ async fn round_trip(app: &TestApp) {
         .as_str()
         .unwrap()
         .to_string();
+    // What is stored is a sealed copy (see `evidence_is_write_once`).
+    let evidence_url = created["data"]["documents"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        evidence_url.contains(&format!("apps/{}/evidence/", app.app_id)),
+        "{evidence_url}"
+    );
     assert_eq!(
-        created["data"]["documents"][0]["url"],
-        document_url.as_str()
+        created["data"]["documents"][1]["url"],
+        evidence_url.as_str()
     );
 
     let (status, body) = json(
@@ -139,14 +148,16 @@ async fn round_trip(app: &TestApp) {
     );
 
     // Without its signature the object is not readable.
-    assert!(app
-        .client
-        .get(&document_url)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .is_client_error());
+    for unsigned in [&document_url, &evidence_url] {
+        assert!(app
+            .client
+            .get(unsigned)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_client_error());
+    }
     // A tampered signature is refused.
     let tampered = tamper(&download_url);
     assert_eq!(
@@ -227,6 +238,7 @@ fn tamper(url: &str) -> String {
 
 backend_tests!(
     local_round_trip,
+    documents_survive_a_new_public_url,
     local_evidence_is_write_once,
     local_refusals,
     external_documents_and_filenames
@@ -236,29 +248,40 @@ async fn local_round_trip(app: TestApp) {
     round_trip(&app).await;
 }
 
-/// Re-posting an upload form (still valid) after the document became KYC
-/// evidence is refused, and the evidence keeps its bytes.
-async fn local_evidence_is_write_once(app: TestApp) {
-    let (_, body) = presign(&app, &app.api_key, "passport.jpg").await;
+/// Documents are stored as keys: a server on another address (a restart on
+/// another port, a new KYC_PUBLIC_URL) answers them with its own URLs and
+/// serves them, after the server that stored them is gone.
+async fn documents_survive_a_new_public_url(first: TestApp) {
+    let files = tempfile::tempdir().unwrap();
+    let storage = format!("local:{}", files.path().display());
+    // The fixture's server keeps its own storage; these two share one.
+    let a = TestApp::spawn_with(first.db.alias(), &[("KYC_STORAGE", &storage)]).await;
+    let (_, body) = presign(&a, &a.api_key, "passport.jpg").await;
     let presigned = body["data"].clone();
-    let document_url = presigned["documentUrl"].as_str().unwrap().to_string();
-    assert!(upload(&app, &presigned, "image/jpeg", JPEG)
+    assert!(upload(&a, &presigned, "image/jpeg", JPEG)
         .await
         .status()
         .is_success());
+    let document_url = presigned["documentUrl"].as_str().unwrap();
     let created =
-        crate::identities::create(&app, &with_documents("once@example.com", &document_url)).await;
+        crate::identities::create(&a, &with_documents("moved@example.com", document_url)).await;
+    let identity = created["id"].as_str().unwrap();
+    let document = created["documents"][0]["id"].as_str().unwrap();
+    assert!(created["documents"][0]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&a.address));
+    drop(a);
 
-    let replacement = b"\xFF\xD8\xFF\xE0a different face\xFF\xD9";
-    let (status, body) = json(upload(&app, &presigned, "image/jpeg", replacement).await).await;
-    assert_error(status, &body, 409, "document_already_uploaded");
-
-    let (identity, document) = (
-        created["id"].as_str().unwrap(),
-        created["documents"][0]["id"].as_str().unwrap(),
+    let b = TestApp::spawn_with(first.db.alias(), &[("KYC_STORAGE", &storage)]).await;
+    let read = crate::identities::get_ok(&b, identity).await;
+    let url = read["documents"][0]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/files/apps/{}/evidence/", b.address, b.app_id)),
+        "{url} is built from the new address"
     );
-    let (_, body) = json(
-        app.get(&format!(
+    let (status, body) = json(
+        b.get(&format!(
             "/identities/{identity}/documents/{document}/presign-url"
         ))
         .send()
@@ -266,16 +289,93 @@ async fn local_evidence_is_write_once(app: TestApp) {
         .unwrap(),
     )
     .await;
-    let bytes = app
+    assert_eq!(status, 200, "{body}");
+    let res = b
         .client
         .get(body["data"]["presignUrl"].as_str().unwrap())
         .send()
         .await
-        .unwrap()
-        .bytes()
-        .await
         .unwrap();
-    assert_eq!(bytes.as_ref(), JPEG, "the first upload stays");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), JPEG);
+}
+
+async fn local_evidence_is_write_once(app: TestApp) {
+    evidence_is_write_once(&app).await;
+}
+
+/// A document's bytes never change once attached. Attaching seals a copy
+/// under an evidence key no upload form can name; re-posting the upload
+/// form (still valid) afterwards is refused by local storage and accepted
+/// by S3 (POST policies cannot forbid overwriting), and either way the
+/// document still downloads its first bytes. Its URL sent back as answered
+/// names the same sealed copy.
+async fn evidence_is_write_once(app: &TestApp) {
+    let (_, body) = presign(app, &app.api_key, "passport.jpg").await;
+    let presigned = body["data"].clone();
+    let document_url = presigned["documentUrl"].as_str().unwrap().to_string();
+    assert!(upload(app, &presigned, "image/jpeg", JPEG)
+        .await
+        .status()
+        .is_success());
+    let created =
+        crate::identities::create(app, &with_documents("once@example.com", &document_url)).await;
+    let evidence_url = created["documents"][0]["url"].as_str().unwrap().to_string();
+    assert_ne!(evidence_url, document_url);
+
+    let replacement = b"\xFF\xD8\xFF\xE0a different face\xFF\xD9";
+    let res = upload(app, &presigned, "image/jpeg", replacement).await;
+    if app.uses_s3() {
+        assert!(res.status().is_success(), "S3 takes the second upload");
+    } else {
+        let (status, body) = json(res).await;
+        assert_error(status, &body, 409, "document_already_uploaded");
+    }
+    let identity = created["id"].as_str().unwrap();
+    let download = |document: String| async move {
+        let (_, body) = json(
+            app.get(&format!(
+                "/identities/{identity}/documents/{document}/presign-url"
+            ))
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        app.client
+            .get(body["data"]["presignUrl"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    };
+    let first = created["documents"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(download(first).await.as_ref(), JPEG, "the first bytes stay");
+
+    // The answered URL sent back (a client round-tripping its documents)
+    // keeps the same sealed copy; the upload URL would seal a new one.
+    let (status, patched) = json(
+        app.patch(
+            &format!("/identities/{identity}"),
+            &json!({"documents": [{"type": "Passport", "side": "FrontSide", "url": evidence_url}]}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        patched["data"]["documents"][0]["url"],
+        evidence_url.as_str()
+    );
+    let again = patched["data"]["documents"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(download(again).await.as_ref(), JPEG);
 }
 
 async fn local_refusals(app: TestApp) {
@@ -512,6 +612,7 @@ async fn s3_round_trip_and_refusals(backend: Backend) {
         return;
     };
     round_trip(&app).await;
+    evidence_is_write_once(&app).await;
 
     let (_, body) = presign(&app, &app.api_key, "scan.jpg").await;
     let presigned = body["data"].clone();

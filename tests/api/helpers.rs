@@ -137,6 +137,17 @@ impl TestDatabase {
         }
     }
 
+    /// The same database under a second name that does not own it (for a
+    /// second server on it); the original still drops it.
+    pub fn alias(&self) -> Self {
+        TestDatabase {
+            backend: self.backend,
+            url: self.url.clone(),
+            pg_name: None,
+            _dir: None,
+        }
+    }
+
     /// Runs raw SQL on this database (to set up states the API cannot reach
     /// yet, or to inspect what it stored).
     pub fn execute(&self, sql: &str) {
@@ -215,6 +226,8 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub client: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
+    /// Documents go to S3 (else to a local directory).
+    s3: bool,
     /// The local storage directory of this server.
     _files: tempfile::TempDir,
 }
@@ -258,6 +271,9 @@ impl TestApp {
             vars.retain(|(name, _)| name != k);
             vars.push((k.to_string(), v.to_string()));
         }
+        let s3 = vars
+            .iter()
+            .any(|(k, v)| k == "KYC_STORAGE" && v.starts_with("s3://"));
         let settings = Settings::from_lookup(|name| {
             vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
@@ -289,8 +305,13 @@ impl TestApp {
             db,
             client,
             handle,
+            s3,
             _files: files,
         }
+    }
+
+    pub fn uses_s3(&self) -> bool {
+        self.s3
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -59,6 +59,13 @@ pub async fn create(app: &TestApp, body: &Value) -> Value {
     body["data"].clone()
 }
 
+/// `GET /identities/:id`, which must succeed.
+pub async fn get_ok(app: &TestApp, id: &str) -> Value {
+    let (status, body) = json(app.get(&format!("/identities/{id}")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
+}
+
 fn keys(v: &Value) -> Vec<String> {
     let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
     k.sort();

@@ -11,7 +11,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("storage", &["domain"]),
     ("db", &["domain"]),
     ("config", &["db", "storage", "domain"]),
-    ("views", &["db", "domain"]),
+    ("views", &["db", "storage", "domain"]),
     ("error", &["db", "storage", "domain"]),
     (
         "services",

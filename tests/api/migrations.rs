@@ -161,7 +161,8 @@ database_tests!(
     migrations_run_down_and_up_again,
     email_keys_migration_fills_existing_rows,
     email_normalized_migration_fills_existing_rows,
-    verification_listing_migration_marks_deleted_identities
+    verification_listing_migration_marks_deleted_identities,
+    document_keys_migration_keeps_only_keys
 );
 
 /// Reverts migrations, newest first, up to and including `version`.
@@ -348,4 +349,98 @@ async fn verification_listing_migration_marks_deleted_identities(db: TestDatabas
             ("v-live".to_string(), None),
         ]
     );
+}
+
+/// Documents stored as absolute URLs of our own storage (local behind any
+/// address, S3 path-style or virtual-hosted, with or without a presigned
+/// query) become bare keys; every other URL stays exactly as it was.
+async fn document_keys_migration_keeps_only_keys(db: TestDatabase) {
+    use diesel::prelude::*;
+    use kyc_api::db::schema::documents;
+    use kyc_api::domain::document::DocumentLocation;
+    use kyc_api::domain::stored::StoredText;
+
+    let manager = ConnectionManager::new(DatabaseUrl::parse(&db.url).unwrap());
+    let mut conn = manager.connect().expect("connect");
+    kyc_api::db::run_migrations(&mut conn).expect("up");
+    revert_through(&mut conn, "20261203000008");
+
+    let app = "6f0c1f8e-3b7a-4d2e-9a51-0c2d4e6f8a10";
+    let other = "11111111-2222-4333-8444-555555555555";
+    let file = |n: u32| format!("0b9e6d0e-2f1a-4c3b-8d7e-5a4b3c2d{n:04}");
+    let key = |n: u32, ext: &str| format!("apps/{app}/documents/{}.{ext}", file(n));
+    let converted = [
+        (
+            format!("http://127.0.0.1:8080/files/{}", key(1, "jpg")),
+            key(1, "jpg"),
+        ),
+        (
+            format!(
+                "https://kyc.example.com/base/files/{}?token=abc.def",
+                key(2, "png")
+            ),
+            key(2, "png"),
+        ),
+        (
+            format!("http://127.0.0.1:9000/bucket/kyc/{}", key(3, "pdf")),
+            key(3, "pdf"),
+        ),
+        (
+            format!(
+                "https://bucket.s3.eu-west-1.amazonaws.com/{}?X-Amz-Signature=ab#x",
+                key(4, "jpeg")
+            ),
+            key(4, "jpeg"),
+        ),
+    ];
+    let kept = [
+        "https://cdn.example.com/passport.jpg".to_string(),
+        format!(
+            "https://cdn.example.com/apps/{other}/documents/{}.jpg",
+            file(5)
+        ),
+        format!("https://cdn.example.com/apps/{app}/documents/not-a-uuid.jpg"),
+        format!(
+            "https://cdn.example.com/apps/{app}/documents/{}.JPG",
+            file(6)
+        ),
+        format!(
+            "https://cdn.example.com/apps/{app}/documents/{}.jpg/more",
+            file(7)
+        ),
+    ];
+    let mut sql = format!(
+        "INSERT INTO apps VALUES ('{app}', 'app', '2025-01-01 00:00:00'); \
+         INSERT INTO identities VALUES ('person', '{app}', 'person', 'N', 'p@x.com', NULL, NULL, \
+         'S', 'C', NULL, 'P', 'PT', '9', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, \
+         '2025-01-01 00:00:00', '2025-01-01 00:00:00', NULL, 'x.com', 'p', 'p@x.com');"
+    );
+    let all: Vec<&String> = converted.iter().map(|(url, _)| url).chain(&kept).collect();
+    for (i, url) in all.iter().enumerate() {
+        sql.push_str(&format!(
+            "INSERT INTO documents (id, app_id, identity_id, document_type, side, label, \
+             description, url, position, created_at, updated_at, deleted_at) VALUES \
+             ('d{i:02}', '{app}', 'person', 'passport', 'frontSide', NULL, NULL, '{url}', {i}, \
+             '2025-01-01 00:00:00', '2025-01-01 00:00:00', NULL);"
+        ));
+    }
+    db.execute(&sql);
+    kyc_api::db::run_migrations(&mut conn).expect("up again");
+
+    let stored: Vec<String> = documents::table
+        .select(documents::url)
+        .order(documents::id)
+        .load(&mut conn)
+        .expect("read back");
+    let expected: Vec<&String> = converted.iter().map(|(_, key)| key).chain(&kept).collect();
+    assert_eq!(stored.iter().collect::<Vec<_>>(), expected);
+    // And the server reads every one back: keys as ours, the rest as URLs.
+    for (i, text) in stored.iter().enumerate() {
+        let location = DocumentLocation::from_stored(text).expect(text);
+        assert_eq!(
+            matches!(location, DocumentLocation::Stored(_)),
+            i < converted.len(),
+            "{text}"
+        );
+    }
 }

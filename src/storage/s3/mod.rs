@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use url::Url;
 
-use super::key::ObjectKey;
 use super::{ObjectUrlMatch, PresignedGet, PresignedPost, StorageError};
+use crate::domain::object_key::ObjectKey;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const SERVICE: &str = "s3";
@@ -398,6 +398,36 @@ impl S3Store {
             .await
             .map_err(|e| StorageError::backend(anyhow::Error::new(e).context(context())))?;
         Ok(body.into_bytes().to_vec())
+    }
+
+    /// Copies the upload `upload` to `sealed` inside the bucket (CopyObject:
+    /// the bytes never leave S3). An upload form stays usable until it
+    /// expires and S3 POST policies cannot forbid overwriting, so the
+    /// copy, under a key no form names, is what keeps evidence unchanged.
+    /// [`StorageError::NotFound`] if no upload is there.
+    pub async fn seal(&self, upload: &ObjectKey, sealed: &ObjectKey) -> Result<(), StorageError> {
+        use aws_sdk_s3::error::ProvideErrorMetadata;
+        let bucket = &self.settings.bucket;
+        // Keys hold only URL-safe characters (`ObjectKey`), and so do
+        // bucket names and prefixes: the copy source needs no encoding.
+        let source = format!("{bucket}/{}", self.full_key(upload));
+        let result = self
+            .client
+            .copy_object()
+            .bucket(bucket)
+            .copy_source(&source)
+            .key(self.full_key(sealed))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().and_then(|e| e.code()) == Some("NoSuchKey") => {
+                Err(StorageError::NotFound)
+            }
+            Err(e) => Err(StorageError::backend(
+                anyhow::Error::new(e).context(format!("COPY s3://{source}")),
+            )),
+        }
     }
 
     pub fn parse_object_url(&self, url: &str) -> ObjectUrlMatch {

@@ -1,9 +1,12 @@
 //! Object keys: where a stored file lives, namespaced by app.
 //!
 //! A key is never taken from a client: it is made by [`ObjectKey::new_upload`]
-//! (random name, extension from the client's filename) or read back by
-//! [`ObjectKey::parse`], which accepts exactly the shape `new_upload` makes:
-//! `apps/<appId>/documents/<uuid>.<ext>`, both ids lowercase hyphenated UUIDs,
+//! (random name, extension from the client's filename) or
+//! [`ObjectKey::evidence_copy`], or read back by [`ObjectKey::parse`], which
+//! accepts exactly the shapes these make: `apps/<appId>/documents/<uuid>.<ext>`
+//! (an upload) and `apps/<appId>/evidence/<uuid>.<ext>` (the sealed copy of
+//! an upload, made when a document is attached; no upload form ever names
+//! one, so its bytes cannot be replaced), both ids lowercase hyphenated UUIDs,
 //! `ext` one of `jpg`, `jpeg`, `png`, `pdf` in lowercase. Anything else (extra
 //! or missing segments, `..`, percent-escapes, upper case, other UUID spellings)
 //! is refused, so a key can be joined to a directory or a bucket prefix safely.
@@ -64,16 +67,44 @@ fn unsupported_message(extension: Option<&str>) -> String {
     }
 }
 
-/// A string that is not a key of the shape `apps/<appId>/documents/<uuid>.<ext>`.
+/// A string that is not a key of the shape
+/// `apps/<appId>/{documents,evidence}/<uuid>.<ext>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid object key")]
 pub struct InvalidObjectKey;
 
-/// Where one stored file lives: `apps/<appId>/documents/<uuid>.<ext>`.
+/// What an object is for, named by its key's third segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    /// `documents`: what an upload form writes to.
+    Upload,
+    /// `evidence`: a document's sealed copy, written once by the server.
+    Evidence,
+}
+
+impl ObjectKind {
+    fn segment(self) -> &'static str {
+        match self {
+            ObjectKind::Upload => "documents",
+            ObjectKind::Evidence => "evidence",
+        }
+    }
+
+    fn of_segment(segment: &str) -> Option<Self> {
+        match segment {
+            "documents" => Some(ObjectKind::Upload),
+            "evidence" => Some(ObjectKind::Evidence),
+            _ => None,
+        }
+    }
+}
+
+/// Where one stored file lives: `apps/<appId>/<documents|evidence>/<uuid>.<ext>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectKey {
     key: String,
     app_id: AppId,
+    kind: ObjectKind,
     content_type: ContentType,
 }
 
@@ -97,24 +128,39 @@ impl ObjectKey {
                 extension: extension.map(str::to_owned),
             })?;
         let ext = lower.expect("a content type was found, so there is an extension");
-        let key = format!(
-            "apps/{app_id}/documents/{}.{ext}",
-            Uuid::new_v4().hyphenated()
-        );
-        Ok((
-            ObjectKey {
-                key,
-                app_id: app_id.clone(),
-                content_type,
-            },
-            content_type,
-        ))
+        let key = ObjectKey::fresh(app_id, ObjectKind::Upload, &ext, content_type);
+        Ok((key, content_type))
     }
 
-    /// Reads back a key made by [`ObjectKey::new_upload`]; nothing else is accepted.
+    /// A fresh key for the sealed copy of this object: same app and
+    /// extension, kind [`ObjectKind::Evidence`], a new random name.
+    pub fn evidence_copy(&self) -> ObjectKey {
+        let ext = self
+            .key
+            .rsplit_once('.')
+            .map(|(_, ext)| ext)
+            .expect("a parsed or made key has an extension");
+        ObjectKey::fresh(&self.app_id, ObjectKind::Evidence, ext, self.content_type)
+    }
+
+    fn fresh(app_id: &AppId, kind: ObjectKind, ext: &str, content_type: ContentType) -> ObjectKey {
+        ObjectKey {
+            key: format!(
+                "apps/{app_id}/{}/{}.{ext}",
+                kind.segment(),
+                Uuid::new_v4().hyphenated()
+            ),
+            app_id: app_id.clone(),
+            kind,
+            content_type,
+        }
+    }
+
+    /// Reads back a key made by [`ObjectKey::new_upload`] or
+    /// [`ObjectKey::evidence_copy`]; nothing else is accepted.
     pub fn parse(s: &str) -> Result<ObjectKey, InvalidObjectKey> {
         let mut parts = s.split('/');
-        let (Some("apps"), Some(app), Some("documents"), Some(file), None) = (
+        let (Some("apps"), Some(app), Some(kind), Some(file), None) = (
             parts.next(),
             parts.next(),
             parts.next(),
@@ -123,6 +169,7 @@ impl ObjectKey {
         ) else {
             return Err(InvalidObjectKey);
         };
+        let kind = ObjectKind::of_segment(kind).ok_or(InvalidObjectKey)?;
         let app_id = AppId::from_uuid(canonical_uuid(app).ok_or(InvalidObjectKey)?);
         let (name, ext) = file.split_once('.').ok_or(InvalidObjectKey)?;
         canonical_uuid(name).ok_or(InvalidObjectKey)?;
@@ -130,8 +177,13 @@ impl ObjectKey {
         Ok(ObjectKey {
             key: s.to_owned(),
             app_id,
+            kind,
             content_type,
         })
+    }
+
+    pub fn kind(&self) -> ObjectKind {
+        self.kind
     }
 
     /// The app whose file this is. Callers that accept a key (or an object
@@ -233,14 +285,39 @@ mod tests {
     }
 
     #[test]
-    fn parse_accepts_exactly_the_upload_shape() {
+    fn parse_accepts_exactly_the_upload_and_evidence_shapes() {
         for ext in ["jpg", "jpeg", "png", "pdf"] {
-            let s = format!("apps/{APP}/documents/{FILE}.{ext}");
-            let key = ObjectKey::parse(&s).unwrap();
-            assert_eq!(key.as_str(), s);
-            assert_eq!(key.app_id(), &app());
-            assert_eq!(key.to_string(), s);
+            for (segment, kind) in [
+                ("documents", ObjectKind::Upload),
+                ("evidence", ObjectKind::Evidence),
+            ] {
+                let s = format!("apps/{APP}/{segment}/{FILE}.{ext}");
+                let key = ObjectKey::parse(&s).unwrap();
+                assert_eq!(key.as_str(), s);
+                assert_eq!(key.app_id(), &app());
+                assert_eq!(key.kind(), kind);
+                assert_eq!(key.to_string(), s);
+            }
         }
+    }
+
+    #[test]
+    fn evidence_copies_keep_app_and_type_under_a_new_name() {
+        let (upload, _) = ObjectKey::new_upload(&app(), "scan.JPEG").unwrap();
+        assert_eq!(upload.kind(), ObjectKind::Upload);
+        let sealed = upload.evidence_copy();
+        assert_eq!(sealed.kind(), ObjectKind::Evidence);
+        assert_eq!(sealed.app_id(), upload.app_id());
+        assert_eq!(sealed.content_type(), ContentType::Jpeg);
+        assert!(
+            sealed
+                .as_str()
+                .starts_with(&format!("apps/{APP}/evidence/")),
+            "{sealed}"
+        );
+        assert!(sealed.as_str().ends_with(".jpeg"), "{sealed}");
+        assert_eq!(ObjectKey::parse(sealed.as_str()).unwrap(), sealed);
+        assert_ne!(sealed.evidence_copy(), sealed);
     }
 
     #[test]
@@ -267,6 +344,9 @@ mod tests {
             format!("apps/{APP}/documents/{FILE}.png\0"),
             format!("apps\\{APP}\\documents\\{FILE}.png"),
             format!("apps/{APP}/identities/{FILE}.png"),
+            format!("apps/{APP}/Evidence/{FILE}.png"),
+            format!("apps/{APP}/evidence/{FILE}"),
+            format!("apps/{APP}/evidence/../documents/{FILE}.png"),
             format!("Apps/{APP}/documents/{FILE}.png"),
             format!("apps/{}/documents/{FILE}.png", APP.to_uppercase()),
             format!("apps/{{{APP}}}/documents/{FILE}.png"),
