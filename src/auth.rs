@@ -41,9 +41,10 @@ impl AuthenticatedApp {
 /// Header names are case-insensitive, so `apikey` and `APIKEY` work too.
 pub const API_KEY_HEADER: &str = "apikey";
 
-/// The key as presented in the header, not yet checked.
+/// The key as presented in the header, not yet checked, with the request's
+/// span (the check runs on a blocking thread, outside it).
 #[derive(Clone)]
-pub struct ApiKey(String);
+pub struct ApiKey(String, tracing::Span);
 
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,13 +58,17 @@ impl ApiKey {
             None => Err(ApiError::ApiKeyMissing),
             Some(Err(_)) => Err(ApiError::ApiKeyInvalid),
             Some(Ok(v)) if v.trim().is_empty() => Err(ApiError::ApiKeyMissing),
-            Some(Ok(v)) => Ok(ApiKey(v.trim().to_owned())),
+            Some(Ok(v)) => Ok(ApiKey(v.trim().to_owned(), tracing::Span::current())),
         }
     }
 
     /// The app this key belongs to, or `api_key_invalid`.
     pub fn authenticate(&self, conn: &mut DbConnection) -> Result<AuthenticatedApp, ApiError> {
-        tenancy::authenticate(conn, &self.0).map(|owner| AuthenticatedApp {
+        let owner = tenancy::authenticate(conn, &self.0)?;
+        // The request's log line names the tenant (never the key).
+        self.1
+            .record("app_id", tracing::field::display(&owner.app_id));
+        Ok(AuthenticatedApp {
             app_id: owner.app_id,
             key_id: owner.key_id,
         })

@@ -63,8 +63,9 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-/// One span per request (method, path, request id) and one event when it
-/// ends (status, latency); the id is echoed in `x-request-id`.
+/// One span per request (method, path, request id, and the caller's app id
+/// once its key is checked) and one event when it ends (status, error code,
+/// latency); the id is echoed in `x-request-id`.
 pub fn request_span<S, B>(
     req: ServiceRequest,
     service: &S,
@@ -78,6 +79,8 @@ where
         method = %req.method(),
         path = %req.path(),
         request_id = %id,
+        // Filled in by the key check (`auth::ApiKey::authenticate`).
+        app_id = tracing::field::Empty,
     );
     let started = Instant::now();
     // The route template (`/identities/{id}`), never the raw path: metric

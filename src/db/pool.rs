@@ -278,6 +278,16 @@ pub struct Db {
     write_probe: Arc<std::sync::Mutex<Option<Instant>>>,
     /// The schema was found up to date with this binary (`probe`).
     schema_current: Arc<std::sync::atomic::AtomicBool>,
+    /// Checkouts waiting for a connection now (r2d2 does not count them).
+    waiting: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// The pool as `/metrics` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolState {
+    pub open: u32,
+    pub idle: u32,
+    pub waiting: u32,
 }
 
 impl Db {
@@ -340,6 +350,7 @@ impl Db {
             deadline: timeout + limits.statement + Duration::from_secs(1),
             write_probe: Arc::new(std::sync::Mutex::new(None)),
             schema_current: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            waiting: Arc::new(std::sync::atomic::AtomicU32::new(0)),
         })
     }
 
@@ -350,16 +361,23 @@ impl Db {
 
     /// A connection from the pool, for blocking callers (start-up, the CLI).
     pub fn checkout(&self) -> Result<PooledConnection<ConnectionManager>, DbError> {
+        use std::sync::atomic::Ordering;
         let started = Instant::now();
+        self.waiting.fetch_add(1, Ordering::Relaxed);
         let conn = self.pool.get().map_err(DbError::Unavailable);
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
         metrics::histogram!("kyc_db_checkout_wait_seconds").record(started.elapsed().as_secs_f64());
         conn
     }
 
-    /// Connections open, and idle among them, for `/metrics`.
-    pub fn pool_state(&self) -> (u32, u32) {
+    /// Connections open, idle among them, and checkouts waiting, for `/metrics`.
+    pub fn pool_state(&self) -> PoolState {
         let state = self.pool.state();
-        (state.connections, state.idle_connections)
+        PoolState {
+            open: state.connections,
+            idle: state.idle_connections,
+            waiting: self.waiting.load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// Runs blocking Diesel work on the blocking thread pool, never on the

@@ -24,10 +24,12 @@ pub async fn metrics_listener(state: web::Data<AppState>) -> HttpResponse {
 }
 
 fn render(state: &AppState) -> HttpResponse {
-    let (open, idle) = state.db.pool_state();
-    metrics::gauge!("kyc_db_pool_connections").set(f64::from(open));
-    metrics::gauge!("kyc_db_pool_idle_connections").set(f64::from(idle));
-    metrics::gauge!("kyc_db_pool_in_use_connections").set(f64::from(open.saturating_sub(idle)));
+    let pool = state.db.pool_state();
+    metrics::gauge!("kyc_db_pool_connections").set(f64::from(pool.open));
+    metrics::gauge!("kyc_db_pool_idle_connections").set(f64::from(pool.idle));
+    metrics::gauge!("kyc_db_pool_in_use_connections")
+        .set(f64::from(pool.open.saturating_sub(pool.idle)));
+    metrics::gauge!("kyc_db_pool_waiting_checkouts").set(f64::from(pool.waiting));
     let body = match crate::telemetry::metrics() {
         Some(handle) => {
             handle.run_upkeep();

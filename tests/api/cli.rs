@@ -355,8 +355,8 @@ fn help_lists_every_environment_variable() {
     }
 }
 
-/// The request's log line names the error code of an error answer, and its
-/// latency to the microsecond.
+/// The request's log line names the error code of an error answer, its
+/// latency to the microsecond, and the caller's app once its key is checked.
 #[test]
 fn request_log_lines_carry_the_error_code() {
     let db = TestDatabase::create(crate::helpers::Backend::Sqlite);
@@ -376,15 +376,20 @@ fn request_log_lines_carry_the_error_code() {
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    let status = loop {
+    let send = |headers: &str| {
         use std::io::{Read, Write};
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .write_all(b"GET /identities HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            let mut answer = String::new();
-            let _ = stream.read_to_string(&mut answer);
-            break answer.lines().next().unwrap_or_default().to_string();
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        stream.write_all(
+            format!("GET /identities HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )?;
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        Ok::<_, std::io::Error>(answer.lines().next().unwrap_or_default().to_string())
+    };
+    let status = loop {
+        if let Ok(status) = send("") {
+            break status;
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(20),
@@ -393,6 +398,8 @@ fn request_log_lines_carry_the_error_code() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert!(status.contains(" 401 "), "{status}");
+    let status = send(&format!("apiKey: {}\r\n", crate::helpers::BOOTSTRAP_KEY)).unwrap();
+    assert!(status.contains(" 200 "), "{status}");
     std::thread::sleep(std::time::Duration::from_millis(200));
     unsafe_kill(child.id());
     let out = child.wait_with_output().unwrap();
@@ -412,4 +419,16 @@ fn request_log_lines_carry_the_error_code() {
         .unwrap();
     let decimals = raw.split('.').nth(1).map_or(0, str::len);
     assert!(decimals <= 3, "latency to the microsecond: {raw}");
+    assert!(!line.contains("app_id"), "no app before a key: {line}");
+
+    let app_id = run_cli(&db.url, &["apps", "list"]);
+    let apps: Value = serde_json::from_slice(&app_id.stdout).unwrap();
+    let app_id = apps[0]["appId"].as_str().unwrap();
+    let line = logs
+        .lines()
+        .filter(|l| l.contains("request finished"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no second request line in {logs}"));
+    assert!(line.contains(&format!("\"app_id\":\"{app_id}\"")), "{line}");
+    assert!(!line.contains(crate::helpers::BOOTSTRAP_KEY), "{line}");
 }

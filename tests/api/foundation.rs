@@ -509,5 +509,6 @@ async fn metrics_count_requests_by_route_template() {
     );
     assert!(text.contains("kyc_http_request_duration_seconds_bucket"));
     assert!(text.contains("kyc_db_pool_connections"));
+    assert!(text.contains("kyc_db_pool_waiting_checkouts 0"), "{text}");
     assert!(text.contains("kyc_db_checkout_wait_seconds"));
 }
