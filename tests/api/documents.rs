@@ -9,7 +9,7 @@ use crate::backend_tests;
 use crate::helpers::{assert_error, detail_fields, json, Backend, TestApp, TestDatabase};
 use crate::identities::person;
 
-const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0fake jpeg bytes for a passport scan\xFF\xD9";
+pub const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0fake jpeg bytes for a passport scan\xFF\xD9";
 
 async fn presign(app: &TestApp, key: &str, filename: &str) -> (u16, Value) {
     json(
@@ -24,9 +24,18 @@ async fn presign(app: &TestApp, key: &str, filename: &str) -> (u16, Value) {
     .await
 }
 
-/// Posts the form as a browser would: every field, then `file`.
 async fn upload(
     app: &TestApp,
+    presigned: &Value,
+    content_type: &str,
+    bytes: &[u8],
+) -> reqwest::Response {
+    post_form(&app.client, presigned, content_type, bytes).await
+}
+
+/// Posts the form as a browser would: every field, then `file`.
+pub async fn post_form(
+    client: &reqwest::Client,
     presigned: &Value,
     content_type: &str,
     bytes: &[u8],
@@ -45,7 +54,7 @@ async fn upload(
         .mime_str(content_type)
         .unwrap();
     form = form.part("file", part);
-    app.client
+    client
         .post(presigned["url"].as_str().unwrap())
         .multipart(form)
         .send()
@@ -53,7 +62,7 @@ async fn upload(
         .unwrap()
 }
 
-fn with_documents(email: &str, document_url: &str) -> Value {
+pub fn with_documents(email: &str, document_url: &str) -> Value {
     let mut body = person(email);
     body["documents"] = json!([{"type": "Passport", "side": "FrontSide", "url": document_url}]);
     body["faceImages"] = json!([document_url]);
@@ -563,31 +572,11 @@ async fn external_documents_and_filenames(app: TestApp) {
 /// An app storing documents in a fresh bucket of the test S3 server, or
 /// None (with a note) when no server is configured.
 async fn s3_app(backend: Backend) -> Option<TestApp> {
-    let Ok(endpoint) = std::env::var("KYC_TEST_S3_ENDPOINT") else {
-        eprintln!("KYC_TEST_S3_ENDPOINT is not set: the S3 variant of this test did not run");
-        return None;
-    };
+    let (endpoint, access, secret) = crate::helpers::test_s3()?;
     if backend == Backend::Postgres && crate::helpers::postgres_admin_url().is_none() {
         return None;
     }
-    let access = std::env::var("KYC_TEST_S3_ACCESS_KEY").expect("KYC_TEST_S3_ACCESS_KEY");
-    let secret = std::env::var("KYC_TEST_S3_SECRET_KEY").expect("KYC_TEST_S3_SECRET_KEY");
-    let bucket = format!("kyc-test-{}", uuid::Uuid::new_v4().simple());
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(&endpoint)
-        .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            &access, &secret, None, None, "test",
-        ))
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket");
+    let bucket = crate::helpers::create_test_bucket(&endpoint, &access, &secret).await;
     let storage = format!("s3://{bucket}/kyc");
     Some(
         TestApp::spawn_with(

@@ -560,3 +560,115 @@ pub fn through(proxy: &TcpProxy, db: &TestDatabase) -> String {
     url.set_port(Some(proxy.port)).unwrap();
     url.to_string()
 }
+
+/// A real `kyc-api serve` process (its own metrics recorder, its own pool),
+/// for tests of several replicas; killed when dropped.
+pub struct ServerProcess {
+    pub address: String,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `env` on a free loopback port and waits until
+    /// `/ready` answers 200 (panicking with its stderr if it exits).
+    pub async fn start(env: &[(&str, &str)]) -> ServerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("KYC_BIND", format!("127.0.0.1:{port}"))
+            .env("KYC_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let address = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        loop {
+            let ready = client
+                .get(format!("{address}/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ready {
+                return ServerProcess { address, child };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                use std::io::Read;
+                let mut stderr = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr)
+                    .unwrap();
+                panic!("the server exited ({status}): {stderr}");
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the server is not ready after 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Stops the process at once (SIGKILL: nothing it would do on a
+    /// graceful stop may be needed by the others).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test S3 server's settings (endpoint, access key, secret key), or
+/// None with a note when CI's server is not configured.
+pub fn test_s3() -> Option<(String, String, String)> {
+    let Ok(endpoint) = std::env::var("KYC_TEST_S3_ENDPOINT") else {
+        eprintln!("KYC_TEST_S3_ENDPOINT is not set: the S3 variant of this test did not run");
+        return None;
+    };
+    let access = std::env::var("KYC_TEST_S3_ACCESS_KEY").expect("KYC_TEST_S3_ACCESS_KEY");
+    let secret = std::env::var("KYC_TEST_S3_SECRET_KEY").expect("KYC_TEST_S3_SECRET_KEY");
+    Some((endpoint, access, secret))
+}
+
+/// A fresh bucket on the test S3 server.
+pub async fn create_test_bucket(endpoint: &str, access: &str, secret: &str) -> String {
+    let bucket = format!("kyc-test-{}", uuid::Uuid::new_v4().simple());
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            access, secret, None, None, "test",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    bucket
+}

@@ -12,5 +12,6 @@ mod layers;
 mod listing;
 mod migrations;
 mod openapi;
+mod replicas;
 mod tenancy;
 mod write_path;
