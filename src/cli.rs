@@ -40,7 +40,10 @@ Configuration (environment variables):
   KYC_PRESIGN_TTL_SECONDS      900
   KYC_S3_FORCE_PATH_STYLE      true for S3-compatible servers
   AWS_REGION (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-  AWS_SESSION_TOKEN, AWS_ENDPOINT_URL";
+  AWS_SESSION_TOKEN, AWS_ENDPOINT_URL; without keys, S3 credentials (and
+  without AWS_REGION, the region) come from aws-config's default chain:
+  AWS_PROFILE and the shared profile files, SSO, web identity (EKS), the ECS
+  task role, the EC2 instance profile";
 
 #[derive(Parser)]
 #[command(

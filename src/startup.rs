@@ -27,7 +27,11 @@ fn signing_key(db: &Db, write: &WritePath, settings: &Settings) -> anyhow::Resul
     }
 }
 
-fn build_storage(settings: &Settings, signing_key: &str, port: u16) -> anyhow::Result<Storage> {
+async fn build_storage(
+    settings: &Settings,
+    signing_key: &str,
+    port: u16,
+) -> anyhow::Result<Storage> {
     match &settings.storage.backend {
         StorageBackend::Local(dir) => {
             let base = settings.storage.public_url.clone().unwrap_or_else(|| {
@@ -40,9 +44,9 @@ fn build_storage(settings: &Settings, signing_key: &str, port: u16) -> anyhow::R
             Ok(Storage::local(dir.clone(), &base, signing_key.as_bytes())
                 .map_err(|e| anyhow::anyhow!("KYC_STORAGE: {e}"))?)
         }
-        StorageBackend::S3(s3) => {
-            Ok(Storage::s3(s3.clone()).map_err(|e| anyhow::anyhow!("KYC_STORAGE: {e}"))?)
-        }
+        StorageBackend::S3(s3) => Ok(Storage::s3(s3.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("KYC_STORAGE: {e}"))?),
     }
 }
 
@@ -126,7 +130,7 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let storage = build_storage(&settings, &key, port)?;
+        let storage = build_storage(&settings, &key, port).await?;
 
         let storage = Arc::new(storage);
         let storage_data = web::Data::from(storage.clone());

@@ -28,7 +28,8 @@ pub async fn presign_upload(
         &state.settings.storage,
         &auth.app_id,
         &body.filename,
-    )?;
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
         "data": {
             "url": post.url,

@@ -195,7 +195,7 @@ pub async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{files_under, ObjectKey, PresignedPost, S3Settings};
+    use crate::storage::{files_under, ObjectKey, PresignedPost, S3Settings, StaticCredentials};
     use actix_web::dev::ServerHandle;
     use actix_web::{App, HttpServer};
     use reqwest::multipart::{Form, Part};
@@ -257,9 +257,10 @@ mod tests {
             self.local().root()
         }
 
-        fn presign(&self, key: &ObjectKey, max_bytes: u64) -> PresignedPost {
+        async fn presign(&self, key: &ObjectKey, max_bytes: u64) -> PresignedPost {
             self.storage
                 .presign_post(key, Duration::from_secs(300), max_bytes)
+                .await
                 .unwrap()
         }
 
@@ -326,7 +327,7 @@ mod tests {
         let storage = &server.storage;
         let (key, ct) =
             ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "Passport.JPEG").unwrap();
-        let post = server.presign(&key, 100_000);
+        let post = server.presign(&key, 100_000).await;
         assert_eq!(post.url, format!("{}/files/upload", server.base));
         assert!(!storage.exists(&key).await.unwrap());
 
@@ -380,7 +381,7 @@ mod tests {
         expect_error(response, StatusCode::FORBIDDEN, "signature_expired").await;
         assert!(!server.storage.exists(&key).await.unwrap());
 
-        let fresh = server.presign(&key, 10);
+        let fresh = server.presign(&key, 10).await;
         assert_eq!(
             send(&fresh, &fields_of(&fresh), Some(bytes(5)))
                 .await
@@ -397,7 +398,7 @@ mod tests {
     async fn tampered_signatures_are_refused() {
         let server = Server::start().await;
         let key = new_key("a.png");
-        let post = server.presign(&key, 10);
+        let post = server.presign(&key, 10).await;
         let mut policy = post.fields["policy"].clone();
         let at = policy.len() - 3;
         let c = if &policy[at..at + 1] == "A" { "B" } else { "A" };
@@ -440,7 +441,7 @@ mod tests {
         let key = new_key("a.png");
         let other_same_app = ObjectKey::new_upload(key.app_id(), "b.png").unwrap().0;
         let other_app = new_key("b.png");
-        let post = server.presign(&key, 10);
+        let post = server.presign(&key, 10).await;
 
         // Upload to another key with this key's policy.
         for other in [&other_same_app, &other_app] {
@@ -460,8 +461,8 @@ mod tests {
         );
         assert_eq!(
             send(
-                &server.presign(&other_app, 10),
-                &fields_of(&server.presign(&other_app, 10)),
+                &server.presign(&other_app, 10).await,
+                &fields_of(&server.presign(&other_app, 10).await),
                 Some(bytes(3))
             )
             .await
@@ -513,7 +514,7 @@ mod tests {
     async fn upload_must_match_the_policy() {
         let server = Server::start().await;
         let key = new_key("a.png");
-        let post = server.presign(&key, 10);
+        let post = server.presign(&key, 10).await;
 
         let mut fields = fields_of(&post);
         fields.retain(|(n, _)| *n != "Content-Type");
@@ -532,7 +533,7 @@ mod tests {
             "payload_too_large",
         )
         .await;
-        let big = server.presign(&key, 100_000);
+        let big = server.presign(&key, 100_000).await;
         expect_error(
             send(&big, &fields_of(&big), Some(bytes(300_000))).await,
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -659,13 +660,16 @@ mod tests {
         let storage = Storage::s3(S3Settings {
             bucket: "kyc-docs".into(),
             prefix: None,
-            region: "us-east-1".into(),
+            region: Some("us-east-1".into()),
             endpoint_url: None,
-            access_key_id: "AK".into(),
-            secret_access_key: "SK".into(),
-            session_token: None,
+            static_credentials: Some(StaticCredentials {
+                access_key_id: "AK".into(),
+                secret_access_key: "SK".into(),
+                session_token: None,
+            }),
             force_path_style: false,
         })
+        .await
         .unwrap();
         let server = Server::serve(
             web::Data::new(storage),

@@ -13,7 +13,7 @@ use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::storage::{ObjectKey, ObjectUrlMatch, PresignedPost, Storage, StorageError};
 
-pub fn presign_upload(
+pub async fn presign_upload(
     storage: &Storage,
     settings: &StorageSettings,
     app_id: &AppId,
@@ -25,6 +25,7 @@ pub fn presign_upload(
         .map_err(|e| ApiError::invalid("filename", e.to_string()))?;
     storage
         .presign_post(&key, settings.upload_ttl, settings.max_document_bytes)
+        .await
         .map_err(storage_error)
 }
 

@@ -37,7 +37,7 @@ pub use crate::domain::object_key::{
     ContentType, InvalidObjectKey, ObjectKey, ObjectKind, UnsupportedFileType,
 };
 pub use local::{LocalObject, LocalStore, UploadError};
-pub use s3::{S3Settings, S3Store};
+pub use s3::{S3Settings, S3Store, StaticCredentials};
 pub use token::{TokenError, UploadGrant, MIN_SIGNING_KEY_BYTES};
 
 /// The longest a presigned URL or POST policy may live (SigV4's limit).
@@ -113,7 +113,8 @@ impl ObjectUrlMatch {
 #[derive(Debug, Clone)]
 pub enum Storage {
     Local(LocalStore),
-    S3(S3Store),
+    /// Boxed: the client and its settings are twice the local store's size.
+    S3(Box<S3Store>),
 }
 
 impl Storage {
@@ -126,9 +127,11 @@ impl Storage {
         LocalStore::new(dir, public_base_url, signing_key).map(Storage::Local)
     }
 
-    /// See [`S3Store::new`].
-    pub fn s3(settings: S3Settings) -> Result<Self, StorageError> {
-        S3Store::new(settings).map(Storage::S3)
+    /// See [`S3Store::connect`].
+    pub async fn s3(settings: S3Settings) -> Result<Self, StorageError> {
+        S3Store::connect(settings)
+            .await
+            .map(|store| Storage::S3(Box::new(store)))
     }
 
     pub fn as_local(&self) -> Option<&LocalStore> {
@@ -140,7 +143,7 @@ impl Storage {
 
     /// An upload form for `key`, valid for `ttl` (at most [`MAX_PRESIGN_TTL`],
     /// whole seconds), accepting 1..=`max_bytes` bytes of the key's content type.
-    pub fn presign_post(
+    pub async fn presign_post(
         &self,
         key: &ObjectKey,
         ttl: Duration,
@@ -159,7 +162,10 @@ impl Storage {
         let expires_at = expiry(ttl)?;
         match self {
             Storage::Local(local) => local.presign_post_until(key, max_bytes, expires_at),
-            Storage::S3(s3) => s3.presign_post_until(key, max_bytes, Utc::now(), expires_at),
+            Storage::S3(s3) => {
+                s3.presign_post_until(key, max_bytes, Utc::now(), expires_at)
+                    .await
+            }
         }
     }
 
@@ -522,7 +528,9 @@ mod tests {
         ));
         // No upload form is ever made for it.
         assert!(matches!(
-            storage.presign_post(&sealed, Duration::from_secs(60), 10),
+            storage
+                .presign_post(&sealed, Duration::from_secs(60), 10)
+                .await,
             Err(StorageError::Config(_))
         ));
     }
@@ -545,9 +553,11 @@ mod tests {
         ));
         assert!(storage
             .presign_post(&key, Duration::from_secs(60), 0)
+            .await
             .is_err());
         let post = storage
             .presign_post(&key, Duration::from_secs(60), 10)
+            .await
             .unwrap();
         assert_eq!(post.object_url, storage.object_url(&key));
         let get = storage

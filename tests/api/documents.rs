@@ -683,3 +683,96 @@ async fn s3_round_trip_and_refusals_sqlite() {
 async fn s3_round_trip_and_refusals_postgres() {
     s3_round_trip_and_refusals(Backend::Postgres).await;
 }
+
+/// Role-based setups give no keys in the environment: the server takes its
+/// S3 credentials and region from aws-config's default chain, here from
+/// shared profile files only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_credentials_and_region_from_a_shared_profile() {
+    let Some((endpoint, access, secret)) = crate::helpers::test_s3() else {
+        return;
+    };
+    let bucket = crate::helpers::create_test_bucket(&endpoint, &access, &secret).await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    let config = dir.path().join("config");
+    std::fs::write(
+        &credentials,
+        format!("[kyc]\naws_access_key_id = {access}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+    std::fs::write(&config, "[profile kyc]\nregion = us-east-1\n").unwrap();
+    let db = TestDatabase::create(Backend::Sqlite);
+    let storage = format!("s3://{bucket}");
+    let server = crate::helpers::ServerProcess::start(&[
+        ("DATABASE_URL", db.url.as_str()),
+        ("KYC_BOOTSTRAP_API_KEY", crate::helpers::BOOTSTRAP_KEY),
+        ("KYC_STORAGE", storage.as_str()),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("KYC_S3_FORCE_PATH_STYLE", "true"),
+        ("AWS_PROFILE", "kyc"),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        // No instance metadata to wait for on a machine that has none.
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let key = crate::helpers::BOOTSTRAP_KEY;
+    let (status, form) = json(
+        client
+            .post(server.url("/presign-url"))
+            .header("apiKey", key)
+            .json(&json!({"filename": "passport.jpg"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{form}");
+    assert!(
+        form["data"]["fields"]["x-amz-credential"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{access}/")),
+        "{form}"
+    );
+    let res = post_form(&client, &form["data"], "image/jpeg", JPEG).await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let (status, created) = json(
+        client
+            .post(server.url("/identities"))
+            .header("apiKey", key)
+            .json(&with_documents(
+                "profile@example.com",
+                form["data"]["documentUrl"].as_str().unwrap(),
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let (identity, document) = (
+        created["data"]["id"].as_str().unwrap(),
+        created["data"]["documents"][0]["id"].as_str().unwrap(),
+    );
+    let (_, signed) = json(
+        client
+            .get(server.url(&format!(
+                "/identities/{identity}/documents/{document}/presign-url"
+            )))
+            .header("apiKey", key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let res = client
+        .get(signed["data"]["presignUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), JPEG);
+}

@@ -13,7 +13,10 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use std::sync::Arc;
+
+use aws_sdk_s3::config::ProvideCredentials;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::Client;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -30,43 +33,42 @@ const SERVICE: &str = "s3";
 
 /// How to reach the bucket. With [`S3Settings::from_env`] these come from:
 ///
-/// | field               | source                                                  |
-/// |---------------------|---------------------------------------------------------|
-/// | `bucket`, `prefix`  | `KYC_STORAGE=s3://<bucket>[/<prefix>]`                  |
-/// | `region`            | `AWS_REGION` (else `AWS_DEFAULT_REGION`); required       |
-/// | `access_key_id`     | `AWS_ACCESS_KEY_ID`; required                            |
-/// | `secret_access_key` | `AWS_SECRET_ACCESS_KEY`; required                        |
-/// | `session_token`     | `AWS_SESSION_TOKEN`; optional                            |
-/// | `endpoint_url`      | `AWS_ENDPOINT_URL`; optional (MinIO, R2, s3s-fs, …)      |
-/// | `force_path_style`  | `KYC_S3_FORCE_PATH_STYLE` = `true`/`false`/`1`/`0`; default false |
+/// | field                | source                                                  |
+/// |----------------------|---------------------------------------------------------|
+/// | `bucket`, `prefix`   | `KYC_STORAGE=s3://<bucket>[/<prefix>]`                  |
+/// | `region`             | `AWS_REGION` (else `AWS_DEFAULT_REGION`); unset: aws-config's region chain (profile, instance metadata) |
+/// | `static_credentials` | `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`); unset: aws-config's default credential chain (shared profile files, SSO, web identity, ECS task role, EC2 instance profile) |
+/// | `endpoint_url`       | `AWS_ENDPOINT_URL`; optional (MinIO, R2, s3s-fs, …)      |
+/// | `force_path_style`   | `KYC_S3_FORCE_PATH_STYLE` = `true`/`false`/`1`/`0`; default false |
 ///
 /// Empty variables count as unset.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct S3Settings {
     pub bucket: String,
     pub prefix: Option<String>,
-    pub region: String,
+    pub region: Option<String>,
     pub endpoint_url: Option<String>,
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
+    pub static_credentials: Option<StaticCredentials>,
     pub force_path_style: bool,
 }
 
-impl fmt::Debug for S3Settings {
+/// Keys given in the environment.
+#[derive(Clone)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for StaticCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Settings")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("region", &self.region)
-            .field("endpoint_url", &self.endpoint_url)
+        f.debug_struct("StaticCredentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
             .field(
                 "session_token",
                 &self.session_token.as_ref().map(|_| "<redacted>"),
             )
-            .field("force_path_style", &self.force_path_style)
             .finish()
     }
 }
@@ -89,15 +91,6 @@ impl S3Settings {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let required = |name: &str, what: &str| {
-            get(name).ok_or_else(|| format!("{name} is not set: the S3 storage needs {what}"))
-        };
-        let region = get("AWS_REGION")
-            .or_else(|| get("AWS_DEFAULT_REGION"))
-            .ok_or_else(|| {
-                "AWS_REGION is not set: the S3 storage needs the bucket's region (e.g. us-east-1)"
-                    .to_owned()
-            })?;
         let force_path_style = match get("KYC_S3_FORCE_PATH_STYLE")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -111,14 +104,30 @@ impl S3Settings {
                 ))
             }
         };
+        let static_credentials = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+            (Some(access_key_id), Some(secret_access_key)) => Some(StaticCredentials {
+                access_key_id,
+                secret_access_key,
+                session_token: get("AWS_SESSION_TOKEN"),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(
+                    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both, or neither to use the default credential chain".into(),
+                )
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not: set both, or neither to use the default credential chain".into(),
+                )
+            }
+        };
         Ok(Self {
             bucket: bucket.into(),
             prefix,
-            region,
+            region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
             endpoint_url: get("AWS_ENDPOINT_URL"),
-            access_key_id: required("AWS_ACCESS_KEY_ID", "an access key id")?,
-            secret_access_key: required("AWS_SECRET_ACCESS_KEY", "a secret access key")?,
-            session_token: get("AWS_SESSION_TOKEN"),
+            static_credentials,
             force_path_style,
         })
     }
@@ -137,9 +146,18 @@ enum Addressing {
 pub struct S3Store {
     client: Client,
     settings: S3Settings,
+    /// The resolved region (settings, else aws-config's chain).
+    region: String,
     endpoint: Option<Url>,
     addressing: Addressing,
+    /// What signs the upload forms: the client's own provider, read
+    /// through [`S3Store::credentials`]'s cache.
+    credentials: SharedCredentialsProvider,
+    cached_credentials: Arc<tokio::sync::Mutex<Option<Credentials>>>,
 }
+
+/// Credentials are refreshed this long before they expire.
+const CREDENTIAL_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 impl fmt::Debug for S3Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -150,28 +168,70 @@ impl fmt::Debug for S3Store {
 }
 
 impl S3Store {
-    /// Checks the settings and builds the client (no network access).
+    /// Resolves what the settings leave to aws-config (the region and the
+    /// credential chain, which may read profile files but makes no request
+    /// yet), then [`S3Store::new_with`].
+    pub async fn connect(settings: S3Settings) -> Result<Self, StorageError> {
+        let region = match &settings.region {
+            Some(region) => region.clone(),
+            None => aws_config::default_provider::region::DefaultRegionChain::builder()
+                .build()
+                .region()
+                .await
+                .map(|r| r.to_string())
+                .ok_or_else(|| {
+                    StorageError::Config(
+                        "no AWS region: set AWS_REGION or a region in the AWS profile".into(),
+                    )
+                })?,
+        };
+        let credentials = match &settings.static_credentials {
+            Some(keys) => SharedCredentialsProvider::new(static_credentials(keys)),
+            None => SharedCredentialsProvider::new(
+                aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                    .region(Region::new(region.clone()))
+                    .build()
+                    .await,
+            ),
+        };
+        Self::new_with(settings, region, credentials)
+    }
+
+    /// Checks settings that name their region and keys, and builds the
+    /// client (no network access).
     pub fn new(settings: S3Settings) -> Result<Self, StorageError> {
+        let (Some(region), Some(keys)) = (&settings.region, &settings.static_credentials) else {
+            return Err(StorageError::Config(
+                "S3Store::new needs a region and static credentials; use connect".into(),
+            ));
+        };
+        let credentials = SharedCredentialsProvider::new(static_credentials(keys));
+        Self::new_with(settings.clone(), region.clone(), credentials)
+    }
+
+    fn new_with(
+        settings: S3Settings,
+        region: String,
+        credentials: SharedCredentialsProvider,
+    ) -> Result<Self, StorageError> {
         let config = |msg: String| StorageError::Config(msg);
         super::validate_bucket(&settings.bucket).map_err(config)?;
         if let Some(prefix) = &settings.prefix {
             super::validate_prefix(prefix).map_err(config)?;
         }
-        let region_ok = !settings.region.is_empty()
-            && settings
-                .region
+        let region_ok = !region.is_empty()
+            && region
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !region_ok {
-            return Err(config(format!(
-                "{:?} is not a valid AWS region name",
-                settings.region
-            )));
+            return Err(config(format!("{region:?} is not a valid AWS region name")));
         }
-        if settings.access_key_id.is_empty() || settings.secret_access_key.is_empty() {
-            return Err(config(
-                "the S3 access key id and secret access key must not be empty".into(),
-            ));
+        if let Some(keys) = &settings.static_credentials {
+            if keys.access_key_id.is_empty() || keys.secret_access_key.is_empty() {
+                return Err(config(
+                    "the S3 access key id and secret access key must not be empty".into(),
+                ));
+            }
         }
         let endpoint = match &settings.endpoint_url {
             None => None,
@@ -195,28 +255,17 @@ impl S3Store {
         let addressing = match (&endpoint, settings.force_path_style) {
             (Some(base), _) => Addressing::Path { base: base.clone() },
             (None, true) => Addressing::Path {
-                base: Url::parse(&format!("https://s3.{}.amazonaws.com", settings.region))
-                    .map_err(|e| {
-                        config(format!(
-                            "region {:?} gives no valid endpoint: {e}",
-                            settings.region
-                        ))
-                    })?,
+                base: Url::parse(&format!("https://s3.{region}.amazonaws.com")).map_err(|e| {
+                    config(format!("region {region:?} gives no valid endpoint: {e}"))
+                })?,
             },
             (None, false) => Addressing::VirtualAws,
         };
 
-        let credentials = Credentials::new(
-            &settings.access_key_id,
-            &settings.secret_access_key,
-            settings.session_token.clone(),
-            None,
-            "kyc-api",
-        );
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
-            .credentials_provider(credentials)
+            .region(Region::new(region.clone()))
+            .credentials_provider(credentials.clone())
             .force_path_style(settings.force_path_style)
             .timeout_config(
                 TimeoutConfig::builder()
@@ -231,9 +280,33 @@ impl S3Store {
         Ok(Self {
             client,
             settings,
+            region,
             endpoint,
             addressing,
+            credentials,
+            cached_credentials: Arc::default(),
         })
+    }
+
+    /// The credentials that sign upload forms: cached until shortly before
+    /// they expire (the SDK caches its own for its requests), so a role's
+    /// temporary keys are fetched once per rotation, not once per form.
+    async fn credentials(&self) -> Result<Credentials, StorageError> {
+        let mut cached = self.cached_credentials.lock().await;
+        if let Some(credentials) = cached.as_ref() {
+            let fresh = credentials
+                .expiry()
+                .is_none_or(|expiry| expiry > SystemTime::now() + CREDENTIAL_REFRESH_MARGIN);
+            if fresh {
+                return Ok(credentials.clone());
+            }
+        }
+        let credentials =
+            self.credentials.provide_credentials().await.map_err(|e| {
+                StorageError::backend(anyhow::Error::new(e).context("AWS credentials"))
+            })?;
+        *cached = Some(credentials.clone());
+        Ok(credentials)
     }
 
     /// The SDK client (for bucket administration in tools and tests).
@@ -262,7 +335,7 @@ impl S3Store {
             ),
             Addressing::VirtualAws => format!(
                 "https://{}.s3.{}.amazonaws.com",
-                self.settings.bucket, self.settings.region
+                self.settings.bucket, self.region
             ),
         }
     }
@@ -280,30 +353,31 @@ impl S3Store {
         }
     }
 
-    pub(crate) fn presign_post_until(
+    pub(crate) async fn presign_post_until(
         &self,
         key: &ObjectKey,
         max_bytes: u64,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<PresignedPost, StorageError> {
+        let credentials = self.credentials().await?;
         let form = PostForm {
             bucket: &self.settings.bucket,
             key: &self.full_key(key),
             content_type: key.content_type().as_str(),
             max_bytes,
-            access_key_id: &self.settings.access_key_id,
-            region: &self.settings.region,
-            session_token: self.settings.session_token.as_deref(),
+            access_key_id: credentials.access_key_id(),
+            region: &self.region,
+            session_token: credentials.session_token(),
             now,
             expires_at,
         };
         let (policy, mut fields) = form.policy();
         let policy_b64 = BASE64.encode(serde_json::to_vec(&policy).map_err(StorageError::backend)?);
         let signing_key = aws_sigv4::sign::v4::generate_signing_key(
-            &self.settings.secret_access_key,
+            credentials.secret_access_key(),
             SystemTime::from(now),
-            &self.settings.region,
+            &self.region,
             SERVICE,
         );
         let signature =
@@ -460,7 +534,7 @@ impl S3Store {
                 }
             }
             None => {
-                let region = &self.settings.region;
+                let region = &self.region;
                 let virtual_hosts = [
                     format!("{bucket}.s3.{region}.amazonaws.com"),
                     format!("{bucket}.s3.amazonaws.com"),
@@ -565,3 +639,13 @@ impl PostForm<'_> {
 
 #[cfg(test)]
 mod tests;
+
+fn static_credentials(keys: &StaticCredentials) -> Credentials {
+    Credentials::new(
+        &keys.access_key_id,
+        &keys.secret_access_key,
+        keys.session_token.clone(),
+        None,
+        "kyc-api",
+    )
+}

@@ -9,11 +9,13 @@ fn settings() -> S3Settings {
     S3Settings {
         bucket: "kyc-docs".into(),
         prefix: None,
-        region: "eu-west-1".into(),
+        region: Some("eu-west-1".into()),
         endpoint_url: None,
-        access_key_id: "AKIDEXAMPLE".into(),
-        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
-        session_token: None,
+        static_credentials: Some(StaticCredentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            session_token: None,
+        }),
         force_path_style: false,
     }
 }
@@ -44,14 +46,15 @@ fn settings_from_env() {
     ];
     let s = S3Settings::from_lookup("b", Some("p".into()), env(&full)).unwrap();
     assert_eq!(
-        (s.bucket.as_str(), s.prefix.as_deref(), s.region.as_str()),
-        ("b", Some("p"), "eu-west-1")
+        (s.bucket.as_str(), s.prefix.as_deref(), s.region.as_deref()),
+        ("b", Some("p"), Some("eu-west-1"))
     );
+    let keys = s.static_credentials.clone().unwrap();
     assert_eq!(
-        (s.access_key_id.as_str(), s.secret_access_key.as_str()),
+        (keys.access_key_id.as_str(), keys.secret_access_key.as_str()),
         ("AK", "SK")
     );
-    assert_eq!(s.session_token.as_deref(), Some("TOK"));
+    assert_eq!(keys.session_token.as_deref(), Some("TOK"));
     assert_eq!(s.endpoint_url.as_deref(), Some("http://127.0.0.1:9000"));
     assert!(s.force_path_style);
     let debug = format!("{s:?}");
@@ -64,18 +67,34 @@ fn settings_from_env() {
         ("AWS_ENDPOINT_URL", ""),
     ];
     let s = S3Settings::from_lookup("b", None, env(&minimal)).unwrap();
-    assert_eq!(s.region, "us-east-1");
+    assert_eq!(s.region.as_deref(), Some("us-east-1"));
     assert_eq!(s.endpoint_url, None);
     assert!(!s.force_path_style);
-    assert_eq!(s.session_token, None);
+    assert_eq!(s.static_credentials.unwrap().session_token, None);
 
     let missing = |drop: &str| {
         let vars: Vec<(&str, &str)> = full.iter().copied().filter(|(k, _)| *k != drop).collect();
         S3Settings::from_lookup("b", None, env(&vars)).unwrap_err()
     };
-    assert!(missing("AWS_REGION").starts_with("AWS_REGION is not set"));
-    assert!(missing("AWS_ACCESS_KEY_ID").starts_with("AWS_ACCESS_KEY_ID is not set"));
-    assert!(missing("AWS_SECRET_ACCESS_KEY").starts_with("AWS_SECRET_ACCESS_KEY is not set"));
+    let no_keys: Vec<(&str, &str)> = full
+        .iter()
+        .copied()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
+        .collect();
+    let chain = S3Settings::from_lookup("b", None, env(&no_keys)).unwrap();
+    assert!(
+        chain.static_credentials.is_none(),
+        "no keys: the default chain"
+    );
+    let no_region: Vec<(&str, &str)> = full
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "AWS_REGION")
+        .collect();
+    let chain = S3Settings::from_lookup("b", None, env(&no_region)).unwrap();
+    assert_eq!(chain.region, None, "no region: the region chain");
+    assert!(missing("AWS_ACCESS_KEY_ID").starts_with("AWS_SECRET_ACCESS_KEY is set but"));
+    assert!(missing("AWS_SECRET_ACCESS_KEY").starts_with("AWS_ACCESS_KEY_ID is set but"));
     let mut bad = full.to_vec();
     bad[5] = ("KYC_S3_FORCE_PATH_STYLE", "yes");
     let err = S3Settings::from_lookup("b", None, env(&bad)).unwrap_err();
@@ -90,8 +109,8 @@ fn constructor_checks_settings() {
     let bad: [fn(&mut S3Settings); 6] = [
         |s| s.bucket = "Bad_Bucket".into(),
         |s| s.prefix = Some("../x".into()),
-        |s| s.region = "EU WEST".into(),
-        |s| s.secret_access_key = String::new(),
+        |s| s.region = Some("EU WEST".into()),
+        |s| s.static_credentials.as_mut().unwrap().secret_access_key = String::new(),
         |s| s.endpoint_url = Some("localhost:9000".into()),
         |s| s.endpoint_url = Some("http://h:9000/?x=1".into()),
     ];
@@ -235,8 +254,8 @@ fn urls_path_style_with_endpoint_and_prefix() {
     );
 }
 
-#[test]
-fn post_policy_document_names_exactly_the_key_type_and_size() {
+#[tokio::test]
+async fn post_policy_document_names_exactly_the_key_type_and_size() {
     let mut s = settings();
     s.prefix = Some("tenant-data".into());
     let store = S3Store::new(s).unwrap();
@@ -245,6 +264,7 @@ fn post_policy_document_names_exactly_the_key_type_and_size() {
     let expires = now + chrono::Duration::minutes(10);
     let post = store
         .presign_post_until(&k, 5_000_000, now, expires)
+        .await
         .unwrap();
     assert_eq!(post.url, "https://kyc-docs.s3.eu-west-1.amazonaws.com/");
     assert_eq!(post.object_url, store.object_url(&k));
@@ -294,27 +314,30 @@ fn post_policy_document_names_exactly_the_key_type_and_size() {
     // Same inputs, same signature; another secret, another signature.
     let again = store
         .presign_post_until(&k, 5_000_000, now, expires)
+        .await
         .unwrap();
     assert_eq!(again.fields["x-amz-signature"], *signature);
     let mut other = settings();
     other.prefix = Some("tenant-data".into());
-    other.secret_access_key = "another-secret".into();
+    other.static_credentials.as_mut().unwrap().secret_access_key = "another-secret".into();
     let other = S3Store::new(other).unwrap();
     let theirs = other
         .presign_post_until(&k, 5_000_000, now, expires)
+        .await
         .unwrap();
     assert_eq!(theirs.fields["policy"], post.fields["policy"]);
     assert_ne!(theirs.fields["x-amz-signature"], *signature);
 }
 
-#[test]
-fn post_policy_carries_the_session_token() {
+#[tokio::test]
+async fn post_policy_carries_the_session_token() {
     let mut s = settings();
-    s.session_token = Some("SESSION".into());
+    s.static_credentials.as_mut().unwrap().session_token = Some("SESSION".into());
     let store = S3Store::new(s).unwrap();
     let now = Utc::now();
     let post = store
         .presign_post_until(&key(), 10, now, now + chrono::Duration::minutes(1))
+        .await
         .unwrap();
     assert_eq!(post.fields["x-amz-security-token"], "SESSION");
     let policy: Value =
@@ -353,11 +376,13 @@ mod live {
         let store = S3Store::new(S3Settings {
             bucket: bucket.clone(),
             prefix: Some("tests/p".into()),
-            region: "us-east-1".into(),
+            region: Some("us-east-1".into()),
             endpoint_url: Some(endpoint),
-            access_key_id: var("KYC_TEST_S3_ACCESS_KEY"),
-            secret_access_key: var("KYC_TEST_S3_SECRET_KEY"),
-            session_token: None,
+            static_credentials: Some(StaticCredentials {
+                access_key_id: var("KYC_TEST_S3_ACCESS_KEY"),
+                secret_access_key: var("KYC_TEST_S3_SECRET_KEY"),
+                session_token: None,
+            }),
             force_path_style: true,
         })
         .unwrap();
@@ -393,10 +418,11 @@ mod live {
         (response.status(), response.text().await.unwrap())
     }
 
-    fn presign(store: &S3Store, key: &ObjectKey, max_bytes: u64) -> PresignedPost {
+    async fn presign(store: &S3Store, key: &ObjectKey, max_bytes: u64) -> PresignedPost {
         let now = Utc::now();
         store
             .presign_post_until(key, max_bytes, now, now + chrono::Duration::minutes(5))
+            .await
             .unwrap()
     }
 
@@ -409,11 +435,12 @@ mod live {
         let Some(store) = fresh_store("s3_upload_then_signed_download").await else {
             return;
         };
-        let storage = super::super::super::Storage::S3(store.clone());
+        let storage = super::super::super::Storage::S3(Box::new(store.clone()));
         let (k, ct) = ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "face.PNG").unwrap();
         assert!(!storage.exists(&k).await.unwrap());
         let form_data = storage
             .presign_post(&k, Duration::from_secs(300), 1000)
+            .await
             .unwrap();
         let bytes = png(1000);
         let (status, body) = post(&form_data, &form_data.fields, bytes.clone()).await;
@@ -467,7 +494,7 @@ mod live {
             return;
         };
         let k = key();
-        let p = presign(&store, &k, 10);
+        let p = presign(&store, &k, 10).await;
         assert_eq!(post(&p, &p.fields, png(10)).await.0, StatusCode::NO_CONTENT);
         let get = store
             .presign_get(&k, Duration::from_secs(1), Utc::now())
@@ -484,7 +511,7 @@ mod live {
             return;
         };
         let k = key();
-        let p = presign(&store, &k, 10);
+        let p = presign(&store, &k, 10).await;
 
         // Upload: flipped signature.
         let mut fields = p.fields.clone();
@@ -547,7 +574,7 @@ mod live {
             return;
         };
         let k = key();
-        let p = presign(&store, &k, 10);
+        let p = presign(&store, &k, 10).await;
 
         // Another content type than the key's.
         let mut fields = p.fields.clone();
@@ -618,6 +645,7 @@ mod live {
                 now - chrono::Duration::seconds(10),
                 now - chrono::Duration::seconds(1),
             )
+            .await
             .unwrap();
         let (status, body) = post(&p, &p.fields, png(5)).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
