@@ -26,4 +26,6 @@ pub struct AppState {
     pub rate_limits: Option<Arc<RateLimits>>,
     /// When `/ready` last reached the storage.
     pub storage_check: crate::services::health::StorageCheck,
+    /// Notes keys' last use (hourly, off the request path).
+    pub key_usage: crate::services::tenancy::KeyUsage,
 }

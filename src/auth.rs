@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::db::{Db, DbConnection};
 use crate::domain::ids::{ApiKeyId, AppId};
 use crate::error::ApiError;
-use crate::services::tenancy;
+use crate::services::tenancy::{self, KeyUsage};
 use crate::services::write::Actor;
 
 /// The app the caller authenticated as, and with which key. Every query a
@@ -42,9 +42,14 @@ impl AuthenticatedApp {
 pub const API_KEY_HEADER: &str = "apikey";
 
 /// The key as presented in the header, not yet checked, with the request's
-/// span (the check runs on a blocking thread, outside it).
+/// span (the check runs on a blocking thread, outside it) and what notes
+/// the key's use.
 #[derive(Clone)]
-pub struct ApiKey(String, tracing::Span);
+pub struct ApiKey {
+    presented: String,
+    span: tracing::Span,
+    usage: Option<KeyUsage>,
+}
 
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,16 +63,25 @@ impl ApiKey {
             None => Err(ApiError::ApiKeyMissing),
             Some(Err(_)) => Err(ApiError::ApiKeyInvalid),
             Some(Ok(v)) if v.trim().is_empty() => Err(ApiError::ApiKeyMissing),
-            Some(Ok(v)) => Ok(ApiKey(v.trim().to_owned(), tracing::Span::current())),
+            Some(Ok(v)) => Ok(ApiKey {
+                presented: v.trim().to_owned(),
+                span: tracing::Span::current(),
+                usage: req
+                    .app_data::<web::Data<AppState>>()
+                    .map(|state| state.key_usage.clone()),
+            }),
         }
     }
 
     /// The app this key belongs to, or `api_key_invalid`.
     pub fn authenticate(&self, conn: &mut DbConnection) -> Result<AuthenticatedApp, ApiError> {
-        let owner = tenancy::authenticate(conn, &self.0)?;
+        let owner = tenancy::authenticate(conn, &self.presented)?;
         // The request's log line names the tenant (never the key).
-        self.1
+        self.span
             .record("app_id", tracing::field::display(&owner.app_id));
+        if let Some(usage) = &self.usage {
+            usage.note(&owner);
+        }
         Ok(AuthenticatedApp {
             app_id: owner.app_id,
             key_id: owner.key_id,

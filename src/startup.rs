@@ -136,6 +136,7 @@ impl Application {
         let storage_data = web::Data::from(storage.clone());
         let state = web::Data::new(AppState {
             db,
+            key_usage: crate::services::tenancy::KeyUsage::new(write.clone()),
             write,
             settings: settings.clone(),
             operation_rules,

@@ -25,6 +25,8 @@ pub struct ApiKeyRow {
     pub key_prefix: String,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    /// When the key was last used, to the hour (see `stamp_key_use`).
+    pub last_used_at: Option<NaiveDateTime>,
 }
 
 pub fn insert_app(conn: &mut WriteConn<'_>, name: &str) -> QueryResult<AppRow> {
@@ -95,6 +97,7 @@ pub fn insert_api_key(
         key_prefix: prefix.to_string(),
         created_at: now(),
         revoked_at: None,
+        last_used_at: None,
     };
     diesel::insert_into(api_keys::table)
         .values(&row)
@@ -118,6 +121,27 @@ pub fn find_key_by_hash(conn: &mut DbConnection, hash: &KeyHash) -> QueryResult<
         .select(ApiKeyRow::as_select())
         .first(c)
         .optional())
+}
+
+/// Notes that a key was used at `at`, unless a use since `stale_before` is
+/// already noted (so concurrent stamps of one key write once); returns
+/// whether it wrote.
+pub fn stamp_key_use(
+    conn: &mut WriteConn<'_>,
+    key_id: &ApiKeyId,
+    at: NaiveDateTime,
+    stale_before: NaiveDateTime,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        api_keys::table.filter(api_keys::id.eq(key_id)).filter(
+            api_keys::last_used_at
+                .is_null()
+                .or(api_keys::last_used_at.lt(stale_before)),
+        ),
+    )
+    .set(api_keys::last_used_at.eq(at))
+    .execute(&mut **conn)?;
+    Ok(updated == 1)
 }
 
 /// Marks a key revoked; returns the key as it was before, or `None` when no

@@ -18,6 +18,7 @@ diesel::table! {
         key_prefix -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
     }
 }
 

@@ -3,8 +3,12 @@
 //! The CLI and the server share these; every change goes through the write
 //! path.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use crate::domain::ids::{ApiKeyId, AppId};
 use anyhow::{anyhow, bail};
+use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use super::write::{Actor, Change, Operation, Tx, WritePath};
@@ -207,6 +211,70 @@ fn bootstrap_once(
 pub struct KeyOwner {
     pub app_id: AppId,
     pub key_id: ApiKeyId,
+    /// The key's last noted use (to the hour), as read with it.
+    pub last_used_at: Option<NaiveDateTime>,
+}
+
+/// How precisely a key's last use is kept: a busy key costs one write per
+/// hour, and the time of day of its last use tells nobody much.
+pub const KEY_USE_GRANULARITY: chrono::Duration = chrono::Duration::hours(1);
+
+/// Notes keys' last use off the request path: after a key is checked, a
+/// use older than [`KEY_USE_GRANULARITY`] is stamped through the write path
+/// on a blocking task, once per key at a time in this process (the
+/// conditional update keeps replicas from stamping twice).
+#[derive(Clone)]
+pub struct KeyUsage {
+    write: WritePath,
+    in_flight: Arc<Mutex<HashSet<ApiKeyId>>>,
+}
+
+impl KeyUsage {
+    pub fn new(write: WritePath) -> Self {
+        KeyUsage {
+            write,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Called with every checked key; returns at once.
+    pub fn note(&self, owner: &KeyOwner) {
+        let now = db::now();
+        let stale_before = now - KEY_USE_GRANULARITY;
+        if owner.last_used_at.is_some_and(|at| at >= stale_before) {
+            return;
+        }
+        // Outside a runtime (never in the server) there is nowhere to run it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.in_flight.lock().unwrap().insert(owner.key_id.clone()) {
+            return;
+        }
+        let (usage, owner) = (self.clone(), owner.clone());
+        runtime.spawn_blocking(move || {
+            let actor = Actor::Api {
+                app_id: owner.app_id.clone(),
+                key_id: owner.key_id.clone(),
+            };
+            let stamped = usage
+                .write
+                .run_blocking(actor, Operation::ApiKeyUse, |tx| {
+                    if q::stamp_key_use(tx.conn(), &owner.key_id, now, stale_before)? {
+                        tx.record(Change::ApiKeyUsed {
+                            app_id: owner.app_id.clone(),
+                            key_id: owner.key_id.clone(),
+                        });
+                    }
+                    Ok::<_, ApiError>(())
+                });
+            if let Err(e) = stamped {
+                // Only the usage stamp is lost; the next use tries again.
+                tracing::warn!(key_id = %owner.key_id, error = %e, "could not note an API key's use");
+            }
+            usage.in_flight.lock().unwrap().remove(&owner.key_id);
+        });
+    }
 }
 
 /// The app (and key) a presented key belongs to, or `api_key_invalid`.
@@ -221,6 +289,7 @@ pub fn authenticate(conn: &mut DbConnection, presented: &str) -> Result<KeyOwner
     Ok(KeyOwner {
         app_id: key.app_id,
         key_id: key.id,
+        last_used_at: key.last_used_at,
     })
 }
 
@@ -232,6 +301,8 @@ pub struct KeyListing {
     /// The first characters of the key, to recognise it.
     pub prefix: String,
     pub created_at: String,
+    /// To the hour ([`KEY_USE_GRANULARITY`]); `null` if never used.
+    pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
 }
 
@@ -250,6 +321,7 @@ pub fn list_keys(db: &crate::db::Db, app_id: &str) -> anyhow::Result<Vec<KeyList
             key_id: key.id,
             prefix: key.key_prefix,
             created_at: format(key.created_at),
+            last_used_at: key.last_used_at.map(format),
             revoked_at: key.revoked_at.map(format),
         })
         .collect())

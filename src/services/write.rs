@@ -54,6 +54,8 @@ pub enum Operation {
     AppCreate,
     ApiKeyCreate,
     ApiKeyRevoke,
+    /// The hourly "last used" stamp of a key (`tenancy::KeyUsage`).
+    ApiKeyUse,
     Bootstrap,
     ServerSecretCreate,
 }
@@ -72,6 +74,7 @@ impl Operation {
             Operation::AppCreate => "app.create",
             Operation::ApiKeyCreate => "api_key.create",
             Operation::ApiKeyRevoke => "api_key.revoke",
+            Operation::ApiKeyUse => "api_key.use",
             Operation::Bootstrap => "server.bootstrap",
             Operation::ServerSecretCreate => "server_secret.create",
         }
@@ -130,6 +133,10 @@ pub enum Change {
         app_id: AppId,
         key_id: ApiKeyId,
     },
+    ApiKeyUsed {
+        app_id: AppId,
+        key_id: ApiKeyId,
+    },
     ServerSecretCreated {
         name: &'static str,
     },
@@ -149,6 +156,7 @@ impl Change {
             Change::AppCreated { .. } => "app.created",
             Change::ApiKeyCreated { .. } => "api_key.created",
             Change::ApiKeyRevoked { .. } => "api_key.revoked",
+            Change::ApiKeyUsed { .. } => "api_key.used",
             Change::ServerSecretCreated { .. } => "server_secret.created",
         }
     }

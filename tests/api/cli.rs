@@ -2,14 +2,17 @@
 
 use serde_json::Value;
 
-use crate::helpers::{json, run_cli, TestApp, TestDatabase};
+use crate::helpers::{json, query_count, run_cli, TestApp, TestDatabase};
 use crate::{backend_tests, database_tests};
 
 database_tests!(
     migrate_brings_an_empty_database_up_to_date,
     app_and_key_commands
 );
-backend_tests!(cli_works_beside_a_running_server);
+backend_tests!(
+    cli_works_beside_a_running_server,
+    keys_list_shows_when_a_key_was_last_used
+);
 
 async fn migrate_brings_an_empty_database_up_to_date(db: TestDatabase) {
     let out = run_cli(&db.url, &["migrate"]);
@@ -89,8 +92,9 @@ async fn app_and_key_commands(db: TestDatabase) {
     );
     assert_eq!(
         listed[0].as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["createdAt", "keyId", "prefix", "revokedAt"]
+        ["createdAt", "keyId", "lastUsedAt", "prefix", "revokedAt"]
     );
+    assert!(listed[0]["lastUsedAt"].is_null(), "never used yet");
     assert!(created["apiKey"]
         .as_str()
         .unwrap()
@@ -125,6 +129,57 @@ async fn app_and_key_commands(db: TestDatabase) {
         assert!(!out.status.success(), "{bad:?} must fail");
         assert!(out.stdout.is_empty(), "{bad:?} printed on stdout");
     }
+}
+
+/// `keys list` shows when a key was last used, noted after the request (at
+/// most once an hour per key, whatever the number of requests).
+async fn keys_list_shows_when_a_key_was_last_used(app: TestApp) {
+    let (app_id, key) = app.create_other_app("usage");
+    let listed = |app_id: &str| -> Value {
+        serde_json::from_slice(&run_cli(&app.db.url, &["keys", "list", app_id]).stdout).unwrap()
+    };
+    assert!(listed(&app_id)[0]["lastUsedAt"].is_null());
+    for _ in 0..3 {
+        let res = app
+            .client
+            .get(app.url("/identities"))
+            .header("apiKey", &key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let started = std::time::Instant::now();
+    let first = loop {
+        let stamp = listed(&app_id)[0]["lastUsedAt"].clone();
+        if stamp.is_string() {
+            break stamp;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the use was never noted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // Within the hour, later uses change nothing.
+    let res = app
+        .client
+        .get(app.url("/identities"))
+        .header("apiKey", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(listed(&app_id)[0]["lastUsedAt"], first);
+    assert_eq!(
+        query_count(
+            &app.db,
+            "SELECT COUNT(*) AS count FROM api_keys WHERE last_used_at IS NOT NULL"
+        ),
+        1,
+        "only the key that was used (the bootstrap key of this test was not)"
+    );
 }
 
 async fn cli_works_beside_a_running_server(app: TestApp) {

@@ -202,6 +202,11 @@ impl WriteObserver for WriteRecorder {
         _conn: &mut kyc_api::db::WriteConn<'_>,
         write: &Write<'_>,
     ) -> Result<(), diesel::result::Error> {
+        // A key's hourly "last used" stamp follows the first request of a
+        // key asynchronously; tests of what a request wrote leave it out.
+        if write.operation == kyc_api::services::write::Operation::ApiKeyUse {
+            return Ok(());
+        }
         self.0.lock().unwrap().push(RecordedWrite {
             operation: write.operation.name(),
             changes: write.changes.iter().map(|c| c.name()).collect(),
