@@ -18,6 +18,9 @@ COPY openapi.yaml ./
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 
 FROM debian:bookworm-slim
+# Base images are pinned by tag; Debian packages are not pinned to exact
+# versions on purpose: bookworm's mirrors drop a version once its security
+# update lands, so a pinned build would break exactly when it matters.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/* \
