@@ -39,6 +39,7 @@ Configuration (environment variables):
   KYC_UPLOAD_TTL_SECONDS       300
   KYC_PRESIGN_TTL_SECONDS      900
   KYC_S3_FORCE_PATH_STYLE      true for S3-compatible servers
+  KYC_EVENT_RETENTION_DAYS     30: how long GET /events keeps events
   AWS_REGION (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
   AWS_SESSION_TOKEN, AWS_ENDPOINT_URL; without keys, S3 credentials (and
   without AWS_REGION, the region) come from aws-config's default chain:

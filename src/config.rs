@@ -59,6 +59,8 @@ pub struct Settings {
     /// `KYC_BODY_TIMEOUT_MS`: how long a request's body may take to arrive
     /// once its headers have (408 `request_timeout` after).
     pub body_timeout: Duration,
+    /// `KYC_EVENT_RETENTION_DAYS`: how long events are kept (`GET /events`).
+    pub event_retention: chrono::Duration,
     /// `KYC_RATE_LIMIT_PER_SECOND`: requests per second and API key (and
     /// the burst), per replica; unset means no limit.
     pub rate_limit_per_second: Option<std::num::NonZeroU32>,
@@ -167,6 +169,8 @@ impl Settings {
             64 * 1024 * 1024,
         )?;
 
+        let event_retention =
+            chrono::Duration::days(parse_number(&get, "KYC_EVENT_RETENTION_DAYS", 30, 1, 3650)?);
         let body_timeout = Duration::from_millis(parse_number(
             &get,
             "KYC_BODY_TIMEOUT_MS",
@@ -211,6 +215,7 @@ impl Settings {
             workers,
             json_limit,
             body_timeout,
+            event_retention,
             rate_limit_per_second,
             metrics_bind,
         })

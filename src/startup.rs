@@ -50,6 +50,28 @@ async fn build_storage(
     }
 }
 
+/// Deletes expired events every hour (and once at start), on a blocking
+/// thread. Every replica runs it; deleting is idempotent.
+fn spawn_event_pruning(write: WritePath, retention: chrono::Duration) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let write = write.clone();
+            let pruned = actix_web::rt::task::spawn_blocking(move || {
+                crate::services::events::prune(&write, retention)
+            })
+            .await;
+            match pruned {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(events = n, "pruned expired events"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not prune expired events"),
+                Err(e) => tracing::warn!(error = %e, "event pruning task failed"),
+            }
+        }
+    });
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -92,7 +114,10 @@ impl Application {
                 .context("start-up task panicked")??
         };
 
-        let write = WritePath::new(db.clone(), observers);
+        // Start-up's own writes (the first app, a generated secret) make no
+        // events; the server's write path, built once storage exists,
+        // records them.
+        let write = WritePath::new(db.clone(), observers.clone());
         let bootstrapped = {
             let write = write.clone();
             let key = settings.bootstrap_api_key.clone();
@@ -134,6 +159,16 @@ impl Application {
 
         let storage = Arc::new(storage);
         let storage_data = web::Data::from(storage.clone());
+        let mut observers = observers;
+        observers.insert(
+            0,
+            Arc::new(crate::services::events::EventRecorder::new(
+                storage.clone(),
+                operation_rules.clone(),
+            )),
+        );
+        let write = WritePath::new(db.clone(), observers);
+        spawn_event_pruning(write.clone(), settings.event_retention);
         let state = web::Data::new(AppState {
             db,
             key_usage: crate::services::tenancy::KeyUsage::new(write.clone()),

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::db::identities::{DocumentRow, IdentityRow, NewDocument};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::identity::{Country, Email, Gender, IdentityKind};
-use crate::domain::ids::{AppId, DocumentId, EventId, IdentityId, VerificationId};
+use crate::domain::ids::{AppId, DocumentId, HistoryEntryId, IdentityId, VerificationId};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::time::wire;
 use crate::storage::Storage;
@@ -221,7 +221,7 @@ pub struct VerificationEventView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityEventView {
-    pub id: EventId,
+    pub id: HistoryEntryId,
     #[serde(rename = "type")]
     pub event_type: String,
     pub verification_id: Option<VerificationId>,

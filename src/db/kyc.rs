@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::{identity_events, verifications};
 use super::{keyset, Cursor, DbConnection, MultiBackend, WriteConn};
-use crate::domain::ids::{AppId, EventId, IdentityId, VerificationId};
+use crate::domain::ids::{AppId, HistoryEntryId, IdentityId, VerificationId};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::list_query::{Condition, Filter, ListQuery, VerificationFilter};
 
@@ -33,7 +33,7 @@ pub struct VerificationRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = identity_events)]
 pub struct EventRow {
-    pub id: EventId,
+    pub id: HistoryEntryId,
     pub app_id: AppId,
     pub identity_id: IdentityId,
     pub event_type: String,

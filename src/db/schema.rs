@@ -109,6 +109,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    events (id) {
+        id -> Text,
+        app_id -> Text,
+        event_type -> Text,
+        identity_id -> Nullable<Text>,
+        payload -> Text,
+        position -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    identity_operations (identity_id) {
+        identity_id -> Text,
+        app_id -> Text,
+        active -> Text,
+    }
+}
+
 diesel::joinable!(api_keys -> apps (app_id));
 diesel::joinable!(verifications -> identities (identity_id));
 diesel::joinable!(documents -> identities (identity_id));
@@ -119,6 +139,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_secrets,
     identities,
     documents,
+    events,
+    identity_operations,
     verifications,
     identity_events,
 );

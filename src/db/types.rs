@@ -9,8 +9,11 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
+use crate::domain::events::EventType;
 use crate::domain::identity::{Country, Email, Gender, IdentityKind};
-use crate::domain::ids::{ApiKeyId, AppId, DocumentId, EventId, IdentityId, VerificationId};
+use crate::domain::ids::{
+    ApiKeyId, AppId, DocumentId, EventId, HistoryEntryId, IdentityId, VerificationId,
+};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::stored::StoredText;
 
@@ -47,6 +50,7 @@ text_columns!(
     IdentityId,
     DocumentId,
     VerificationId,
+    HistoryEntryId,
     EventId,
     IdentityKind,
     Gender,
@@ -58,4 +62,5 @@ text_columns!(
     Level,
     VerificationStatus,
     RiskRating,
+    EventType,
 );

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::stored::StoredText;
 
 macro_rules! id_type {
-    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident($generate:ident);)*) => {$(
         $(#[$doc])*
         #[derive(
             Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize,
@@ -22,9 +22,9 @@ macro_rules! id_type {
         pub struct $name(String);
 
         impl $name {
-            /// A fresh random id.
+            /// A fresh id (random, or time-ordered where the type says so).
             pub fn new() -> Self {
-                Self::from_uuid(Uuid::new_v4())
+                Self::from_uuid(Uuid::$generate())
             }
 
             pub fn from_uuid(id: Uuid) -> Self {
@@ -74,17 +74,19 @@ macro_rules! id_type {
 
 id_type! {
     /// An app: the tenant that owns everything else.
-    AppId;
+    AppId(new_v4);
     /// An API key (not the secret: its public id).
-    ApiKeyId;
+    ApiKeyId(new_v4);
     /// A person or company.
-    IdentityId;
+    IdentityId(new_v4);
     /// A document or face image record.
-    DocumentId;
+    DocumentId(new_v4);
     /// A verification of one identity at one level.
-    VerificationId;
+    VerificationId(new_v4);
     /// An entry of an identity's history.
-    EventId;
+    HistoryEntryId(new_v4);
+    /// An event (`GET /events`, webhooks): UUIDv7, so ids sort by time.
+    EventId(now_v7);
 }
 
 #[cfg(test)]

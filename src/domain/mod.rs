@@ -4,6 +4,7 @@ pub mod api_key;
 pub mod document;
 pub mod email_search;
 pub mod errors;
+pub mod events;
 pub mod identity;
 pub mod ids;
 pub mod input;

@@ -3,6 +3,7 @@
 
 pub mod deadline;
 pub mod documents;
+pub mod events;
 pub mod files;
 pub mod health;
 pub mod identities;
@@ -92,6 +93,7 @@ routes! {
     "/identities/{id}/history" => { get: kyc::history }
     "/identities/{id}/operations" => { get: kyc::operations }
     "/operations/validate" => { post: kyc::validate_operation }
+    "/events" => { get: events::list }
     "/verifications" => { get: kyc::list_verifications }
     "/verifications/{id}" => { get: kyc::get_verification }
     "/verifications/{id}/decision" => { post: kyc::decide }

@@ -13,7 +13,7 @@ use crate::db::Cursor;
 use crate::db::{self, DbConnection};
 use crate::domain::document::DocumentType;
 use crate::domain::identity::Email;
-use crate::domain::ids::{AppId, EventId, IdentityId, VerificationId};
+use crate::domain::ids::{AppId, HistoryEntryId, IdentityId, VerificationId};
 use crate::domain::kyc::{levels_supported_by, Level, RiskRating, VerificationStatus};
 use crate::domain::list_query::{ListSpec, Sort, VerificationFilter, VERIFICATION_LIST};
 use crate::domain::operations::{KycFacts, OperationRules, OperationState, Rule};
@@ -55,7 +55,7 @@ fn record(
     q::insert_event(
         tx.conn(),
         &EventRow {
-            id: EventId::new(),
+            id: HistoryEntryId::new(),
             app_id: verification.app_id.clone(),
             identity_id: verification.identity_id.clone(),
             event_type: EVENT_VERIFICATION.to_string(),
@@ -317,7 +317,7 @@ pub fn set_blocked(
         q::insert_event(
             tx.conn(),
             &EventRow {
-                id: EventId::new(),
+                id: HistoryEntryId::new(),
                 app_id: identity.app_id.clone(),
                 identity_id: identity.id.clone(),
                 event_type: if blocked {

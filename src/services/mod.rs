@@ -3,6 +3,7 @@
 //! (`write`), which hands them a `Tx`.
 
 pub mod documents;
+pub mod events;
 pub mod health;
 pub mod identities;
 pub mod kyc;

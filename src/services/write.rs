@@ -18,6 +18,7 @@ use diesel::result::Error as DieselError;
 
 use crate::db::{ConnectionFault, Db, DbConnection, DbError, WriteConn};
 use crate::domain::ids::{ApiKeyId, AppId, DocumentId, IdentityId, VerificationId};
+use crate::error::ApiError;
 
 /// Who makes a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,8 @@ pub enum Operation {
     ApiKeyRevoke,
     /// The hourly "last used" stamp of a key (`tenancy::KeyUsage`).
     ApiKeyUse,
+    /// Deleting events older than the retention period.
+    EventsPrune,
     Bootstrap,
     ServerSecretCreate,
 }
@@ -75,6 +78,7 @@ impl Operation {
             Operation::ApiKeyCreate => "api_key.create",
             Operation::ApiKeyRevoke => "api_key.revoke",
             Operation::ApiKeyUse => "api_key.use",
+            Operation::EventsPrune => "events.prune",
             Operation::Bootstrap => "server.bootstrap",
             Operation::ServerSecretCreate => "server_secret.create",
         }
@@ -198,8 +202,7 @@ pub struct Write<'w> {
 /// use case succeeded and before the commit; an error rolls the whole
 /// change back.
 pub trait WriteObserver: Send + Sync + 'static {
-    fn before_commit(&self, conn: &mut WriteConn<'_>, write: &Write<'_>)
-        -> Result<(), DieselError>;
+    fn before_commit(&self, conn: &mut WriteConn<'_>, write: &Write<'_>) -> Result<(), ApiError>;
 }
 
 /// The write path of one process: the database and what runs with every
@@ -224,7 +227,7 @@ impl WritePath {
     where
         F: FnOnce(&mut Tx<'_, '_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<DbError> + From<DieselError> + ConnectionFault + Send + 'static,
+        E: From<DbError> + From<DieselError> + From<ApiError> + ConnectionFault + Send + 'static,
     {
         let observers = self.observers.clone();
         self.db
@@ -239,7 +242,7 @@ impl WritePath {
     pub fn run_blocking<T, E, F>(&self, actor: Actor, operation: Operation, work: F) -> Result<T, E>
     where
         F: FnOnce(&mut Tx<'_, '_>) -> Result<T, E>,
-        E: From<DbError> + From<DieselError> + ConnectionFault,
+        E: From<DbError> + From<DieselError> + From<ApiError> + ConnectionFault,
     {
         self.db.write_transaction_blocking(|conn| {
             in_transaction(conn, &self.observers, &actor, operation, work)
@@ -256,7 +259,7 @@ fn in_transaction<T, E, F>(
 ) -> Result<T, E>
 where
     F: FnOnce(&mut Tx<'_, '_>) -> Result<T, E>,
-    E: From<DieselError>,
+    E: From<DieselError> + From<ApiError>,
 {
     let mut tx = Tx {
         conn,
@@ -276,14 +279,14 @@ where
     Ok(value)
 }
 
-/// What commits with every change. The later features hook in here: the
-/// event rows of `write.changes` (webhooks), the audit row of
-/// `write.actor` and `write.operation`, the idempotency record.
+/// What commits with every change: the observers, among them the event
+/// rows of `write.changes` (`services::events::EventRecorder`); next the
+/// audit row of `write.actor` and `write.operation`, the idempotency record.
 fn finish(
     conn: &mut WriteConn<'_>,
     observers: &[Arc<dyn WriteObserver>],
     write: &Write<'_>,
-) -> Result<(), DieselError> {
+) -> Result<(), ApiError> {
     for observer in observers {
         observer.before_commit(conn, write)?;
     }

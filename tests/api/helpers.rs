@@ -201,7 +201,7 @@ impl WriteObserver for WriteRecorder {
         &self,
         _conn: &mut kyc_api::db::WriteConn<'_>,
         write: &Write<'_>,
-    ) -> Result<(), diesel::result::Error> {
+    ) -> Result<(), kyc_api::error::ApiError> {
         // A key's hourly "last used" stamp follows the first request of a
         // key asynchronously; tests of what a request wrote leave it out.
         if write.operation == kyc_api::services::write::Operation::ApiKeyUse {

@@ -4,6 +4,7 @@ mod helpers;
 
 mod cli;
 mod documents;
+mod events;
 mod faults;
 mod foundation;
 mod identities;

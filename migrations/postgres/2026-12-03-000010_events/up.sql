@@ -1,0 +1,30 @@
+-- The transactional outbox: one row per event, written in the transaction
+-- of the change it reports (GET /events, webhooks).
+--
+-- `position` orders events for readers that page with a cursor and must
+-- never miss one. Here it is the id of the writing transaction, and readers
+-- see only events of transactions older than every transaction still
+-- running (`pg_snapshot_xmin`): an event that commits late cannot appear
+-- behind a cursor a reader has already passed, because its transaction id
+-- was at or above that reader's horizon.
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps (id),
+    event_type TEXT NOT NULL,
+    identity_id TEXT,
+    payload TEXT NOT NULL,
+    position BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
+    created_at TIMESTAMP NOT NULL
+);
+CREATE INDEX events_app_position_idx ON events (app_id, position, id);
+CREATE INDEX events_app_identity_idx ON events (app_id, identity_id, position, id);
+CREATE INDEX events_created_idx ON events (created_at);
+
+-- The operations each identity could perform after its last change (active
+-- ones, `action:code`, sorted, comma-separated), so a change that flips one
+-- emits `identity.operations_changed`.
+CREATE TABLE identity_operations (
+    identity_id TEXT PRIMARY KEY REFERENCES identities (id),
+    app_id TEXT NOT NULL,
+    active TEXT NOT NULL
+);

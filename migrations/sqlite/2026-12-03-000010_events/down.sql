@@ -1,0 +1,2 @@
+DROP TABLE identity_operations;
+DROP TABLE events;

@@ -1,0 +1,463 @@
+//! Events: written with every change, in its transaction (the outbox), and
+//! listed by `GET /events`.
+//!
+//! [`EventRecorder`] is the write path's observer that turns a write's
+//! [`Change`]s into event rows, each carrying the object as `GET` would
+//! answer it at that moment (read inside the transaction), and compares the
+//! identity's operations before and after (`identity.operations_changed`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::{json, value::RawValue, Value};
+
+use crate::db::events::{self as q, EventQuery, NewEvent};
+use crate::db::identities as identity_q;
+use crate::db::{self, DbConnection, WriteConn};
+use crate::domain::events::EventType;
+use crate::domain::ids::{AppId, EventId, IdentityId};
+use crate::domain::operations::OperationRules;
+use crate::domain::time::format_timestamp;
+use crate::error::{ApiError, FieldError};
+use crate::services::identities::views_of;
+use crate::services::kyc;
+use crate::services::write::{Change, Operation, Write, WriteObserver};
+use crate::storage::Storage;
+use crate::views::DocumentView;
+
+/// The most events one page answers.
+pub const MAX_PAGE: i64 = 1000;
+/// Events per page when `page[size]` is not given.
+pub const DEFAULT_PAGE: i64 = 100;
+
+/// Writes the events of every change, in the change's transaction.
+pub struct EventRecorder {
+    storage: Arc<Storage>,
+    rules: Arc<OperationRules>,
+}
+
+impl EventRecorder {
+    pub fn new(storage: Arc<Storage>, rules: Arc<OperationRules>) -> Self {
+        EventRecorder { storage, rules }
+    }
+}
+
+impl WriteObserver for EventRecorder {
+    fn before_commit(&self, conn: &mut WriteConn<'_>, write: &Write<'_>) -> Result<(), ApiError> {
+        let mut out = Events::default();
+        // Identities whose operations may have changed, with whether the
+        // write created them (their first operations are a baseline).
+        let mut touched: Vec<(AppId, IdentityId, bool)> = Vec::new();
+        let mut touch = |app: &AppId, identity: &IdentityId, created: bool| match touched
+            .iter_mut()
+            .find(|(_, id, _)| id == identity)
+        {
+            Some(entry) => entry.2 |= created,
+            None => touched.push((app.clone(), identity.clone(), created)),
+        };
+        for change in write.changes {
+            match change {
+                Change::IdentityCreated {
+                    app_id,
+                    identity_id,
+                } => {
+                    let object = self.identity(conn, app_id, identity_id)?;
+                    out.push(EventType::IdentityCreated, app_id, identity_id, object, []);
+                    touch(app_id, identity_id, true);
+                }
+                Change::IdentityUpdated {
+                    app_id,
+                    identity_id,
+                    fields,
+                } => {
+                    let object = self.identity(conn, app_id, identity_id)?;
+                    match write.operation {
+                        Operation::IdentityBlock => {
+                            out.push(EventType::IdentityBlocked, app_id, identity_id, object, [])
+                        }
+                        Operation::IdentityUnblock => out.push(
+                            EventType::IdentityUnblocked,
+                            app_id,
+                            identity_id,
+                            object,
+                            [],
+                        ),
+                        _ => out.push(
+                            EventType::IdentityUpdated,
+                            app_id,
+                            identity_id,
+                            object,
+                            [("changedFields", json!(fields))],
+                        ),
+                    }
+                    touch(app_id, identity_id, false);
+                }
+                Change::IdentityDeleted {
+                    app_id,
+                    identity_id,
+                } => out.push(
+                    EventType::IdentityDeleted,
+                    app_id,
+                    identity_id,
+                    json!({"id": identity_id, "appId": app_id}),
+                    [],
+                ),
+                Change::DocumentCreated {
+                    app_id,
+                    identity_id,
+                    document_id,
+                } => {
+                    let document =
+                        identity_q::find_live_document(conn, app_id, identity_id, document_id)?
+                            .ok_or_else(|| missing("document", document_id.as_str()))?;
+                    let object = json!(DocumentView::new(document, &self.storage));
+                    out.push(EventType::DocumentCreated, app_id, identity_id, object, []);
+                    touch(app_id, identity_id, false);
+                }
+                Change::DocumentRemoved {
+                    app_id,
+                    identity_id,
+                    document_id,
+                } => {
+                    out.push(
+                        EventType::DocumentDeleted,
+                        app_id,
+                        identity_id,
+                        json!({"id": document_id, "identityId": identity_id}),
+                        [],
+                    );
+                    touch(app_id, identity_id, false);
+                }
+                Change::VerificationCreated {
+                    app_id,
+                    identity_id,
+                    verification_id,
+                } => {
+                    let object = json!(kyc::get_verification(conn, app_id, verification_id)?);
+                    out.push(
+                        EventType::VerificationCreated,
+                        app_id,
+                        identity_id,
+                        object,
+                        [],
+                    );
+                    touch(app_id, identity_id, false);
+                }
+                Change::VerificationStatusChanged {
+                    app_id,
+                    identity_id,
+                    verification_id,
+                    from,
+                    to,
+                } => {
+                    let object = json!(kyc::get_verification(conn, app_id, verification_id)?);
+                    let extras = [
+                        ("from", json!(from)),
+                        ("to", json!(to)),
+                        ("reason", object["reason"].clone()),
+                        ("riskRating", object["riskRating"].clone()),
+                    ];
+                    out.push(
+                        EventType::VerificationStatusChanged,
+                        app_id,
+                        identity_id,
+                        object,
+                        extras,
+                    );
+                    touch(app_id, identity_id, false);
+                }
+                Change::AppCreated { .. }
+                | Change::ApiKeyCreated { .. }
+                | Change::ApiKeyRevoked { .. }
+                | Change::ApiKeyUsed { .. }
+                | Change::ServerSecretCreated { .. } => {}
+            }
+        }
+        for (app_id, identity_id, created) in touched {
+            self.compare_operations(conn, &mut out, &app_id, &identity_id, created)?;
+        }
+        q::insert_events(conn, &out.rows)?;
+        Ok(())
+    }
+}
+
+impl EventRecorder {
+    /// The identity as `GET /identities/:id` answers it now.
+    fn identity(
+        &self,
+        conn: &mut DbConnection,
+        app_id: &AppId,
+        identity_id: &IdentityId,
+    ) -> Result<Value, ApiError> {
+        let row = identity_q::find_live(conn, app_id, identity_id)?
+            .ok_or_else(|| missing("identity", identity_id.as_str()))?;
+        let mut views = views_of(conn, &self.storage, vec![row])?;
+        Ok(json!(views.remove(0)))
+    }
+
+    /// Emits `identity.operations_changed` when the set of active
+    /// operations differs from the one recorded after the identity's last
+    /// change (a new identity's first set is recorded silently, as is the
+    /// first set of an identity from before events existed).
+    fn compare_operations(
+        &self,
+        conn: &mut WriteConn<'_>,
+        out: &mut Events,
+        app_id: &AppId,
+        identity_id: &IdentityId,
+        created: bool,
+    ) -> Result<(), ApiError> {
+        if identity_q::find_live(conn, app_id, identity_id)?.is_none() {
+            return Ok(());
+        }
+        let operations = kyc::operations(conn, &self.rules, app_id, identity_id)?;
+        let active: BTreeSet<String> = operations
+            .iter()
+            .filter(|op| op.active)
+            .map(|op| format!("{}:{}", op.action.as_str(), op.code))
+            .collect();
+        let active = active.into_iter().collect::<Vec<_>>().join(",");
+        let seen = q::operations_seen(conn, identity_id)?;
+        if seen.as_deref() == Some(active.as_str()) {
+            return Ok(());
+        }
+        if seen.is_some() && !created {
+            let mut data = serde_json::Map::new();
+            data.insert("identityId".into(), json!(identity_id));
+            data.insert("operations".into(), json!(operations));
+            out.push_data(
+                EventType::IdentityOperationsChanged,
+                app_id,
+                identity_id,
+                data,
+            );
+        }
+        q::set_operations_seen(conn, app_id, identity_id, &active)?;
+        Ok(())
+    }
+}
+
+fn missing(what: &str, id: &str) -> ApiError {
+    ApiError::internal(anyhow::anyhow!(
+        "the {what} {id} a change names is not there"
+    ))
+}
+
+/// The events of one write, in the order they happened.
+#[derive(Default)]
+struct Events {
+    rows: Vec<NewEvent>,
+}
+
+impl Events {
+    /// Adds an event whose `data` is `{"object": object, ...extras}`.
+    fn push<const N: usize>(
+        &mut self,
+        event_type: EventType,
+        app_id: &AppId,
+        identity_id: &IdentityId,
+        object: Value,
+        extras: [(&str, Value); N],
+    ) {
+        let mut data = serde_json::Map::new();
+        data.insert("object".into(), object);
+        for (name, value) in extras {
+            data.insert(name.into(), value);
+        }
+        self.push_data(event_type, app_id, identity_id, data);
+    }
+
+    /// Adds an event with this `data`.
+    fn push_data(
+        &mut self,
+        event_type: EventType,
+        app_id: &AppId,
+        identity_id: &IdentityId,
+        data: serde_json::Map<String, Value>,
+    ) {
+        let id = EventId::new();
+        let at = db::now();
+        let payload = json!({
+            "id": id,
+            "type": event_type,
+            "timestamp": format_timestamp(at),
+            "data": data,
+        });
+        self.rows.push(NewEvent {
+            id,
+            app_id: app_id.clone(),
+            event_type,
+            identity_id: Some(identity_id.clone()),
+            payload: payload.to_string(),
+            created_at: at,
+        });
+    }
+}
+
+/// A page of `GET /events`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPage {
+    pub data: Vec<Box<RawValue>>,
+    /// More events matched than this page holds: ask again with the last
+    /// one's id as `page[after]`.
+    pub has_more: bool,
+}
+
+/// `GET /events`: the query string's filters and cursor, then one page.
+pub fn list(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    query_string: &str,
+) -> Result<EventPage, ApiError> {
+    let params = parse_query(query_string)?;
+    let mut query = EventQuery {
+        types: params.types,
+        identity_id: params.identity_id,
+        after: None,
+        limit: params.size + 1,
+    };
+    if let Some(after) = params.after {
+        let position = q::position_of(conn, app_id, &after)?.ok_or_else(|| {
+            ApiError::invalid(
+                "page[after]",
+                "no event of this app has this id (it may be older than the retention period)",
+            )
+        })?;
+        query.after = Some((position, after));
+    }
+    let mut rows = q::page(conn, app_id, &query)?;
+    let has_more = rows.len() as i64 > params.size;
+    rows.truncate(params.size as usize);
+    let data = rows
+        .into_iter()
+        .map(|row| {
+            RawValue::from_string(row.payload).map_err(|e| {
+                ApiError::internal(anyhow::anyhow!("event {} is not JSON: {e}", row.id))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(EventPage { data, has_more })
+}
+
+struct EventParams {
+    types: Option<Vec<EventType>>,
+    identity_id: Option<IdentityId>,
+    after: Option<EventId>,
+    size: i64,
+}
+
+/// `filter[type]` (`in:a,b` or one type), `filter[identityId]`,
+/// `page[after]`, `page[size]` (1 to 1000); anything else is refused.
+fn parse_query(query_string: &str) -> Result<EventParams, ApiError> {
+    let mut params = EventParams {
+        types: None,
+        identity_id: None,
+        after: None,
+        size: DEFAULT_PAGE,
+    };
+    let mut problems = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for (name, value) in url::form_urlencoded::parse(query_string.as_bytes()) {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        if !names.insert(name.to_owned()) {
+            problems.push(FieldError::new(name, "is given more than once"));
+            continue;
+        }
+        match name {
+            "filter[type]" => {
+                let list = value.strip_prefix("in:").unwrap_or(value);
+                let mut types = Vec::new();
+                for t in list.split(',') {
+                    match EventType::parse(t) {
+                        Some(t) => types.push(t),
+                        None => problems.push(FieldError::new(
+                            name,
+                            format!(
+                                "{t:?} is not an event type; one of {}",
+                                EventType::ALL
+                                    .iter()
+                                    .map(|t| t.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )),
+                    }
+                }
+                params.types = Some(types);
+            }
+            "filter[identityId]" => match IdentityId::parse(value) {
+                Some(id) => params.identity_id = Some(id),
+                None => problems.push(FieldError::new(name, "must be an identity id (a UUID)")),
+            },
+            "page[after]" => match EventId::parse(value) {
+                Some(id) => params.after = Some(id),
+                None => problems.push(FieldError::new(name, "must be an event id (a UUID)")),
+            },
+            "page[size]" => match value.parse::<i64>() {
+                Ok(size) if (1..=MAX_PAGE).contains(&size) => params.size = size,
+                _ => problems.push(FieldError::new(
+                    name,
+                    format!("must be a whole number from 1 to {MAX_PAGE}"),
+                )),
+            },
+            other => problems.push(FieldError::new(
+                other,
+                "is not a parameter of this list (filter[type], filter[identityId], page[after], page[size])",
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(params)
+    } else {
+        Err(ApiError::Validation(problems))
+    }
+}
+
+/// Deletes events older than the retention period; safe to run on every
+/// replica at once.
+pub fn prune(
+    write: &crate::services::write::WritePath,
+    retention: chrono::Duration,
+) -> Result<usize, ApiError> {
+    let before = db::now() - retention;
+    write.run_blocking(
+        crate::services::write::Actor::Server,
+        Operation::EventsPrune,
+        |tx| Ok::<_, ApiError>(q::prune(tx.conn(), before)?),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_checked() {
+        let p = parse_query(
+            "filter[type]=in:identity.created,verification.status_changed&page[size]=5",
+        )
+        .unwrap();
+        assert_eq!(
+            p.types,
+            Some(vec![
+                EventType::IdentityCreated,
+                EventType::VerificationStatusChanged
+            ])
+        );
+        assert_eq!(p.size, 5);
+        assert_eq!(parse_query("").unwrap().size, DEFAULT_PAGE);
+        for bad in [
+            "filter[type]=identity.made",
+            "page[size]=0",
+            "page[size]=1001",
+            "page[size]=x",
+            "page[after]=nope",
+            "filter[identityId]=1",
+            "sort=-id",
+            "page[size]=5&page[size]=6",
+        ] {
+            assert!(parse_query(bad).is_err(), "{bad}");
+        }
+    }
+}
