@@ -61,6 +61,10 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// `KYC_EVENT_RETENTION_DAYS`: how long events are kept (`GET /events`).
     pub event_retention: chrono::Duration,
+    /// Webhook delivery: `KYC_WEBHOOK_RETRY_SCHEDULE`,
+    /// `KYC_WEBHOOK_ALLOWED_HOSTS`, `KYC_WEBHOOK_TIMEOUT_MS`,
+    /// `KYC_WEBHOOK_POLL_MS`; strict targets in production.
+    pub webhooks: crate::domain::webhooks::WebhookSettings,
     /// `KYC_RATE_LIMIT_PER_SECOND`: requests per second and API key (and
     /// the burst), per replica; unset means no limit.
     pub rate_limit_per_second: Option<std::num::NonZeroU32>,
@@ -171,6 +175,7 @@ impl Settings {
 
         let event_retention =
             chrono::Duration::days(parse_number(&get, "KYC_EVENT_RETENTION_DAYS", 30, 1, 3650)?);
+        let webhooks = webhook_settings(&get, environment)?;
         let body_timeout = Duration::from_millis(parse_number(
             &get,
             "KYC_BODY_TIMEOUT_MS",
@@ -216,6 +221,7 @@ impl Settings {
             json_limit,
             body_timeout,
             event_retention,
+            webhooks,
             rate_limit_per_second,
             metrics_bind,
         })
@@ -278,6 +284,45 @@ fn storage_settings(
             7 * 24 * 3600,
         )?),
         public_url,
+    })
+}
+
+fn webhook_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    environment: Environment,
+) -> anyhow::Result<crate::domain::webhooks::WebhookSettings> {
+    use crate::domain::webhooks::{RetrySchedule, TargetPolicy};
+    let schedule = match get("KYC_WEBHOOK_RETRY_SCHEDULE") {
+        Some(s) => {
+            RetrySchedule::parse(&s).map_err(|e| anyhow!("KYC_WEBHOOK_RETRY_SCHEDULE: {e}"))?
+        }
+        None => RetrySchedule::standard(),
+    };
+    let allowed_hosts = get("KYC_WEBHOOK_ALLOWED_HOSTS")
+        .map(|hosts| {
+            hosts
+                .split(',')
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(crate::domain::webhooks::WebhookSettings {
+        policy: TargetPolicy {
+            strict: environment == Environment::Production,
+            allowed_hosts,
+        },
+        schedule,
+        timeout: Duration::from_millis(parse_number(
+            get,
+            "KYC_WEBHOOK_TIMEOUT_MS",
+            10_000,
+            100,
+            60_000,
+        )?),
+        poll: Duration::from_millis(parse_number(get, "KYC_WEBHOOK_POLL_MS", 500, 10, 60_000)?),
+        lease: Duration::from_secs(60),
+        batch: 50,
     })
 }
 

@@ -72,6 +72,8 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         Refusal::IdentityNotFound
         | Refusal::DocumentNotFound
         | Refusal::VerificationNotFound
+        | Refusal::WebhookEndpointNotFound
+        | Refusal::EventNotFound
         | Refusal::IdentityOwnerNotFound => StatusCode::NOT_FOUND,
         Refusal::EmailAlreadyInUse | Refusal::UnknownOperation => StatusCode::BAD_REQUEST,
         Refusal::IdentityOwnerInUse

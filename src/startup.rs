@@ -169,6 +169,13 @@ impl Application {
         );
         let write = WritePath::new(db.clone(), observers);
         spawn_event_pruning(write.clone(), settings.event_retention);
+        crate::services::webhooks::Dispatcher::new(
+            db.clone(),
+            write.clone(),
+            settings.webhooks.clone(),
+        )
+        .context("webhook client")?
+        .spawn();
         let state = web::Data::new(AppState {
             db,
             key_usage: crate::services::tenancy::KeyUsage::new(write.clone()),

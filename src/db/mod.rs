@@ -19,6 +19,7 @@ pub mod schema;
 mod transactions;
 mod types;
 mod url;
+pub mod webhooks;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 

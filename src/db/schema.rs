@@ -129,7 +129,55 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        app_id -> Text,
+        url -> Text,
+        description -> Nullable<Text>,
+        event_types -> Nullable<Text>,
+        enabled -> Bool,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        app_id -> Text,
+        endpoint_id -> Text,
+        event_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Text,
+        delivery_id -> Text,
+        app_id -> Text,
+        endpoint_id -> Text,
+        event_id -> Text,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        latency_ms -> Integer,
+        response_excerpt -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(api_keys -> apps (app_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(verifications -> identities (identity_id));
 diesel::joinable!(documents -> identities (identity_id));
 
@@ -141,6 +189,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     documents,
     events,
     identity_operations,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
     verifications,
     identity_events,
 );

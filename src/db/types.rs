@@ -12,10 +12,12 @@ use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::events::EventType;
 use crate::domain::identity::{Country, Email, Gender, IdentityKind};
 use crate::domain::ids::{
-    ApiKeyId, AppId, DocumentId, EventId, HistoryEntryId, IdentityId, VerificationId,
+    ApiKeyId, AppId, AttemptId, DeliveryId, DocumentId, EventId, HistoryEntryId, IdentityId,
+    VerificationId, WebhookEndpointId,
 };
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::stored::StoredText;
+use crate::domain::webhooks::DeliveryStatus;
 
 macro_rules! text_columns {
     ($($t:ty),* $(,)?) => {$(
@@ -52,6 +54,10 @@ text_columns!(
     VerificationId,
     HistoryEntryId,
     EventId,
+    WebhookEndpointId,
+    DeliveryId,
+    AttemptId,
+    DeliveryStatus,
     IdentityKind,
     Gender,
     Country,

@@ -87,6 +87,12 @@ id_type! {
     HistoryEntryId(new_v4);
     /// An event (`GET /events`, webhooks): UUIDv7, so ids sort by time.
     EventId(now_v7);
+    /// A webhook endpoint of an app.
+    WebhookEndpointId(new_v4);
+    /// One event's delivery to one endpoint (its attempts share it).
+    DeliveryId(now_v7);
+    /// One attempt of a delivery.
+    AttemptId(now_v7);
 }
 
 #[cfg(test)]

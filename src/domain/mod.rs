@@ -14,3 +14,4 @@ pub mod object_key;
 pub mod operations;
 pub mod stored;
 pub mod time;
+pub mod webhooks;

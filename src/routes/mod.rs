@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod stream;
+pub mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::http::header::{HeaderValue, ALLOW};
@@ -94,6 +95,11 @@ routes! {
     "/identities/{id}/operations" => { get: kyc::operations }
     "/operations/validate" => { post: kyc::validate_operation }
     "/events" => { get: events::list }
+    "/events/{id}/redeliver" => { post: webhooks::redeliver }
+    "/webhook-endpoints" => { get: webhooks::list, post: webhooks::create }
+    "/webhook-endpoints/{id}" => { get: webhooks::get, patch: webhooks::patch, delete: webhooks::delete }
+    "/webhook-endpoints/{id}/rotate-secret" => { post: webhooks::rotate_secret }
+    "/webhook-endpoints/{id}/deliveries" => { get: webhooks::deliveries }
     "/verifications" => { get: kyc::list_verifications }
     "/verifications/{id}" => { get: kyc::get_verification }
     "/verifications/{id}/decision" => { post: kyc::decide }

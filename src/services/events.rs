@@ -167,6 +167,11 @@ impl WriteObserver for EventRecorder {
                     touch(app_id, identity_id, false);
                 }
                 Change::AppCreated { .. }
+                | Change::WebhookEndpointCreated { .. }
+                | Change::WebhookEndpointUpdated { .. }
+                | Change::WebhookEndpointDeleted { .. }
+                | Change::WebhookSecretRotated { .. }
+                | Change::WebhookDeliveryScheduled { .. }
                 | Change::ApiKeyCreated { .. }
                 | Change::ApiKeyRevoked { .. }
                 | Change::ApiKeyUsed { .. }
@@ -177,6 +182,7 @@ impl WriteObserver for EventRecorder {
             self.compare_operations(conn, &mut out, &app_id, &identity_id, created)?;
         }
         q::insert_events(conn, &out.rows)?;
+        crate::services::webhooks::schedule(conn, &out.rows)?;
         Ok(())
     }
 }

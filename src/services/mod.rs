@@ -10,4 +10,5 @@ pub mod kyc;
 pub mod listing;
 pub mod rate_limit;
 pub mod tenancy;
+pub mod webhooks;
 pub mod write;

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use diesel::result::Error as DieselError;
 
 use crate::db::{ConnectionFault, Db, DbConnection, DbError, WriteConn};
-use crate::domain::ids::{ApiKeyId, AppId, DocumentId, IdentityId, VerificationId};
+use crate::domain::ids::{
+    ApiKeyId, AppId, DeliveryId, DocumentId, IdentityId, VerificationId, WebhookEndpointId,
+};
 use crate::error::ApiError;
 
 /// Who makes a change.
@@ -59,6 +61,13 @@ pub enum Operation {
     ApiKeyUse,
     /// Deleting events older than the retention period.
     EventsPrune,
+    WebhookEndpointCreate,
+    WebhookEndpointUpdate,
+    WebhookEndpointDelete,
+    WebhookSecretRotate,
+    EventRedeliver,
+    /// The dispatcher claiming deliveries and recording attempts.
+    WebhookDispatch,
     Bootstrap,
     ServerSecretCreate,
 }
@@ -79,6 +88,12 @@ impl Operation {
             Operation::ApiKeyRevoke => "api_key.revoke",
             Operation::ApiKeyUse => "api_key.use",
             Operation::EventsPrune => "events.prune",
+            Operation::WebhookEndpointCreate => "webhook_endpoint.create",
+            Operation::WebhookEndpointUpdate => "webhook_endpoint.update",
+            Operation::WebhookEndpointDelete => "webhook_endpoint.delete",
+            Operation::WebhookSecretRotate => "webhook_endpoint.rotate_secret",
+            Operation::EventRedeliver => "event.redeliver",
+            Operation::WebhookDispatch => "webhook.dispatch",
             Operation::Bootstrap => "server.bootstrap",
             Operation::ServerSecretCreate => "server_secret.create",
         }
@@ -144,6 +159,26 @@ pub enum Change {
     ServerSecretCreated {
         name: &'static str,
     },
+    WebhookEndpointCreated {
+        app_id: AppId,
+        endpoint_id: WebhookEndpointId,
+    },
+    WebhookEndpointUpdated {
+        app_id: AppId,
+        endpoint_id: WebhookEndpointId,
+    },
+    WebhookEndpointDeleted {
+        app_id: AppId,
+        endpoint_id: WebhookEndpointId,
+    },
+    WebhookSecretRotated {
+        app_id: AppId,
+        endpoint_id: WebhookEndpointId,
+    },
+    WebhookDeliveryScheduled {
+        app_id: AppId,
+        delivery_id: DeliveryId,
+    },
 }
 
 impl Change {
@@ -162,6 +197,11 @@ impl Change {
             Change::ApiKeyRevoked { .. } => "api_key.revoked",
             Change::ApiKeyUsed { .. } => "api_key.used",
             Change::ServerSecretCreated { .. } => "server_secret.created",
+            Change::WebhookEndpointCreated { .. } => "webhook_endpoint.created",
+            Change::WebhookEndpointUpdated { .. } => "webhook_endpoint.updated",
+            Change::WebhookEndpointDeleted { .. } => "webhook_endpoint.deleted",
+            Change::WebhookSecretRotated { .. } => "webhook_endpoint.secret_rotated",
+            Change::WebhookDeliveryScheduled { .. } => "webhook_delivery.scheduled",
         }
     }
 }

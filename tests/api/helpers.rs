@@ -202,9 +202,14 @@ impl WriteObserver for WriteRecorder {
         _conn: &mut kyc_api::db::WriteConn<'_>,
         write: &Write<'_>,
     ) -> Result<(), kyc_api::error::ApiError> {
-        // A key's hourly "last used" stamp follows the first request of a
-        // key asynchronously; tests of what a request wrote leave it out.
-        if write.operation == kyc_api::services::write::Operation::ApiKeyUse {
+        // A key's hourly "last used" stamp and the webhook dispatcher write
+        // in the background, not as part of a request; tests of what a
+        // request wrote leave them out.
+        use kyc_api::services::write::Operation;
+        if matches!(
+            write.operation,
+            Operation::ApiKeyUse | Operation::WebhookDispatch
+        ) {
             return Ok(());
         }
         self.0.lock().unwrap().push(RecordedWrite {

@@ -15,4 +15,5 @@ mod migrations;
 mod openapi;
 mod replicas;
 mod tenancy;
+mod webhooks;
 mod write_path;

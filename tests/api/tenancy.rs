@@ -38,11 +38,74 @@ async fn another_apps_ids_are_unknown_on_every_route(app: TestApp) {
         .unwrap()
         .to_string();
     let document = owner["documents"][0]["id"].as_str().unwrap().to_string();
+    let (status, endpoint) = json(
+        app.post(
+            "/webhook-endpoints",
+            &json!({"url": "http://127.0.0.1:9/hook", "enabled": false}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{endpoint}");
+    let endpoint = endpoint["data"]["id"].as_str().unwrap().to_string();
+    let events: Value = app
+        .get("/events")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event = events["data"][0]["id"].as_str().unwrap().to_string();
     let before = snapshot(&app, &id, &verification).await;
 
     let (_, intruder) = app.create_other_app("intruder");
     let mut covered: BTreeSet<(&str, &str)> = BTreeSet::new();
     let cases: Vec<(&str, &str, String, Option<Value>, &str)> = vec![
+        (
+            "get",
+            "/webhook-endpoints/{id}",
+            format!("/webhook-endpoints/{endpoint}"),
+            None,
+            "webhook_endpoint_not_found",
+        ),
+        (
+            "patch",
+            "/webhook-endpoints/{id}",
+            format!("/webhook-endpoints/{endpoint}"),
+            Some(json!({"url": "http://127.0.0.1:9/taken"})),
+            "webhook_endpoint_not_found",
+        ),
+        (
+            "delete",
+            "/webhook-endpoints/{id}",
+            format!("/webhook-endpoints/{endpoint}"),
+            None,
+            "webhook_endpoint_not_found",
+        ),
+        (
+            "post",
+            "/webhook-endpoints/{id}/rotate-secret",
+            format!("/webhook-endpoints/{endpoint}/rotate-secret"),
+            Some(json!({})),
+            "webhook_endpoint_not_found",
+        ),
+        (
+            "get",
+            "/webhook-endpoints/{id}/deliveries",
+            format!("/webhook-endpoints/{endpoint}/deliveries"),
+            None,
+            "webhook_endpoint_not_found",
+        ),
+        (
+            "post",
+            "/events/{id}/redeliver",
+            format!("/events/{event}/redeliver"),
+            Some(json!({})),
+            "event_not_found",
+        ),
         (
             "get",
             "/identities/{id}",
@@ -168,6 +231,8 @@ async fn another_apps_ids_are_unknown_on_every_route(app: TestApp) {
         ("get", "/verifications"),
         // Its cursor naming another app's event: `events::filters_and_tenants`.
         ("get", "/events"),
+        ("get", "/webhook-endpoints"),
+        ("post", "/webhook-endpoints"),
         ("post", "/presign-url"),
         ("post", "/files/upload"),
         ("get", "/files/{key:.*}"),
@@ -185,4 +250,13 @@ async fn another_apps_ids_are_unknown_on_every_route(app: TestApp) {
     }
 
     assert_eq!(snapshot(&app, &id, &verification).await, before);
+    let (status, still) = json(
+        app.get(&format!("/webhook-endpoints/{endpoint}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(still["data"]["url"], "http://127.0.0.1:9/hook");
 }

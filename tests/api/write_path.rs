@@ -199,6 +199,93 @@ async fn every_changing_route_passes_the_write_path(app: TestApp) {
     assert_eq!(uploaded.status().as_u16(), 204);
     assert_eq!(app.writes.take(), vec![]);
 
+    case("post", "/webhook-endpoints");
+    let (_, writes) = writes_of(
+        &app,
+        app.post(
+            "/webhook-endpoints",
+            &json!({"url": "http://127.0.0.1:9/hook", "enabled": false}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        writes,
+        one("webhook_endpoint.create", &["webhook_endpoint.created"])
+    );
+    let endpoints: Value = app
+        .get("/webhook-endpoints")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoint = endpoints["data"][0]["id"].as_str().unwrap().to_string();
+
+    case("patch", "/webhook-endpoints/{id}");
+    let (_, writes) = writes_of(
+        &app,
+        app.patch(
+            &format!("/webhook-endpoints/{endpoint}"),
+            &json!({"description": "d"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        writes,
+        one("webhook_endpoint.update", &["webhook_endpoint.updated"])
+    );
+
+    case("post", "/webhook-endpoints/{id}/rotate-secret");
+    let (_, writes) = writes_of(
+        &app,
+        app.post(
+            &format!("/webhook-endpoints/{endpoint}/rotate-secret"),
+            &json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        writes,
+        one(
+            "webhook_endpoint.rotate_secret",
+            &["webhook_endpoint.secret_rotated"]
+        )
+    );
+
+    case("post", "/events/{id}/redeliver");
+    let events: Value = app
+        .get("/events")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event = events["data"][0]["id"].as_str().unwrap().to_string();
+    let (status, writes) = writes_of(
+        &app,
+        app.post(
+            &format!("/events/{event}/redeliver"),
+            &json!({"endpointId": endpoint}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        writes,
+        one("event.redeliver", &["webhook_delivery.scheduled"])
+    );
+
+    case("delete", "/webhook-endpoints/{id}");
+    let (status, writes) =
+        writes_of(&app, app.delete(&format!("/webhook-endpoints/{endpoint}"))).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        writes,
+        one("webhook_endpoint.delete", &["webhook_endpoint.deleted"])
+    );
+
     // A person without documents: one change, no documents.
     let (_, writes) = writes_of(&app, app.post("/identities", &person("third@example.com"))).await;
     assert_eq!(writes, one("identity.create", &["identity.created"]));

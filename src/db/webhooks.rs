@@ -1,0 +1,357 @@
+//! Webhook endpoints, deliveries and attempts.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+
+use super::schema::{events, webhook_attempts, webhook_deliveries, webhook_endpoints};
+use super::{DbConnection, WriteConn};
+use crate::domain::ids::{AppId, AttemptId, DeliveryId, EventId, WebhookEndpointId};
+use crate::domain::webhooks::DeliveryStatus;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct EndpointRow {
+    pub id: WebhookEndpointId,
+    pub app_id: AppId,
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: Option<String>,
+    pub enabled: bool,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+/// What a patch may change.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = webhook_endpoints, treat_none_as_null = true)]
+pub struct EndpointChanges {
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: Option<String>,
+    pub enabled: bool,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A new signing secret; the old one keeps signing until it expires.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = webhook_endpoints, treat_none_as_null = true)]
+pub struct SecretRotation {
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn insert_endpoint(conn: &mut WriteConn<'_>, row: &EndpointRow) -> QueryResult<()> {
+    diesel::insert_into(webhook_endpoints::table)
+        .values(row)
+        .execute(&mut **conn)
+        .map(|_| ())
+}
+
+/// A live endpoint of the app.
+pub fn find_endpoint(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    id: &WebhookEndpointId,
+) -> QueryResult<Option<EndpointRow>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::app_id.eq(app_id))
+        .filter(webhook_endpoints::id.eq(id))
+        .filter(webhook_endpoints::deleted_at.is_null())
+        .select(EndpointRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Any endpoint by id, deleted or not (the dispatcher's view).
+pub fn endpoint_by_id(
+    conn: &mut DbConnection,
+    id: &WebhookEndpointId,
+) -> QueryResult<Option<EndpointRow>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::id.eq(id))
+        .select(EndpointRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The app's live endpoints, oldest first.
+pub fn endpoints_of(conn: &mut DbConnection, app_id: &AppId) -> QueryResult<Vec<EndpointRow>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::app_id.eq(app_id))
+        .filter(webhook_endpoints::deleted_at.is_null())
+        .order((
+            webhook_endpoints::created_at.asc(),
+            webhook_endpoints::id.asc(),
+        ))
+        .select(EndpointRow::as_select())
+        .load(conn)
+}
+
+pub fn update_endpoint(
+    conn: &mut WriteConn<'_>,
+    app_id: &AppId,
+    id: &WebhookEndpointId,
+    changes: &EndpointChanges,
+) -> QueryResult<()> {
+    diesel::update(
+        webhook_endpoints::table
+            .filter(webhook_endpoints::app_id.eq(app_id))
+            .filter(webhook_endpoints::id.eq(id)),
+    )
+    .set(changes)
+    .execute(&mut **conn)
+    .map(|_| ())
+}
+
+pub fn rotate_secret(
+    conn: &mut WriteConn<'_>,
+    app_id: &AppId,
+    id: &WebhookEndpointId,
+    rotation: &SecretRotation,
+) -> QueryResult<()> {
+    diesel::update(
+        webhook_endpoints::table
+            .filter(webhook_endpoints::app_id.eq(app_id))
+            .filter(webhook_endpoints::id.eq(id)),
+    )
+    .set(rotation)
+    .execute(&mut **conn)
+    .map(|_| ())
+}
+
+/// Deletes an endpoint (the row stays for its delivery log) and fails
+/// its pending deliveries.
+pub fn soft_delete_endpoint(
+    conn: &mut WriteConn<'_>,
+    app_id: &AppId,
+    id: &WebhookEndpointId,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(
+        webhook_endpoints::table
+            .filter(webhook_endpoints::app_id.eq(app_id))
+            .filter(webhook_endpoints::id.eq(id)),
+    )
+    .set((
+        webhook_endpoints::deleted_at.eq(at),
+        webhook_endpoints::updated_at.eq(at),
+    ))
+    .execute(&mut **conn)?;
+    diesel::update(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::endpoint_id.eq(id))
+            .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending)),
+    )
+    .set((
+        webhook_deliveries::status.eq(DeliveryStatus::Failed),
+        webhook_deliveries::next_attempt_at.eq(None::<NaiveDateTime>),
+        webhook_deliveries::updated_at.eq(at),
+    ))
+    .execute(&mut **conn)
+    .map(|_| ())
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct NewDelivery {
+    pub id: DeliveryId,
+    pub app_id: AppId,
+    pub endpoint_id: WebhookEndpointId,
+    pub event_id: EventId,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn insert_deliveries(conn: &mut WriteConn<'_>, rows: &[NewDelivery]) -> QueryResult<()> {
+    for row in rows {
+        diesel::insert_into(webhook_deliveries::table)
+            .values(row)
+            .execute(&mut **conn)?;
+    }
+    Ok(())
+}
+
+/// Whether any delivery is due and unclaimed (a read, before claiming).
+pub fn any_due(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
+            .filter(webhook_deliveries::next_attempt_at.le(now))
+            .filter(
+                webhook_deliveries::lease_until
+                    .is_null()
+                    .or(webhook_deliveries::lease_until.lt(now)),
+            ),
+    ))
+    .get_result(conn)
+}
+
+/// A delivery this dispatcher now holds until its lease ends.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ClaimedDelivery {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Text)]
+    pub app_id: String,
+    #[diesel(sql_type = Text)]
+    pub endpoint_id: String,
+    #[diesel(sql_type = Text)]
+    pub event_id: String,
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` due deliveries until `lease_until`. On PostgreSQL
+/// replicas skip each other's locked rows (`FOR UPDATE SKIP LOCKED`), so no
+/// two claim one delivery; SQLite's writers take turns anyway.
+pub fn claim_due(
+    conn: &mut WriteConn<'_>,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<ClaimedDelivery>> {
+    let lock = match &**conn {
+        DbConnection::Postgresql(_) => "FOR UPDATE SKIP LOCKED",
+        DbConnection::Sqlite(_) => "",
+    };
+    let sql = format!(
+        "UPDATE webhook_deliveries SET lease_until = $1 \
+         WHERE id IN (SELECT id FROM webhook_deliveries \
+             WHERE status = 'pending' AND next_attempt_at <= $2 \
+               AND (lease_until IS NULL OR lease_until < $2) \
+             ORDER BY next_attempt_at LIMIT $3 {lock}) \
+         RETURNING id, app_id, endpoint_id, event_id, attempts"
+    );
+    diesel::sql_query(sql)
+        .bind::<Timestamp, _>(lease_until)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(&mut **conn)
+}
+
+/// The wire body of an event, if it is still kept.
+pub fn event_payload(conn: &mut DbConnection, id: &EventId) -> QueryResult<Option<String>> {
+    events::table
+        .filter(events::id.eq(id))
+        .select(events::payload)
+        .first(conn)
+        .optional()
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_attempts)]
+pub struct AttemptRow {
+    pub id: AttemptId,
+    pub delivery_id: DeliveryId,
+    pub app_id: AppId,
+    pub endpoint_id: WebhookEndpointId,
+    pub event_id: EventId,
+    pub attempted_at: NaiveDateTime,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub latency_ms: i32,
+    pub response_excerpt: Option<String>,
+}
+
+/// Records an attempt and where its delivery stands now.
+pub fn record_attempt(
+    conn: &mut WriteConn<'_>,
+    attempt: &AttemptRow,
+    status: DeliveryStatus,
+    next_attempt_at: Option<NaiveDateTime>,
+) -> QueryResult<()> {
+    diesel::insert_into(webhook_attempts::table)
+        .values(attempt)
+        .execute(&mut **conn)?;
+    diesel::update(
+        webhook_deliveries::table.filter(webhook_deliveries::id.eq(&attempt.delivery_id)),
+    )
+    .set((
+        webhook_deliveries::status.eq(status),
+        webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+        webhook_deliveries::next_attempt_at.eq(next_attempt_at),
+        webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+        webhook_deliveries::updated_at.eq(attempt.attempted_at),
+    ))
+    .execute(&mut **conn)
+    .map(|_| ())
+}
+
+/// Settles a delivery without an attempt (its endpoint or event is gone).
+pub fn fail_delivery(
+    conn: &mut WriteConn<'_>,
+    id: &DeliveryId,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq(id)))
+        .set((
+            webhook_deliveries::status.eq(DeliveryStatus::Failed),
+            webhook_deliveries::next_attempt_at.eq(None::<NaiveDateTime>),
+            webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+            webhook_deliveries::updated_at.eq(at),
+        ))
+        .execute(&mut **conn)
+        .map(|_| ())
+}
+
+/// An attempt with its delivery's current status, for the delivery log.
+#[derive(Debug, Clone, Queryable)]
+pub struct LoggedAttempt {
+    pub attempt: AttemptRow,
+    pub delivery_status: DeliveryStatus,
+}
+
+/// The endpoint's attempts, newest first.
+pub fn attempts_of(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    endpoint_id: &WebhookEndpointId,
+    limit: i64,
+) -> QueryResult<Vec<LoggedAttempt>> {
+    webhook_attempts::table
+        .inner_join(
+            webhook_deliveries::table.on(webhook_deliveries::id.eq(webhook_attempts::delivery_id)),
+        )
+        .filter(webhook_attempts::app_id.eq(app_id))
+        .filter(webhook_attempts::endpoint_id.eq(endpoint_id))
+        .order((
+            webhook_attempts::attempted_at.desc(),
+            webhook_attempts::id.desc(),
+        ))
+        .limit(limit)
+        .select((AttemptRow::as_select(), webhook_deliveries::status))
+        .load::<(AttemptRow, DeliveryStatus)>(conn)
+        .map(|rows| {
+            rows.into_iter()
+                .map(|(attempt, delivery_status)| LoggedAttempt {
+                    attempt,
+                    delivery_status,
+                })
+                .collect()
+        })
+}
+
+/// Whether the app has this event (for redelivery).
+pub fn event_exists(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    id: &EventId,
+) -> QueryResult<Option<String>> {
+    events::table
+        .filter(events::app_id.eq(app_id))
+        .filter(events::id.eq(id))
+        .select(events::event_type)
+        .first(conn)
+        .optional()
+}

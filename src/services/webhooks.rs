@@ -1,0 +1,658 @@
+//! Webhooks: endpoints (a client's URLs and their signing secrets), the
+//! deliveries the outbox schedules for every event, and the dispatcher
+//! that every replica runs.
+//!
+//! Delivery is at least once, in no guaranteed order: a delivery row is
+//! written in the event's transaction, a dispatcher claims due rows with a
+//! lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so replicas never claim the
+//! same one), posts the event signed per Standard Webhooks, and records the
+//! attempt; a replica killed mid-delivery leaves the lease to expire and
+//! another claims it again.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chrono::NaiveDateTime;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::db::events::NewEvent;
+use crate::db::webhooks::{self as q, EndpointChanges, EndpointRow, NewDelivery, SecretRotation};
+use crate::db::{self, Db, DbConnection, WriteConn};
+use crate::domain::errors::Refusal;
+use crate::domain::events::EventType;
+use crate::domain::ids::{AppId, AttemptId, DeliveryId, EventId, WebhookEndpointId};
+use crate::domain::time::format_timestamp;
+use crate::domain::webhooks::{
+    is_forbidden, parse_stored_event_types, stored_event_types, DeliveryStatus, EndpointInput,
+    TargetPolicy, WebhookSettings,
+};
+use crate::error::ApiError;
+use crate::services::write::{Actor, Change, Operation, Tx, WritePath};
+
+/// After a rotation, the old secret keeps signing this long.
+pub const PREVIOUS_SECRET_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
+/// At most this much of a receiver's answer is kept.
+pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
+
+fn endpoint_not_found() -> ApiError {
+    ApiError::refused(
+        Refusal::WebhookEndpointNotFound,
+        "No webhook endpoint with this id.",
+    )
+}
+
+/// A fresh signing secret in the Standard Webhooks format: `whsec_` and
+/// the base64 of 32 random bytes.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill(&mut bytes);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// An endpoint as answered (never its secret).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointView {
+    pub id: WebhookEndpointId,
+    pub url: String,
+    pub description: Option<String>,
+    /// `null`: every event type.
+    pub event_types: Option<Vec<EventType>>,
+    pub enabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&EndpointRow> for EndpointView {
+    fn from(row: &EndpointRow) -> Self {
+        EndpointView {
+            id: row.id.clone(),
+            url: row.url.clone(),
+            description: row.description.clone(),
+            event_types: parse_stored_event_types(row.event_types.as_deref()),
+            enabled: row.enabled,
+            created_at: format_timestamp(row.created_at),
+            updated_at: format_timestamp(row.updated_at),
+        }
+    }
+}
+
+/// An endpoint with its secret: answered once, at creation.
+#[derive(Debug, Serialize)]
+pub struct EndpointWithSecret {
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+    pub secret: String,
+}
+
+pub fn create_endpoint(
+    tx: &mut Tx<'_, '_>,
+    app_id: &AppId,
+    input: EndpointInput,
+) -> Result<EndpointWithSecret, ApiError> {
+    let Some(url) = input.url else {
+        return Err(ApiError::invalid("url", "is required"));
+    };
+    let now = db::now();
+    let row = EndpointRow {
+        id: WebhookEndpointId::new(),
+        app_id: app_id.clone(),
+        url,
+        description: input.description.flatten(),
+        event_types: stored_event_types(&input.event_types.flatten()),
+        enabled: input.enabled.unwrap_or(true),
+        secret: new_secret(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    q::insert_endpoint(tx.conn(), &row)?;
+    tx.record(Change::WebhookEndpointCreated {
+        app_id: app_id.clone(),
+        endpoint_id: row.id.clone(),
+    });
+    Ok(EndpointWithSecret {
+        endpoint: EndpointView::from(&row),
+        secret: row.secret,
+    })
+}
+
+pub fn list_endpoints(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+) -> Result<Vec<EndpointView>, ApiError> {
+    Ok(q::endpoints_of(conn, app_id)?
+        .iter()
+        .map(EndpointView::from)
+        .collect())
+}
+
+pub fn get_endpoint(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    id: &WebhookEndpointId,
+) -> Result<EndpointView, ApiError> {
+    let row = q::find_endpoint(conn, app_id, id)?.ok_or_else(endpoint_not_found)?;
+    Ok(EndpointView::from(&row))
+}
+
+pub fn update_endpoint(
+    tx: &mut Tx<'_, '_>,
+    app_id: &AppId,
+    id: &WebhookEndpointId,
+    input: EndpointInput,
+) -> Result<EndpointView, ApiError> {
+    let mut row = q::find_endpoint(tx.read(), app_id, id)?.ok_or_else(endpoint_not_found)?;
+    if let Some(url) = input.url {
+        row.url = url;
+    }
+    if let Some(description) = input.description {
+        row.description = description;
+    }
+    if let Some(types) = input.event_types {
+        row.event_types = stored_event_types(&types);
+    }
+    if let Some(enabled) = input.enabled {
+        row.enabled = enabled;
+    }
+    row.updated_at = db::now();
+    q::update_endpoint(
+        tx.conn(),
+        app_id,
+        id,
+        &EndpointChanges {
+            url: row.url.clone(),
+            description: row.description.clone(),
+            event_types: row.event_types.clone(),
+            enabled: row.enabled,
+            updated_at: row.updated_at,
+        },
+    )?;
+    tx.record(Change::WebhookEndpointUpdated {
+        app_id: app_id.clone(),
+        endpoint_id: id.clone(),
+    });
+    Ok(EndpointView::from(&row))
+}
+
+pub fn delete_endpoint(
+    tx: &mut Tx<'_, '_>,
+    app_id: &AppId,
+    id: &WebhookEndpointId,
+) -> Result<(), ApiError> {
+    q::find_endpoint(tx.read(), app_id, id)?.ok_or_else(endpoint_not_found)?;
+    q::soft_delete_endpoint(tx.conn(), app_id, id, db::now())?;
+    tx.record(Change::WebhookEndpointDeleted {
+        app_id: app_id.clone(),
+        endpoint_id: id.clone(),
+    });
+    Ok(())
+}
+
+/// The new secret, answered once.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedSecret {
+    pub secret: String,
+    /// Until then the previous secret signs too.
+    pub previous_secret_expires_at: String,
+}
+
+pub fn rotate_secret(
+    tx: &mut Tx<'_, '_>,
+    app_id: &AppId,
+    id: &WebhookEndpointId,
+) -> Result<RotatedSecret, ApiError> {
+    let row = q::find_endpoint(tx.read(), app_id, id)?.ok_or_else(endpoint_not_found)?;
+    let now = db::now();
+    let expires = now + PREVIOUS_SECRET_LIFETIME;
+    let secret = new_secret();
+    q::rotate_secret(
+        tx.conn(),
+        app_id,
+        id,
+        &SecretRotation {
+            secret: secret.clone(),
+            previous_secret: Some(row.secret),
+            previous_secret_expires_at: Some(expires),
+            updated_at: now,
+        },
+    )?;
+    tx.record(Change::WebhookSecretRotated {
+        app_id: app_id.clone(),
+        endpoint_id: id.clone(),
+    });
+    Ok(RotatedSecret {
+        secret,
+        previous_secret_expires_at: format_timestamp(expires),
+    })
+}
+
+/// One attempt in an endpoint's delivery log.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    pub id: AttemptId,
+    pub delivery_id: DeliveryId,
+    pub event_id: EventId,
+    pub attempted_at: String,
+    /// The receiver's status, when it answered.
+    pub status_code: Option<i32>,
+    /// Why no answer counted (timeout, refused, TLS, address not allowed).
+    pub error: Option<String>,
+    pub latency_ms: i32,
+    /// The first 4 KiB of the answer.
+    pub response_body: Option<String>,
+    /// Where the delivery stands now: pending, delivered or failed.
+    pub delivery_status: DeliveryStatus,
+}
+
+pub fn attempts(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    id: &WebhookEndpointId,
+    limit: i64,
+) -> Result<Vec<AttemptView>, ApiError> {
+    q::find_endpoint(conn, app_id, id)?.ok_or_else(endpoint_not_found)?;
+    Ok(q::attempts_of(conn, app_id, id, limit)?
+        .into_iter()
+        .map(|logged| AttemptView {
+            id: logged.attempt.id,
+            delivery_id: logged.attempt.delivery_id,
+            event_id: logged.attempt.event_id,
+            attempted_at: format_timestamp(logged.attempt.attempted_at),
+            status_code: logged.attempt.status_code,
+            error: logged.attempt.error,
+            latency_ms: logged.attempt.latency_ms,
+            response_body: logged.attempt.response_excerpt,
+            delivery_status: logged.delivery_status,
+        })
+        .collect())
+}
+
+/// A delivery scheduled by a redelivery request.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledDelivery {
+    pub delivery_id: DeliveryId,
+    pub endpoint_id: WebhookEndpointId,
+}
+
+/// Sends an event again: to one endpoint of the app, or to every enabled
+/// endpoint subscribed to its type.
+pub fn redeliver(
+    tx: &mut Tx<'_, '_>,
+    app_id: &AppId,
+    event_id: &EventId,
+    endpoint_id: Option<&WebhookEndpointId>,
+) -> Result<Vec<ScheduledDelivery>, ApiError> {
+    let event_type = q::event_exists(tx.read(), app_id, event_id)?
+        .and_then(|t| EventType::parse(&t))
+        .ok_or_else(|| ApiError::refused(Refusal::EventNotFound, "No event with this id."))?;
+    let endpoints: Vec<EndpointRow> = match endpoint_id {
+        Some(id) => vec![q::find_endpoint(tx.read(), app_id, id)?.ok_or_else(endpoint_not_found)?],
+        None => q::endpoints_of(tx.read(), app_id)?
+            .into_iter()
+            .filter(|e| e.enabled && subscribes(e, event_type))
+            .collect(),
+    };
+    let now = db::now();
+    let rows: Vec<NewDelivery> = endpoints
+        .iter()
+        .map(|endpoint| new_delivery(app_id, &endpoint.id, event_id, now))
+        .collect();
+    q::insert_deliveries(tx.conn(), &rows)?;
+    for row in &rows {
+        tx.record(Change::WebhookDeliveryScheduled {
+            app_id: app_id.clone(),
+            delivery_id: row.id.clone(),
+        });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| ScheduledDelivery {
+            delivery_id: row.id,
+            endpoint_id: row.endpoint_id,
+        })
+        .collect())
+}
+
+fn subscribes(endpoint: &EndpointRow, event_type: EventType) -> bool {
+    parse_stored_event_types(endpoint.event_types.as_deref())
+        .is_none_or(|types| types.contains(&event_type))
+}
+
+fn new_delivery(
+    app_id: &AppId,
+    endpoint_id: &WebhookEndpointId,
+    event_id: &EventId,
+    now: NaiveDateTime,
+) -> NewDelivery {
+    NewDelivery {
+        id: DeliveryId::new(),
+        app_id: app_id.clone(),
+        endpoint_id: endpoint_id.clone(),
+        event_id: event_id.clone(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: Some(now),
+        lease_until: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The outbox half of webhooks: a delivery for every enabled endpoint
+/// subscribed to each event, in the events' transaction.
+pub fn schedule(conn: &mut WriteConn<'_>, events: &[NewEvent]) -> Result<(), ApiError> {
+    let mut apps: Vec<&AppId> = events.iter().map(|e| &e.app_id).collect();
+    apps.dedup();
+    let mut rows = Vec::new();
+    for app_id in apps {
+        let endpoints: Vec<EndpointRow> = q::endpoints_of(conn, app_id)?
+            .into_iter()
+            .filter(|e| e.enabled)
+            .collect();
+        for event in events.iter().filter(|e| &e.app_id == app_id) {
+            for endpoint in endpoints.iter().filter(|e| subscribes(e, event.event_type)) {
+                rows.push(new_delivery(
+                    app_id,
+                    &endpoint.id,
+                    &event.id,
+                    event.created_at,
+                ));
+            }
+        }
+    }
+    q::insert_deliveries(conn, &rows)?;
+    Ok(())
+}
+
+/// Resolves a webhook host and, under a strict policy, refuses it when any
+/// address is one a server must not reach. The connection uses exactly the
+/// addresses checked here, so a name that changes its answer between check
+/// and connect (DNS rebinding) gains nothing.
+struct CheckedResolver {
+    policy: TargetPolicy,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if policy.checks_addresses_of(&host) {
+                if let Some(bad) = addrs.iter().find(|a| is_forbidden(a.ip())) {
+                    return Err(format!(
+                        "{host} resolves to {}, a loopback, private, link-local or metadata address",
+                        bad.ip()
+                    )
+                    .into());
+                }
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// What one attempt found.
+#[derive(Debug)]
+struct Outcome {
+    status_code: Option<i32>,
+    error: Option<String>,
+    latency: Duration,
+    excerpt: Option<String>,
+}
+
+impl Outcome {
+    fn delivered(&self) -> bool {
+        self.status_code.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Sends due deliveries; one per process, run by [`Dispatcher::spawn`].
+#[derive(Clone)]
+pub struct Dispatcher {
+    db: Db,
+    write: WritePath,
+    client: reqwest::Client,
+    settings: Arc<WebhookSettings>,
+}
+
+impl Dispatcher {
+    pub fn new(db: Db, write: WritePath, settings: WebhookSettings) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            // A proxy would resolve names itself, past the address check.
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckedResolver {
+                policy: settings.policy.clone(),
+            }))
+            .user_agent(concat!("kyc-api-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Dispatcher {
+            db,
+            write,
+            client,
+            settings: Arc::new(settings),
+        })
+    }
+
+    /// Runs for the life of the process: claim what is due, send it, look
+    /// again; sleep `poll` when nothing was due.
+    pub fn spawn(self) {
+        tokio::spawn(async move {
+            loop {
+                match self.tick().await {
+                    Ok(0) => tokio::time::sleep(self.settings.poll).await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook dispatcher");
+                        tokio::time::sleep(self.settings.poll).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// One round: returns how many deliveries were attempted.
+    pub async fn tick(&self) -> Result<usize, ApiError> {
+        let now = db::now();
+        if !self
+            .db
+            .run(move |conn| q::any_due(conn, now).map_err(ApiError::from))
+            .await?
+        {
+            return Ok(0);
+        }
+        let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
+        let batch = self.settings.batch;
+        let claimed = self
+            .write
+            .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
+                Ok::<_, ApiError>(q::claim_due(tx.conn(), now, lease_until, batch)?)
+            })
+            .await?;
+        let count = claimed.len();
+        let sends = claimed.into_iter().map(|claim| self.deliver(claim));
+        for result in futures_util::future::join_all(sends).await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "a webhook delivery could not be recorded");
+            }
+        }
+        Ok(count)
+    }
+
+    async fn deliver(&self, claim: q::ClaimedDelivery) -> Result<(), ApiError> {
+        let (Some(delivery_id), Some(endpoint_id), Some(event_id), Some(app_id)) = (
+            DeliveryId::parse(&claim.id),
+            WebhookEndpointId::parse(&claim.endpoint_id),
+            EventId::parse(&claim.event_id),
+            AppId::parse(&claim.app_id),
+        ) else {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "delivery {} has ids that are not UUIDs",
+                claim.id
+            )));
+        };
+        let (endpoint, payload) = {
+            let (endpoint_id, event_id) = (endpoint_id.clone(), event_id.clone());
+            self.db
+                .run(move |conn| {
+                    Ok::<_, ApiError>((
+                        q::endpoint_by_id(conn, &endpoint_id)?,
+                        q::event_payload(conn, &event_id)?,
+                    ))
+                })
+                .await?
+        };
+        let usable = endpoint.filter(|e| e.enabled && e.deleted_at.is_none());
+        let (Some(endpoint), Some(payload)) = (usable, payload) else {
+            // The endpoint was disabled or deleted, or the event expired.
+            return self
+                .write
+                .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
+                    Ok::<_, ApiError>(q::fail_delivery(tx.conn(), &delivery_id, db::now())?)
+                })
+                .await;
+        };
+        let outcome = self.send(&endpoint, &event_id, &payload).await;
+        let attempts_made = u32::try_from(claim.attempts).unwrap_or(0) + 1;
+        let now = db::now();
+        let (status, next) = if outcome.delivered() {
+            (DeliveryStatus::Delivered, None)
+        } else {
+            match self.settings.schedule.wait_after(attempts_made) {
+                Some(wait) => (DeliveryStatus::Pending, Some(now + jittered(wait))),
+                None => (DeliveryStatus::Failed, None),
+            }
+        };
+        let attempt = q::AttemptRow {
+            id: AttemptId::new(),
+            delivery_id,
+            app_id,
+            endpoint_id,
+            event_id,
+            attempted_at: now,
+            status_code: outcome.status_code,
+            error: outcome.error,
+            latency_ms: i32::try_from(outcome.latency.as_millis()).unwrap_or(i32::MAX),
+            response_excerpt: outcome.excerpt,
+        };
+        self.write
+            .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
+                Ok::<_, ApiError>(q::record_attempt(tx.conn(), &attempt, status, next)?)
+            })
+            .await
+    }
+
+    /// Posts one event, signed with the endpoint's secret (and, for a day
+    /// after a rotation, its previous one too).
+    async fn send(&self, endpoint: &EndpointRow, event_id: &EventId, payload: &str) -> Outcome {
+        let started = Instant::now();
+        let failed = |error: String| Outcome {
+            status_code: None,
+            error: Some(error),
+            latency: started.elapsed(),
+            excerpt: None,
+        };
+        if let Err(e) = self.settings.policy.check_url(&endpoint.url) {
+            return failed(format!("the endpoint URL is not allowed: {e}"));
+        }
+        let timestamp = chrono::Utc::now().timestamp();
+        let mut secrets = vec![endpoint.secret.as_str()];
+        if let (Some(previous), Some(until)) = (
+            &endpoint.previous_secret,
+            endpoint.previous_secret_expires_at,
+        ) {
+            if until > db::now() {
+                secrets.push(previous);
+            }
+        }
+        let mut signatures = Vec::new();
+        for secret in secrets {
+            let signed = standardwebhooks::Webhook::new(secret)
+                .and_then(|hook| hook.sign(event_id.as_str(), timestamp, payload.as_bytes()));
+            match signed {
+                Ok(signature) => signatures.push(signature),
+                Err(e) => return failed(format!("the endpoint's secret cannot sign: {e}")),
+            }
+        }
+        let request = self
+            .client
+            .post(&endpoint.url)
+            .header(standardwebhooks::HEADER_WEBHOOK_ID, event_id.as_str())
+            .header(
+                standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
+                timestamp.to_string(),
+            )
+            .header(
+                standardwebhooks::HEADER_WEBHOOK_SIGNATURE,
+                signatures.join(" "),
+            )
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(payload.to_string());
+        match request.send().await {
+            Ok(mut response) => {
+                let status = i32::from(response.status().as_u16());
+                let mut body = Vec::new();
+                while body.len() < RESPONSE_EXCERPT_BYTES {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                        _ => break,
+                    }
+                }
+                body.truncate(RESPONSE_EXCERPT_BYTES);
+                Outcome {
+                    status_code: Some(status),
+                    error: None,
+                    latency: started.elapsed(),
+                    excerpt: (!body.is_empty())
+                        .then(|| String::from_utf8_lossy(&body).into_owned()),
+                }
+            }
+            Err(e) => failed(describe(&e)),
+        }
+    }
+}
+
+/// A send error in a few words, with its cause (timeouts, refused
+/// connections, TLS, a refused address).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    if cause.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+/// `wait`, give or take a fifth, so retries of many deliveries spread out.
+fn jittered(wait: Duration) -> chrono::Duration {
+    let factor = rand::thread_rng().gen_range(0.8..1.2);
+    chrono::Duration::from_std(wait.mul_f64(factor)).unwrap_or(chrono::Duration::MAX)
+}

@@ -1,0 +1,518 @@
+//! Webhooks end to end: a real HTTP receiver on a loopback port verifies
+//! every delivery with the `standardwebhooks` crate.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use crate::backend_tests;
+use crate::helpers::{assert_error, detail_fields, json, Backend, TestApp, TestDatabase};
+use crate::identities::{create, person};
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: String,
+}
+
+impl Received {
+    /// Whether `secret` signed this delivery (any of its signatures).
+    pub fn signed_by(&self, secret: &str) -> bool {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("webhook-id", self.id.parse().unwrap());
+        headers.insert("webhook-timestamp", self.timestamp.parse().unwrap());
+        headers.insert("webhook-signature", self.signature.parse().unwrap());
+        standardwebhooks::Webhook::new(secret)
+            .unwrap()
+            .verify(self.body.as_bytes(), &headers)
+            .is_ok()
+    }
+
+    pub fn event(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    received: Vec<Received>,
+    /// Statuses to answer, in order; 200 once empty.
+    answers: VecDeque<u16>,
+}
+
+/// A webhook receiver on a loopback port.
+pub struct Receiver {
+    pub url: String,
+    state: Arc<Mutex<ReceiverState>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let state = Arc::new(Mutex::new(ReceiverState::default()));
+        let data = web::Data::from(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(data.clone())
+                .route("/hook", web::post().to(receive))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Receiver { url, state, handle }
+    }
+
+    pub fn answer_with(&self, statuses: &[u16]) {
+        self.state.lock().unwrap().answers.extend(statuses);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// Waits (up to 15 s) until `done` holds for what arrived.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let started = Instant::now();
+        loop {
+            let received = self.received();
+            if done(&received) {
+                return received;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "waited 15 s for {what}; got {received:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+async fn receive(
+    state: web::Data<Mutex<ReceiverState>>,
+    req: HttpRequest,
+    body: String,
+) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut state = state.lock().unwrap();
+    state.received.push(Received {
+        at: Instant::now(),
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+        body,
+    });
+    let status = state.answers.pop_front().unwrap_or(200);
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+        .body(format!("answer {status}"))
+}
+
+/// A server that polls for deliveries often and retries within
+/// milliseconds.
+async fn fast_app(backend: Backend) -> Option<TestApp> {
+    if backend == Backend::Postgres && crate::helpers::postgres_admin_url().is_none() {
+        return None;
+    }
+    Some(
+        TestApp::spawn_with(
+            TestDatabase::create(backend),
+            &[
+                ("KYC_WEBHOOK_POLL_MS", "20"),
+                ("KYC_WEBHOOK_RETRY_SCHEDULE", "150ms,450ms"),
+                ("KYC_WEBHOOK_TIMEOUT_MS", "2000"),
+            ],
+        )
+        .await,
+    )
+}
+
+macro_rules! fast_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = super::fast_app(crate::helpers::Backend::Sqlite).await.unwrap();
+                super::$name(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(app) = super::fast_app(crate::helpers::Backend::Postgres).await else { return };
+                super::$name(app).await;
+            }
+        }
+    )*};
+}
+
+fast_tests!(
+    every_event_is_delivered_signed,
+    a_failing_receiver_is_retried_with_growing_gaps,
+    a_rotated_secret_signs_beside_the_old_one,
+    endpoints_and_deliveries_belong_to_their_app
+);
+backend_tests!(endpoint_input_is_checked);
+
+async fn endpoint(app: &TestApp, body: Value) -> Value {
+    let (status, created) = json(app.post("/webhook-endpoints", &body).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{created}");
+    created["data"].clone()
+}
+
+async fn every_event_is_delivered_signed(app: TestApp) {
+    let receiver = Receiver::start().await;
+    let hook = endpoint(&app, json!({"url": receiver.url, "description": "all"})).await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"), "{hook}");
+    assert_eq!(hook["eventTypes"], Value::Null);
+    let identity = create(&app, &crate::identities::reference_person()).await;
+
+    let got = receiver.wait_for("four events", |r| r.len() >= 4).await;
+    let listed: Value = app
+        .get("/events")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut delivered: Vec<String> = got.iter().map(|r| r.id.clone()).collect();
+    expected.sort();
+    delivered.sort();
+    assert_eq!(delivered, expected, "each event once");
+    for r in &got {
+        assert!(r.signed_by(&secret), "{r:?}");
+        assert!(!r.signed_by("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+        let event = r.event();
+        assert_eq!(event["id"], r.id.as_str(), "webhook-id is the event id");
+        assert_eq!(
+            event,
+            listed["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["id"] == event["id"])
+                .unwrap()
+                .clone()
+        );
+    }
+    let created = got
+        .iter()
+        .find(|r| r.event()["type"] == "identity.created")
+        .unwrap();
+    assert_eq!(created.event()["data"]["object"]["id"], identity["id"]);
+
+    let hook_id = hook["id"].as_str().unwrap();
+    let log = wait_for_log(&app, hook_id, |log| {
+        log.len() == 4 && log.iter().all(|a| a["deliveryStatus"] == "delivered")
+    })
+    .await;
+    for attempt in &log {
+        assert_eq!(attempt["statusCode"], 200, "{attempt}");
+        assert_eq!(attempt["responseBody"], "answer 200");
+        assert!(attempt["latencyMs"].as_i64().unwrap() >= 0);
+        assert_eq!(attempt["error"], Value::Null);
+    }
+
+    // Redelivery sends the same event (same id) again.
+    let event_id = expected[0].clone();
+    let (status, body) = json(
+        app.post(&format!("/events/{event_id}/redeliver"), &json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    receiver
+        .wait_for("the redelivery", |r| {
+            r.iter().filter(|x| x.id == event_id).count() == 2
+        })
+        .await;
+}
+
+async fn wait_for_log(
+    app: &TestApp,
+    endpoint: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let (status, body) = json(
+            app.get(&format!("/webhook-endpoints/{endpoint}/deliveries"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let log = body["data"].as_array().unwrap().clone();
+        if done(&log) {
+            return log;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{log:#?}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// 500, 500, then 200: three attempts, the second gap longer than the
+/// first (the schedule is 150 ms, 450 ms, with ±20 % jitter).
+async fn a_failing_receiver_is_retried_with_growing_gaps(app: TestApp) {
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[500, 503]);
+    let hook = endpoint(
+        &app,
+        json!({"url": receiver.url, "eventTypes": ["identity.created"]}),
+    )
+    .await;
+    create(&app, &person("retry@example.com")).await;
+    let got = receiver.wait_for("three attempts", |r| r.len() >= 3).await;
+    assert_eq!(
+        got.len(),
+        3,
+        "only identity.created, until it was delivered"
+    );
+    assert!(got.iter().all(|r| r.id == got[0].id));
+    let first_gap = got[1].at - got[0].at;
+    let second_gap = got[2].at - got[1].at;
+    assert!(first_gap >= Duration::from_millis(100), "{first_gap:?}");
+    assert!(second_gap > first_gap, "{first_gap:?} then {second_gap:?}");
+
+    let log = wait_for_log(&app, hook["id"].as_str().unwrap(), |log| {
+        log.len() == 3 && log[0]["deliveryStatus"] == "delivered"
+    })
+    .await;
+    let statuses: Vec<i64> = log
+        .iter()
+        .map(|a| a["statusCode"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 503, 500], "newest first");
+
+    // With every answer a failure the schedule runs out: 3 attempts, failed.
+    receiver.answer_with(&[500, 500, 500, 500]);
+    create(&app, &person("never@example.com")).await;
+    let log = wait_for_log(&app, hook["id"].as_str().unwrap(), |log| {
+        log.len() == 6 && log[0]["deliveryStatus"] == "failed"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        receiver.received().len(),
+        6,
+        "no attempt after the schedule ends"
+    );
+    assert_eq!(log[0]["statusCode"], 500);
+}
+
+async fn a_rotated_secret_signs_beside_the_old_one(app: TestApp) {
+    let receiver = Receiver::start().await;
+    let hook = endpoint(
+        &app,
+        json!({"url": receiver.url, "eventTypes": ["identity.created"]}),
+    )
+    .await;
+    let old = hook["secret"].as_str().unwrap().to_string();
+    let (status, rotated) = json(
+        app.post(
+            &format!(
+                "/webhook-endpoints/{}/rotate-secret",
+                hook["id"].as_str().unwrap()
+            ),
+            &json!({}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["data"]["secret"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert!(rotated["data"]["previousSecretExpiresAt"].is_string());
+    create(&app, &person("rotated@example.com")).await;
+    let got = receiver.wait_for("a delivery", |r| !r.is_empty()).await;
+    assert_eq!(got[0].signature.split(' ').count(), 2, "{:?}", got[0]);
+    assert!(got[0].signed_by(&new) && got[0].signed_by(&old));
+    // Neither secret is ever answered again.
+    let (_, read) = json(
+        app.get(&format!(
+            "/webhook-endpoints/{}",
+            hook["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert!(read["data"].get("secret").is_none(), "{read}");
+}
+
+async fn endpoints_and_deliveries_belong_to_their_app(app: TestApp) {
+    let ours = Receiver::start().await;
+    endpoint(&app, json!({"url": ours.url})).await;
+    let (_, other_key) = app.create_other_app("other");
+    let theirs = Receiver::start().await;
+    let (status, _) = json(
+        app.client
+            .post(app.url("/webhook-endpoints"))
+            .header("apiKey", &other_key)
+            .json(&json!({"url": theirs.url}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, listed) = json(
+        app.client
+            .get(app.url("/webhook-endpoints"))
+            .header("apiKey", &other_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        1,
+        "only their own"
+    );
+
+    create(&app, &person("ours@example.com")).await;
+    let (status, _) = json(
+        app.client
+            .post(app.url("/identities"))
+            .header("apiKey", &other_key)
+            .json(&person("theirs@example.com"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mine = ours.wait_for("our event", |r| !r.is_empty()).await;
+    let other = theirs.wait_for("their event", |r| !r.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ours.received().len(), 1);
+    assert_eq!(theirs.received().len(), 1);
+    assert_eq!(
+        mine[0].event()["data"]["object"]["email"],
+        "ours@example.com"
+    );
+    assert_eq!(
+        other[0].event()["data"]["object"]["email"],
+        "theirs@example.com"
+    );
+}
+
+async fn endpoint_input_is_checked(app: TestApp) {
+    for (body, fields) in [
+        (json!({}), vec!["url"]),
+        (json!({"url": "ftp://x.example/h"}), vec!["url"]),
+        (
+            json!({"url": "http://x.example/h", "eventTypes": []}),
+            vec!["eventTypes"],
+        ),
+        (
+            json!({"url": "http://x.example/h", "eventTypes": ["identity.made"], "secret": "x"}),
+            vec!["eventTypes[0]", "secret"],
+        ),
+    ] {
+        let (status, res) = json(app.post("/webhook-endpoints", &body).send().await.unwrap()).await;
+        assert_error(status, &res, 400, "validation_failed");
+        assert_eq!(detail_fields(&res), fields, "{body}");
+    }
+    let (status, res) = json(
+        app.get(&format!("/webhook-endpoints/{}", uuid::Uuid::new_v4()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 404, "webhook_endpoint_not_found");
+    let (status, res) = json(
+        app.post(
+            &format!("/events/{}/redeliver", uuid::Uuid::new_v4()),
+            &json!({}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 404, "event_not_found");
+}
+
+/// In production a webhook may not reach loopback, private, link-local or
+/// metadata addresses, by literal or by name (checked when resolved, at
+/// every delivery), unless the host is listed in KYC_WEBHOOK_ALLOWED_HOSTS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_keeps_webhooks_off_internal_addresses() {
+    let app = TestApp::spawn_with(
+        TestDatabase::create(Backend::Sqlite),
+        &[
+            ("KYC_ENV", "production"),
+            ("KYC_SIGNING_KEY", "0123456789abcdef0123456789abcdef0123"),
+            ("KYC_WEBHOOK_POLL_MS", "20"),
+            ("KYC_WEBHOOK_RETRY_SCHEDULE", "10s"),
+            ("KYC_WEBHOOK_ALLOWED_HOSTS", "hooks.internal.example"),
+        ],
+    )
+    .await;
+    for url in [
+        "http://127.0.0.1/hook",
+        "https://127.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "https://10.0.0.7/hook",
+        "http://example.com/hook",
+    ] {
+        let (status, res) = json(
+            app.post("/webhook-endpoints", &json!({"url": url}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &res, 400, "validation_failed");
+        assert_eq!(detail_fields(&res), ["url"], "{url}");
+    }
+    // A name that resolves to loopback is taken, and refused when sent.
+    let hook = endpoint(&app, json!({"url": "https://localhost:9/hook"})).await;
+    endpoint(&app, json!({"url": "https://hooks.internal.example/hook"})).await;
+    create(&app, &person("prod@example.com")).await;
+    let log = wait_for_log(&app, hook["id"].as_str().unwrap(), |log| !log.is_empty()).await;
+    let error = log[0]["error"].as_str().unwrap();
+    assert!(error.contains("loopback"), "{error}");
+    assert_eq!(log[0]["statusCode"], Value::Null);
+}
