@@ -4,7 +4,9 @@
 #   1. schemathesis fuzzes every operation of openapi.yaml (positive and
 #      negative data, stateful sequences) with every check enabled;
 #   2. openapi-python-client generates a Python client from openapi.yaml and
-#      .ci/sdk_smoke.py drives an identity's life cycle through it.
+#      .ci/sdk_smoke.py drives an identity's life cycle through it;
+#   3. .ci/webhook_check.py verifies webhook deliveries with the Python
+#      `standardwebhooks` package (an implementation independent of ours).
 #
 # Both run against SQLite (a fresh file) and PostgreSQL (a fresh database on
 # postgres://postgres@127.0.0.1:5432, dropped at the end). The Python tools
@@ -24,6 +26,7 @@ REPO="$(pwd)"
 
 SCHEMATHESIS_VERSION=4.32.5
 OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
+STANDARDWEBHOOKS_VERSION=1.1.0
 VENV="${KYC_CI_VENV:-$HOME/.cache/kyc-api-ci/venv}"
 MAX_EXAMPLES="${KYC_CONTRACT_MAX_EXAMPLES:-25}"
 MAX_TIME="${KYC_CONTRACT_MAX_TIME:-120}"
@@ -75,13 +78,15 @@ for spec in sys.argv[1:]:
 EOF
 }
 
-if ! venv_has "schemathesis==$SCHEMATHESIS_VERSION" "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION"; then
-    log "installing schemathesis $SCHEMATHESIS_VERSION and openapi-python-client $OPENAPI_PYTHON_CLIENT_VERSION into $VENV"
+if ! venv_has "schemathesis==$SCHEMATHESIS_VERSION" "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" \
+    "standardwebhooks==$STANDARDWEBHOOKS_VERSION"; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION, openapi-python-client $OPENAPI_PYTHON_CLIENT_VERSION and standardwebhooks $STANDARDWEBHOOKS_VERSION into $VENV"
     mkdir -p "$(dirname "$VENV")"
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         "schemathesis==$SCHEMATHESIS_VERSION" \
-        "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" ||
+        "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" \
+        "standardwebhooks==$STANDARDWEBHOOKS_VERSION" ||
         die "cannot install the Python tools"
 fi
 # openapi-python-client runs ruff from the same venv.
@@ -217,6 +222,13 @@ run_sdk_smoke() {
         die "the generated client failed against $name"
 }
 
+run_webhook_check() {
+    local name=$1
+    log "webhook deliveries verified by the Python standardwebhooks package against $name"
+    "$VENV/bin/python" "$REPO/.ci/webhook_check.py" --url "$BASE_URL" --api-key "$API_KEY" ||
+        die "webhook deliveries did not verify against $name"
+}
+
 # --- backends ------------------------------------------------------------------
 
 for backend in $BACKENDS; do
@@ -235,6 +247,7 @@ for backend in $BACKENDS; do
     esac
     run_schemathesis "$backend"
     run_sdk_smoke "$backend"
+    run_webhook_check "$backend"
     stop_server
 done
 

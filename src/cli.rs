@@ -43,6 +43,7 @@ Configuration (environment variables):
   KYC_WEBHOOK_RETRY_SCHEDULE   5s,5m,30m,2h,5h,10h,10h: waits between attempts
   KYC_WEBHOOK_TIMEOUT_MS       10000: a receiver must answer within this
   KYC_WEBHOOK_POLL_MS          500: how often an idle dispatcher looks
+  KYC_WEBHOOK_LEASE_MS         60000: a claimed delivery is another replica's after this
   KYC_WEBHOOK_ALLOWED_HOSTS    hosts exempt from the internal-address check
   AWS_REGION (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
   AWS_SESSION_TOKEN, AWS_ENDPOINT_URL; without keys, S3 credentials (and

@@ -307,7 +307,7 @@ fn webhook_settings(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(crate::domain::webhooks::WebhookSettings {
+    let settings = crate::domain::webhooks::WebhookSettings {
         policy: TargetPolicy {
             strict: environment == Environment::Production,
             allowed_hosts,
@@ -321,9 +321,19 @@ fn webhook_settings(
             60_000,
         )?),
         poll: Duration::from_millis(parse_number(get, "KYC_WEBHOOK_POLL_MS", 500, 10, 60_000)?),
-        lease: Duration::from_secs(60),
+        lease: Duration::from_millis(parse_number(
+            get,
+            "KYC_WEBHOOK_LEASE_MS",
+            60_000,
+            1_000,
+            3_600_000,
+        )?),
         batch: 50,
-    })
+    };
+    if settings.lease <= settings.timeout {
+        bail!("KYC_WEBHOOK_LEASE_MS must be longer than KYC_WEBHOOK_TIMEOUT_MS: a delivery still being sent must not be claimed again");
+    }
+    Ok(settings)
 }
 
 fn parse_number<T>(

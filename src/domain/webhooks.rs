@@ -72,28 +72,28 @@ impl TargetPolicy {
     }
 
     /// A URL an endpoint may have: absolute http(s) with a host, no
-    /// credentials or fragment; under a strict policy https only, and an IP
+    /// credentials (a fragment is dropped); under a strict policy https only, and an IP
     /// literal must be a public address (names are checked when resolved,
     /// at every delivery).
     pub fn check_url(&self, raw: &str) -> Result<url::Url, String> {
         if raw.len() > MAX_URL_LEN {
             return Err(format!("must be at most {MAX_URL_LEN} characters"));
         }
-        let url = url::Url::parse(raw.trim()).map_err(|_| "must be an absolute URL".to_string())?;
+        let mut url =
+            url::Url::parse(raw.trim()).map_err(|_| "must be an absolute URL".to_string())?;
         match url.scheme() {
             "https" => {}
             "http" if !self.strict => {}
             "http" => return Err("must be https".into()),
             _ => return Err("must be an http(s) URL".into()),
         }
+        // A fragment is never sent; keep the URL as it will be used.
+        url.set_fragment(None);
         let Some(host) = url.host() else {
             return Err("must name a host".into());
         };
         if !url.username().is_empty() || url.password().is_some() {
             return Err("must not carry credentials".into());
-        }
-        if url.fragment().is_some() {
-            return Err("must not have a fragment".into());
         }
         let host_text = url.host_str().unwrap_or_default().to_string();
         if self.checks_addresses_of(host_text.trim_matches(['[', ']'])) {
@@ -321,7 +321,6 @@ mod tests {
             "https://[fe80::1]/hook",
             "https://0.0.0.0/hook",
             "https://user:pw@example.com/hook",
-            "https://example.com/hook#x",
             "ftp://example.com/hook",
             "not a url",
         ] {

@@ -325,9 +325,9 @@ pub fn list(
     };
     if let Some(after) = params.after {
         let position = q::position_of(conn, app_id, &after)?.ok_or_else(|| {
-            ApiError::invalid(
-                "page[after]",
-                "no event of this app has this id (it may be older than the retention period)",
+            ApiError::refused(
+                crate::domain::errors::Refusal::EventNotFound,
+                "page[after] names no event of this app (it may be older than the retention period).",
             )
         })?;
         query.after = Some((position, after));
