@@ -69,18 +69,6 @@ pub fn find_endpoint(
         .optional()
 }
 
-/// Any endpoint by id, deleted or not (the dispatcher's view).
-pub fn endpoint_by_id(
-    conn: &mut DbConnection,
-    id: &WebhookEndpointId,
-) -> QueryResult<Option<EndpointRow>> {
-    webhook_endpoints::table
-        .filter(webhook_endpoints::id.eq(id))
-        .select(EndpointRow::as_select())
-        .first(conn)
-        .optional()
-}
-
 /// The app's live endpoints, oldest first.
 pub fn endpoints_of(conn: &mut DbConnection, app_id: &AppId) -> QueryResult<Vec<EndpointRow>> {
     webhook_endpoints::table
@@ -201,13 +189,13 @@ pub fn any_due(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<bool>
 #[derive(Debug, Clone, QueryableByName)]
 pub struct ClaimedDelivery {
     #[diesel(sql_type = Text)]
-    pub id: String,
+    pub id: DeliveryId,
     #[diesel(sql_type = Text)]
-    pub app_id: String,
+    pub app_id: AppId,
     #[diesel(sql_type = Text)]
-    pub endpoint_id: String,
+    pub endpoint_id: WebhookEndpointId,
     #[diesel(sql_type = Text)]
-    pub event_id: String,
+    pub event_id: EventId,
     #[diesel(sql_type = Integer)]
     pub attempts: i32,
 }
@@ -238,15 +226,6 @@ pub fn claim_due(
         .bind::<Timestamp, _>(now)
         .bind::<BigInt, _>(limit)
         .load(&mut **conn)
-}
-
-/// The wire body of an event, if it is still kept.
-pub fn event_payload(conn: &mut DbConnection, id: &EventId) -> QueryResult<Option<String>> {
-    events::table
-        .filter(events::id.eq(id))
-        .select(events::payload)
-        .first(conn)
-        .optional()
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -354,4 +333,28 @@ pub fn event_exists(
         .select(events::event_type)
         .first(conn)
         .optional()
+}
+
+/// Endpoints by id, deleted or not (the dispatcher's view of a batch).
+pub fn endpoints_by_ids(
+    conn: &mut DbConnection,
+    ids: &[WebhookEndpointId],
+) -> QueryResult<Vec<EndpointRow>> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::id.eq_any(ids))
+        .select(EndpointRow::as_select())
+        .load(conn)
+}
+
+/// The wire bodies of the events still kept, by id.
+pub fn payloads_by_ids(
+    conn: &mut DbConnection,
+    ids: &[EventId],
+) -> QueryResult<std::collections::HashMap<EventId, String>> {
+    Ok(events::table
+        .filter(events::id.eq_any(ids))
+        .select((events::id, events::payload))
+        .load::<(EventId, String)>(conn)?
+        .into_iter()
+        .collect())
 }

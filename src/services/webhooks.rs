@@ -405,6 +405,17 @@ impl reqwest::dns::Resolve for CheckedResolver {
     }
 }
 
+/// How one claimed delivery ends this round.
+enum Settlement {
+    Attempted {
+        attempt: q::AttemptRow,
+        status: DeliveryStatus,
+        next: Option<NaiveDateTime>,
+    },
+    /// Its endpoint or event is gone: it fails without an attempt.
+    Dropped { delivery_id: DeliveryId },
+}
+
 /// What one attempt found.
 #[derive(Debug)]
 struct Outcome {
@@ -467,7 +478,8 @@ impl Dispatcher {
         });
     }
 
-    /// One round: returns how many deliveries were attempted.
+    /// One round: claim what is due, send it all concurrently, record every
+    /// outcome in one transaction. Returns how many deliveries it handled.
     pub async fn tick(&self) -> Result<usize, ApiError> {
         let now = db::now();
         if !self
@@ -486,49 +498,67 @@ impl Dispatcher {
             })
             .await?;
         let count = claimed.len();
-        let sends = claimed.into_iter().map(|claim| self.deliver(claim));
-        for result in futures_util::future::join_all(sends).await {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "a webhook delivery could not be recorded");
-            }
+        if count == 0 {
+            return Ok(0);
         }
-        Ok(count)
-    }
-
-    async fn deliver(&self, claim: q::ClaimedDelivery) -> Result<(), ApiError> {
-        let (Some(delivery_id), Some(endpoint_id), Some(event_id), Some(app_id)) = (
-            DeliveryId::parse(&claim.id),
-            WebhookEndpointId::parse(&claim.endpoint_id),
-            EventId::parse(&claim.event_id),
-            AppId::parse(&claim.app_id),
-        ) else {
-            return Err(ApiError::internal(anyhow::anyhow!(
-                "delivery {} has ids that are not UUIDs",
-                claim.id
-            )));
-        };
-        let (endpoint, payload) = {
-            let (endpoint_id, event_id) = (endpoint_id.clone(), event_id.clone());
+        // What the sends need, read once for the whole batch.
+        let (endpoints, payloads) = {
+            let endpoint_ids: Vec<WebhookEndpointId> =
+                claimed.iter().map(|c| c.endpoint_id.clone()).collect();
+            let event_ids: Vec<EventId> = claimed.iter().map(|c| c.event_id.clone()).collect();
             self.db
                 .run(move |conn| {
                     Ok::<_, ApiError>((
-                        q::endpoint_by_id(conn, &endpoint_id)?,
-                        q::event_payload(conn, &event_id)?,
+                        q::endpoints_by_ids(conn, &endpoint_ids)?,
+                        q::payloads_by_ids(conn, &event_ids)?,
                     ))
                 })
                 .await?
         };
-        let usable = endpoint.filter(|e| e.enabled && e.deleted_at.is_none());
-        let (Some(endpoint), Some(payload)) = (usable, payload) else {
+        let sends = claimed.into_iter().map(|claim| {
+            let endpoint = endpoints
+                .iter()
+                .find(|e| e.id == claim.endpoint_id)
+                .filter(|e| e.enabled && e.deleted_at.is_none());
+            let payload = payloads.get(&claim.event_id);
+            self.attempt(claim, endpoint, payload)
+        });
+        let settlements = futures_util::future::join_all(sends).await;
+        self.write
+            .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
+                for settlement in &settlements {
+                    match settlement {
+                        Settlement::Attempted {
+                            attempt,
+                            status,
+                            next,
+                        } => q::record_attempt(tx.conn(), attempt, *status, *next)?,
+                        Settlement::Dropped { delivery_id } => {
+                            q::fail_delivery(tx.conn(), delivery_id, db::now())?
+                        }
+                    }
+                }
+                Ok::<_, ApiError>(())
+            })
+            .await?;
+        Ok(count)
+    }
+
+    /// Sends one claimed delivery (unless its endpoint or event is gone)
+    /// and says how it ends.
+    async fn attempt(
+        &self,
+        claim: q::ClaimedDelivery,
+        endpoint: Option<&EndpointRow>,
+        payload: Option<&String>,
+    ) -> Settlement {
+        let (Some(endpoint), Some(payload)) = (endpoint, payload) else {
             // The endpoint was disabled or deleted, or the event expired.
-            return self
-                .write
-                .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
-                    Ok::<_, ApiError>(q::fail_delivery(tx.conn(), &delivery_id, db::now())?)
-                })
-                .await;
+            return Settlement::Dropped {
+                delivery_id: claim.id,
+            };
         };
-        let outcome = self.send(&endpoint, &event_id, &payload).await;
+        let outcome = self.send(endpoint, &claim.event_id, payload).await;
         let attempts_made = u32::try_from(claim.attempts).unwrap_or(0) + 1;
         let now = db::now();
         let (status, next) = if outcome.delivered() {
@@ -539,23 +569,22 @@ impl Dispatcher {
                 None => (DeliveryStatus::Failed, None),
             }
         };
-        let attempt = q::AttemptRow {
-            id: AttemptId::new(),
-            delivery_id,
-            app_id,
-            endpoint_id,
-            event_id,
-            attempted_at: now,
-            status_code: outcome.status_code,
-            error: outcome.error,
-            latency_ms: i32::try_from(outcome.latency.as_millis()).unwrap_or(i32::MAX),
-            response_excerpt: outcome.excerpt,
-        };
-        self.write
-            .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
-                Ok::<_, ApiError>(q::record_attempt(tx.conn(), &attempt, status, next)?)
-            })
-            .await
+        Settlement::Attempted {
+            attempt: q::AttemptRow {
+                id: AttemptId::new(),
+                delivery_id: claim.id,
+                app_id: claim.app_id,
+                endpoint_id: claim.endpoint_id,
+                event_id: claim.event_id,
+                attempted_at: now,
+                status_code: outcome.status_code,
+                error: outcome.error,
+                latency_ms: i32::try_from(outcome.latency.as_millis()).unwrap_or(i32::MAX),
+                response_excerpt: outcome.excerpt,
+            },
+            status,
+            next,
+        }
     }
 
     /// Posts one event, signed with the endpoint's secret (and, for a day
