@@ -9,7 +9,10 @@ import requests
 import schemathesis
 
 BASE = os.environ["KYC_CONTRACT_BASE_URL"]
-HEADERS = {"apiKey": os.environ["KYC_CONTRACT_API_KEY"]}
+# A fresh connection per hook request: a kept-alive one can be closed by the
+# server's 5 s keep-alive limit just as a request goes out
+# ("RemoteDisconnected"), which is the network's race, not the server's.
+HEADERS = {"apiKey": os.environ["KYC_CONTRACT_API_KEY"], "Connection": "close"}
 _session = requests.Session()
 _lock = threading.Lock()
 _state = {}
