@@ -67,6 +67,7 @@ def main():
         "name": "Webhook Check",
         "email": f"webhook-{uuid.uuid4().hex}@example.com",
         "birthday": "1980-05-17",
+        "gender": "Female",
         "address": {"street": "Rua A 1", "city": "Braga", "postalCode": "4700-000", "country": "PT"},
         "phone": {"number": "+351 910 000 000"},
         "tax": {"country": "PT", "idNumber": "123456789"},

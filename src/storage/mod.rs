@@ -496,15 +496,19 @@ mod tests {
         assert_eq!(at.timestamp_subsec_nanos(), 0);
     }
 
-    #[tokio::test]
-    async fn sealing_makes_an_evidence_copy_no_form_can_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::local(
-            dir.path(),
+    fn local_storage(dir: &std::path::Path) -> Storage {
+        Storage::local(
+            dir,
             "http://127.0.0.1:1",
             b"0123456789abcdef0123456789abcdef",
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn sealing_makes_an_evidence_copy_no_form_can_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = local_storage(dir.path());
         let (upload, _) = ObjectKey::new_upload(&AppId::new(), "a.pdf").unwrap();
         assert!(matches!(
             storage.seal(&upload).await,
@@ -538,12 +542,7 @@ mod tests {
     #[tokio::test]
     async fn storage_dispatches_to_local() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::local(
-            dir.path(),
-            "http://127.0.0.1:1",
-            b"0123456789abcdef0123456789abcdef",
-        )
-        .unwrap();
+        let storage = local_storage(dir.path());
         assert!(storage.as_local().is_some());
         let (key, _) = ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "a.png").unwrap();
         assert!(!storage.exists(&key).await.unwrap());

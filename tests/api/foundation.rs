@@ -491,16 +491,10 @@ async fn metrics_count_requests_by_route_template() {
         .text()
         .await
         .unwrap();
-    let count: f64 = text
-        .lines()
-        .find(|l| {
-            l.starts_with("kyc_http_requests_total{")
-                && l.contains(r#"route="/identities/{id}/history""#)
-                && l.contains(r#"status="4xx""#)
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no history counter in:\n{text}"));
+    let count = crate::helpers::request_count(
+        &text,
+        &[r#"route="/identities/{id}/history""#, r#"status="4xx""#],
+    );
     // Other tests of this process count into the same recorder.
     assert!(count >= 3.0, "{count}");
     assert!(

@@ -682,3 +682,14 @@ pub async fn create_test_bucket(endpoint: &str, access: &str, secret: &str) -> S
         .expect("create bucket");
     bucket
 }
+
+/// The value of `kyc_http_requests_total` for the series whose labels
+/// include every one of `labels` (`route="/x"`), from a /metrics text.
+pub fn request_count(metrics: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("kyc_http_requests_total{") && labels.iter().all(|x| l.contains(x)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no request counter with {labels:?} in:\n{metrics}"))
+}

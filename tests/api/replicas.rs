@@ -59,15 +59,7 @@ async fn two_replicas_share_everything_but_memory() {
             .text()
             .await
             .unwrap();
-        let count: f64 = text
-            .lines()
-            .find(|l| {
-                l.starts_with("kyc_http_requests_total{") && l.contains(r#"route="/openapi.yaml""#)
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .unwrap_or_else(|| panic!("no /openapi.yaml count in {text}"))
-            .parse()
-            .unwrap();
+        let count = crate::helpers::request_count(&text, &[r#"route="/openapi.yaml""#]);
         assert_eq!(count, times, "{}", server.address);
     }
 
