@@ -65,6 +65,23 @@ pub fn insert_events(conn: &mut WriteConn<'_>, rows: &[NewEvent]) -> QueryResult
     Ok(())
 }
 
+/// PostgreSQL: only events whose writing transaction is older than every
+/// transaction that could still add one. Those are the transactions of this
+/// statement's snapshot still in progress (`pg_snapshot_xip`) that belong
+/// to this database (their backend is here in `pg_stat_activity`), or that
+/// finished after the snapshot was taken (`pg_xact_status`: their rows are
+/// invisible to this statement though they committed). Transactions of other
+/// databases of the cluster cannot write these events and do not hold them
+/// back. Nothing in progress: everything below the snapshot's `xmax`.
+/// (Prepared transactions have no backend; kyc-api does not use them.)
+const VISIBILITY_HORIZON: &str = "position < COALESCE(\
+    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x \
+     WHERE pg_xact_status(x) <> 'in progress' \
+        OR x::text::bigint % 4294967296 IN (SELECT backend_xid::text::bigint \
+            FROM pg_stat_activity \
+            WHERE datname = current_database() AND backend_xid IS NOT NULL)), \
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint)";
+
 /// What `GET /events` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -102,9 +119,7 @@ pub fn page(
         );
     }
     if matches!(conn, DbConnection::Postgresql(_)) {
-        select = select.filter(sql::<Bool>(
-            "position < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-        ));
+        select = select.filter(sql::<Bool>(VISIBILITY_HORIZON));
     }
     select.load(conn)
 }

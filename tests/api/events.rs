@@ -269,7 +269,8 @@ async fn filters_and_tenants(app: TestApp) {
 /// Writers on several connections commit in any order; a reader paging
 /// with `page[after]` the whole time still gets every event exactly once.
 /// On PostgreSQL a transaction held open across the run writes an event
-/// first and commits last: the reader must not pass it.
+/// first and commits last: the reader must not pass it; and one held open
+/// in another database of the cluster must not hold the reader back.
 async fn a_paging_reader_never_misses_an_event_of_racing_writers(app: TestApp) {
     use diesel::Connection;
     let app = std::sync::Arc::new(app);
@@ -284,6 +285,20 @@ async fn a_paging_reader_never_misses_an_event_of_racing_writers(app: TestApp) {
                 id = uuid::Uuid::now_v7(),
                 app = app.app_id
             ),
+        )
+        .unwrap();
+        Some(conn)
+    } else {
+        None
+    };
+    // A transaction of another database of the cluster, open the whole
+    // time: it cannot write these events, so it must not hold them back.
+    let foreign = if app.db.backend == Backend::Postgres {
+        let admin = crate::helpers::postgres_admin_url().unwrap();
+        let mut conn = diesel::PgConnection::establish(&admin).unwrap();
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            "BEGIN; SELECT pg_current_xact_id();",
         )
         .unwrap();
         Some(conn)
@@ -337,6 +352,7 @@ async fn a_paging_reader_never_misses_an_event_of_racing_writers(app: TestApp) {
     );
 
     let total = query_count(&app.db, "SELECT COUNT(*) AS count FROM events");
+    drop(foreign);
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no event twice");
     assert_eq!(seen.len() as i64, total, "every event once");

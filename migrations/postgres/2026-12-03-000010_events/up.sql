@@ -3,10 +3,10 @@
 --
 -- `position` orders events for readers that page with a cursor and must
 -- never miss one. Here it is the id of the writing transaction, and readers
--- see only events of transactions older than every transaction still
--- running (`pg_snapshot_xmin`): an event that commits late cannot appear
--- behind a cursor a reader has already passed, because its transaction id
--- was at or above that reader's horizon.
+-- see only events of transactions older than every transaction of this
+-- database still running (src/db/events.rs): an event that commits late
+-- cannot appear behind a cursor a reader has already passed, because its
+-- transaction id was at or above that reader's horizon.
 CREATE TABLE events (
     id TEXT PRIMARY KEY,
     app_id TEXT NOT NULL REFERENCES apps (id),
