@@ -7,9 +7,12 @@
 -- database still running (src/db/events.rs): an event that commits late
 -- cannot appear behind a cursor a reader has already passed, because its
 -- transaction id was at or above that reader's horizon.
+-- No foreign key to apps: every change of an app would take a share lock
+-- on its one apps row, and concurrent writers queue on that hot row (apps
+-- are never deleted).
 CREATE TABLE events (
     id TEXT PRIMARY KEY,
-    app_id TEXT NOT NULL REFERENCES apps (id),
+    app_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
     identity_id TEXT,
     payload TEXT NOT NULL,

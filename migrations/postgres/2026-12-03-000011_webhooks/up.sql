@@ -21,7 +21,10 @@ CREATE INDEX webhook_endpoints_app_idx ON webhook_endpoints (app_id, created_at,
 CREATE TABLE webhook_deliveries (
     id TEXT PRIMARY KEY,
     app_id TEXT NOT NULL,
-    endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (id),
+    -- No foreign key: every delivery would take a share lock on its
+    -- endpoint's row, one hot row for all concurrent writers (endpoints are
+    -- only ever soft-deleted).
+    endpoint_id TEXT NOT NULL,
     event_id TEXT NOT NULL,
     -- pending, delivered or failed
     status TEXT NOT NULL,

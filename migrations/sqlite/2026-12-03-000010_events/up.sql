@@ -5,9 +5,12 @@
 -- never miss one. SQLite runs one write transaction at a time, so the
 -- server numbers each transaction's events one above the highest committed
 -- position, and commit order is position order.
+-- No foreign key to apps: every change of an app would take a share lock
+-- on its one apps row, and concurrent writers queue on that hot row (apps
+-- are never deleted).
 CREATE TABLE events (
     id TEXT PRIMARY KEY,
-    app_id TEXT NOT NULL REFERENCES apps (id),
+    app_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
     identity_id TEXT,
     payload TEXT NOT NULL,
