@@ -48,6 +48,17 @@ def main():
     args = parser.parse_args()
     headers = {"apiKey": args.api_key}
 
+    # Schemathesis ran first and left endpoints with unreachable URLs whose
+    # deliveries (10 s timeouts each) would queue ahead of ours: delete them
+    # (their pending deliveries then fail at once).
+    listed = requests.get(f"{args.url}/webhook-endpoints", headers=headers, timeout=10)
+    if listed.status_code != 200:
+        fail(f"listing endpoints: {listed.status_code} {listed.text}")
+    for old in listed.json()["data"]:
+        gone = requests.delete(f"{args.url}/webhook-endpoints/{old['id']}", headers=headers, timeout=10)
+        if gone.status_code != 204:
+            fail(f"deleting endpoint {old['id']}: {gone.status_code} {gone.text}")
+
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook_url = f"http://127.0.0.1:{server.server_address[1]}/hook"
@@ -83,7 +94,7 @@ def main():
         fail(f"patching the identity: {patched.status_code} {patched.text}")
 
     # Schemathesis ran before: only this identity's two events count.
-    deadline = time.time() + 20
+    deadline = time.time() + 40
     while time.time() < deadline:
         with lock:
             ours = [
@@ -94,7 +105,7 @@ def main():
             break
         time.sleep(0.1)
     else:
-        fail(f"expected 2 deliveries for {identity_id} within 20 s, got {len(ours)}")
+        fail(f"expected 2 deliveries for {identity_id} within 40 s, got {len(ours)}")
 
     wh = Webhook(secret)
     for hdrs, body in ours:
