@@ -250,7 +250,9 @@ impl EndpointInput {
                 },
                 "description" => match value {
                     Value::Null => input.description = Some(None),
-                    Value::String(s) if s.trim().chars().count() <= MAX_DESCRIPTION_LEN => {
+                    // The length sent counts (as the contract states it), not
+                    // the length once trimmed.
+                    Value::String(s) if s.chars().count() <= MAX_DESCRIPTION_LEN => {
                         let s = s.trim();
                         input.description = Some((!s.is_empty()).then(|| s.to_string()));
                     }
