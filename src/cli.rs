@@ -40,11 +40,14 @@ Configuration (environment variables):
   KYC_PRESIGN_TTL_SECONDS      900
   KYC_S3_FORCE_PATH_STYLE      true for S3-compatible servers
   KYC_EVENT_RETENTION_DAYS     30: how long GET /events keeps events
+  KYC_IDEMPOTENCY_TTL_HOURS    24: how long an Idempotency-Key's answer is kept
   KYC_WEBHOOK_RETRY_SCHEDULE   5s,5m,30m,2h,5h,10h,10h: waits between attempts
   KYC_WEBHOOK_TIMEOUT_MS       10000: a receiver must answer within this
   KYC_WEBHOOK_POLL_MS          500: how often an idle dispatcher looks
   KYC_WEBHOOK_LEASE_MS         60000: a claimed delivery is another replica's after this
   KYC_WEBHOOK_ALLOWED_HOSTS    hosts exempt from the internal-address check
+  KYC_WEBHOOK_CONCURRENCY      100: deliveries a replica sends at once
+  KYC_WEBHOOK_ENDPOINT_CONCURRENCY 10: of those, at most this many to one endpoint
   AWS_REGION (or AWS_DEFAULT_REGION), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
   AWS_SESSION_TOKEN, AWS_ENDPOINT_URL; without keys, S3 credentials (and
   without AWS_REGION, the region) come from aws-config's default chain:

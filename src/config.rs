@@ -61,9 +61,13 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// `KYC_EVENT_RETENTION_DAYS`: how long events are kept (`GET /events`).
     pub event_retention: chrono::Duration,
+    /// `KYC_IDEMPOTENCY_TTL_HOURS`: how long an Idempotency-Key's answer is
+    /// kept for replay.
+    pub idempotency_ttl: chrono::Duration,
     /// Webhook delivery: `KYC_WEBHOOK_RETRY_SCHEDULE`,
     /// `KYC_WEBHOOK_ALLOWED_HOSTS`, `KYC_WEBHOOK_TIMEOUT_MS`,
-    /// `KYC_WEBHOOK_POLL_MS`; strict targets in production.
+    /// `KYC_WEBHOOK_POLL_MS`, `KYC_WEBHOOK_CONCURRENCY`,
+    /// `KYC_WEBHOOK_ENDPOINT_CONCURRENCY`; strict targets in production.
     pub webhooks: crate::domain::webhooks::WebhookSettings,
     /// `KYC_RATE_LIMIT_PER_SECOND`: requests per second and API key (and
     /// the burst), per replica; unset means no limit.
@@ -175,6 +179,13 @@ impl Settings {
 
         let event_retention =
             chrono::Duration::days(parse_number(&get, "KYC_EVENT_RETENTION_DAYS", 30, 1, 3650)?);
+        let idempotency_ttl = chrono::Duration::hours(parse_number(
+            &get,
+            "KYC_IDEMPOTENCY_TTL_HOURS",
+            24,
+            1,
+            8760,
+        )?);
         let webhooks = webhook_settings(&get, environment)?;
         let body_timeout = Duration::from_millis(parse_number(
             &get,
@@ -221,6 +232,7 @@ impl Settings {
             json_limit,
             body_timeout,
             event_retention,
+            idempotency_ttl,
             webhooks,
             rate_limit_per_second,
             metrics_bind,
@@ -329,6 +341,8 @@ fn webhook_settings(
             3_600_000,
         )?),
         batch: 50,
+        concurrency: parse_number(get, "KYC_WEBHOOK_CONCURRENCY", 100, 1, 10_000)?,
+        endpoint_concurrency: parse_number(get, "KYC_WEBHOOK_ENDPOINT_CONCURRENCY", 10, 1, 10_000)?,
     };
     if settings.lease <= settings.timeout {
         bail!("KYC_WEBHOOK_LEASE_MS must be longer than KYC_WEBHOOK_TIMEOUT_MS: a delivery still being sent must not be claimed again");

@@ -78,10 +78,12 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         Refusal::EmailAlreadyInUse | Refusal::UnknownOperation => StatusCode::BAD_REQUEST,
         Refusal::IdentityOwnerInUse
         | Refusal::InvalidStatusTransition
-        | Refusal::DocumentAlreadyUploaded => StatusCode::CONFLICT,
+        | Refusal::DocumentAlreadyUploaded
+        | Refusal::IdempotencyKeyInUse => StatusCode::CONFLICT,
         Refusal::SignatureInvalid | Refusal::SignatureExpired => StatusCode::FORBIDDEN,
         Refusal::IdentityOwnerMustBeOfTypePerson
         | Refusal::IdentityFieldLocked
+        | Refusal::IdempotencyKeyReused
         | Refusal::IdentityBlocked
         | Refusal::IdentityKycIsMissing
         | Refusal::KycRequiredStatusNotReached

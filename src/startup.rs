@@ -50,23 +50,37 @@ async fn build_storage(
     }
 }
 
-/// Deletes expired events every hour (and once at start), on a blocking
-/// thread. Every replica runs it; deleting is idempotent.
-fn spawn_event_pruning(write: WritePath, retention: chrono::Duration) {
+/// Deletes expired events and Idempotency-Key records every hour (and
+/// once at start), on a blocking thread. Every replica runs it; deleting
+/// is idempotent.
+fn spawn_pruning(
+    write: WritePath,
+    event_retention: chrono::Duration,
+    idempotency_ttl: chrono::Duration,
+) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             every.tick().await;
             let write = write.clone();
             let pruned = actix_web::rt::task::spawn_blocking(move || {
-                crate::services::events::prune(&write, retention)
+                (
+                    crate::services::events::prune(&write, event_retention),
+                    crate::services::idempotency::prune(&write, idempotency_ttl),
+                )
             })
             .await;
             match pruned {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(events = n, "pruned expired events"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not prune expired events"),
-                Err(e) => tracing::warn!(error = %e, "event pruning task failed"),
+                Ok((events, keys)) => {
+                    for (what, pruned) in [("events", events), ("idempotency records", keys)] {
+                        match pruned {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(count = n, "pruned expired {what}"),
+                            Err(e) => tracing::warn!(error = %e, "could not prune expired {what}"),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "pruning task failed"),
             }
         }
     });
@@ -168,7 +182,11 @@ impl Application {
             )),
         );
         let write = WritePath::new(db.clone(), observers);
-        spawn_event_pruning(write.clone(), settings.event_retention);
+        spawn_pruning(
+            write.clone(),
+            settings.event_retention,
+            settings.idempotency_ttl,
+        );
         crate::services::webhooks::Dispatcher::new(
             db.clone(),
             write.clone(),

@@ -13,7 +13,7 @@ use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::time::wire;
 use crate::storage::Storage;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityView {
     pub id: IdentityId,
@@ -39,7 +39,7 @@ pub struct IdentityView {
     pub updated_at: NaiveDateTime,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddressView {
     pub street: String,
@@ -49,13 +49,13 @@ pub struct AddressView {
     pub country: Country,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PhoneView {
     pub number: String,
     pub sms: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaxView {
     pub country: Country,

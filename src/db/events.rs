@@ -55,11 +55,11 @@ pub fn insert_events(conn: &mut WriteConn<'_>, rows: &[NewEvent]) -> QueryResult
                 .select(diesel::dsl::max(events::position))
                 .first(c)?;
             let position = highest.unwrap_or(0) + 1;
-            for row in rows {
-                diesel::insert_into(events::table)
-                    .values((row, events::position.eq(position)))
-                    .execute(c)?;
-            }
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|row| (row, events::position.eq(position)))
+                .collect();
+            diesel::insert_into(events::table).values(rows).execute(c)?;
         }
     }
     Ok(())
@@ -153,6 +153,24 @@ pub fn operations_seen(
         .select(identity_operations::active)
         .first(conn)
         .optional()
+}
+
+/// Records the first active operations of an identity created in this
+/// transaction.
+pub fn insert_operations_seen(
+    conn: &mut WriteConn<'_>,
+    app_id: &AppId,
+    identity_id: &IdentityId,
+    active: &str,
+) -> QueryResult<()> {
+    diesel::insert_into(identity_operations::table)
+        .values((
+            identity_operations::identity_id.eq(identity_id),
+            identity_operations::app_id.eq(app_id),
+            identity_operations::active.eq(active),
+        ))
+        .execute(&mut **conn)?;
+    Ok(())
 }
 
 /// Records the active operations of an identity after a change.

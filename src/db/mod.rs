@@ -10,6 +10,7 @@
 pub mod apps;
 pub mod events;
 mod fault;
+pub mod idempotency;
 pub mod identities;
 pub mod keyset;
 pub mod kyc;

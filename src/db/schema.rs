@@ -122,6 +122,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (app_id, idempotency_key) {
+        app_id -> Text,
+        idempotency_key -> Text,
+        method -> Text,
+        path -> Text,
+        body_hash -> Text,
+        locked_until -> Nullable<Timestamp>,
+        response_status -> Nullable<Integer>,
+        response_body -> Nullable<Binary>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     identity_operations (identity_id) {
         identity_id -> Text,
         app_id -> Text,
@@ -189,6 +203,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     documents,
     events,
     identity_operations,
+    idempotency_keys,
     webhook_endpoints,
     webhook_deliveries,
     webhook_attempts,

@@ -162,10 +162,23 @@ pub struct NewDelivery {
 }
 
 pub fn insert_deliveries(conn: &mut WriteConn<'_>, rows: &[NewDelivery]) -> QueryResult<()> {
-    for row in rows {
-        diesel::insert_into(webhook_deliveries::table)
-            .values(row)
-            .execute(&mut **conn)?;
+    match &mut **conn {
+        // One statement: a round trip each would add up in every write.
+        DbConnection::Postgresql(c) if !rows.is_empty() => {
+            diesel::insert_into(webhook_deliveries::table)
+                .values(rows)
+                .execute(c)?;
+        }
+        DbConnection::Postgresql(_) => {}
+        // In-process, and Diesel has no multi-row SQLite insert for rows
+        // with optional columns.
+        DbConnection::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(webhook_deliveries::table)
+                    .values(row)
+                    .execute(c)?;
+            }
+        }
     }
     Ok(())
 }
@@ -200,31 +213,77 @@ pub struct ClaimedDelivery {
     pub attempts: i32,
 }
 
-/// Claims up to `limit` due deliveries until `lease_until`. On PostgreSQL
-/// replicas skip each other's locked rows (`FOR UPDATE SKIP LOCKED`), so no
-/// two claim one delivery; SQLite's writers take turns anyway.
+/// How much a claim may take: `limit` deliveries in all, and per endpoint
+/// what its share leaves (`per_endpoint` minus what `busy` says this
+/// dispatcher already holds for it), so one slow or dead endpoint cannot
+/// take every slot.
+#[derive(Debug, Clone)]
+pub struct ClaimLimits {
+    pub limit: i64,
+    pub per_endpoint: i64,
+    /// Deliveries this dispatcher holds per endpoint.
+    pub busy: std::collections::HashMap<WebhookEndpointId, usize>,
+}
+
+/// Claims due deliveries until `lease_until`, oldest first within the
+/// limits. On PostgreSQL replicas skip each other's locked rows (`FOR
+/// UPDATE SKIP LOCKED`), so no two claim one delivery; SQLite's writers
+/// take turns anyway.
 pub fn claim_due(
     conn: &mut WriteConn<'_>,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
-    limit: i64,
+    limits: &ClaimLimits,
 ) -> QueryResult<Vec<ClaimedDelivery>> {
-    let lock = match &**conn {
-        DbConnection::Postgresql(_) => "FOR UPDATE SKIP LOCKED",
-        DbConnection::Sqlite(_) => "",
+    // `busy` travels as one JSON object bound as text; the database looks
+    // each endpoint up in it.
+    let (lock, busy_of) = match &**conn {
+        DbConnection::Postgresql(_) => (
+            "FOR UPDATE SKIP LOCKED",
+            "COALESCE(($4::jsonb ->> endpoint_id)::bigint, 0)",
+        ),
+        DbConnection::Sqlite(_) => (
+            "",
+            "COALESCE(json_extract($4, '$.\"' || endpoint_id || '\"'), 0)",
+        ),
     };
+    // Candidates: a few times the limit, skipping endpoints already at
+    // their share; then at most each endpoint's remaining share of them.
     let sql = format!(
         "UPDATE webhook_deliveries SET lease_until = $1 \
-         WHERE id IN (SELECT id FROM webhook_deliveries \
-             WHERE status = 'pending' AND next_attempt_at <= $2 \
-               AND (lease_until IS NULL OR lease_until < $2) \
-             ORDER BY next_attempt_at LIMIT $3 {lock}) \
+         WHERE id IN (SELECT id FROM ( \
+             SELECT id, endpoint_id, next_attempt_at, \
+                    row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS nth \
+             FROM (SELECT id, endpoint_id, next_attempt_at FROM webhook_deliveries \
+                 WHERE status = 'pending' AND next_attempt_at <= $2 \
+                   AND (lease_until IS NULL OR lease_until < $2) \
+                   AND {busy_of} < $5 \
+                 ORDER BY next_attempt_at LIMIT $6 {lock}) AS candidates \
+             ) AS ranked \
+             WHERE nth <= $5 - {busy_of} \
+             ORDER BY next_attempt_at LIMIT $3) \
          RETURNING id, app_id, endpoint_id, event_id, attempts"
     );
+    // SQLite numbers `$N` parameters in the order they first appear;
+    // `?N` keeps N.
+    let sql = match &**conn {
+        DbConnection::Postgresql(_) => sql,
+        DbConnection::Sqlite(_) => (1..=6).fold(sql, |sql, n| {
+            sql.replace(&format!("${n}"), &format!("?{n}"))
+        }),
+    };
+    let busy: serde_json::Map<String, serde_json::Value> = limits
+        .busy
+        .iter()
+        .map(|(endpoint, count)| (endpoint.as_str().to_owned(), (*count).into()))
+        .collect();
     diesel::sql_query(sql)
         .bind::<Timestamp, _>(lease_until)
         .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
+        .bind::<BigInt, _>(limits.limit)
+        .bind::<Text, _>(serde_json::Value::Object(busy).to_string())
+        .bind::<BigInt, _>(limits.per_endpoint)
+        .bind::<BigInt, _>(limits.limit.saturating_mul(4))
         .load(&mut **conn)
 }
 

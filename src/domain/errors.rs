@@ -46,6 +46,10 @@ pub enum Refusal {
     /// KYC evidence is write-once: the key already holds an upload.
     DocumentAlreadyUploaded,
     UnknownOperation,
+    /// The Idempotency-Key was used for a different request.
+    IdempotencyKeyReused,
+    /// The first request with this Idempotency-Key is still running.
+    IdempotencyKeyInUse,
     /// Operation refusals: the code is the reason from the rules evaluation.
     IdentityBlocked,
     IdentityKycIsMissing,
@@ -71,6 +75,8 @@ impl Refusal {
             Refusal::SignatureExpired => "signature_expired",
             Refusal::DocumentAlreadyUploaded => "document_already_uploaded",
             Refusal::UnknownOperation => "unknown_operation",
+            Refusal::IdempotencyKeyReused => "idempotency_key_reused",
+            Refusal::IdempotencyKeyInUse => "idempotency_key_in_use",
             Refusal::IdentityBlocked => "identity_blocked",
             Refusal::IdentityKycIsMissing => "identity_kyc_is_missing",
             Refusal::KycRequiredStatusNotReached => "kyc_required_status_not_reached",

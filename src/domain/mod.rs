@@ -5,6 +5,7 @@ pub mod document;
 pub mod email_search;
 pub mod errors;
 pub mod events;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod input;

@@ -34,8 +34,13 @@ pub struct WebhookSettings {
     pub poll: Duration,
     /// How long a claimed delivery stays this dispatcher's.
     pub lease: Duration,
-    /// Deliveries claimed (and sent concurrently) at a time.
+    /// The most deliveries claimed at a time.
     pub batch: i64,
+    /// Deliveries a process holds (being sent or recorded) at most.
+    pub concurrency: usize,
+    /// Of those, at most this many for any one endpoint, so a slow or
+    /// dead endpoint cannot hold up the others.
+    pub endpoint_concurrency: usize,
 }
 
 /// The longest endpoint URL accepted.

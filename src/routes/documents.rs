@@ -1,14 +1,15 @@
 //! Presigned uploads and downloads of identity documents.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{parse_id, Body};
+use super::{idempotent, parse_id, Body};
 use crate::app::AppState;
 use crate::auth::AuthenticatedApp;
 use crate::error::ApiError;
 use crate::services::documents as service;
+use crate::services::write::Answer;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,23 +22,30 @@ pub struct PresignBody {
 pub async fn presign_upload(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
+    req: HttpRequest,
     Body(body): Body<PresignBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let post = service::presign_upload(
-        &state.storage,
-        &state.settings.storage,
-        &auth.app_id,
-        &body.filename,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "data": {
-            "url": post.url,
-            "fields": post.fields,
-            "documentUrl": post.object_url,
-            "expiresAt": crate::domain::time::format_timestamp(post.expires_at.naive_utc()),
-        }
-    })))
+    idempotent::answer(&state, &auth, &req, |_| async {
+        let post = service::presign_upload(
+            &state.storage,
+            &state.settings.storage,
+            &auth.app_id,
+            &body.filename,
+        )
+        .await?;
+        Answer::json(
+            200,
+            &json!({
+                "data": {
+                    "url": post.url,
+                    "fields": post.fields,
+                    "documentUrl": post.object_url,
+                    "expiresAt": crate::domain::time::format_timestamp(post.expires_at.naive_utc()),
+                }
+            }),
+        )
+    })
+    .await
 }
 
 /// `GET /identities/:identityId/documents/:id/presign-url`: a short-lived

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::stream;
+use super::{idempotent, stream};
 use super::{parse_id, JsonBody};
 use crate::app::AppState;
 use crate::auth::{ApiKey, AuthenticatedApp};
@@ -11,24 +11,32 @@ use crate::domain::ids::IdentityId;
 use crate::error::ApiError;
 use crate::services::documents::seal_document_urls;
 use crate::services::identities::{self as service, IdentityListing};
-use crate::services::write::Operation;
+use crate::services::write::{Answer, Operation};
 use crate::views::Data;
 
 pub async fn create(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let input = parse_identity(&body, service::today()).map_err(ApiError::Validation)?;
-    let sealed = seal_document_urls(&state.storage, &auth.app_id, input.document_urls()).await?;
-    let storage = state.storage.clone();
-    let view = state
-        .write
-        .run(auth.actor(), Operation::IdentityCreate, move |tx| {
-            service::create(tx, &storage, &auth.app_id, input, &sealed)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(Data { data: view }))
+    idempotent::answer(&state, &auth, &req, |claim| async {
+        let input = parse_identity(&body, service::today()).map_err(ApiError::Validation)?;
+        let sealed =
+            seal_document_urls(&state.storage, &auth.app_id, input.document_urls()).await?;
+        let (storage, app_id) = (state.storage.clone(), auth.app_id.clone());
+        state
+            .write
+            .run_answered(
+                auth.actor(),
+                Operation::IdentityCreate,
+                claim,
+                move |tx| service::create(tx, &storage, &app_id, input, &sealed),
+                |view| Answer::json(200, &Data { data: view }),
+            )
+            .await
+    })
+    .await
 }
 
 pub async fn get(
@@ -50,19 +58,27 @@ pub async fn patch(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let id: IdentityId = parse_id("id", &id)?;
-    let patch = IdentityPatch::parse(&body);
-    let sealed = seal_document_urls(&state.storage, &auth.app_id, patch.document_urls()).await?;
-    let storage = state.storage.clone();
-    let view = state
-        .write
-        .run(auth.actor(), Operation::IdentityPatch, move |tx| {
-            service::patch(tx, &storage, &auth.app_id, &id, &patch, &sealed)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(Data { data: view }))
+    idempotent::answer(&state, &auth, &req, |claim| async {
+        let id: IdentityId = parse_id("id", &id)?;
+        let patch = IdentityPatch::parse(&body);
+        let sealed =
+            seal_document_urls(&state.storage, &auth.app_id, patch.document_urls()).await?;
+        let (storage, app_id) = (state.storage.clone(), auth.app_id.clone());
+        state
+            .write
+            .run_answered(
+                auth.actor(),
+                Operation::IdentityPatch,
+                claim,
+                move |tx| service::patch(tx, &storage, &app_id, &id, &patch, &sealed),
+                |view| Answer::json(200, &Data { data: view }),
+            )
+            .await
+    })
+    .await
 }
 
 pub async fn delete(

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::stream;
+use super::{idempotent, stream};
 use super::{parse_id, Body};
 use crate::app::AppState;
 use crate::auth::{ApiKey, AuthenticatedApp};
@@ -14,7 +14,7 @@ use crate::domain::input::bounded_text;
 use crate::domain::kyc::{RiskRating, VerificationStatus};
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::kyc::{self as service, Decision, VerificationListing};
-use crate::services::write::Operation;
+use crate::services::write::{Answer, Operation};
 use crate::views::Data;
 
 pub async fn list_verifications(
@@ -61,33 +61,40 @@ pub async fn decide(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
+    req: HttpRequest,
     Body(body): Body<DecisionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: VerificationId = parse_id("id", &id)?;
-
-    let mut errors = Vec::new();
-    if body.status == VerificationStatus::Pending {
-        errors.push(FieldError::new(
-            "status",
-            "must be inReview, approved or rejected",
-        ));
-    }
-    let reason = optional_reason(body.reason, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let decision = Decision {
-        status: body.status,
-        reason,
-        risk_rating: body.risk_rating,
-    };
-    let view = state
-        .write
-        .run(auth.actor(), Operation::VerificationDecide, move |tx| {
-            service::decide(tx, &auth.app_id, &id, decision)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(Data { data: view }))
+    idempotent::answer(&state, &auth, &req, |claim| async {
+        let id: VerificationId = parse_id("id", &id)?;
+        let mut errors = Vec::new();
+        if body.status == VerificationStatus::Pending {
+            errors.push(FieldError::new(
+                "status",
+                "must be inReview, approved or rejected",
+            ));
+        }
+        let reason = optional_reason(body.reason, &mut errors);
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let decision = Decision {
+            status: body.status,
+            reason,
+            risk_rating: body.risk_rating,
+        };
+        let app_id = auth.app_id.clone();
+        state
+            .write
+            .run_answered(
+                auth.actor(),
+                Operation::VerificationDecide,
+                claim,
+                move |tx| service::decide(tx, &app_id, &id, decision),
+                |view| Answer::json(200, &Data { data: view }),
+            )
+            .await
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -100,42 +107,51 @@ async fn set_blocked(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
+    req: HttpRequest,
     body: BlockBody,
     blocked: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let id: IdentityId = parse_id("id", &id)?;
-    let reason = bounded_text(&body.reason, 500).map_err(|m| ApiError::invalid("reason", m))?;
-    let operation = if blocked {
-        Operation::IdentityBlock
-    } else {
-        Operation::IdentityUnblock
-    };
-    let storage = state.storage.clone();
-    let view = state
-        .write
-        .run(auth.actor(), operation, move |tx| {
-            service::set_blocked(tx, &storage, &auth.app_id, &id, blocked, &reason)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(Data { data: view }))
+    idempotent::answer(&state, &auth, &req, |claim| async {
+        let id: IdentityId = parse_id("id", &id)?;
+        let reason = bounded_text(&body.reason, 500).map_err(|m| ApiError::invalid("reason", m))?;
+        let operation = if blocked {
+            Operation::IdentityBlock
+        } else {
+            Operation::IdentityUnblock
+        };
+        let (storage, app_id) = (state.storage.clone(), auth.app_id.clone());
+        state
+            .write
+            .run_answered(
+                auth.actor(),
+                operation,
+                claim,
+                move |tx| service::set_blocked(tx, &storage, &app_id, &id, blocked, &reason),
+                |view| Answer::json(200, &Data { data: view }),
+            )
+            .await
+    })
+    .await
 }
 
 pub async fn block(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
+    req: HttpRequest,
     Body(body): Body<BlockBody>,
 ) -> Result<HttpResponse, ApiError> {
-    set_blocked(state, auth, id, body, true).await
+    set_blocked(state, auth, id, req, body, true).await
 }
 
 pub async fn unblock(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
+    req: HttpRequest,
     Body(body): Body<BlockBody>,
 ) -> Result<HttpResponse, ApiError> {
-    set_blocked(state, auth, id, body, false).await
+    set_blocked(state, auth, id, req, body, false).await
 }
 
 pub async fn history(
@@ -160,42 +176,57 @@ pub struct SandboxBody {
     reason: Option<String>,
 }
 
+/// The sandbox's approve or reject: settles the identity's verification
+/// and answers `message`.
 async fn sandbox_settle(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
+    req: HttpRequest,
     body: SandboxBody,
     outcome: VerificationStatus,
-) -> Result<(), ApiError> {
-    let identity_id: IdentityId = parse_id("identityId", &body.identity_id)?;
-    let mut errors = Vec::new();
-    let reason = optional_reason(body.reason, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let email = body.email;
-    let operation = if outcome == VerificationStatus::Approved {
-        Operation::SandboxApprove
-    } else {
-        Operation::SandboxReject
-    };
-    state
-        .write
-        .run(auth.actor(), operation, move |tx| {
-            service::sandbox_settle(
-                tx,
-                &auth.app_id,
-                &identity_id,
-                &email,
-                outcome,
-                reason.as_deref(),
+    message: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    idempotent::answer(&state, &auth, &req, |claim| async {
+        let identity_id: IdentityId = parse_id("identityId", &body.identity_id)?;
+        let mut errors = Vec::new();
+        let reason = optional_reason(body.reason, &mut errors);
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let email = body.email;
+        let operation = if outcome == VerificationStatus::Approved {
+            Operation::SandboxApprove
+        } else {
+            Operation::SandboxReject
+        };
+        let app_id = auth.app_id.clone();
+        state
+            .write
+            .run_answered(
+                auth.actor(),
+                operation,
+                claim,
+                move |tx| {
+                    service::sandbox_settle(
+                        tx,
+                        &app_id,
+                        &identity_id,
+                        &email,
+                        outcome,
+                        reason.as_deref(),
+                    )
+                },
+                move |()| Answer::json(200, &json!({ "message": message })),
             )
-        })
-        .await
+            .await
+    })
+    .await
 }
 
 pub async fn sandbox_approve(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
+    req: HttpRequest,
     Body(body): Body<SandboxBody>,
 ) -> Result<HttpResponse, ApiError> {
     if body.reason.is_some() {
@@ -204,17 +235,34 @@ pub async fn sandbox_approve(
             "is not a known field for an approval",
         ));
     }
-    sandbox_settle(state, auth, body, VerificationStatus::Approved).await?;
-    Ok(HttpResponse::Ok().json(json!({ "message": "Identity sent to approval" })))
+    let message = "Identity sent to approval";
+    sandbox_settle(
+        state,
+        auth,
+        req,
+        body,
+        VerificationStatus::Approved,
+        message,
+    )
+    .await
 }
 
 pub async fn sandbox_reject(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
+    req: HttpRequest,
     Body(body): Body<SandboxBody>,
 ) -> Result<HttpResponse, ApiError> {
-    sandbox_settle(state, auth, body, VerificationStatus::Rejected).await?;
-    Ok(HttpResponse::Ok().json(json!({ "message": "Identity sent to rejection" })))
+    let message = "Identity sent to rejection";
+    sandbox_settle(
+        state,
+        auth,
+        req,
+        body,
+        VerificationStatus::Rejected,
+        message,
+    )
+    .await
 }
 
 pub async fn operations(
@@ -243,27 +291,32 @@ pub struct ValidateBody {
 pub async fn validate_operation(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
+    req: HttpRequest,
     Body(body): Body<ValidateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let identity_id: IdentityId = parse_id("identityId", &body.identity_id)?;
-    let rules = state.operation_rules.clone();
-    if rules.find(&body.action, &body.code).is_none() {
-        return Err(ApiError::refused(
-            Refusal::UnknownOperation,
-            format!(
-                "No operation `{}` with action `{}` is configured.",
-                body.code, body.action
-            ),
-        ));
-    }
-    state
-        .db
-        .run(move |conn| {
-            let rule = rules
-                .find(&body.action, &body.code)
-                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("rule vanished")))?;
-            service::validate_operation(conn, rule, &auth.app_id, &identity_id)
-        })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    idempotent::answer(&state, &auth, &req, |_| async {
+        let identity_id: IdentityId = parse_id("identityId", &body.identity_id)?;
+        let rules = state.operation_rules.clone();
+        if rules.find(&body.action, &body.code).is_none() {
+            return Err(ApiError::refused(
+                Refusal::UnknownOperation,
+                format!(
+                    "No operation `{}` with action `{}` is configured.",
+                    body.code, body.action
+                ),
+            ));
+        }
+        let app_id = auth.app_id.clone();
+        state
+            .db
+            .run(move |conn| {
+                let rule = rules
+                    .find(&body.action, &body.code)
+                    .ok_or_else(|| ApiError::internal(anyhow::anyhow!("rule vanished")))?;
+                service::validate_operation(conn, rule, &app_id, &identity_id)
+            })
+            .await?;
+        Ok(Answer::no_content())
+    })
+    .await
 }

@@ -6,6 +6,7 @@ pub mod documents;
 pub mod events;
 pub mod files;
 pub mod health;
+pub mod idempotent;
 pub mod identities;
 mod json;
 pub mod kyc;
@@ -145,6 +146,7 @@ impl actix_web::FromRequest for JsonBody {
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         let json = web::Json::<json::CheckedValue>::from_request(req, payload);
+        let keyed = idempotent::has_key(req).then(|| req.clone());
         Box::pin(async move {
             let checked = json.await?.into_inner();
             match checked.duplicate {
@@ -153,7 +155,14 @@ impl actix_web::FromRequest for JsonBody {
                     "is given more than once; give each key once",
                 )
                 .into()),
-                None => Ok(JsonBody(checked.value)),
+                None => {
+                    if let Some(req) = keyed {
+                        use actix_web::HttpMessage;
+                        req.extensions_mut()
+                            .insert(idempotent::BodyDigest::of(&checked.value));
+                    }
+                    Ok(JsonBody(checked.value))
+                }
             }
         })
     }

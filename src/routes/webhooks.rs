@@ -3,14 +3,14 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{parse_id, Body, JsonBody};
+use super::{idempotent, parse_id, Body, JsonBody};
 use crate::app::AppState;
 use crate::auth::{ApiKey, AuthenticatedApp};
 use crate::domain::ids::{EventId, WebhookEndpointId};
 use crate::domain::webhooks::EndpointInput;
 use crate::error::ApiError;
 use crate::services::webhooks as service;
-use crate::services::write::Operation;
+use crate::services::write::{Answer, Operation};
 use crate::views::Data;
 
 fn input(state: &AppState, body: &serde_json::Value) -> Result<EndpointInput, ApiError> {
@@ -20,16 +20,24 @@ fn input(state: &AppState, body: &serde_json::Value) -> Result<EndpointInput, Ap
 pub async fn create(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let input = input(&state, &body)?;
-    let created = state
-        .write
-        .run(auth.actor(), Operation::WebhookEndpointCreate, move |tx| {
-            service::create_endpoint(tx, &auth.app_id, input)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(Data { data: created }))
+    idempotent::answer(&state, &auth, &req, |claim| async {
+        let input = input(&state, &body)?;
+        let app_id = auth.app_id.clone();
+        state
+            .write
+            .run_answered(
+                auth.actor(),
+                Operation::WebhookEndpointCreate,
+                claim,
+                move |tx| service::create_endpoint(tx, &app_id, input),
+                |created| Answer::json(200, &Data { data: created }),
+            )
+            .await
+    })
+    .await
 }
 
 pub async fn list(state: web::Data<AppState>, key: ApiKey) -> Result<HttpResponse, ApiError> {
@@ -59,17 +67,25 @@ pub async fn patch(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
+    req: HttpRequest,
     JsonBody(body): JsonBody,
 ) -> Result<HttpResponse, ApiError> {
-    let id: WebhookEndpointId = parse_id("id", &id)?;
-    let input = input(&state, &body)?;
-    let endpoint = state
-        .write
-        .run(auth.actor(), Operation::WebhookEndpointUpdate, move |tx| {
-            service::update_endpoint(tx, &auth.app_id, &id, input)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(Data { data: endpoint }))
+    idempotent::answer(&state, &auth, &req, |claim| async {
+        let id: WebhookEndpointId = parse_id("id", &id)?;
+        let input = input(&state, &body)?;
+        let app_id = auth.app_id.clone();
+        state
+            .write
+            .run_answered(
+                auth.actor(),
+                Operation::WebhookEndpointUpdate,
+                claim,
+                move |tx| service::update_endpoint(tx, &app_id, &id, input),
+                |endpoint| Answer::json(200, &Data { data: endpoint }),
+            )
+            .await
+    })
+    .await
 }
 
 pub async fn delete(
@@ -91,15 +107,23 @@ pub async fn rotate_secret(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let id: WebhookEndpointId = parse_id("id", &id)?;
-    let rotated = state
-        .write
-        .run(auth.actor(), Operation::WebhookSecretRotate, move |tx| {
-            service::rotate_secret(tx, &auth.app_id, &id)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(Data { data: rotated }))
+    idempotent::answer(&state, &auth, &req, |claim| async {
+        let id: WebhookEndpointId = parse_id("id", &id)?;
+        let app_id = auth.app_id.clone();
+        state
+            .write
+            .run_answered(
+                auth.actor(),
+                Operation::WebhookSecretRotate,
+                claim,
+                move |tx| service::rotate_secret(tx, &app_id, &id),
+                |rotated| Answer::json(200, &Data { data: rotated }),
+            )
+            .await
+    })
+    .await
 }
 
 pub async fn deliveries(
@@ -147,19 +171,27 @@ pub async fn redeliver(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
+    req: HttpRequest,
     Body(body): Body<RedeliverBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let event_id: EventId = parse_id("id", &id)?;
-    let endpoint_id: Option<WebhookEndpointId> = body
-        .endpoint_id
-        .as_deref()
-        .map(|id| parse_id("endpointId", id))
-        .transpose()?;
-    let scheduled = state
-        .write
-        .run(auth.actor(), Operation::EventRedeliver, move |tx| {
-            service::redeliver(tx, &auth.app_id, &event_id, endpoint_id.as_ref())
-        })
-        .await?;
-    Ok(HttpResponse::Accepted().json(Data { data: scheduled }))
+    idempotent::answer(&state, &auth, &req, |claim| async {
+        let event_id: EventId = parse_id("id", &id)?;
+        let endpoint_id: Option<WebhookEndpointId> = body
+            .endpoint_id
+            .as_deref()
+            .map(|id| parse_id("endpointId", id))
+            .transpose()?;
+        let app_id = auth.app_id.clone();
+        state
+            .write
+            .run_answered(
+                auth.actor(),
+                Operation::EventRedeliver,
+                claim,
+                move |tx| service::redeliver(tx, &app_id, &event_id, endpoint_id.as_ref()),
+                |scheduled| Answer::json(202, &Data { data: scheduled }),
+            )
+            .await
+    })
+    .await
 }

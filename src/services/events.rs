@@ -15,7 +15,7 @@ use crate::db::events::{self as q, EventQuery, NewEvent};
 use crate::db::identities as identity_q;
 use crate::db::{self, DbConnection, WriteConn};
 use crate::domain::events::EventType;
-use crate::domain::ids::{AppId, EventId, IdentityId};
+use crate::domain::ids::{AppId, EventId, IdentityId, VerificationId};
 use crate::domain::operations::OperationRules;
 use crate::domain::time::format_timestamp;
 use crate::error::{ApiError, FieldError};
@@ -61,7 +61,7 @@ impl WriteObserver for EventRecorder {
                     app_id,
                     identity_id,
                 } => {
-                    let object = self.identity(conn, app_id, identity_id)?;
+                    let object = self.identity(conn, write, app_id, identity_id)?;
                     out.push(EventType::IdentityCreated, app_id, identity_id, object, []);
                     touch(app_id, identity_id, true);
                 }
@@ -70,7 +70,7 @@ impl WriteObserver for EventRecorder {
                     identity_id,
                     fields,
                 } => {
-                    let object = self.identity(conn, app_id, identity_id)?;
+                    let object = self.identity(conn, write, app_id, identity_id)?;
                     match write.operation {
                         Operation::IdentityBlock => {
                             out.push(EventType::IdentityBlocked, app_id, identity_id, object, [])
@@ -107,10 +107,19 @@ impl WriteObserver for EventRecorder {
                     identity_id,
                     document_id,
                 } => {
-                    let document =
-                        identity_q::find_live_document(conn, app_id, identity_id, document_id)?
+                    let object = match write.answers.document(document_id) {
+                        Some(view) => json!(view),
+                        None => {
+                            let document = identity_q::find_live_document(
+                                conn,
+                                app_id,
+                                identity_id,
+                                document_id,
+                            )?
                             .ok_or_else(|| missing("document", document_id.as_str()))?;
-                    let object = json!(DocumentView::new(document, &self.storage));
+                            json!(DocumentView::new(document, &self.storage))
+                        }
+                    };
                     out.push(EventType::DocumentCreated, app_id, identity_id, object, []);
                     touch(app_id, identity_id, false);
                 }
@@ -133,7 +142,7 @@ impl WriteObserver for EventRecorder {
                     identity_id,
                     verification_id,
                 } => {
-                    let object = json!(kyc::get_verification(conn, app_id, verification_id)?);
+                    let object = self.verification(conn, write, app_id, verification_id)?;
                     out.push(
                         EventType::VerificationCreated,
                         app_id,
@@ -150,7 +159,7 @@ impl WriteObserver for EventRecorder {
                     from,
                     to,
                 } => {
-                    let object = json!(kyc::get_verification(conn, app_id, verification_id)?);
+                    let object = self.verification(conn, write, app_id, verification_id)?;
                     let extras = [
                         ("from", json!(from)),
                         ("to", json!(to)),
@@ -179,7 +188,7 @@ impl WriteObserver for EventRecorder {
             }
         }
         for (app_id, identity_id, created) in touched {
-            self.compare_operations(conn, &mut out, &app_id, &identity_id, created)?;
+            self.compare_operations(conn, write, &mut out, &app_id, &identity_id, created)?;
         }
         q::insert_events(conn, &out.rows)?;
         crate::services::webhooks::schedule(conn, &out.rows)?;
@@ -188,17 +197,36 @@ impl WriteObserver for EventRecorder {
 }
 
 impl EventRecorder {
-    /// The identity as `GET /identities/:id` answers it now.
+    /// The identity as `GET /identities/:id` answers it now: as the use
+    /// case answered it, or read back.
     fn identity(
         &self,
         conn: &mut DbConnection,
+        write: &Write<'_>,
         app_id: &AppId,
         identity_id: &IdentityId,
     ) -> Result<Value, ApiError> {
+        if let Some(view) = write.answers.identity(identity_id) {
+            return Ok(json!(view));
+        }
         let row = identity_q::find_live(conn, app_id, identity_id)?
             .ok_or_else(|| missing("identity", identity_id.as_str()))?;
         let mut views = views_of(conn, &self.storage, vec![row])?;
         Ok(json!(views.remove(0)))
+    }
+
+    /// The verification as `GET /verifications/:id` answers it now.
+    fn verification(
+        &self,
+        conn: &mut DbConnection,
+        write: &Write<'_>,
+        app_id: &AppId,
+        verification_id: &VerificationId,
+    ) -> Result<Value, ApiError> {
+        match write.answers.verification(verification_id) {
+            Some(view) => Ok(json!(view)),
+            None => Ok(json!(kyc::get_verification(conn, app_id, verification_id)?)),
+        }
     }
 
     /// Emits `identity.operations_changed` when the set of active
@@ -208,26 +236,37 @@ impl EventRecorder {
     fn compare_operations(
         &self,
         conn: &mut WriteConn<'_>,
+        write: &Write<'_>,
         out: &mut Events,
         app_id: &AppId,
         identity_id: &IdentityId,
         created: bool,
     ) -> Result<(), ApiError> {
-        if identity_q::find_live(conn, app_id, identity_id)?.is_none() {
-            return Ok(());
-        }
-        let operations = kyc::operations(conn, &self.rules, app_id, identity_id)?;
+        let facts = match write.answers.identity(identity_id) {
+            Some(view) => kyc::facts_of(view),
+            None => match kyc::live_facts(conn, app_id, identity_id)? {
+                Some(facts) => facts,
+                // Deleted in this write: it has no operations any more.
+                None => return Ok(()),
+            },
+        };
+        let operations = self.rules.evaluate(&facts);
         let active: BTreeSet<String> = operations
             .iter()
             .filter(|op| op.active)
             .map(|op| format!("{}:{}", op.action.as_str(), op.code))
             .collect();
         let active = active.into_iter().collect::<Vec<_>>().join(",");
+        if created {
+            // Its first set: nothing to compare with.
+            q::insert_operations_seen(conn, app_id, identity_id, &active)?;
+            return Ok(());
+        }
         let seen = q::operations_seen(conn, identity_id)?;
         if seen.as_deref() == Some(active.as_str()) {
             return Ok(());
         }
-        if seen.is_some() && !created {
+        if seen.is_some() {
             let mut data = serde_json::Map::new();
             data.insert("identityId".into(), json!(identity_id));
             data.insert("operations".into(), json!(operations));

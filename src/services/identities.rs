@@ -118,7 +118,9 @@ pub fn create(
         kyc::start_verifications(tx, &row, &document_types(&documents), true)?
     };
     let kyc_status = started.into_iter().map(KycStatusView::from).collect();
-    Ok(IdentityView::new(row, documents, kyc_status))
+    let view = IdentityView::new(row, documents, kyc_status);
+    tx.answered_identity(&view);
+    Ok(view)
 }
 
 pub fn patch(
@@ -210,8 +212,9 @@ pub fn patch(
             .collect();
         kyc::start_verifications(tx, &row, &live, false)?;
     }
-    let mut views = views_of(tx.read(), storage, vec![row])?;
-    Ok(views.remove(0))
+    let view = views_of(tx.read(), storage, vec![row])?.remove(0);
+    tx.answered_identity(&view);
+    Ok(view)
 }
 
 fn remove_documents(
@@ -395,6 +398,7 @@ impl NewDocuments<'_> {
                 identity_id: identity.id.clone(),
                 document_id: view.id.clone(),
             });
+            tx.answered_document(view);
         }
         Ok(views)
     }

@@ -93,6 +93,22 @@ fn start(
         verification_id: row.id.clone(),
     });
     record(tx, &row, VerificationStatus::Pending, None, at)?;
+    // Its answer now: pending, with that one history entry.
+    tx.answered_verification(VerificationView {
+        id: row.id.clone(),
+        identity_id: row.identity_id.clone(),
+        level: row.level,
+        status: row.status,
+        reason: None,
+        risk_rating: None,
+        created_at: at,
+        updated_at: at,
+        history: vec![VerificationEventView {
+            status: Some(VerificationStatus::Pending),
+            reason: None,
+            created_at: at,
+        }],
+    });
     Ok(row)
 }
 
@@ -468,14 +484,40 @@ pub fn kyc_status_of(
     Ok(out)
 }
 
+/// What the operation rules need, from an identity as answered: its KYC
+/// status is the latest verification per level and its documents the live
+/// ones, exactly what [`facts`] reads.
+pub fn facts_of(view: &IdentityView) -> KycFacts {
+    KycFacts {
+        blocked: view.blocked,
+        latest: view
+            .kyc_status
+            .iter()
+            .map(|status| (status.level, status.status))
+            .collect(),
+        document_types: view.documents.iter().map(|d| d.document_type).collect(),
+        risk_rating: view.risk_rating,
+    }
+}
+
 /// What the operation rules need to know about one identity.
 fn facts(
     conn: &mut DbConnection,
     app_id: &AppId,
     identity_id: &IdentityId,
 ) -> Result<KycFacts, ApiError> {
-    let identity =
-        identity_q::find_live(conn, app_id, identity_id)?.ok_or_else(identity_not_found)?;
+    live_facts(conn, app_id, identity_id)?.ok_or_else(identity_not_found)
+}
+
+/// [`facts`], or `None` when the identity is not live.
+pub fn live_facts(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    identity_id: &IdentityId,
+) -> Result<Option<KycFacts>, ApiError> {
+    let Some(identity) = identity_q::find_live(conn, app_id, identity_id)? else {
+        return Ok(None);
+    };
     let latest = latest_by_level(conn, app_id, &identity.id)?
         .into_iter()
         .map(|(level, row)| (level, row.status))
@@ -484,12 +526,12 @@ fn facts(
         .iter()
         .map(|d| d.document_type)
         .collect();
-    Ok(KycFacts {
+    Ok(Some(KycFacts {
         blocked: identity.blocked,
         latest,
         document_types,
         risk_rating: identity.risk_rating,
-    })
+    }))
 }
 
 pub fn operations(

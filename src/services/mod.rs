@@ -5,6 +5,7 @@
 pub mod documents;
 pub mod events;
 pub mod health;
+pub mod idempotency;
 pub mod identities;
 pub mod kyc;
 pub mod listing;

@@ -9,6 +9,7 @@
 //! attempt; a replica killed mid-delivery leaves the lease to expire and
 //! another claims it again.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -432,12 +433,68 @@ impl Outcome {
 }
 
 /// Sends due deliveries; one per process, run by [`Dispatcher::spawn`].
+///
+/// A claiming loop takes what is due, within this process's slots
+/// (`concurrency`) and each endpoint's share of them
+/// (`endpoint_concurrency`, the most sends to one endpoint at a time), and
+/// starts a send for each without waiting for the others; a recording task
+/// writes the outcomes in batches. A share frees when its send ends, a
+/// slot once its outcome is recorded. So a slow or dead endpoint holds at
+/// most its share, and everyone else's deliveries go on around it.
 #[derive(Clone)]
 pub struct Dispatcher {
     db: Db,
     write: WritePath,
     client: reqwest::Client,
     settings: Arc<WebhookSettings>,
+    slots: Arc<Slots>,
+}
+
+/// The deliveries this process holds: a slot each from claim until its
+/// outcome is recorded (bounding what waits in memory), and a share of
+/// its endpoint while it is being sent (bounding what one endpoint takes).
+struct Slots {
+    free: Arc<tokio::sync::Semaphore>,
+    per_endpoint: std::sync::Mutex<HashMap<WebhookEndpointId, usize>>,
+    /// Wakes the claiming loop when a slot or a share frees.
+    freed: tokio::sync::Notify,
+}
+
+/// One claimed delivery's place in this process; dropping it frees it.
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    notify: Arc<Slots>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.notify.freed.notify_one();
+    }
+}
+
+/// One delivery being sent: a share of its endpoint, freed when dropped.
+struct Share {
+    slots: Arc<Slots>,
+    endpoint_id: WebhookEndpointId,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        {
+            let mut busy = self
+                .slots
+                .per_endpoint
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(count) = busy.get_mut(&self.endpoint_id) {
+                *count -= 1;
+                if *count == 0 {
+                    busy.remove(&self.endpoint_id);
+                }
+            }
+        }
+        self.slots.freed.notify_one();
+    }
 }
 
 impl Dispatcher {
@@ -453,34 +510,57 @@ impl Dispatcher {
             }))
             .user_agent(concat!("kyc-api-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let slots = Arc::new(Slots {
+            free: Arc::new(tokio::sync::Semaphore::new(settings.concurrency)),
+            per_endpoint: std::sync::Mutex::new(HashMap::new()),
+            freed: tokio::sync::Notify::new(),
+        });
         Ok(Dispatcher {
             db,
             write,
             client,
             settings: Arc::new(settings),
+            slots,
         })
     }
 
-    /// Runs for the life of the process: claim what is due, send it, look
-    /// again; sleep `poll` when nothing was due.
+    /// Runs for the life of the process: the claiming loop and the task
+    /// that records outcomes.
     pub fn spawn(self) {
+        let (settled, outcomes) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(record_outcomes(self.write.clone(), outcomes));
         tokio::spawn(async move {
             loop {
-                match self.tick().await {
-                    Ok(0) => tokio::time::sleep(self.settings.poll).await,
-                    Ok(_) => {}
+                let idle = match self.claim_and_send(&settled).await {
+                    Ok(0) => true,
+                    Ok(_) => false,
                     Err(e) => {
                         tracing::warn!(error = %e, "webhook dispatcher");
-                        tokio::time::sleep(self.settings.poll).await;
+                        true
+                    }
+                };
+                if idle {
+                    // Nothing claimable: look again after `poll`, or as soon
+                    // as a slot frees (its endpoint may have more due).
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.settings.poll) => {}
+                        _ = self.slots.freed.notified() => {}
                     }
                 }
             }
         });
     }
 
-    /// One round: claim what is due, send it all concurrently, record every
-    /// outcome in one transaction. Returns how many deliveries it handled.
-    pub async fn tick(&self) -> Result<usize, ApiError> {
+    /// Claims what is due within the free slots and starts sending it.
+    /// Returns how many deliveries it claimed.
+    async fn claim_and_send(
+        &self,
+        settled: &tokio::sync::mpsc::UnboundedSender<(Settlement, Slot)>,
+    ) -> Result<usize, ApiError> {
+        let free = self.slots.free.available_permits();
+        if free == 0 {
+            return Ok(0);
+        }
         let now = db::now();
         if !self
             .db
@@ -490,18 +570,50 @@ impl Dispatcher {
             return Ok(0);
         }
         let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
-        let batch = self.settings.batch;
+        let limits = q::ClaimLimits {
+            limit: self.settings.batch.min(free as i64),
+            per_endpoint: self.settings.endpoint_concurrency as i64,
+            busy: self
+                .slots
+                .per_endpoint
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        };
         let claimed = self
             .write
             .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
-                Ok::<_, ApiError>(q::claim_due(tx.conn(), now, lease_until, batch)?)
+                Ok::<_, ApiError>(q::claim_due(tx.conn(), now, lease_until, &limits)?)
             })
             .await?;
         let count = claimed.len();
         if count == 0 {
             return Ok(0);
         }
-        // What the sends need, read once for the whole batch.
+        // Only this loop takes slots, and it claimed no more than were free.
+        let mut held = Vec::with_capacity(count);
+        for claim in &claimed {
+            let Ok(permit) = self.slots.free.clone().try_acquire_owned() else {
+                break;
+            };
+            *self
+                .slots
+                .per_endpoint
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(claim.endpoint_id.clone())
+                .or_default() += 1;
+            let share = Share {
+                slots: self.slots.clone(),
+                endpoint_id: claim.endpoint_id.clone(),
+            };
+            let slot = Slot {
+                _permit: permit,
+                notify: self.slots.clone(),
+            };
+            held.push((slot, share));
+        }
+        // What the sends need, read once for the whole claim.
         let (endpoints, payloads) = {
             let endpoint_ids: Vec<WebhookEndpointId> =
                 claimed.iter().map(|c| c.endpoint_id.clone()).collect();
@@ -515,32 +627,25 @@ impl Dispatcher {
                 })
                 .await?
         };
-        let sends = claimed.into_iter().map(|claim| {
-            let endpoint = endpoints
-                .iter()
-                .find(|e| e.id == claim.endpoint_id)
-                .filter(|e| e.enabled && e.deleted_at.is_none());
-            let payload = payloads.get(&claim.event_id);
-            self.attempt(claim, endpoint, payload)
-        });
-        let settlements = futures_util::future::join_all(sends).await;
-        self.write
-            .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
-                for settlement in &settlements {
-                    match settlement {
-                        Settlement::Attempted {
-                            attempt,
-                            status,
-                            next,
-                        } => q::record_attempt(tx.conn(), attempt, *status, *next)?,
-                        Settlement::Dropped { delivery_id } => {
-                            q::fail_delivery(tx.conn(), delivery_id, db::now())?
-                        }
-                    }
-                }
-                Ok::<_, ApiError>(())
-            })
-            .await?;
+        let endpoints = Arc::new(endpoints);
+        let payloads = Arc::new(payloads);
+        for (claim, (slot, share)) in claimed.into_iter().zip(held) {
+            let dispatcher = self.clone();
+            let (endpoints, payloads, settled) =
+                (endpoints.clone(), payloads.clone(), settled.clone());
+            tokio::spawn(async move {
+                let endpoint = endpoints
+                    .iter()
+                    .find(|e| e.id == claim.endpoint_id)
+                    .filter(|e| e.enabled && e.deleted_at.is_none());
+                let payload = payloads.get(&claim.event_id);
+                let settlement = dispatcher.attempt(claim, endpoint, payload).await;
+                drop(share);
+                // The recorder is gone only when the process stops; the
+                // lease then lets another replica retry.
+                let _ = settled.send((settlement, slot));
+            });
+        }
         Ok(count)
     }
 
@@ -654,6 +759,48 @@ impl Dispatcher {
             }
             Err(e) => failed(describe(&e)),
         }
+    }
+}
+
+/// Records settled deliveries, as many per transaction as have arrived,
+/// then frees their slots. A batch that cannot be recorded is logged and
+/// its slots freed: the leases expire and the deliveries are sent again
+/// (at least once).
+async fn record_outcomes(
+    write: WritePath,
+    mut outcomes: tokio::sync::mpsc::UnboundedReceiver<(Settlement, Slot)>,
+) {
+    const MOST_PER_TRANSACTION: usize = 200;
+    while let Some(first) = outcomes.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MOST_PER_TRANSACTION {
+            match outcomes.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (settlements, slots): (Vec<Settlement>, Vec<Slot>) = batch.into_iter().unzip();
+        let recorded = write
+            .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
+                for settlement in &settlements {
+                    match settlement {
+                        Settlement::Attempted {
+                            attempt,
+                            status,
+                            next,
+                        } => q::record_attempt(tx.conn(), attempt, *status, *next)?,
+                        Settlement::Dropped { delivery_id } => {
+                            q::fail_delivery(tx.conn(), delivery_id, db::now())?
+                        }
+                    }
+                }
+                Ok::<_, ApiError>(())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "webhook dispatcher: outcomes not recorded; their deliveries will be sent again when their leases end");
+        }
+        drop(slots);
     }
 }
 

@@ -21,6 +21,7 @@ use crate::domain::ids::{
     ApiKeyId, AppId, DeliveryId, DocumentId, IdentityId, VerificationId, WebhookEndpointId,
 };
 use crate::error::ApiError;
+use crate::views::{DocumentView, IdentityView, VerificationView};
 
 /// Who makes a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +69,11 @@ pub enum Operation {
     EventRedeliver,
     /// The dispatcher claiming deliveries and recording attempts.
     WebhookDispatch,
+    /// Claiming an Idempotency-Key, giving it up, or storing the answer of
+    /// a request that wrote nothing.
+    IdempotencyClaim,
+    /// Deleting Idempotency-Key records older than their TTL.
+    IdempotencyPrune,
     Bootstrap,
     ServerSecretCreate,
 }
@@ -94,6 +100,8 @@ impl Operation {
             Operation::WebhookSecretRotate => "webhook_endpoint.rotate_secret",
             Operation::EventRedeliver => "event.redeliver",
             Operation::WebhookDispatch => "webhook.dispatch",
+            Operation::IdempotencyClaim => "idempotency.claim",
+            Operation::IdempotencyPrune => "idempotency.prune",
             Operation::Bootstrap => "server.bootstrap",
             Operation::ServerSecretCreate => "server_secret.create",
         }
@@ -182,6 +190,29 @@ pub enum Change {
 }
 
 impl Change {
+    /// The identity whose answer this change alters, if any.
+    fn identity_id(&self) -> Option<&IdentityId> {
+        match self {
+            Change::IdentityCreated { identity_id, .. }
+            | Change::IdentityUpdated { identity_id, .. }
+            | Change::IdentityDeleted { identity_id, .. }
+            | Change::DocumentCreated { identity_id, .. }
+            | Change::DocumentRemoved { identity_id, .. }
+            | Change::VerificationCreated { identity_id, .. }
+            | Change::VerificationStatusChanged { identity_id, .. } => Some(identity_id),
+            Change::AppCreated { .. }
+            | Change::ApiKeyCreated { .. }
+            | Change::ApiKeyRevoked { .. }
+            | Change::ApiKeyUsed { .. }
+            | Change::ServerSecretCreated { .. }
+            | Change::WebhookEndpointCreated { .. }
+            | Change::WebhookEndpointUpdated { .. }
+            | Change::WebhookEndpointDeleted { .. }
+            | Change::WebhookSecretRotated { .. }
+            | Change::WebhookDeliveryScheduled { .. } => None,
+        }
+    }
+
     /// A stable name per kind, for logs and tests.
     pub fn name(&self) -> &'static str {
         match self {
@@ -206,10 +237,85 @@ impl Change {
     }
 }
 
+/// An HTTP answer as it goes on the wire: status and JSON body bytes
+/// (empty for 204), what an Idempotency-Key replays byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// Stored under the request's Idempotency-Key, in its write.
+    pub stored: bool,
+}
+
+impl Answer {
+    /// `status` with `value` as its JSON body.
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Result<Answer, ApiError> {
+        Ok(Answer {
+            status,
+            body: serde_json::to_vec(value)
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("answer not serializable: {e}")))?,
+            stored: false,
+        })
+    }
+
+    /// 204, no body.
+    pub fn no_content() -> Answer {
+        Answer {
+            status: 204,
+            body: Vec::new(),
+            stored: false,
+        }
+    }
+}
+
 /// A use case's handle on its write transaction.
 pub struct Tx<'t, 'c> {
     conn: &'t mut WriteConn<'c>,
     changes: Vec<Change>,
+    answers: Answers,
+}
+
+/// Objects as the use case answers them, noted after its last change to
+/// them: what `finish` would otherwise read back (each event carries the
+/// object as `GET` answers it). A change recorded after an object was
+/// noted forgets the note, so a note is never older than the object.
+#[derive(Debug, Default)]
+pub struct Answers {
+    identities: Vec<IdentityView>,
+    documents: Vec<DocumentView>,
+    verifications: Vec<VerificationView>,
+}
+
+impl Answers {
+    pub fn identity(&self, id: &IdentityId) -> Option<&IdentityView> {
+        self.identities.iter().find(|v| &v.id == id)
+    }
+
+    pub fn document(&self, id: &DocumentId) -> Option<&DocumentView> {
+        self.documents.iter().find(|v| &v.id == id)
+    }
+
+    pub fn verification(&self, id: &VerificationId) -> Option<&VerificationView> {
+        self.verifications.iter().find(|v| &v.id == id)
+    }
+
+    /// Forgets what `change` made stale: the identity it touches (its
+    /// answer holds its documents and KYC status) and the verification or
+    /// document it names.
+    fn forget(&mut self, change: &Change) {
+        if let Some(identity) = change.identity_id() {
+            self.identities.retain(|v| &v.id != identity);
+        }
+        match change {
+            Change::VerificationStatusChanged {
+                verification_id, ..
+            } => self.verifications.retain(|v| &v.id != verification_id),
+            Change::DocumentRemoved { document_id, .. } => {
+                self.documents.retain(|v| &v.id != document_id)
+            }
+            _ => {}
+        }
+    }
 }
 
 impl<'c> Tx<'_, 'c> {
@@ -225,7 +331,26 @@ impl<'c> Tx<'_, 'c> {
 
     /// Notes what was just changed.
     pub fn record(&mut self, change: Change) {
+        self.answers.forget(&change);
         self.changes.push(change);
+    }
+
+    /// Notes an identity as the use case answers it, after its last change.
+    pub fn answered_identity(&mut self, view: &IdentityView) {
+        self.answers.identities.retain(|v| v.id != view.id);
+        self.answers.identities.push(view.clone());
+    }
+
+    /// Notes a document as answered, after its last change.
+    pub fn answered_document(&mut self, view: &DocumentView) {
+        self.answers.documents.retain(|v| v.id != view.id);
+        self.answers.documents.push(view.clone());
+    }
+
+    /// Notes a verification as answered, after its last change.
+    pub fn answered_verification(&mut self, view: VerificationView) {
+        self.answers.verifications.retain(|v| v.id != view.id);
+        self.answers.verifications.push(view);
     }
 }
 
@@ -236,6 +361,8 @@ pub struct Write<'w> {
     pub operation: Operation,
     pub actor: &'w Actor,
     pub changes: &'w [Change],
+    /// Objects as the use case answered them, current at the commit.
+    pub answers: &'w Answers,
 }
 
 /// Something that must happen in the transaction of every write, after the
@@ -277,6 +404,40 @@ impl WritePath {
             .await
     }
 
+    /// `run` for a request that answers what it wrote: `answer` turns the
+    /// use case's result into the HTTP answer inside the transaction, and
+    /// with an Idempotency-Key `claim` the answer is stored under the key
+    /// there too, so the change and its answer to replay commit together.
+    pub async fn run_answered<T, F, A>(
+        &self,
+        actor: Actor,
+        operation: Operation,
+        claim: Option<crate::services::idempotency::Claim>,
+        work: F,
+        answer: A,
+    ) -> Result<Answer, ApiError>
+    where
+        F: FnOnce(&mut Tx<'_, '_>) -> Result<T, ApiError> + Send + 'static,
+        A: FnOnce(T) -> Result<Answer, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(actor, operation, move |tx| {
+            let mut answer = answer(work(tx)?)?;
+            if let Some(claim) = claim {
+                crate::db::idempotency::store_answer(
+                    tx.conn(),
+                    &claim.app_id,
+                    &claim.key,
+                    i32::from(answer.status),
+                    &answer.body,
+                )?;
+                answer.stored = true;
+            }
+            Ok(answer)
+        })
+        .await
+    }
+
     /// `run` on the calling thread, for callers without an async runtime
     /// (the CLI, start-up).
     pub fn run_blocking<T, E, F>(&self, actor: Actor, operation: Operation, work: F) -> Result<T, E>
@@ -304,9 +465,14 @@ where
     let mut tx = Tx {
         conn,
         changes: Vec::new(),
+        answers: Answers::default(),
     };
     let value = work(&mut tx)?;
-    let Tx { conn, changes } = tx;
+    let Tx {
+        conn,
+        changes,
+        answers,
+    } = tx;
     finish(
         conn,
         observers,
@@ -314,6 +480,7 @@ where
             operation,
             actor,
             changes: &changes,
+            answers: &answers,
         },
     )?;
     Ok(value)
@@ -331,4 +498,56 @@ fn finish(
         observer.before_commit(conn, write)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::kyc::{Level, VerificationStatus};
+
+    fn verification(identity_id: &IdentityId) -> VerificationView {
+        let at = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        VerificationView {
+            id: VerificationId::new(),
+            identity_id: identity_id.clone(),
+            level: Level::Basic,
+            status: VerificationStatus::Pending,
+            reason: None,
+            risk_rating: None,
+            created_at: at,
+            updated_at: at,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_later_change_forgets_the_answer_it_makes_stale() {
+        let app_id = AppId::new();
+        let identity_id = IdentityId::new();
+        let mut answers = Answers::default();
+        let kept = verification(&identity_id);
+        let decided = verification(&identity_id);
+        answers.verifications = vec![kept.clone(), decided.clone()];
+        // Another identity's change, or a new document of this one, leaves
+        // the verifications' answers current.
+        answers.forget(&Change::IdentityCreated {
+            app_id: app_id.clone(),
+            identity_id: IdentityId::new(),
+        });
+        answers.forget(&Change::DocumentCreated {
+            app_id: app_id.clone(),
+            identity_id: identity_id.clone(),
+            document_id: crate::domain::ids::DocumentId::new(),
+        });
+        assert!(answers.verification(&decided.id).is_some());
+        answers.forget(&Change::VerificationStatusChanged {
+            app_id,
+            identity_id,
+            verification_id: decided.id.clone(),
+            from: "pending",
+            to: "approved",
+        });
+        assert!(answers.verification(&decided.id).is_none());
+        assert!(answers.verification(&kept.id).is_some());
+    }
 }

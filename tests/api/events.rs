@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::backend_tests;
 use crate::helpers::{assert_error, detail_fields, json, query_count, Backend, TestApp};
-use crate::identities::{create, person, reference_person};
+use crate::identities::{create, get_ok, person, reference_person};
 
 backend_tests!(
     every_change_writes_its_events,
@@ -16,6 +16,13 @@ backend_tests!(
     filters_and_tenants,
     a_paging_reader_never_misses_an_event_of_racing_writers
 );
+
+/// The `data` of a GET that must succeed.
+async fn get_data(app: &TestApp, path: &str) -> Value {
+    let (status, body) = json(app.get(path).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    body["data"].clone()
+}
 
 async fn events(app: &TestApp, query: &str) -> Value {
     let (status, body) = json(app.get(&format!("/events{query}")).send().await.unwrap()).await;
@@ -79,16 +86,18 @@ async fn every_change_writes_its_events(app: TestApp) {
         "event ids are UUIDv7"
     );
     assert_eq!(first["timestamp"].as_str().unwrap().len(), 24, "{first}");
-    // The object as GET answered it then.
+    // The object as GET answers it then.
     assert_eq!(first["data"]["object"], identity);
+    assert_eq!(get_ok(&app, id).await, identity);
     assert_eq!(page["data"][1]["data"]["object"], identity["documents"][0]);
+    let verification_id = identity["kycStatus"][0]["verificationId"].as_str().unwrap();
     assert_eq!(
-        page["data"][3]["data"]["object"]["id"],
-        identity["kycStatus"][0]["verificationId"]
+        page["data"][3]["data"]["object"],
+        get_data(&app, &format!("/verifications/{verification_id}")).await
     );
     let last = page["data"][3]["id"].as_str().unwrap().to_string();
 
-    let (status, _) = json(
+    let (status, patched) = json(
         app.patch(&format!("/identities/{id}"), &json!({"name": "Ana Lima"}))
             .send()
             .await
@@ -96,6 +105,8 @@ async fn every_change_writes_its_events(app: TestApp) {
     )
     .await;
     assert_eq!(status, 200);
+    let patched = patched["data"].clone();
+    assert_eq!(patched, get_ok(&app, id).await);
     let (status, _) = json(
         app.post(
             "/sandbox/identities/approve",
@@ -147,7 +158,7 @@ async fn every_change_writes_its_events(app: TestApp) {
         "{later:#?}"
     );
     assert_eq!(later[0]["data"]["changedFields"], json!(["name"]));
-    assert_eq!(later[0]["data"]["object"]["name"], "Ana Lima");
+    assert_eq!(later[0]["data"]["object"], patched);
     let decided = &later[1]["data"];
     assert_eq!(
         (&decided["from"], &decided["to"]),

@@ -136,20 +136,130 @@ async fn receive(
 /// A server that polls for deliveries often and retries within
 /// milliseconds.
 async fn fast_app(backend: Backend) -> Option<TestApp> {
+    fast_app_with(backend, &[("KYC_WEBHOOK_TIMEOUT_MS", "2000")]).await
+}
+
+async fn fast_app_with(backend: Backend, env: &[(&str, &str)]) -> Option<TestApp> {
     if backend == Backend::Postgres && crate::helpers::postgres_admin_url().is_none() {
         return None;
     }
-    Some(
-        TestApp::spawn_with(
-            TestDatabase::create(backend),
-            &[
-                ("KYC_WEBHOOK_POLL_MS", "20"),
-                ("KYC_WEBHOOK_RETRY_SCHEDULE", "150ms,450ms"),
-                ("KYC_WEBHOOK_TIMEOUT_MS", "2000"),
-            ],
+    let mut env = env.to_vec();
+    env.extend([
+        ("KYC_WEBHOOK_POLL_MS", "20"),
+        ("KYC_WEBHOOK_RETRY_SCHEDULE", "150ms,450ms"),
+    ]);
+    Some(TestApp::spawn_with(TestDatabase::create(backend), &env).await)
+}
+
+/// An endpoint that accepts connections and never answers: a receiver
+/// that hangs until the dispatcher's timeout.
+struct HangingReceiver {
+    url: String,
+    connections: Arc<Mutex<Vec<tokio::net::TcpStream>>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl HangingReceiver {
+    async fn start() -> HangingReceiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let held = connections.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                held.lock().unwrap().push(stream);
+            }
+        });
+        HangingReceiver {
+            url,
+            connections,
+            accepting,
+        }
+    }
+
+    fn open_connections(&self) -> usize {
+        self.connections.lock().unwrap().len()
+    }
+}
+
+impl Drop for HangingReceiver {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+mod a_hanging_endpoint_holds_up_only_its_own_deliveries {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_hanging_endpoint_holds_up_only_its_own_deliveries(crate::helpers::Backend::Sqlite)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_hanging_endpoint_holds_up_only_its_own_deliveries(
+            crate::helpers::Backend::Postgres,
         )
-        .await,
+        .await;
+    }
+}
+
+/// Sixty deliveries to an endpoint that never answers are due before four
+/// to a working one: the working one gets its four while the hanging one
+/// holds its share of the dispatcher's 5 slots (3 connections) and no
+/// more, long before any hanging attempt times out.
+async fn a_hanging_endpoint_holds_up_only_its_own_deliveries(backend: Backend) {
+    let Some(app) = fast_app_with(
+        backend,
+        &[
+            ("KYC_WEBHOOK_TIMEOUT_MS", "20000"),
+            ("KYC_WEBHOOK_LEASE_MS", "60000"),
+            ("KYC_WEBHOOK_CONCURRENCY", "5"),
+            ("KYC_WEBHOOK_ENDPOINT_CONCURRENCY", "3"),
+        ],
     )
+    .await
+    else {
+        return;
+    };
+    let hanging = HangingReceiver::start().await;
+    let dead = endpoint(&app, json!({"url": hanging.url})).await;
+    for i in 0..15 {
+        let mut body = crate::identities::reference_person();
+        body["email"] = json!(format!("hang{i}@example.com"));
+        create(&app, &body).await;
+    }
+    let started = Instant::now();
+    while hanging.open_connections() < 3 {
+        assert!(started.elapsed() < Duration::from_secs(15), "no send began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let receiver = Receiver::start().await;
+    endpoint(&app, json!({"url": receiver.url})).await;
+    create(&app, &crate::identities::reference_person()).await;
+    receiver.wait_for("four events", |r| r.len() == 4).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the working endpoint waited for the hanging one"
+    );
+    assert_eq!(
+        hanging.open_connections(),
+        3,
+        "the hanging endpoint's share"
+    );
+    let (status, log) = json(
+        app.get(&format!(
+            "/webhook-endpoints/{}/deliveries",
+            dead["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["data"], json!([]), "no hanging attempt has ended yet");
 }
 
 macro_rules! fast_tests {
