@@ -203,12 +203,13 @@ impl WriteObserver for WriteRecorder {
         write: &Write<'_>,
     ) -> Result<(), kyc_api::error::ApiError> {
         // A key's hourly "last used" stamp and the webhook dispatcher write
-        // in the background, not as part of a request; tests of what a
-        // request wrote leave them out.
+        // in the background, not as part of a request, and an
+        // Idempotency-Key's claim is bookkeeping beside a request's change;
+        // tests of what a request changed leave them out.
         use kyc_api::services::write::Operation;
         if matches!(
             write.operation,
-            Operation::ApiKeyUse | Operation::WebhookDispatch
+            Operation::ApiKeyUse | Operation::WebhookDispatch | Operation::IdempotencyClaim
         ) {
             return Ok(());
         }

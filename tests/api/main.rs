@@ -7,6 +7,7 @@ mod documents;
 mod events;
 mod faults;
 mod foundation;
+mod idempotency;
 mod identities;
 mod kyc;
 mod layers;

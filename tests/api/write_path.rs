@@ -12,12 +12,49 @@ use crate::identities::{create, person, reference_person};
 
 backend_tests!(every_changing_route_passes_the_write_path);
 
-/// Sends one request and returns what the write path saw of it.
+/// Sends one request and returns what the write path saw of it. A `POST`
+/// or `PATCH` is sent with an Idempotency-Key and then again: the second
+/// must replay the first answer and write nothing (every such route
+/// honours the key; the local storage's own upload form, which takes no
+/// API key, is the one exception).
 async fn writes_of(app: &TestApp, request: reqwest::RequestBuilder) -> (u16, Vec<RecordedWrite>) {
     app.writes.take();
-    let (status, body) = json(request.send().await.unwrap()).await;
-    assert!(status < 300, "{status}: {body}");
-    (status, app.writes.take())
+    let probe = request.try_clone().and_then(|r| r.build().ok());
+    let keyed = probe.as_ref().is_some_and(|r| {
+        matches!(r.method().as_str(), "POST" | "PATCH") && r.url().path() != "/files/upload"
+    });
+    let request = if keyed {
+        request.header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+    } else {
+        request
+    };
+    let retry = request.try_clone();
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let first = response.bytes().await.unwrap();
+    assert!(
+        status < 300,
+        "{status}: {}",
+        String::from_utf8_lossy(&first)
+    );
+    let writes = app.writes.take();
+    if keyed {
+        let probe = probe.unwrap();
+        let what = format!("{} {}", probe.method(), probe.url().path());
+        let again = retry.unwrap().send().await.unwrap();
+        assert_eq!(again.status().as_u16(), status, "{what}");
+        assert_eq!(
+            again
+                .headers()
+                .get("idempotent-replayed")
+                .map(|v| v.as_bytes()),
+            Some(&b"true"[..]),
+            "{what}"
+        );
+        assert_eq!(again.bytes().await.unwrap(), first, "{what}");
+        assert_eq!(app.writes.take(), vec![], "{what}: the replay wrote");
+    }
+    (status, writes)
 }
 
 fn one(operation: &'static str, changes: &[&'static str]) -> Vec<RecordedWrite> {
