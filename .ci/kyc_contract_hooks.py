@@ -83,6 +83,12 @@ def _unique_email(email):
     return f"{local}@{domain}"
 
 
+def _unique_ref_id(body):
+    """A refId names one live identity: generated ones repeat."""
+    if isinstance(body.get("refId"), str):
+        body["refId"] = body["refId"][:100] + "-" + uuid.uuid4().hex
+
+
 def _fix_identity(body, self_id=None):
     """Makes a complete identity (create body or merged patch) obey the cross-field rules."""
     if self_id is not None and self_id == _state.get("owner"):
@@ -165,7 +171,14 @@ def _positive(case):
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if not _positive(case) or not isinstance(case.body, dict):
+    if not _positive(case):
+        return
+    # An Idempotency-Key names one request: generated keys repeat across
+    # requests (a key reused with another body is rightly refused), so each
+    # positive case gets a key of its own, as a client would send.
+    if case.headers and "Idempotency-Key" in case.headers:
+        case.headers["Idempotency-Key"] = uuid.uuid4().hex
+    if not isinstance(case.body, dict):
         return
     if os.environ.get("KYC_HOOK_LOG"):
         with open(os.environ["KYC_HOOK_LOG"], "a") as log:
@@ -175,8 +188,10 @@ def before_call(context, case, kwargs):
     if label == "POST /identities":
         _fix_identity(body)
         body["email"] = _unique_email(body["email"])
+        _unique_ref_id(body)
     elif label == "PATCH /identities/{id}":
         body = _fix_patch(case.path_parameters["id"], body)
+        _unique_ref_id(body)
     elif label in ("POST /sandbox/identities/approve", "POST /sandbox/identities/reject"):
         found = _get(f"/identities/{body['identityId']}")
         if found is not None:

@@ -75,7 +75,9 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::WebhookEndpointNotFound
         | Refusal::EventNotFound
         | Refusal::IdentityOwnerNotFound => StatusCode::NOT_FOUND,
-        Refusal::EmailAlreadyInUse | Refusal::UnknownOperation => StatusCode::BAD_REQUEST,
+        Refusal::EmailAlreadyInUse | Refusal::RefIdAlreadyInUse | Refusal::UnknownOperation => {
+            StatusCode::BAD_REQUEST
+        }
         Refusal::IdentityOwnerInUse
         | Refusal::InvalidStatusTransition
         | Refusal::DocumentAlreadyUploaded

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::db::identities::{DocumentRow, IdentityRow, NewDocument};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
-use crate::domain::identity::{Country, Email, Gender, IdentityKind};
+use crate::domain::identity::{Country, Email, Gender, IdentityKind, RefId};
 use crate::domain::ids::{AppId, DocumentId, HistoryEntryId, IdentityId, VerificationId};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::time::wire;
@@ -28,6 +28,8 @@ pub struct IdentityView {
     pub phone: PhoneView,
     pub tax: TaxView,
     pub identity_owner: Option<IdentityId>,
+    /// The client's own id for the customer; `null` when none was given.
+    pub ref_id: Option<RefId>,
     pub blocked: bool,
     pub identity_confirmed: bool,
     pub risk_rating: Option<RiskRating>,
@@ -179,6 +181,7 @@ impl IdentityView {
                 formation_region: row.tax_formation_region,
             },
             identity_owner: row.identity_owner,
+            ref_id: row.ref_id,
             blocked: row.blocked,
             identity_confirmed: row.identity_confirmed,
             risk_rating: row.risk_rating,

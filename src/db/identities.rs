@@ -13,7 +13,7 @@ use super::{Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::email_search::{EmailLike, PrefixRange};
 use crate::domain::identity::{
-    Address, Country, Email, Gender, IdentityData, IdentityKind, Phone, Tax,
+    Address, Country, Email, Gender, IdentityData, IdentityKind, Phone, RefId, Tax,
 };
 use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::domain::kyc::RiskRating;
@@ -58,6 +58,7 @@ pub struct IdentityRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
+    pub ref_id: Option<RefId>,
 }
 
 impl IdentityRow {
@@ -87,6 +88,7 @@ impl IdentityRow {
                 formation_region: self.tax_formation_region.clone(),
             },
             identity_owner: self.identity_owner.clone(),
+            ref_id: self.ref_id.clone(),
         }
     }
 
@@ -102,6 +104,7 @@ impl IdentityRow {
             phone,
             tax,
             identity_owner,
+            ref_id,
         } = data.clone();
         IdentityRow {
             id,
@@ -129,6 +132,7 @@ impl IdentityRow {
             created_at: at,
             updated_at: at,
             deleted_at: None,
+            ref_id,
         }
     }
 
@@ -170,6 +174,7 @@ pub struct IdentityColumns<'a> {
     tax_state: Option<&'a str>,
     tax_formation_region: Option<&'a str>,
     identity_owner: Option<&'a IdentityId>,
+    ref_id: Option<&'a RefId>,
 }
 
 impl<'a> IdentityColumns<'a> {
@@ -196,6 +201,7 @@ impl<'a> IdentityColumns<'a> {
             tax_state: data.tax.state.as_deref(),
             tax_formation_region: data.tax.formation_region.as_deref(),
             identity_owner: data.identity_owner.as_ref(),
+            ref_id: data.ref_id.as_ref(),
         }
     }
 }
@@ -563,6 +569,11 @@ fn apply_filters<'a>(
             IdentityFilter::IdentityOwner => match condition {
                 Eq(v) => query.filter(identities::identity_owner.eq(v)),
                 In(vs) => query.filter(identities::identity_owner.eq_any(vs)),
+                _ => return Err(unsupported()),
+            },
+            IdentityFilter::RefId => match condition {
+                Eq(v) => query.filter(identities::ref_id.eq(v)),
+                In(vs) => query.filter(identities::ref_id.eq_any(vs)),
                 _ => return Err(unsupported()),
             },
             IdentityFilter::Name => match condition {

@@ -65,6 +65,20 @@ pub fn is_unique_violation(err: &DieselError) -> bool {
     )
 }
 
+/// A unique violation of an index over `column`: PostgreSQL names the
+/// index (`identities_app_ref_id_key`), SQLite the columns
+/// (`UNIQUE constraint failed: identities.app_id, identities.ref_id`).
+pub fn is_unique_violation_of(err: &DieselError, column: &str) -> bool {
+    match err {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            info.constraint_name()
+                .is_some_and(|name| name.contains(column))
+                || info.message().contains(&format!(".{column}"))
+        }
+        _ => false,
+    }
+}
+
 /// Timestamps are stored in UTC at microsecond precision: PostgreSQL keeps
 /// microseconds and SQLite would keep nanoseconds, and the two must read back
 /// the same.

@@ -60,6 +60,7 @@ diesel::table! {
         email_domain -> Text,
         email_local_reversed -> Text,
         email_normalized -> Text,
+        ref_id -> Nullable<Text>,
     }
 }
 

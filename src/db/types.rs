@@ -10,7 +10,7 @@ use diesel::sql_types::Text;
 
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::events::EventType;
-use crate::domain::identity::{Country, Email, Gender, IdentityKind};
+use crate::domain::identity::{Country, Email, Gender, IdentityKind, RefId};
 use crate::domain::ids::{
     ApiKeyId, AppId, AttemptId, DeliveryId, DocumentId, EventId, HistoryEntryId, IdentityId,
     VerificationId, WebhookEndpointId,
@@ -62,6 +62,7 @@ text_columns!(
     Gender,
     Country,
     Email,
+    RefId,
     DocumentType,
     DocumentSide,
     DocumentLocation,

@@ -110,6 +110,52 @@ impl Country {
     }
 }
 
+/// The client's own id for a customer: 1 to 128 characters of
+/// `A-Z a-z 0-9 . _ : -`, compared exactly.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(transparent)]
+pub struct RefId(String);
+
+impl RefId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        if s.is_empty() || s.len() > Self::MAX_LEN {
+            return Err("must be 1 to 128 characters");
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        {
+            return Err("may hold only letters, digits and . _ : -");
+        }
+        Ok(RefId(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl StoredText for RefId {
+    fn stored(&self) -> &str {
+        &self.0
+    }
+
+    fn from_stored(s: &str) -> Option<Self> {
+        RefId::parse(s).ok()
+    }
+}
+
 /// As sent (trimmed); compared through `normalized`.
 #[derive(
     Debug,
@@ -251,6 +297,7 @@ pub struct IdentityData {
     pub phone: Phone,
     pub tax: Tax,
     pub identity_owner: Option<IdentityId>,
+    pub ref_id: Option<RefId>,
 }
 
 /// A create (or the result of a patch) with the document sets it sends;
@@ -313,6 +360,7 @@ struct IdentityFields {
     phone: Field<Phone>,
     tax: Field<Tax>,
     identity_owner: Field<IdentityId>,
+    ref_id: Field<RefId>,
     documents: Option<Vec<DocumentInput>>,
     face_images: Option<Vec<DocumentUrl>>,
 }
@@ -382,6 +430,7 @@ impl IdentityPatch {
         keep!(phone, Some(current.phone.clone()));
         keep!(tax, Some(current.tax.clone()));
         keep!(identity_owner, current.identity_owner.clone());
+        keep!(ref_id, current.ref_id.clone());
         let mut errors = Errors::new();
         for error in &self.errors {
             errors.add(error.field.clone(), error.message.clone());
@@ -431,6 +480,20 @@ fn read_fields(body: &Value, errors: &mut Errors) -> IdentityFields {
         }
         id
     });
+    // Checked as sent, untrimmed: an id with spaces is not the same id.
+    let ref_id = r
+        .raw("refId")
+        .and_then_parse(|v| match v.as_str().map(RefId::parse) {
+            Some(Ok(id)) => Some(id),
+            Some(Err(why)) => {
+                errors.add("refId", why);
+                None
+            }
+            None => {
+                errors.add("refId", "must be a string or null");
+                None
+            }
+        });
     let documents = match r.raw("documents") {
         Field::Value(v) => parse_documents(v, errors),
         Field::Null => {
@@ -458,6 +521,7 @@ fn read_fields(body: &Value, errors: &mut Errors) -> IdentityFields {
         phone,
         tax,
         identity_owner,
+        ref_id,
         documents,
         face_images,
     }
@@ -482,6 +546,7 @@ impl IdentityFields {
             phone,
             tax,
             identity_owner,
+            ref_id,
             documents,
             face_images,
         } = self;
@@ -550,6 +615,7 @@ impl IdentityFields {
                 phone,
                 tax,
                 identity_owner: identity_owner.value(),
+                ref_id: ref_id.value(),
             },
             documents,
             face_images,
@@ -755,6 +821,7 @@ pub fn changed_fields(current: &IdentityData, next: &IdentityData) -> Vec<&'stat
         current.identity_owner != next.identity_owner,
         "identityOwner",
     );
+    check(current.ref_id != next.ref_id, "refId");
     changed
 }
 

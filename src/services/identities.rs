@@ -34,8 +34,16 @@ fn not_found() -> ApiError {
 }
 
 /// Maps the unique index on (app, normalized email) to its client error.
-fn email_conflict(err: diesel::result::Error) -> ApiError {
-    if db::is_unique_violation(&err) {
+/// A write refused by one of the identities' unique indexes: the refId's
+/// or the email's.
+fn unique_conflict(err: diesel::result::Error) -> ApiError {
+    if db::is_unique_violation_of(&err, "ref_id") {
+        ApiError::refused_with(
+            Refusal::RefIdAlreadyInUse,
+            "Another live identity of this app already has this refId.",
+            vec![FieldError::new("refId", "is already in use")],
+        )
+    } else if db::is_unique_violation(&err) {
         ApiError::refused(
             Refusal::EmailAlreadyInUse,
             "Another identity of this app already uses this email.",
@@ -89,7 +97,7 @@ pub fn create(
             updated_at: now,
         },
     )
-    .map_err(email_conflict)?;
+    .map_err(unique_conflict)?;
     tx.record(Change::IdentityCreated {
         app_id: app_id.clone(),
         identity_id: id.clone(),
@@ -180,7 +188,7 @@ pub fn patch(
             updated_at: now,
         },
     )
-    .map_err(email_conflict)?;
+    .map_err(unique_conflict)?;
     if !fields.is_empty() {
         tx.record(Change::IdentityUpdated {
             app_id: app_id.clone(),

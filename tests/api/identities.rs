@@ -81,6 +81,7 @@ fn is_wire_timestamp(v: &Value) -> bool {
 }
 
 backend_tests!(
+    ref_id_links_an_identity_to_the_clients_record,
     reference_create_example_has_the_reference_shape,
     reference_patch_example_replaces_documents,
     get_and_delete_follow_the_contract,
@@ -118,6 +119,8 @@ async fn reference_create_example_has_the_reference_shape(app: TestApp) {
             "kycStatus",
             "name",
             "phone",
+            // An extension, always present (null when not given).
+            "refId",
             "riskRating",
             "tax",
             "type",
@@ -919,4 +922,101 @@ async fn apps_never_see_each_other(app: TestApp) {
     )
     .await;
     assert_eq!(list["total"], 1);
+}
+
+/// `refId`: the client's own id, unique among the app's live identities,
+/// set on create or PATCH, cleared with null, found by `filter[refId]`.
+async fn ref_id_links_an_identity_to_the_clients_record(app: TestApp) {
+    let plain = create(&app, &person("plain@example.com")).await;
+    assert_eq!(plain["refId"], Value::Null, "always present");
+    let mut body = person("ref@example.com");
+    body["refId"] = json!("cust_42:A-1.x");
+    let linked = create(&app, &body).await;
+    assert_eq!(linked["refId"], "cust_42:A-1.x");
+
+    let mut again = person("other@example.com");
+    again["refId"] = json!("cust_42:A-1.x");
+    let (status, res) = json(app.post("/identities", &again).send().await.unwrap()).await;
+    assert_error(status, &res, 400, "ref_id_already_in_use");
+    assert_eq!(detail_fields(&res), ["refId"]);
+
+    for query in [
+        "filter[refId]=cust_42:A-1.x",
+        "filter[refId]=in:cust_42:A-1.x,nobody",
+    ] {
+        let (status, page) = json(
+            app.get(&format!("/identities?{query}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["total"], 1, "{query}");
+        assert_eq!(page["data"][0]["id"], linked["id"], "{query}");
+    }
+
+    // PATCH sets, refuses a taken one, and clears with null.
+    let plain_id = plain["id"].as_str().unwrap();
+    let patch = |body: Value| app.patch(&format!("/identities/{plain_id}"), &body);
+    let (status, res) = json(patch(json!({"refId": "cust_43"})).send().await.unwrap()).await;
+    assert_eq!(
+        (status, &res["data"]["refId"]),
+        (200, &json!("cust_43")),
+        "{res}"
+    );
+    let (status, res) = json(
+        patch(json!({"refId": "cust_42:A-1.x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 400, "ref_id_already_in_use");
+    let (status, res) = json(patch(json!({"refId": null})).send().await.unwrap()).await;
+    assert_eq!(
+        (status, &res["data"]["refId"]),
+        (200, &Value::Null),
+        "{res}"
+    );
+    let (_, events) = json(
+        app.get("/events?filter[type]=identity.updated")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["data"]["changedFields"] == json!(["refId"])));
+
+    // A deleted identity's refId can be used again.
+    let linked_id = linked["id"].as_str().unwrap();
+    let (status, _) = json(
+        app.delete(&format!("/identities/{linked_id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let reused = create(&app, &again).await;
+    assert_eq!(reused["refId"], "cust_42:A-1.x");
+
+    let long = "r".repeat(129);
+    for bad in [
+        json!(""),
+        json!("has space"),
+        json!("é"),
+        json!(long),
+        json!(42),
+    ] {
+        let mut body = person("bad@example.com");
+        body["refId"] = bad.clone();
+        let (status, res) = json(app.post("/identities", &body).send().await.unwrap()).await;
+        assert_error(status, &res, 400, "validation_failed");
+        assert_eq!(detail_fields(&res), ["refId"], "{bad}");
+    }
 }

@@ -99,6 +99,7 @@ pub enum IdentityFilter {
     Id,
     IdentityOwner,
     Name,
+    RefId,
     RiskRating,
     Type,
 }
@@ -304,6 +305,11 @@ pub static IDENTITY_LIST: ListSpec<IdentityFilter> = ListSpec {
         FilterSpec {
             field: IdentityFilter::Name,
             operators: EQ_LIKE,
+            kind: ValueKind::Text,
+        },
+        FilterSpec {
+            field: IdentityFilter::RefId,
+            operators: EQ_IN,
             kind: ValueKind::Text,
         },
         FilterSpec {

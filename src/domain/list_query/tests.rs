@@ -344,7 +344,7 @@ fn unknown_parameters_and_filters_are_named() {
         error("filter[nope]=1"),
         (
             "filter[nope]".into(),
-            "is not a known filter; allowed filters: appId, blocked, email, id, identityOwner, name, riskRating, type"
+            "is not a known filter; allowed filters: appId, blocked, email, id, identityOwner, name, refId, riskRating, type"
                 .into()
         )
     );
