@@ -83,6 +83,20 @@ def _unique_email(email):
     return f"{local}@{domain}"
 
 
+def _fix_metadata(body):
+    """OpenAPI 3.0 cannot bound an object's keys (`propertyNames` is 3.1):
+    keep generated ones within the documented 1 to 40 characters without
+    brackets or control characters."""
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        return
+    fixed = {}
+    for key, value in metadata.items():
+        key = "".join(c for c in key if c not in "[]" and c.isprintable())[:40] or "k"
+        fixed[key] = value
+    body["metadata"] = fixed
+
+
 def _unique_ref_id(body):
     """A refId names one live identity: generated ones repeat."""
     if isinstance(body.get("refId"), str):
@@ -161,6 +175,23 @@ def _fix_patch(identity_id, patch):
             fixed[key] = merged.get(key)
     if "email" in patch:
         fixed["email"] = _unique_email(fixed["email"])
+    if isinstance(fixed.get("metadata"), dict):
+        # The merged metadata may hold at most 50 keys: drop new keys the
+        # identity's current ones leave no room for.
+        _fix_metadata(fixed)
+        current_keys = set(identity.get("metadata") or {})
+        changes = fixed["metadata"]
+        kept = {}
+        count = len(current_keys)
+        for key, value in changes.items():
+            if value is None:
+                count -= key in current_keys
+                kept[key] = value
+        for key, value in changes.items():
+            if value is not None and (key in current_keys or count < 50):
+                count += key not in current_keys
+                kept[key] = value
+        fixed["metadata"] = kept
     return fixed
 
 
@@ -189,9 +220,11 @@ def before_call(context, case, kwargs):
         _fix_identity(body)
         body["email"] = _unique_email(body["email"])
         _unique_ref_id(body)
+        _fix_metadata(body)
     elif label == "PATCH /identities/{id}":
         body = _fix_patch(case.path_parameters["id"], body)
         _unique_ref_id(body)
+        _fix_metadata(body)
     elif label in ("POST /sandbox/identities/approve", "POST /sandbox/identities/reject"):
         found = _get(f"/identities/{body['identityId']}")
         if found is not None:

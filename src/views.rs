@@ -10,6 +10,7 @@ use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::identity::{Country, Email, Gender, IdentityKind, RefId};
 use crate::domain::ids::{AppId, DocumentId, HistoryEntryId, IdentityId, VerificationId};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
+use crate::domain::metadata::Metadata;
 use crate::domain::time::wire;
 use crate::storage::Storage;
 
@@ -30,6 +31,8 @@ pub struct IdentityView {
     pub identity_owner: Option<IdentityId>,
     /// The client's own id for the customer; `null` when none was given.
     pub ref_id: Option<RefId>,
+    /// The client's own key-value pairs; `{}` when none.
+    pub metadata: Metadata,
     pub blocked: bool,
     pub identity_confirmed: bool,
     pub risk_rating: Option<RiskRating>,
@@ -154,6 +157,7 @@ impl IdentityView {
         row: IdentityRow,
         documents: Vec<DocumentView>,
         kyc_status: Vec<KycStatusView>,
+        metadata: Metadata,
     ) -> Self {
         IdentityView {
             id: row.id,
@@ -182,6 +186,7 @@ impl IdentityView {
             },
             identity_owner: row.identity_owner,
             ref_id: row.ref_id,
+            metadata,
             blocked: row.blocked,
             identity_confirmed: row.identity_confirmed,
             risk_rating: row.risk_rating,

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use super::keyset;
-use super::schema::{documents, identities, verifications};
+use super::schema::{documents, identities, identity_metadata, verifications};
 use super::{Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::email_search::{EmailLike, PrefixRange};
@@ -20,6 +20,7 @@ use crate::domain::kyc::RiskRating;
 use crate::domain::list_query::{
     like_pattern, Condition, Filter, IdentityFilter, ListQuery, Sort, SortField,
 };
+use crate::domain::metadata::MetadataChanges;
 
 /// A parsed `GET /identities` query.
 pub type IdentityQuery = ListQuery<IdentityFilter>;
@@ -521,11 +522,13 @@ macro_rules! starting_with {
     }};
 }
 
+/// The app's live identities that pass `filters`.
 fn apply_filters<'a>(
-    mut query: BoxedIdentities<'a>,
+    app_id: &'a AppId,
     filters: &'a [Filter<IdentityFilter>],
 ) -> QueryResult<BoxedIdentities<'a>> {
     use Condition::*;
+    let mut query = live(app_id);
     for Filter { field, condition } in filters {
         let unsupported = || keyset::unsupported(*field, condition);
         query = match field {
@@ -576,6 +579,19 @@ fn apply_filters<'a>(
                 In(vs) => query.filter(identities::ref_id.eq_any(vs)),
                 _ => return Err(unsupported()),
             },
+            IdentityFilter::Metadata => match condition {
+                // An index lookup (app, key, value) for the ids.
+                KeyEq { key, value } => query.filter(
+                    identities::id.eq_any(
+                        identity_metadata::table
+                            .filter(identity_metadata::app_id.eq(app_id))
+                            .filter(identity_metadata::meta_key.eq(key))
+                            .filter(identity_metadata::meta_value.eq(value))
+                            .select(identity_metadata::identity_id),
+                    ),
+                ),
+                _ => return Err(unsupported()),
+            },
             IdentityFilter::Name => match condition {
                 Eq(v) => query.filter(identities::name.eq(v)),
                 Like(v) => query.filter(lower(identities::name).like(like_pattern(v)).escape('\\')),
@@ -590,7 +606,7 @@ fn apply_filters<'a>(
                         .is_null()
                         .or(identities::risk_rating.ne_all(vs)),
                 ),
-                Like(_) => return Err(unsupported()),
+                Like(_) | KeyEq { .. } => return Err(unsupported()),
             },
             IdentityFilter::Type => match condition {
                 Eq(v) => query.filter(identities::identity_type.eq(v)),
@@ -607,7 +623,7 @@ fn sorted_matches<'a>(
     filters: &'a [Filter<IdentityFilter>],
     sort: &Sort,
 ) -> QueryResult<BoxedIdentities<'a>> {
-    let query = apply_filters(live(app_id), filters)?;
+    let query = apply_filters(app_id, filters)?;
     Ok(keyset::order_by!(
         query,
         sort,
@@ -727,7 +743,7 @@ fn single_email_key(
     }
     macro_rules! one_value {
         ($column:expr) => {{
-            let matches = || apply_filters(live(app_id), &query.filters).map(|q| q.select($column));
+            let matches = || apply_filters(app_id, &query.filters).map(|q| q.select($column));
             let first: Option<String> = matches()?.order($column.asc()).first(conn).optional()?;
             let last: Option<String> = matches()?.order($column.desc()).first(conn).optional()?;
             first.filter(|f| Some(f) == last.as_ref())
@@ -809,7 +825,7 @@ fn page_and_total_in_one_walk(
 }
 
 pub fn count(conn: &mut DbConnection, app_id: &AppId, query: &IdentityQuery) -> QueryResult<i64> {
-    apply_filters(live(app_id), &query.filters)?
+    apply_filters(app_id, &query.filters)?
         .count()
         .get_result(conn)
 }
@@ -837,6 +853,60 @@ pub fn list_after(
     q.limit(limit).select(IdentityRow::as_select()).load(conn)
 }
 
+/// The metadata of these identities, `(identity, key, value)` by key.
+pub fn metadata_of(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    identity_ids: &[&IdentityId],
+) -> QueryResult<Vec<(IdentityId, String, String)>> {
+    if identity_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    identity_metadata::table
+        .filter(identity_metadata::app_id.eq(app_id))
+        .filter(identity_metadata::identity_id.eq_any(identity_ids))
+        .order((identity_metadata::identity_id, identity_metadata::meta_key))
+        .select((
+            identity_metadata::identity_id,
+            identity_metadata::meta_key,
+            identity_metadata::meta_value,
+        ))
+        .load(conn)
+}
+
+/// Applies metadata changes of one identity: each key set is written
+/// (replacing its value), each key deleted is removed.
+pub fn change_metadata(
+    conn: &mut WriteConn<'_>,
+    app_id: &AppId,
+    identity_id: &IdentityId,
+    changes: &MetadataChanges,
+) -> QueryResult<()> {
+    let keys: Vec<&String> = changes.0.keys().collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    diesel::delete(
+        identity_metadata::table
+            .filter(identity_metadata::identity_id.eq(identity_id))
+            .filter(identity_metadata::meta_key.eq_any(&keys)),
+    )
+    .execute(&mut **conn)?;
+    for (key, value) in &changes.0 {
+        if let Some(value) = value {
+            diesel::insert_into(identity_metadata::table)
+                .values((
+                    identity_metadata::identity_id.eq(identity_id),
+                    identity_metadata::app_id.eq(app_id),
+                    identity_metadata::meta_key.eq(key),
+                    identity_metadata::meta_value.eq(value),
+                ))
+                .execute(&mut **conn)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -848,7 +918,7 @@ mod tests {
         let app = AppId::new();
         for filter in IDENTITY_LIST.every_offered_filter() {
             assert!(
-                apply_filters(live(&app), std::slice::from_ref(&filter)).is_ok(),
+                apply_filters(&app, std::slice::from_ref(&filter)).is_ok(),
                 "{filter:?}"
             );
         }

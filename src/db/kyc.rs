@@ -187,7 +187,7 @@ fn filtered<'a>(
                 Eq(v) => query.filter(verifications::status.eq(v)),
                 In(vs) => query.filter(verifications::status.eq_any(vs)),
                 NotIn(vs) => query.filter(verifications::status.ne_all(vs)),
-                Like(_) => return Err(unsupported()),
+                Like(_) | KeyEq { .. } => return Err(unsupported()),
             },
             VerificationFilter::Level => match condition {
                 Eq(v) => query.filter(verifications::level.eq(v)),

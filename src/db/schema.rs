@@ -137,6 +137,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    identity_metadata (identity_id, meta_key) {
+        identity_id -> Text,
+        app_id -> Text,
+        meta_key -> Text,
+        meta_value -> Text,
+    }
+}
+
+diesel::table! {
     identity_operations (identity_id) {
         identity_id -> Text,
         app_id -> Text,
@@ -204,6 +213,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     documents,
     events,
     identity_operations,
+    identity_metadata,
     idempotency_keys,
     webhook_endpoints,
     webhook_deliveries,

@@ -10,6 +10,7 @@ use validator::ValidateEmail;
 use super::document::{DocumentSide, DocumentType};
 use super::ids::IdentityId;
 use super::input::{bounded_text, join, required, type_name, Errors, Field, ObjectReader};
+use super::metadata::MetadataChanges;
 use super::stored::StoredText;
 use crate::domain::errors::FieldError;
 use crate::domain::stored::text_enum;
@@ -305,6 +306,9 @@ pub struct IdentityData {
 #[derive(Debug, Clone)]
 pub struct IdentityInput {
     pub data: IdentityData,
+    /// The metadata keys sent: set, or (`None`) deleted; `None` when the
+    /// body sends no `metadata`.
+    pub metadata: Option<MetadataChanges>,
     pub documents: Option<Vec<DocumentInput>>,
     pub face_images: Option<Vec<DocumentUrl>>,
 }
@@ -361,6 +365,7 @@ struct IdentityFields {
     tax: Field<Tax>,
     identity_owner: Field<IdentityId>,
     ref_id: Field<RefId>,
+    metadata: Option<MetadataChanges>,
     documents: Option<Vec<DocumentInput>>,
     face_images: Option<Vec<DocumentUrl>>,
 }
@@ -494,6 +499,14 @@ fn read_fields(body: &Value, errors: &mut Errors) -> IdentityFields {
                 None
             }
         });
+    let metadata = match r.raw("metadata") {
+        Field::Value(v) => super::metadata::parse(v, errors),
+        Field::Null => {
+            errors.add("metadata", "must be an object, not null");
+            None
+        }
+        Field::Absent | Field::Invalid => None,
+    };
     let documents = match r.raw("documents") {
         Field::Value(v) => parse_documents(v, errors),
         Field::Null => {
@@ -522,6 +535,7 @@ fn read_fields(body: &Value, errors: &mut Errors) -> IdentityFields {
         tax,
         identity_owner,
         ref_id,
+        metadata,
         documents,
         face_images,
     }
@@ -547,6 +561,7 @@ impl IdentityFields {
             tax,
             identity_owner,
             ref_id,
+            metadata,
             documents,
             face_images,
         } = self;
@@ -617,6 +632,7 @@ impl IdentityFields {
                 identity_owner: identity_owner.value(),
                 ref_id: ref_id.value(),
             },
+            metadata,
             documents,
             face_images,
         })

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod input;
 pub mod kyc;
 pub mod list_query;
+pub mod metadata;
 pub mod object_key;
 pub mod operations;
 pub mod stored;

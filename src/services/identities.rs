@@ -16,6 +16,7 @@ use crate::domain::identity::{
 };
 use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::domain::list_query::{IdentityFilter, ListSpec, Sort, IDENTITY_LIST};
+use crate::domain::metadata::Metadata;
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::documents::SealedDocuments;
 use crate::services::kyc;
@@ -105,6 +106,15 @@ pub fn create(
     // What was written, as a read would answer it: a new identity is not
     // blocked, not confirmed and unrated.
     let row = IdentityRow::created(id, app_id.clone(), &input.data, now);
+    let metadata = match &input.metadata {
+        Some(changes) => {
+            q::change_metadata(tx.conn(), app_id, &row.id, changes)?;
+            changes
+                .applied_to(&Metadata::new())
+                .map_err(|why| ApiError::invalid("metadata", why))?
+        }
+        None => Metadata::new(),
+    };
 
     let new_documents = NewDocuments {
         storage,
@@ -126,7 +136,7 @@ pub fn create(
         kyc::start_verifications(tx, &row, &document_types(&documents), true)?
     };
     let kyc_status = started.into_iter().map(KycStatusView::from).collect();
-    let view = IdentityView::new(row, documents, kyc_status);
+    let view = IdentityView::new(row, documents, kyc_status, metadata);
     tx.answered_identity(&view);
     Ok(view)
 }
@@ -178,7 +188,20 @@ pub fn patch(
     }
 
     let now = db::now();
-    let fields = changed_fields(&current, &input.data);
+    let mut fields = changed_fields(&current, &input.data);
+    if let Some(changes) = &input.metadata {
+        let before: Metadata = q::metadata_of(tx.read(), app_id, &[id])?
+            .into_iter()
+            .map(|(_, key, value)| (key, value))
+            .collect();
+        let after = changes
+            .applied_to(&before)
+            .map_err(|why| ApiError::invalid("metadata", why))?;
+        if after != before {
+            q::change_metadata(tx.conn(), app_id, id, changes)?;
+            fields.push("metadata");
+        }
+    }
     q::update(
         tx.conn(),
         app_id,
@@ -337,12 +360,17 @@ pub fn views_of(
             .push(DocumentView::new(doc, storage));
     }
     let mut kyc: HashMap<IdentityId, Vec<KycStatusView>> = kyc::kyc_status_of(conn, &app_id, &ids)?;
+    let mut metadata: HashMap<IdentityId, Metadata> = HashMap::new();
+    for (identity_id, key, value) in q::metadata_of(conn, &app_id, &ids)? {
+        metadata.entry(identity_id).or_default().insert(key, value);
+    }
     Ok(rows
         .into_iter()
         .map(|row| {
             let docs = documents.remove(&row.id).unwrap_or_default();
             let status = kyc.remove(&row.id).unwrap_or_default();
-            IdentityView::new(row, docs, status)
+            let pairs = metadata.remove(&row.id).unwrap_or_default();
+            IdentityView::new(row, docs, status, pairs)
         })
         .collect())
 }

@@ -82,6 +82,7 @@ fn is_wire_timestamp(v: &Value) -> bool {
 
 backend_tests!(
     ref_id_links_an_identity_to_the_clients_record,
+    metadata_holds_the_clients_pairs,
     reference_create_example_has_the_reference_shape,
     reference_patch_example_replaces_documents,
     get_and_delete_follow_the_contract,
@@ -117,9 +118,10 @@ async fn reference_create_example_has_the_reference_shape(app: TestApp) {
             "identityConfirmed",
             "identityOwner",
             "kycStatus",
+            // Extensions, always present ({} and null when not given).
+            "metadata",
             "name",
             "phone",
-            // An extension, always present (null when not given).
             "refId",
             "riskRating",
             "tax",
@@ -1019,4 +1021,122 @@ async fn ref_id_links_an_identity_to_the_clients_record(app: TestApp) {
         assert_error(status, &res, 400, "validation_failed");
         assert_eq!(detail_fields(&res), ["refId"], "{bad}");
     }
+}
+
+/// `metadata`: the client's pairs, merged key by key by PATCH (null
+/// deletes), found by `filter[metadata.<key>]`.
+async fn metadata_holds_the_clients_pairs(app: TestApp) {
+    let plain = create(&app, &person("plain@example.com")).await;
+    assert_eq!(plain["metadata"], json!({}), "always present");
+    let mut body = person("meta@example.com");
+    body["metadata"] = json!({"tier": "gold", "plan": "pro"});
+    let tagged = create(&app, &body).await;
+    assert_eq!(tagged["metadata"], json!({"plan": "pro", "tier": "gold"}));
+    let id = tagged["id"].as_str().unwrap();
+
+    let (status, res) = json(
+        app.patch(
+            &format!("/identities/{id}"),
+            &json!({"metadata": {"tier": "silver", "plan": null, "since": "2024"}}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{res}");
+    assert_eq!(
+        res["data"]["metadata"],
+        json!({"since": "2024", "tier": "silver"})
+    );
+    let (_, events) = json(
+        app.get("/events?filter[type]=identity.updated")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        events["data"][0]["data"]["changedFields"],
+        json!(["metadata"])
+    );
+    assert_eq!(
+        events["data"][0]["data"]["object"]["metadata"],
+        res["data"]["metadata"]
+    );
+
+    let mut gold = person("gold@example.com");
+    gold["metadata"] = json!({"tier": "gold"});
+    let gold = create(&app, &gold).await;
+    for (query, expected) in [
+        ("filter[metadata.tier]=silver", vec![id]),
+        (
+            "filter[metadata.tier]=gold",
+            vec![gold["id"].as_str().unwrap()],
+        ),
+        ("filter[metadata.tier]=bronze", vec![]),
+        (
+            "filter[metadata.since]=2024&filter[metadata.tier]=silver",
+            vec![id],
+        ),
+        ("filter[metadata.plan]=pro", vec![]),
+    ] {
+        let (status, page) = json(
+            app.get(&format!("/identities?{query}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        let ids: Vec<&str> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, expected, "{query}");
+        assert_eq!(page["total"], expected.len(), "{query}");
+    }
+
+    let fifty: serde_json::Map<String, Value> =
+        (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let mut fifty_one = fifty.clone();
+    fifty_one.insert("k50".into(), json!("v"));
+    for (metadata, field) in [
+        (Value::Object(fifty_one), "metadata"),
+        (json!({"k": "v".repeat(501)}), "metadata.k"),
+        (json!({"k": 7}), "metadata.k"),
+        (json!({"a[b]": "v"}), "metadata.a[b]"),
+        (Value::Null, "metadata"),
+        (json!("tier=gold"), "metadata"),
+    ] {
+        let mut body = person("bad@example.com");
+        body["metadata"] = metadata;
+        let (status, res) = json(app.post("/identities", &body).send().await.unwrap()).await;
+        assert_error(status, &res, 400, "validation_failed");
+        assert_eq!(detail_fields(&res), [field], "{body}");
+    }
+    // Fifty keys are allowed; a PATCH that would make fifty-one is not.
+    let plain_id = plain["id"].as_str().unwrap();
+    let patch = |metadata: Value| {
+        app.patch(
+            &format!("/identities/{plain_id}"),
+            &json!({"metadata": metadata}),
+        )
+    };
+    let (status, _) = json(patch(Value::Object(fifty)).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    let (status, res) = json(patch(json!({"one-more": "v"})).send().await.unwrap()).await;
+    assert_error(status, &res, 400, "validation_failed");
+    assert_eq!(detail_fields(&res), ["metadata"]);
+    let (status, res) = json(
+        patch(json!({"k0": null, "one-more": "v"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{res}");
+    assert_eq!(res["data"]["metadata"].as_object().unwrap().len(), 50);
 }

@@ -80,6 +80,10 @@ pub enum ValueKind {
     Text,
     /// Exactly one of the listed strings.
     OneOf(&'static [&'static str]),
+    /// A family of filters named `filter[<name>.<key>]`, each an exact
+    /// value of one key (`filter[metadata.tier]=gold`); the key and value
+    /// follow `domain::metadata`.
+    Keyed,
 }
 
 /// The fields one list filters on: an enum whose variants are its filters,
@@ -98,6 +102,7 @@ pub enum IdentityFilter {
     Email,
     Id,
     IdentityOwner,
+    Metadata,
     Name,
     RefId,
     RiskRating,
@@ -174,11 +179,15 @@ impl<F: FilterField> ListSpec<F> {
             .flat_map(|spec| {
                 spec.operators.iter().map(move |operator| Filter {
                     field: spec.field,
-                    condition: match operator {
-                        Operator::Eq => Condition::Eq(value()),
-                        Operator::Like => Condition::Like(value()),
-                        Operator::In => Condition::In(vec![value()]),
-                        Operator::NotIn => Condition::NotIn(vec![value()]),
+                    condition: match (operator, spec.kind) {
+                        (Operator::Eq, ValueKind::Keyed) => Condition::KeyEq {
+                            key: value(),
+                            value: value(),
+                        },
+                        (Operator::Eq, _) => Condition::Eq(value()),
+                        (Operator::Like, _) => Condition::Like(value()),
+                        (Operator::In, _) => Condition::In(vec![value()]),
+                        (Operator::NotIn, _) => Condition::NotIn(vec![value()]),
                     },
                 })
             })
@@ -210,6 +219,11 @@ pub enum Condition {
     Like(String),
     In(Vec<String>),
     NotIn(Vec<String>),
+    /// A keyed filter's key holds exactly this value.
+    KeyEq {
+        key: String,
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,6 +315,11 @@ pub static IDENTITY_LIST: ListSpec<IdentityFilter> = ListSpec {
             field: IdentityFilter::IdentityOwner,
             operators: EQ_IN,
             kind: ValueKind::Uuid,
+        },
+        FilterSpec {
+            field: IdentityFilter::Metadata,
+            operators: EQ,
+            kind: ValueKind::Keyed,
         },
         FilterSpec {
             field: IdentityFilter::Name,

@@ -10,6 +10,8 @@ use crate::domain::errors::FieldError;
 /// What a decoded parameter name refers to.
 enum Param<F: 'static> {
     Filter(&'static FilterSpec<F>),
+    /// `filter[<name>.<key>]` of a keyed filter.
+    Keyed(&'static FilterSpec<F>, String),
     UnknownFilter,
     Sort,
     PageSize,
@@ -29,9 +31,17 @@ impl<F: FilterField> Param<F> {
                 .strip_prefix("filter[")
                 .and_then(|rest| rest.strip_suffix(']'))
             {
-                Some(name) => spec
-                    .filter(name)
-                    .map_or(Param::UnknownFilter, Param::Filter),
+                Some(name) => match spec.filter(name) {
+                    Some(filter) => Param::Filter(filter),
+                    None => name
+                        .split_once('.')
+                        .and_then(|(family, key)| {
+                            spec.filter(family)
+                                .filter(|f| f.kind == ValueKind::Keyed)
+                                .map(|f| Param::Keyed(f, key.to_owned()))
+                        })
+                        .unwrap_or(Param::UnknownFilter),
+                },
                 None => Param::Unknown,
             },
         }
@@ -78,13 +88,32 @@ impl<F: FilterField> ListQuery<F> {
                             .map(|problem| FieldError::new(key.as_ref(), problem)),
                     ),
                 },
+                // Exact values only: a value is taken as sent, whatever
+                // it starts with.
+                Param::Keyed(filter_spec, filter_key) => {
+                    let checked = crate::domain::metadata::check_key(&filter_key)
+                        .and_then(|()| crate::domain::metadata::check_value(&value));
+                    match checked {
+                        Ok(()) => filters.push(Filter {
+                            field: filter_spec.field,
+                            condition: Condition::KeyEq {
+                                key: filter_key,
+                                value: value.clone().into_owned(),
+                            },
+                        }),
+                        Err(problem) => errors.push(FieldError::new(key.as_ref(), problem)),
+                    }
+                }
                 Param::UnknownFilter => errors.push(FieldError::new(
                     key.as_ref(),
                     format!(
                         "is not a known filter; allowed filters: {}",
                         spec.filters
                             .iter()
-                            .map(|filter| filter.field.name())
+                            .map(|filter| match filter.kind {
+                                ValueKind::Keyed => format!("{}.<key>", filter.field.name()),
+                                _ => filter.field.name().to_owned(),
+                            })
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
@@ -225,6 +254,7 @@ fn check_value(kind: ValueKind, raw: &str) -> Result<String, String> {
             .map_err(|_| "must be a UUID".to_owned()),
         ValueKind::Bool => parse_bool(raw).map(|value| value.to_string()),
         ValueKind::Text => check_text(raw),
+        ValueKind::Keyed => Err("name a key: filter[<name>.<key>]=<value>".to_owned()),
         ValueKind::OneOf(choices) => choices
             .iter()
             .find(|choice| **choice == raw)

@@ -344,7 +344,7 @@ fn unknown_parameters_and_filters_are_named() {
         error("filter[nope]=1"),
         (
             "filter[nope]".into(),
-            "is not a known filter; allowed filters: appId, blocked, email, id, identityOwner, name, refId, riskRating, type"
+            "is not a known filter; allowed filters: appId, blocked, email, id, identityOwner, metadata.<key>, name, refId, riskRating, type"
                 .into()
         )
     );
@@ -645,6 +645,8 @@ fn value_of(kind: ValueKind) -> BoxedStrategy<(String, String)> {
         ValueKind::OneOf(choices) => prop::sample::select(choices)
             .prop_map(|choice| (choice.to_owned(), choice.to_owned()))
             .boxed(),
+        // Named per key, not by one `filter[<name>]`; tested on its own.
+        ValueKind::Keyed => Just(("x".to_owned(), "x".to_owned())).boxed(),
     }
 }
 
@@ -703,6 +705,8 @@ fn valid_query<F: FilterField>(
     let filters: Vec<_> = spec
         .filters
         .iter()
+        // A keyed filter is named per key (its own test above).
+        .filter(|filter_spec| filter_spec.kind != ValueKind::Keyed)
         .map(|filter_spec| {
             prop::option::of(
                 condition_of(filter_spec).prop_map(move |(condition, sent)| {
@@ -905,4 +909,45 @@ proptest! {
         let unescaped = inner.and_then(unescape_like);
         prop_assert_eq!(unescaped, Some(substring.to_lowercase()));
     }
+}
+
+#[test]
+fn metadata_filters_name_a_key_and_take_the_value_as_sent() {
+    let query = ListQuery::parse(
+        "filter[metadata.tier]=in:gold&filter[metadata.plan.v2]=a%20b",
+        &IDENTITY_LIST,
+    )
+    .unwrap();
+    assert_eq!(
+        query.filters,
+        [
+            Filter {
+                field: IdentityFilter::Metadata,
+                condition: Condition::KeyEq {
+                    key: "tier".into(),
+                    value: "in:gold".into()
+                },
+            },
+            Filter {
+                field: IdentityFilter::Metadata,
+                condition: Condition::KeyEq {
+                    key: "plan.v2".into(),
+                    value: "a b".into()
+                },
+            },
+        ]
+    );
+    for bad in [
+        "filter[metadata]=x",
+        "filter[metadata.]=x",
+        "filter[metadata.tier]=a%00b",
+        "filter[metadata.tier]=x&filter[metadata.tier]=y",
+    ] {
+        assert!(ListQuery::parse(bad, &IDENTITY_LIST).is_err(), "{bad}");
+    }
+    let long_key = format!("filter[metadata.{}]=x", "k".repeat(41));
+    assert!(ListQuery::parse(&long_key, &IDENTITY_LIST).is_err());
+    let long_value = format!("filter[metadata.k]={}", "v".repeat(501));
+    assert!(ListQuery::parse(&long_value, &IDENTITY_LIST).is_err());
+    assert!(ListQuery::parse("filter[metadata.k]=x", &VERIFICATION_LIST).is_err());
 }
