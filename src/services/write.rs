@@ -430,7 +430,17 @@ impl WritePath {
                     &claim.key,
                     i32::from(answer.status),
                     &answer.body,
-                )?;
+                )
+                .map_err(|e| match e {
+                    // This request outlived its claim's lock and a retry
+                    // took the key over: committing would make two answers
+                    // for one key, so this one rolls back.
+                    DieselError::NotFound => ApiError::refused(
+                        crate::domain::errors::Refusal::IdempotencyKeyInUse,
+                        "This request took longer than its Idempotency-Key's lock and a retry took the key over; nothing was changed.",
+                    ),
+                    e => e.into(),
+                })?;
                 answer.stored = true;
             }
             Ok(answer)
