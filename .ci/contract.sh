@@ -160,6 +160,13 @@ include-operation-id = "validateOperation"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 EOF
 
+# `filter_too_much` is a health check of the generator, not of the server:
+# hypothesis gives up on an operation when it discards too many candidate
+# bodies, and the identity create body (patterns with length bounds in
+# nested objects, now with `metadata` and `refId`) sometimes trips it
+# (2 of 5 runs), failing the run with no finding. The bodies it does
+# generate are still sent and checked by every check.
+#
 # One worker: the hooks read an identity and then change it, which another
 # worker could race; and parallel workers trip a CPython 3.11 `ast.parse`
 # thread-safety bug inside hypothesis ("AST constructor recursion depth
@@ -180,6 +187,7 @@ run_schemathesis() {
             --max-examples "$MAX_EXAMPLES" \
             --max-time "$MAX_TIME" \
             --generation-database none \
+            --suppress-health-check filter_too_much \
             --workers 1 \
             --no-color
     ) || {
