@@ -50,6 +50,10 @@ pub fn fault_of(err: &Error) -> Option<Fault> {
             Fault::Timeout,
         ),
         ("canceling statement due to lock timeout", Fault::Timeout),
+        // Two transactions waited on each other; PostgreSQL aborted this
+        // one. Nothing was changed and a retry succeeds.
+        ("deadlock detected", Fault::Timeout),
+        ("could not serialize access", Fault::Timeout),
         ("idle-in-transaction timeout", Fault::Unavailable),
         ("could not extend file", Fault::Full),
         ("No space left on device", Fault::Full),
@@ -110,6 +114,7 @@ mod tests {
                 "canceling statement due to lock timeout",
                 Some(Fault::Timeout),
             ),
+            (Unknown, "deadlock detected", Some(Fault::Timeout)),
             (ClosedConnection, "server closed", Some(Fault::Unavailable)),
             (UniqueViolation, "duplicate key value", None),
             (Unknown, "no such column: x", None),

@@ -132,6 +132,19 @@ pub fn soft_delete_endpoint(
         webhook_endpoints::updated_at.eq(at),
     ))
     .execute(&mut **conn)?;
+    // Lock the pending deliveries in id order first, the order the
+    // dispatcher's recorder takes them in: an UPDATE over many rows takes
+    // them in scan order, which could wait on the recorder while it waits
+    // on us (a deadlock). SQLite's writers take turns anyway.
+    if let DbConnection::Postgresql(c) = &mut **conn {
+        webhook_deliveries::table
+            .filter(webhook_deliveries::endpoint_id.eq(id))
+            .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
+            .order(webhook_deliveries::id)
+            .select(webhook_deliveries::id)
+            .for_no_key_update()
+            .load::<DeliveryId>(c)?;
+    }
     diesel::update(
         webhook_deliveries::table
             .filter(webhook_deliveries::endpoint_id.eq(id))

@@ -417,6 +417,15 @@ enum Settlement {
     Dropped { delivery_id: DeliveryId },
 }
 
+impl Settlement {
+    fn delivery_id(&self) -> &DeliveryId {
+        match self {
+            Settlement::Attempted { attempt, .. } => &attempt.delivery_id,
+            Settlement::Dropped { delivery_id } => delivery_id,
+        }
+    }
+}
+
 /// What one attempt found.
 #[derive(Debug)]
 struct Outcome {
@@ -779,6 +788,9 @@ async fn record_outcomes(
                 Err(_) => break,
             }
         }
+        // In delivery id order: the order an endpoint's delete locks them
+        // in, so the two never wait on each other in a cycle.
+        batch.sort_by(|(a, _), (b, _)| a.delivery_id().as_str().cmp(b.delivery_id().as_str()));
         let (settlements, slots): (Vec<Settlement>, Vec<Slot>) = batch.into_iter().unzip();
         let recorded = write
             .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
