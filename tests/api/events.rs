@@ -356,13 +356,24 @@ async fn a_paging_reader_never_misses_an_event_of_racing_writers(app: TestApp) {
         );
         diesel::connection::SimpleConnection::batch_execute(&mut conn, "COMMIT").unwrap();
     }
-    read(
-        all_after(&app, after.clone(), 5).await,
-        &mut after,
-        &mut seen,
-    );
-
+    // Everything has committed now, but a read may still stop short for a
+    // moment: a transaction that finished after the read's snapshot holds
+    // events back until the next read (it may have written some). A reader
+    // keeps paging; so does this one, for a few seconds at most.
     let total = query_count(&app.db, "SELECT COUNT(*) AS count FROM events");
+    let started = std::time::Instant::now();
+    loop {
+        read(
+            all_after(&app, after.clone(), 5).await,
+            &mut after,
+            &mut seen,
+        );
+        if seen.len() as i64 >= total || started.elapsed().as_secs() >= 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
     drop(foreign);
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no event twice");
