@@ -186,13 +186,7 @@ pub fn set_operations_seen(
     .set(identity_operations::active.eq(active))
     .execute(&mut **conn)?;
     if updated == 0 {
-        diesel::insert_into(identity_operations::table)
-            .values((
-                identity_operations::identity_id.eq(identity_id),
-                identity_operations::app_id.eq(app_id),
-                identity_operations::active.eq(active),
-            ))
-            .execute(&mut **conn)?;
+        insert_operations_seen(conn, app_id, identity_id, active)?;
     }
     Ok(())
 }
