@@ -257,6 +257,11 @@ impl EndpointInput {
                     Value::Null => input.description = Some(None),
                     // The length sent counts (as the contract states it), not
                     // the length once trimmed.
+                    // Control characters are refused: PostgreSQL cannot store
+                    // NUL in text, and none belongs in a one-line label.
+                    Value::String(s) if s.chars().any(char::is_control) => errors.push(
+                        FieldError::new("description", "must not contain control characters"),
+                    ),
                     Value::String(s) if s.chars().count() <= MAX_DESCRIPTION_LEN => {
                         let s = s.trim();
                         input.description = Some((!s.is_empty()).then(|| s.to_string()));

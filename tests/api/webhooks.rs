@@ -560,11 +560,33 @@ async fn endpoint_input_is_checked(app: TestApp) {
             json!({"url": "http://x.example/h", "eventTypes": ["identity.made"], "secret": "x"}),
             vec!["eventTypes[0]", "secret"],
         ),
+        // PostgreSQL cannot store NUL; the contract run met a 500 here.
+        (
+            json!({"url": "http://x.example/h", "description": "a\u{0}b"}),
+            vec!["description"],
+        ),
     ] {
         let (status, res) = json(app.post("/webhook-endpoints", &body).send().await.unwrap()).await;
         assert_error(status, &res, 400, "validation_failed");
         assert_eq!(detail_fields(&res), fields, "{body}");
     }
+    let created = endpoint(
+        &app,
+        json!({"url": "http://x.example/h", "description": "kept"}),
+    )
+    .await;
+    let path = format!("/webhook-endpoints/{}", created["id"].as_str().unwrap());
+    let (status, res) = json(
+        app.patch(&path, &json!({"description": "line\u{0}\u{99}"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &res, 400, "validation_failed");
+    assert_eq!(detail_fields(&res), ["description"]);
+    let (_, read) = json(app.get(&path).send().await.unwrap()).await;
+    assert_eq!(read["data"]["description"], "kept");
     let (status, res) = json(
         app.get(&format!("/webhook-endpoints/{}", uuid::Uuid::new_v4()))
             .send()
