@@ -3,6 +3,7 @@ import copy
 import datetime
 import os
 import threading
+import urllib.parse
 import uuid
 
 import requests
@@ -195,6 +196,36 @@ def _fix_patch(identity_id, patch):
     return fixed
 
 
+CURSOR_PARAMS = ("page[after]", "page[before]")
+
+
+def _fix_cursor(case):
+    """A cursor is opaque and signed: a generated one is rightly refused. A
+    positive case with one gets a real cursor of the same list, sort and
+    filters (the next-page cursor of its first row), and loses what a cursor
+    may not be sent with (page[number], all=true, the other cursor)."""
+    query = case.query or {}
+    given = [name for name in CURSOR_PARAMS if name in query]
+    if not given:
+        return
+    keep = given[0]
+    for name in (*CURSOR_PARAMS, "page[number]", "all"):
+        if name != keep:
+            query.pop(name, None)
+    probe = {name: value for name, value in query.items() if name != keep}
+    probe["page[size]"] = 1
+    response = _session.get(BASE + case.operation.path, params=probe, headers=HEADERS, timeout=10)
+    links = response.json().get("links", {}) if response.status_code == 200 else {}
+    link = links.get("next") or links.get("prev")
+    if link is None:
+        # Nothing to page next to: page by number instead.
+        query.pop(keep, None)
+    else:
+        parsed = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
+        query[keep] = (parsed.get("page[after]") or parsed["page[before]"])[0]
+    case.query = query
+
+
 def _positive(case):
     meta = case.meta
     return meta is not None and meta.generation.mode.is_positive
@@ -209,6 +240,8 @@ def before_call(context, case, kwargs):
     # positive case gets a key of its own, as a client would send.
     if case.headers and "Idempotency-Key" in case.headers:
         case.headers["Idempotency-Key"] = uuid.uuid4().hex
+    if case.operation.method.upper() == "GET":
+        _fix_cursor(case)
     if not isinstance(case.body, dict):
         return
     if os.environ.get("KYC_HOOK_LOG"):

@@ -28,4 +28,7 @@ pub struct AppState {
     pub storage_check: crate::services::health::StorageCheck,
     /// Notes keys' last use (hourly, off the request path).
     pub key_usage: crate::services::tenancy::KeyUsage,
+    /// Signs and opens the lists' `page[after]` / `page[before]` cursors
+    /// (its key is shared by every replica through the database).
+    pub cursors: crate::services::cursor::CursorSigner,
 }

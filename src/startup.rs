@@ -23,7 +23,7 @@ use crate::telemetry;
 fn signing_key(db: &Db, write: &WritePath, settings: &Settings) -> anyhow::Result<String> {
     match &settings.storage.signing_key {
         Some(key) => Ok(key.expose_secret().to_string()),
-        None => tenancy::shared_secret(write, db),
+        None => tenancy::shared_secret(write, db, "local_storage_signing_key"),
     }
 }
 
@@ -159,11 +159,16 @@ impl Application {
             }
         };
 
-        let key = {
+        let (key, cursor_key) = {
             let (db, write, settings) = (db.clone(), write.clone(), settings.clone());
-            actix_web::rt::task::spawn_blocking(move || signing_key(&db, &write, &settings))
-                .await
-                .context("start-up task panicked")??
+            actix_web::rt::task::spawn_blocking(move || {
+                anyhow::Ok((
+                    signing_key(&db, &write, &settings)?,
+                    tenancy::shared_secret(&write, &db, crate::services::cursor::SECRET_NAME)?,
+                ))
+            })
+            .await
+            .context("start-up task panicked")??
         };
 
         let listener = TcpListener::bind(settings.bind)
@@ -205,6 +210,7 @@ impl Application {
                 .rate_limit_per_second
                 .map(|rate| Arc::new(crate::services::rate_limit::RateLimits::per_second(rate))),
             storage_check: Default::default(),
+            cursors: crate::services::cursor::CursorSigner::new(cursor_key.as_bytes()),
         });
         crate::telemetry::metrics();
         if let Some(address) = settings.metrics_bind {

@@ -261,9 +261,21 @@ pub struct Data<T> {
     pub data: T,
 }
 
-/// `{"data": [...], "total": N}`: one page of a list.
+/// `{"data": [...], "total": N, "links": {...}}`: one page of a list.
 #[derive(Serialize)]
 pub struct ListPage<T> {
     pub data: Vec<T>,
-    pub total: i64,
+    /// Numbered pages only: a cursor page does not count every match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+    pub links: PageLinks,
+}
+
+/// The neighbouring pages, as URLs relative to the API's base URL that
+/// repeat the request's filters, sort and page size; `null` where no row
+/// lies that way.
+#[derive(Serialize)]
+pub struct PageLinks {
+    pub next: Option<String>,
+    pub prev: Option<String>,
 }

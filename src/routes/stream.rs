@@ -10,9 +10,26 @@ use tokio::sync::mpsc;
 
 use crate::app::AppState;
 use crate::auth::ApiKey;
+use crate::domain::list_query::Direction;
 use crate::error::ApiError;
 use crate::services::listing::{self, ListAnswer, Listing};
-use crate::views::ListPage;
+use crate::views::{ListPage, PageLinks};
+
+/// The request again, with its page given by `cursor` in `direction`:
+/// every other parameter (filters, sort, `page[size]`) is kept as sent.
+fn page_link(req: &HttpRequest, direction: Direction, cursor: &str) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        if !matches!(
+            name.as_ref(),
+            "page[number]" | "page[after]" | "page[before]"
+        ) {
+            query.append_pair(&name, &value);
+        }
+    }
+    query.append_pair(direction.param(), cursor);
+    format!("{}?{}", req.path(), query.finish())
+}
 
 /// A list request, start to finish (see `services::listing::answer`).
 pub async fn answer_list<L: Listing>(
@@ -24,12 +41,24 @@ pub async fn answer_list<L: Listing>(
     match listing::answer::<L, _>(
         &state.db,
         state.storage.clone(),
+        state.cursors.clone(),
         authenticate,
         req.query_string().to_owned(),
     )
     .await?
     {
-        ListAnswer::Page { data, total } => Ok(HttpResponse::Ok().json(ListPage { data, total })),
+        ListAnswer::Page {
+            data,
+            total,
+            next,
+            prev,
+        } => {
+            let links = PageLinks {
+                next: next.map(|cursor| page_link(req, Direction::After, &cursor)),
+                prev: prev.map(|cursor| page_link(req, Direction::Before, &cursor)),
+            };
+            Ok(HttpResponse::Ok().json(ListPage { data, total, links }))
+        }
         ListAnswer::Stream { total, chunks } => Ok(HttpResponse::Ok()
             .content_type("application/json")
             .streaming(json_list(total, chunks))),
@@ -64,7 +93,9 @@ fn json_list<View: Serialize + 'static>(
             Walk::Done => None,
             Walk::Next { mut chunks, first } => match chunks.recv().await {
                 None => {
-                    let tail = format!("],\"total\":{total}}}");
+                    // Every match is here: no page lies either way.
+                    let tail =
+                        format!("],\"total\":{total},\"links\":{{\"next\":null,\"prev\":null}}}}");
                     Some((Ok(Bytes::from(tail)), Walk::Done))
                 }
                 Some(Err(err)) => {

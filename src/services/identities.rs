@@ -300,18 +300,18 @@ impl Listing for IdentityListing {
     type Row = IdentityRow;
     type View = IdentityView;
 
+    const NAME: &'static str = "identities";
+
     fn spec() -> &'static ListSpec<IdentityFilter> {
         &IDENTITY_LIST
     }
 
     fn page(
         conn: &mut DbConnection,
-        storage: &Storage,
         app_id: &AppId,
         query: &IdentityQuery,
-    ) -> Result<(Vec<IdentityView>, i64), ApiError> {
-        let (rows, total) = q::page_and_total(conn, app_id, query)?;
-        Ok((views_of(conn, storage, rows)?, total))
+    ) -> QueryResult<(Vec<IdentityRow>, i64)> {
+        q::page_and_total(conn, app_id, query)
     }
 
     fn count(conn: &mut DbConnection, app_id: &AppId, query: &IdentityQuery) -> QueryResult<i64> {

@@ -419,19 +419,20 @@ impl Listing for VerificationListing {
     type Row = VerificationRow;
     type View = VerificationView;
 
+    const NAME: &'static str = "verifications";
+
     fn spec() -> &'static ListSpec<VerificationFilter> {
         &VERIFICATION_LIST
     }
 
     fn page(
         conn: &mut DbConnection,
-        _storage: &Storage,
         app_id: &AppId,
         query: &VerificationQuery,
-    ) -> Result<(Vec<VerificationView>, i64), ApiError> {
+    ) -> QueryResult<(Vec<VerificationRow>, i64)> {
         let rows = q::list(conn, app_id, query)?;
         let total = q::count(conn, app_id, query)?;
-        Ok((verification_views(conn, rows)?, total))
+        Ok((rows, total))
     }
 
     fn count(

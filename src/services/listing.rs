@@ -11,8 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{read_snapshot, Cursor, Db, DbConnection, DbError};
 use crate::domain::ids::AppId;
-use crate::domain::list_query::{FilterField, ListQuery, ListSpec, Page, Sort};
+use crate::domain::list_query::{Direction, FilterField, ListQuery, ListSpec, Page, Sort};
 use crate::error::ApiError;
+use crate::services::cursor::{CursorScope, CursorSigner};
 use crate::storage::Storage;
 
 /// Rows per database round trip of an `all=true` walk.
@@ -28,15 +29,18 @@ pub trait Listing: 'static {
     type Row: Send + 'static;
     type View: Serialize + Send + 'static;
 
+    /// The list's name in its cursors: a cursor of one list is refused by
+    /// another.
+    const NAME: &'static str;
+
     /// The filters and sorts the list accepts.
     fn spec() -> &'static ListSpec<Self::Filter>;
-    /// One page of views and the total number of matches.
+    /// One numbered page of rows and the total number of matches.
     fn page(
         conn: &mut DbConnection,
-        storage: &Storage,
         app_id: &AppId,
         query: &ListQuery<Self::Filter>,
-    ) -> Result<(Vec<Self::View>, i64), ApiError>;
+    ) -> QueryResult<(Vec<Self::Row>, i64)>;
     /// The total number of matches.
     fn count(
         conn: &mut DbConnection,
@@ -65,7 +69,13 @@ pub trait Listing: 'static {
 pub enum ListAnswer<View> {
     Page {
         data: Vec<View>,
-        total: i64,
+        /// The number of matches; numbered pages only (counting every match
+        /// is what a cursor page does without).
+        total: Option<i64>,
+        /// Cursors of the neighbouring pages: `next` for `page[after]`,
+        /// `prev` for `page[before]`; `None` where no row lies that way.
+        next: Option<String>,
+        prev: Option<String>,
     },
     /// `all=true`: every match arrives on `chunks`, in order; the channel
     /// closes after the last. An error ends it: the status (200) is gone by
@@ -84,6 +94,7 @@ pub enum ListAnswer<View> {
 pub async fn answer<L, A>(
     db: &Db,
     storage: Arc<Storage>,
+    cursors: CursorSigner,
     authenticate: A,
     query_string: String,
 ) -> Result<ListAnswer<L::View>, ApiError>
@@ -115,9 +126,11 @@ where
             Err(e) => return answer_first(Err(e)),
         };
         if query.page != Page::All {
-            let page = read_snapshot(&mut conn, |conn| L::page(conn, &storage, &app_id, &query));
+            let page = read_snapshot(&mut conn, |conn| {
+                one_page::<L>(conn, &storage, &cursors, &app_id, &query)
+            });
             conn.note(&page);
-            return answer_first(page.map(|(data, total)| ListAnswer::Page { data, total }));
+            return answer_first(page);
         }
         let (chunk_tx, chunks) = mpsc::channel(CHUNKS_AHEAD);
         let mut chunks = Some(chunks);
@@ -160,4 +173,76 @@ where
             .map_err(|_| ApiError::internal(anyhow!("the list task ended without an answer")))?,
         Err(_) => Err(DbError::TimedOut(deadline).into()),
     }
+}
+
+/// One page, numbered or next to a cursor, with the cursors of its
+/// neighbours. A numbered page knows them from its total; a cursor page
+/// reads one row more than it answers in its direction, and probes one row
+/// the other way, so its cost does not depend on how deep it lies.
+fn one_page<L: Listing>(
+    conn: &mut DbConnection,
+    storage: &Storage,
+    cursors: &CursorSigner,
+    app_id: &AppId,
+    query: &ListQuery<L::Filter>,
+) -> Result<ListAnswer<L::View>, ApiError> {
+    let scope = CursorScope::of(L::NAME, app_id, query);
+    let (rows, total, more_after, more_before) = match &query.page {
+        Page::Keyset {
+            size,
+            direction,
+            cursor,
+        } => {
+            let position = cursors.open(cursor, *direction, &scope)?;
+            let size = *size as usize;
+            let forwards = query.clone();
+            let backwards = ListQuery {
+                sort: query.sort.reversed(),
+                ..query.clone()
+            };
+            // Read in the direction of travel; the rows before a cursor are
+            // the rows after it in the reversed order.
+            let (ahead, behind) = match direction {
+                Direction::After => (&forwards, &backwards),
+                Direction::Before => (&backwards, &forwards),
+            };
+            let mut rows = L::after(conn, app_id, ahead, Some(&position), size as i64 + 1)?;
+            let more_ahead = rows.len() > size;
+            rows.truncate(size);
+            let more_behind = match rows.first() {
+                Some(nearest) => {
+                    let from = L::cursor(nearest, &query.sort);
+                    !L::after(conn, app_id, behind, Some(&from), 1)?.is_empty()
+                }
+                None => false,
+            };
+            match direction {
+                Direction::After => (rows, None, more_ahead, more_behind),
+                Direction::Before => {
+                    rows.reverse();
+                    (rows, None, more_behind, more_ahead)
+                }
+            }
+        }
+        Page::Paged { .. } | Page::All => {
+            let (rows, total) = L::page(conn, app_id, query)?;
+            let offset = query.page.offset();
+            let more_after = offset + (rows.len() as i64) < total;
+            (rows, Some(total), more_after, offset > 0)
+        }
+    };
+    let link = |row: Option<&L::Row>, wanted: bool| match row {
+        Some(row) if wanted => cursors
+            .issue(&scope, &L::cursor(row, &query.sort))
+            .map(Some),
+        _ => Ok(None),
+    };
+    let next = link(rows.last(), more_after)?;
+    let prev = link(rows.first(), more_before)?;
+    Ok(ListAnswer::Page {
+        data: L::views(conn, storage, rows)?,
+        total,
+        next,
+        prev,
+    })
 }

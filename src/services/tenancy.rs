@@ -333,28 +333,31 @@ pub fn list_apps(db: &crate::db::Db) -> anyhow::Result<Vec<(q::AppRow, i64)>> {
     Ok(q::list_apps(&mut conn)?)
 }
 
-/// The local storage backend's signing key when none is configured: read
-/// from the database, or generated once and kept there, so every replica
-/// shares it.
-pub fn shared_secret(write: &WritePath, db: &crate::db::Db) -> anyhow::Result<String> {
-    const NAME: &str = "local_storage_signing_key";
-    if let Some(key) = q::find_secret(&mut *db.checkout()?, NAME)? {
+/// A server secret every replica shares (the local storage backend's
+/// signing key when none is configured, the list cursors' key): read from
+/// the database, or generated once and kept there.
+pub fn shared_secret(
+    write: &WritePath,
+    db: &crate::db::Db,
+    name: &'static str,
+) -> anyhow::Result<String> {
+    if let Some(key) = q::find_secret(&mut *db.checkout()?, name)? {
         return Ok(key);
     }
     let mut bytes = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
     let generated = hex::encode(bytes);
     let created = write.run_blocking(Actor::Server, Operation::ServerSecretCreate, |tx| {
-        q::insert_secret(tx.conn(), NAME, &generated)?;
-        tx.record(Change::ServerSecretCreated { name: NAME });
+        q::insert_secret(tx.conn(), name, &generated)?;
+        tx.record(Change::ServerSecretCreated { name });
         anyhow::Ok(())
     });
     match created {
         Ok(()) => Ok(generated),
         // Another replica generated one at the same moment: use theirs.
         Err(e) if e.downcast_ref().is_some_and(db::is_unique_violation) => {
-            q::find_secret(&mut *db.checkout()?, NAME)?
-                .ok_or_else(|| anyhow!("the signing key vanished"))
+            q::find_secret(&mut *db.checkout()?, name)?
+                .ok_or_else(|| anyhow!("the shared secret {name} vanished"))
         }
         Err(e) => Err(e),
     }

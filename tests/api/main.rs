@@ -3,6 +3,7 @@
 mod helpers;
 
 mod cli;
+mod cursors;
 mod documents;
 mod events;
 mod faults;

@@ -9,6 +9,7 @@
 //! sort=<field> | sort=-<field>    one key; `-` for descending
 //! page[size]=N                    1..=100, default 30
 //! page[number]=N                  1..=1_000_000, default 1
+//! page[after]=C | page[before]=C  the page next to cursor C (from `links`)
 //! all=true|false                  true: no paging at all
 //! ```
 //!
@@ -26,6 +27,9 @@
 pub const DEFAULT_PAGE_SIZE: u32 = 30;
 pub const MAX_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_NUMBER: u32 = 1_000_000;
+/// Longer than any cursor this server issues; bounds the work of refusing
+/// a forged one.
+pub const MAX_CURSOR_LEN: usize = 1024;
 /// Bounds the SQL an `in:`/`nin:` filter can generate.
 pub const MAX_LIST_VALUES: usize = 100;
 /// The longest value a text filter takes: the longest valid email address,
@@ -232,30 +236,89 @@ pub struct Sort {
     pub descending: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Page {
     /// `number` is 1-based.
     Paged { size: u32, number: u32 },
+    /// `page[after]` / `page[before]`: the `size` rows next to a cursor. The
+    /// cursor is still the opaque text the client sent; the service layer
+    /// checks its signature and scope.
+    Keyset {
+        size: u32,
+        direction: Direction,
+        cursor: String,
+    },
     /// `all=true`: every matching row.
     All,
 }
 
+/// Which side of a cursor a keyset page lies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `page[after]`: the rows that follow it in the list's order.
+    After,
+    /// `page[before]`: the rows that precede it.
+    Before,
+}
+
+impl Direction {
+    /// The query parameter that carries a cursor in this direction.
+    pub fn param(self) -> &'static str {
+        match self {
+            Direction::After => "page[after]",
+            Direction::Before => "page[before]",
+        }
+    }
+}
+
 impl Page {
-    /// Rows to skip; 0 for [`Page::All`].
-    pub fn offset(self) -> i64 {
+    /// Rows to skip; 0 for [`Page::All`] and keyset pages.
+    pub fn offset(&self) -> i64 {
         match self {
             // Cannot overflow: both factors fit in u32.
-            Page::Paged { size, number } => i64::from(number.saturating_sub(1)) * i64::from(size),
-            Page::All => 0,
+            Page::Paged { size, number } => i64::from(number.saturating_sub(1)) * i64::from(*size),
+            Page::Keyset { .. } | Page::All => 0,
         }
     }
 
     /// Rows to return; `None` (no limit) for [`Page::All`].
-    pub fn limit(self) -> Option<i64> {
+    pub fn limit(&self) -> Option<i64> {
         match self {
-            Page::Paged { size, .. } => Some(i64::from(size)),
+            Page::Paged { size, .. } | Page::Keyset { size, .. } => Some(i64::from(*size)),
             Page::All => None,
         }
+    }
+}
+
+impl Sort {
+    /// The `sort` parameter that asks for this order (`-createdAt`).
+    pub fn wire(self) -> String {
+        let sign = if self.descending { "-" } else { "" };
+        format!("{sign}{}", self.field.name())
+    }
+
+    /// The same key in the opposite direction: a page before a cursor is
+    /// the page after it in the reversed order, read back to front.
+    pub fn reversed(self) -> Sort {
+        Sort {
+            descending: !self.descending,
+            ..self
+        }
+    }
+}
+
+impl<F: FilterField> ListQuery<F> {
+    /// The filters in a canonical text form (sorted by parameter, values as
+    /// normalized), so a cursor can name the query it belongs to whatever
+    /// the order the parameters were sent in.
+    pub fn filters_fingerprint(&self) -> String {
+        let mut parts: Vec<String> = self
+            .filters
+            .iter()
+            .map(|filter| format!("{}={:?}", filter.field.name(), filter.condition))
+            .collect();
+        parts.sort();
+        parts.join("&")
     }
 }
 

@@ -16,6 +16,7 @@ enum Param<F: 'static> {
     Sort,
     PageSize,
     PageNumber,
+    PageCursor(Direction),
     All,
     Unknown,
 }
@@ -26,6 +27,8 @@ impl<F: FilterField> Param<F> {
             "sort" => Param::Sort,
             "page[size]" => Param::PageSize,
             "page[number]" => Param::PageNumber,
+            "page[after]" => Param::PageCursor(Direction::After),
+            "page[before]" => Param::PageCursor(Direction::Before),
             "all" => Param::All,
             _ => match key
                 .strip_prefix("filter[")
@@ -60,6 +63,7 @@ impl<F: FilterField> ListQuery<F> {
         let mut sort = None;
         let mut page_size = None;
         let mut page_number = None;
+        let mut cursor = None;
         let mut all = None;
 
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
@@ -130,27 +134,67 @@ impl<F: FilterField> ListQuery<F> {
                     Ok(number) => page_number = Some(number),
                     Err(problem) => errors.push(FieldError::new("page[number]", problem)),
                 },
+                Param::PageCursor(direction) => {
+                    if value.is_empty() || value.len() > MAX_CURSOR_LEN {
+                        errors.push(FieldError::new(
+                            direction.param(),
+                            "must be a cursor from a list answer's links",
+                        ));
+                    } else if let Some((other, _)) = &cursor {
+                        errors.push(FieldError::new(
+                            direction.param(),
+                            format!(
+                                "cannot be combined with {}; send one of them",
+                                Direction::param(*other)
+                            ),
+                        ));
+                    } else {
+                        cursor = Some((direction, value.into_owned()));
+                    }
+                }
                 Param::All => match parse_bool(&value) {
                     Ok(parsed) => all = Some(parsed),
                     Err(problem) => errors.push(FieldError::new("all", problem)),
                 },
                 Param::Unknown => errors.push(FieldError::new(
                     key.as_ref(),
-                    "is not a known parameter; allowed: filter[<name>], sort, page[size], page[number], all",
+                    "is not a known parameter; allowed: filter[<name>], sort, page[size], page[number], page[after], page[before], all",
                 )),
             }
         }
 
+        if let Some((direction, _)) = &cursor {
+            let with = if page_number.is_some() {
+                Some("page[number]")
+            } else if all == Some(true) {
+                Some("all=true")
+            } else {
+                None
+            };
+            if let Some(with) = with {
+                errors.push(FieldError::new(
+                    direction.param(),
+                    format!(
+                        "cannot be combined with {with}: page by cursor or by number, not both"
+                    ),
+                ));
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
-        let page = if all == Some(true) {
-            Page::All
-        } else {
-            Page::Paged {
-                size: page_size.unwrap_or(DEFAULT_PAGE_SIZE),
+        let size = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+        let page = match (all, cursor) {
+            (Some(true), _) => Page::All,
+            (_, Some((direction, cursor))) => Page::Keyset {
+                size,
+                direction,
+                cursor,
+            },
+            _ => Page::Paged {
+                size,
                 number: page_number.unwrap_or(1),
-            }
+            },
         };
         Ok(ListQuery {
             filters,

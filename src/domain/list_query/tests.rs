@@ -507,6 +507,69 @@ fn all_replaces_paging_but_page_parameters_are_still_checked() {
 }
 
 #[test]
+fn a_cursor_pages_beside_its_cursor_and_never_mixes_with_numbers() {
+    assert_eq!(
+        parse("page[after]=abc.def&page[size]=7&sort=updatedAt")
+            .unwrap()
+            .page,
+        Page::Keyset {
+            size: 7,
+            direction: Direction::After,
+            cursor: "abc.def".into()
+        }
+    );
+    assert_eq!(
+        parse("page%5Bbefore%5D=x").unwrap().page,
+        Page::Keyset {
+            size: DEFAULT_PAGE_SIZE,
+            direction: Direction::Before,
+            cursor: "x".into()
+        }
+    );
+    for (query, field, words) in [
+        (
+            "page[after]=x&page[number]=2",
+            "page[after]",
+            "page[number]",
+        ),
+        (
+            "page[number]=1&page[before]=x",
+            "page[before]",
+            "page[number]",
+        ),
+        ("all=true&page[after]=x", "page[after]", "all=true"),
+        (
+            "page[after]=x&page[before]=y",
+            "page[before]",
+            "page[after]",
+        ),
+        ("page[after]=", "page[after]", "cursor"),
+        (
+            "page[after]=x&page[after]=y",
+            "page[after]",
+            "more than once",
+        ),
+    ] {
+        let (got_field, message) = error(query);
+        assert_eq!(got_field, field, "{query}");
+        assert!(message.contains(words), "{query}: {message}");
+    }
+    let long = "a".repeat(MAX_CURSOR_LEN + 1);
+    assert_eq!(error(&format!("page[before]={long}")).0, "page[before]");
+}
+
+#[test]
+fn a_cursor_names_its_filters_whatever_their_order() {
+    let a = parse("filter[name]=like:ann&filter[type]=person&sort=-createdAt").unwrap();
+    let b = parse("sort=-createdAt&filter[type]=person&filter%5Bname%5D=like%3Aann").unwrap();
+    assert_eq!(a.filters_fingerprint(), b.filters_fingerprint());
+    let c = parse("filter[name]=ann&filter[type]=person").unwrap();
+    assert_ne!(a.filters_fingerprint(), c.filters_fingerprint());
+    assert_eq!(a.sort.wire(), "-createdAt");
+    assert_eq!(a.sort.reversed().wire(), "createdAt");
+}
+
+#[test]
 fn every_problem_is_reported_in_order() {
     let all = errors(
         "foo=1&filter[email]=&sort=name&page[size]=0&page[number]=x&all=maybe&filter[email]=b",
