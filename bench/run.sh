@@ -37,7 +37,7 @@ TOOLS_TARGET=${TOOLS_TARGET_DIR:-$TARGET/tools}
 KYC_LOG=${KYC_LOG:-warn}         # per-request info logs are an extra cost; see BENCHMARKS.md
 KYC_DB_POOL_SIZE=${KYC_DB_POOL_SIZE:-10}
 KYC_WORKERS=${KYC_WORKERS:-0}
-SCENARIOS=${SCENARIOS:-"ceiling create create_limit get get_limit list_first list_deep list_middle list_rare list_substring list_verifications list_verifications_pending operations all"}
+SCENARIOS=${SCENARIOS:-"ceiling create create_limit get get_limit list_first list_deep list_middle list_page_middle list_cursor_middle list_cursor_shallow list_rare list_substring list_verifications list_verifications_pending operations all"}
 WAIT_FOR_IDLE=${WAIT_FOR_IDLE:-600}   # wait up to this many seconds for no rustc before each run
 LIKE_COMMON=${LIKE_COMMON:-"@mail7."} # matches 1 identity in 50
 OUT=${OUT:-$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -244,6 +244,9 @@ for BACKEND in $BACKENDS; do
   sql "SELECT id FROM identities WHERE app_id = '$APP_ID' ORDER BY random() LIMIT 100000" >"$IDS_FILE"
   MATCHES=$(sql "SELECT count(*) FROM identities WHERE app_id = '$APP_ID' AND deleted_at IS NULL AND email_normalized LIKE '%$LIKE_COMMON%'")
   DEEP_PAGE=$(((MATCHES + 29) / 30))
+  # The unfiltered list's middle page: the deepest an OFFSET walk gets (the
+  # server walks from the nearer end).
+  MIDDLE_PAGE=$(((ROWS / 30 + 1) / 2))
   RARE=$(sed -n '1p' "$IDS_FILE")
   RARE_EMAIL=$(sql "SELECT email FROM identities WHERE id = '$RARE'")
   RARE_LIKE=${RARE_EMAIL%%@*}@
@@ -259,6 +262,18 @@ for BACKEND in $BACKENDS; do
       list_first) server_scenario "$BACKEND" list_first static "$LIST" ;;
       list_deep) server_scenario "$BACKEND" list_deep static "$LIST&page%5Bnumber%5D=$DEEP_PAGE" ;;
       list_middle) server_scenario "$BACKEND" list_middle static "$LIST&page%5Bnumber%5D=$(((DEEP_PAGE + 1) / 2))" ;;
+      list_page_middle) server_scenario "$BACKEND" list_page_middle static \
+        "/identities?page%5Bsize%5D=30&page%5Bnumber%5D=$MIDDLE_PAGE" ;;
+      list_cursor_middle | list_cursor_shallow)
+        # The same page as list_page_middle (or page 2), reached by the
+        # cursor that the page before it links to.
+        if [[ $S == list_cursor_middle ]]; then before=$((MIDDLE_PAGE - 1)); else before=1; fi
+        start_server
+        link=$(api "http://127.0.0.1:$PORT/identities?page%5Bsize%5D=30&page%5Bnumber%5D=$before" |
+          python3 -c 'import json,sys; print(json.load(sys.stdin)["links"]["next"])')
+        wrk_run "$BACKEND" "$S" "$SERVER_PID" static "$link"
+        stop_server
+        ;;
       list_substring) server_scenario "$BACKEND" list_substring static \
         "/identities?filter%5Bemail%5D=like:$(enc "${LIKE_COMMON#@}")&sort=-createdAt&page%5Bsize%5D=30" ;;
       list_verifications) server_scenario "$BACKEND" list_verifications static "/verifications?page%5Bsize%5D=30" ;;

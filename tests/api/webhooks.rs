@@ -262,6 +262,62 @@ async fn a_hanging_endpoint_holds_up_only_its_own_deliveries(backend: Backend) {
     assert_eq!(log["data"], json!([]), "no hanging attempt has ended yet");
 }
 
+/// Every slot of the dispatcher held by sends that hang: it must wait for
+/// them, then deliver what came meanwhile once they time out. A claiming
+/// loop that spun on "no slot free" starved the very sends it waited for
+/// (the dispatcher shares actix's single-threaded system runtime with
+/// them), and nothing was delivered again; the contract run met it. So this
+/// runs the real binary: in-process test servers run it on a multi-threaded
+/// runtime, which hides a spin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_dispatcher_waits_for_its_sends_and_goes_on() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if backend == Backend::Postgres && crate::helpers::postgres_admin_url().is_none() {
+            continue;
+        }
+        let db = TestDatabase::create(backend);
+        let files = tempfile::tempdir().unwrap();
+        let mut env = process_env(&db, files.path());
+        env.extend([
+            ("KYC_WEBHOOK_CONCURRENCY".into(), "2".into()),
+            ("KYC_WEBHOOK_ENDPOINT_CONCURRENCY".into(), "2".into()),
+        ]);
+        let server = start_process(&env).await;
+        let hanging = HangingReceiver::start().await;
+        post_json(
+            &server,
+            "/webhook-endpoints",
+            &json!({"url": hanging.url, "eventTypes": ["identity.created"]}),
+        )
+        .await;
+        for i in 0..2 {
+            post_json(
+                &server,
+                "/identities",
+                &person(&format!("full{i}@example.com")),
+            )
+            .await;
+        }
+        let started = Instant::now();
+        while hanging.open_connections() < 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{backend:?}: no send began"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let receiver = Receiver::start().await;
+        post_json(&server, "/webhook-endpoints", &json!({"url": receiver.url})).await;
+        post_json(
+            &server,
+            "/identities",
+            &crate::identities::reference_person(),
+        )
+        .await;
+        receiver.wait_for("four events", |r| r.len() == 4).await;
+    }
+}
+
 macro_rules! fast_tests {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
