@@ -49,23 +49,28 @@ macro_rules! order_by {
 pub(crate) use order_by;
 
 /// Keeps the rows strictly after `cursor` in `sort`'s order.
+///
+/// The first, redundant bound (`at >= cursor's time`) is what lets the
+/// database start its index walk at the cursor: neither planner derives a
+/// range from the `OR` alone, and without one a deep cursor walked (and
+/// skipped) every row before it.
 macro_rules! after_cursor {
     ($query:expr, $sort:expr, $cursor:expr, $created:expr, $updated:expr, $id:expr) => {{
         use $crate::domain::list_query::SortField;
         let $crate::db::Cursor { at, id } = $cursor.clone();
         match ($sort.field, $sort.descending) {
-            (SortField::CreatedAt, false) => {
-                $query.filter($created.gt(at).or($created.eq(at).and($id.gt(id))))
-            }
-            (SortField::CreatedAt, true) => {
-                $query.filter($created.lt(at).or($created.eq(at).and($id.lt(id))))
-            }
-            (SortField::UpdatedAt, false) => {
-                $query.filter($updated.gt(at).or($updated.eq(at).and($id.gt(id))))
-            }
-            (SortField::UpdatedAt, true) => {
-                $query.filter($updated.lt(at).or($updated.eq(at).and($id.lt(id))))
-            }
+            (SortField::CreatedAt, false) => $query
+                .filter($created.ge(at))
+                .filter($created.gt(at).or($created.eq(at).and($id.gt(id)))),
+            (SortField::CreatedAt, true) => $query
+                .filter($created.le(at))
+                .filter($created.lt(at).or($created.eq(at).and($id.lt(id)))),
+            (SortField::UpdatedAt, false) => $query
+                .filter($updated.ge(at))
+                .filter($updated.gt(at).or($updated.eq(at).and($id.gt(id)))),
+            (SortField::UpdatedAt, true) => $query
+                .filter($updated.le(at))
+                .filter($updated.lt(at).or($updated.eq(at).and($id.lt(id)))),
         }
     }};
 }

@@ -462,16 +462,6 @@ pub struct Dispatcher {
 /// The deliveries this process holds: a slot each from claim until its
 /// outcome is recorded (bounding what waits in memory), and a share of
 /// its endpoint while it is being sent (bounding what one endpoint takes).
-/// How long the claiming loop waits, once a slot frees, for the other
-/// sends in flight to finish too, so that one claim takes them all.
-const GATHER_FREED: Duration = Duration::from_millis(2);
-
-/// What one claim asked for and got.
-struct Claimed {
-    asked: usize,
-    got: usize,
-}
-
 struct Slots {
     free: Arc<tokio::sync::Semaphore>,
     per_endpoint: std::sync::Mutex<HashMap<WebhookEndpointId, usize>>,
@@ -551,27 +541,19 @@ impl Dispatcher {
         tokio::spawn(async move {
             loop {
                 let idle = match self.claim_and_send(&settled).await {
-                    // Everything asked for was there: more may be due now.
-                    // (Asking for nothing, with every slot taken, is idle:
-                    // looping on it would never yield to the sends.)
-                    Ok(Claimed { asked, got }) if got > 0 && got == asked => false,
-                    Ok(_) => true,
+                    Ok(0) => true,
+                    Ok(_) => false,
                     Err(e) => {
                         tracing::warn!(error = %e, "webhook dispatcher");
                         true
                     }
                 };
                 if idle {
-                    // Nothing more claimable now: look again after `poll`,
-                    // or when a slot frees (its endpoint may have more due).
-                    // A claim is a write transaction: one per freed slot
-                    // would compete with the API's writes for every send,
-                    // so wait a moment for the sends in flight beside it.
+                    // Nothing claimable: look again after `poll`, or as soon
+                    // as a slot frees (its endpoint may have more due).
                     tokio::select! {
                         _ = tokio::time::sleep(self.settings.poll) => {}
-                        _ = self.slots.freed.notified() => {
-                            tokio::time::sleep(GATHER_FREED).await;
-                        }
+                        _ = self.slots.freed.notified() => {}
                     }
                 }
             }
@@ -579,15 +561,14 @@ impl Dispatcher {
     }
 
     /// Claims what is due within the free slots and starts sending it.
+    /// Returns how many deliveries it claimed.
     async fn claim_and_send(
         &self,
         settled: &tokio::sync::mpsc::UnboundedSender<(Settlement, Slot)>,
-    ) -> Result<Claimed, ApiError> {
+    ) -> Result<usize, ApiError> {
         let free = self.slots.free.available_permits();
-        let asked = self.settings.batch.min(free as i64) as usize;
-        let none = Claimed { asked, got: 0 };
         if free == 0 {
-            return Ok(none);
+            return Ok(0);
         }
         let now = db::now();
         if !self
@@ -595,11 +576,11 @@ impl Dispatcher {
             .run(move |conn| q::any_due(conn, now).map_err(ApiError::from))
             .await?
         {
-            return Ok(none);
+            return Ok(0);
         }
         let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
         let limits = q::ClaimLimits {
-            limit: asked as i64,
+            limit: self.settings.batch.min(free as i64),
             per_endpoint: self.settings.endpoint_concurrency as i64,
             busy: self
                 .slots
@@ -616,7 +597,7 @@ impl Dispatcher {
             .await?;
         let count = claimed.len();
         if count == 0 {
-            return Ok(none);
+            return Ok(0);
         }
         // Only this loop takes slots, and it claimed no more than were free.
         let mut held = Vec::with_capacity(count);
@@ -674,7 +655,7 @@ impl Dispatcher {
                 let _ = settled.send((settlement, slot));
             });
         }
-        Ok(Claimed { asked, got: count })
+        Ok(count)
     }
 
     /// Sends one claimed delivery (unless its endpoint or event is gone)
