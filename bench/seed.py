@@ -82,7 +82,11 @@ else:
 
 for d in drops:
     print(d)
-union = " UNION ALL ".join(f"SELECT id FROM {t} WHERE identity_id = '{template}'" for t in children) or "SELECT NULL WHERE false"
+# Child tables keyed by their own id get fresh ids (through `kids`); those
+# keyed by the identity alone (identity_metadata, operations_seen) are
+# copied per seeded identity.
+with_id = [t for t in children if "id" in columns(t)]
+union = " UNION ALL ".join(f"SELECT id FROM {t} WHERE identity_id = '{template}'" for t in with_id) or "SELECT NULL WHERE false"
 print(f"INSERT INTO kids SELECT s.n, c.id, {uuid} FROM seed s, ({union}) c;")
 if dialect == "postgres":
     print("CREATE INDEX ON kids (n, old); ANALYZE kids; ANALYZE seed;")
@@ -119,8 +123,11 @@ print(f"INSERT INTO identities ({', '.join(cols)}) SELECT {', '.join(value('iden
       f"FROM seed s, identities t WHERE t.id = '{template}' ORDER BY s.n;")
 for table in children:
     cols = columns(table)
-    print(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(value(table, c) for c in cols)} "
-          f"FROM seed s JOIN kids k ON k.n = s.n JOIN {table} t ON t.id = k.old ORDER BY s.n, k.old;")
+    if table in with_id:
+        source = f"seed s JOIN kids k ON k.n = s.n JOIN {table} t ON t.id = k.old ORDER BY s.n, k.old"
+    else:
+        source = f"seed s JOIN {table} t ON t.identity_id = '{template}' ORDER BY s.n"
+    print(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(value(table, c) for c in cols)} FROM {source};")
 print("COMMIT;")
 for c in creates:
     print(c)
