@@ -13,6 +13,7 @@ non-zero on the first wrong answer.
 import argparse
 import datetime
 import sys
+import urllib.parse
 import uuid
 from http import HTTPStatus
 
@@ -171,6 +172,21 @@ def main():
         "list by name",
     )
     check(identity_id in [i.id for i in liked.data], "list like: the identity is found")
+    # Cursor pages: the newest identity by number, the one created just
+    # before it through `links.next` (the cursor goes in `page[after]`).
+    second = expect(
+        create_identity.sync(client=client, body=reference_person(f"cursor+{uuid.uuid4().hex[:12]}@publicmint.com")),
+        IdentityResponse,
+        "create a second identity",
+    ).data
+    first_page = expect(list_identities.sync(client=client, pagesize=1), IdentityList, "list page 1")
+    check([i.id for i in first_page.data] == [second.id], "page 1 holds the newest identity")
+    check(isinstance(first_page.links.next_, str), f"page 1 links: {first_page.links!r}")
+    cursor = urllib.parse.parse_qs(urllib.parse.urlsplit(first_page.links.next_).query)["page[after]"][0]
+    after = expect(list_identities.sync(client=client, pagesize=1, pageafter=cursor), IdentityList, "list after")
+    check([i.id for i in after.data] == [identity_id], f"page[after]: {[i.id for i in after.data]}")
+    check(isinstance(after.total, Unset), f"a cursor page has no total: {after.total!r}")
+    check(isinstance(after.links.prev, str), "a cursor page links back")
     bad = list_identities.sync_detailed(client=client, filteremail="in:a,b")
     check(bad.status_code == HTTPStatus.BAD_REQUEST, f"bad filter: {bad.status_code}")
     check(isinstance(bad.parsed, Error) and bad.parsed.code == "validation_failed", "bad filter code")
