@@ -31,4 +31,7 @@ pub struct AppState {
     /// Signs and opens the lists' `page[after]` / `page[before]` cursors
     /// (its key is shared by every replica through the database).
     pub cursors: crate::services::cursor::CursorSigner,
+    /// `KYC_ENCRYPTION_KEYS` (or sandbox's generated key): seals secrets
+    /// at rest.
+    pub keys: Arc<crate::domain::crypto::KeyRing>,
 }

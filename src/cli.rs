@@ -34,6 +34,7 @@ Configuration (environment variables):
   KYC_OPERATION_RULES          path of an operation rules file
   KYC_STORAGE                  local:<dir> | s3://<bucket>[/<prefix>]
   KYC_SIGNING_KEY              signs local storage URLs (required in production)
+  KYC_ENCRYPTION_KEYS          kid:base64key,...: seal secrets at rest (required in production)
   KYC_PUBLIC_URL               base URL clients reach the API at
   KYC_MAX_DOCUMENT_BYTES       10485760
   KYC_UPLOAD_TTL_SECONDS       300

@@ -5,6 +5,7 @@
 //! than surfacing later as a confusing runtime failure.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -77,6 +78,11 @@ pub struct Settings {
     pub metrics_bind: Option<SocketAddr>,
     /// `KYC_OPERATION_RULES`: a rules file replacing the embedded default.
     pub operation_rules_path: Option<std::path::PathBuf>,
+    /// `KYC_ENCRYPTION_KEYS`: `kid:base64key,...`, the key-encryption keys
+    /// (the first seals, all open). Required in production; in sandbox
+    /// without it a key is generated once and kept in the database.
+    /// `Debug` names the key ids only.
+    pub encryption_keys: Option<Arc<crate::domain::crypto::KeyRing>>,
     pub storage: StorageSettings,
 }
 
@@ -215,10 +221,22 @@ impl Settings {
 
         let operation_rules_path = get("KYC_OPERATION_RULES").map(std::path::PathBuf::from);
         let storage = storage_settings(&get, environment)?;
+        let encryption_keys = match get("KYC_ENCRYPTION_KEYS") {
+            Some(spec) => Some(Arc::new(
+                crate::domain::crypto::KeyRing::parse(&spec)
+                    .map_err(|e| anyhow!("KYC_ENCRYPTION_KEYS: {e}"))?,
+            )),
+            None if environment == Environment::Production => bail!(
+                "KYC_ENCRYPTION_KEYS is required in production: `kid:base64key` with a 32-byte key \
+                 (e.g. `k1:$(openssl rand -base64 32)`)"
+            ),
+            None => None,
+        };
 
         Ok(Settings {
             storage,
             operation_rules_path,
+            encryption_keys,
             database_url,
             bind,
             environment,
@@ -408,6 +426,30 @@ mod tests {
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("db.internal"), "{printed}");
+        let keyed = settings(&[(
+            "KYC_ENCRYPTION_KEYS",
+            "k1:aHVudGVyMmh1bnRlcjJodW50ZXIyaHVudGVyMmFiY2Q=",
+        )])
+        .unwrap();
+        let printed = format!("{keyed:?}");
+        assert!(printed.contains(r#"KeyRing(["k1"])"#), "{printed}");
+        assert!(!printed.contains("aHVudGVy"), "{printed}");
+    }
+
+    #[test]
+    fn production_needs_encryption_keys() {
+        let err = format!(
+            "{:#}",
+            settings(&[
+                ("KYC_ENV", "production"),
+                ("KYC_SIGNING_KEY", "0123456789abcdef0123456789abcdef")
+            ])
+            .unwrap_err()
+        );
+        assert!(
+            err.contains("KYC_ENCRYPTION_KEYS is required in production"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -419,6 +461,7 @@ mod tests {
             ("KYC_DB_POOL_SIZE", "0"),
             ("KYC_BOOTSTRAP_API_KEY", "short"),
             ("DATABASE_URL", "mysql://localhost/db"),
+            ("KYC_ENCRYPTION_KEYS", "k1:c2hvcnQ="),
         ] {
             let err = format!("{:#}", settings(&[(var, value)]).unwrap_err());
             assert!(err.contains(var), "{var}: {err}");

@@ -159,12 +159,13 @@ impl Application {
             }
         };
 
-        let (key, cursor_key) = {
+        let (key, cursor_key, keys) = {
             let (db, write, settings) = (db.clone(), write.clone(), settings.clone());
             actix_web::rt::task::spawn_blocking(move || {
                 anyhow::Ok((
                     signing_key(&db, &write, &settings)?,
                     tenancy::shared_secret(&write, &db, crate::services::cursor::SECRET_NAME)?,
+                    tenancy::key_ring(&write, &db, settings.encryption_keys.clone())?,
                 ))
             })
             .await
@@ -196,6 +197,7 @@ impl Application {
             db.clone(),
             write.clone(),
             settings.webhooks.clone(),
+            keys.clone(),
         )
         .context("webhook client")?
         .spawn();
@@ -211,6 +213,7 @@ impl Application {
                 .map(|rate| Arc::new(crate::services::rate_limit::RateLimits::per_second(rate))),
             storage_check: Default::default(),
             cursors: crate::services::cursor::CursorSigner::new(cursor_key.as_bytes()),
+            keys,
         });
         crate::telemetry::metrics();
         if let Some(address) = settings.metrics_bind {

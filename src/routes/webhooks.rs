@@ -26,13 +26,14 @@ pub async fn create(
     idempotent::answer(&state, &auth, &req, |claim| async {
         let input = input(&state, &body)?;
         let app_id = auth.app_id.clone();
+        let keys = state.keys.clone();
         state
             .write
             .run_answered(
                 auth.actor(),
                 Operation::WebhookEndpointCreate,
                 claim,
-                move |tx| service::create_endpoint(tx, &app_id, input),
+                move |tx| service::create_endpoint(tx, &keys, &app_id, input),
                 |created| Answer::json(200, &Data { data: created }),
             )
             .await
@@ -112,13 +113,14 @@ pub async fn rotate_secret(
     idempotent::answer(&state, &auth, &req, |claim| async {
         let id: WebhookEndpointId = parse_id("id", &id)?;
         let app_id = auth.app_id.clone();
+        let keys = state.keys.clone();
         state
             .write
             .run_answered(
                 auth.actor(),
                 Operation::WebhookSecretRotate,
                 claim,
-                move |tx| service::rotate_secret(tx, &app_id, &id),
+                move |tx| service::rotate_secret(tx, &keys, &app_id, &id),
                 |rotated| Answer::json(200, &Data { data: rotated }),
             )
             .await

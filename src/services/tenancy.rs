@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::write::{Actor, Change, Operation, Tx, WritePath};
 use crate::db::{self, apps as q, DbConnection};
 use crate::domain::api_key::ApiKeySecret;
+use crate::domain::crypto::KeyRing;
 use crate::error::ApiError;
 
 pub const DEFAULT_APP_NAME: &str = "default";
@@ -360,5 +361,76 @@ pub fn shared_secret(
                 .ok_or_else(|| anyhow!("the shared secret {name} vanished"))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The keys the server seals secrets with: `KYC_ENCRYPTION_KEYS`, or in
+/// sandbox without it one key generated once and kept in the database
+/// (which protects nothing from a database reader: hence the warning).
+/// Either way the ring must open this database's key check (see
+/// [`check_keys`]).
+pub fn key_ring(
+    write: &WritePath,
+    db: &crate::db::Db,
+    configured: Option<Arc<KeyRing>>,
+) -> anyhow::Result<Arc<KeyRing>> {
+    let ring = match configured {
+        Some(ring) => ring,
+        None => {
+            tracing::warn!(
+                "KYC_ENCRYPTION_KEYS is not set: secrets are sealed with a key generated for this \
+                 sandbox and kept in its own database; set KYC_ENCRYPTION_KEYS before real data"
+            );
+            let generated = shared_secret(write, db, "sandbox_encryption_key")?;
+            let key: [u8; crate::domain::crypto::KEY_BYTES] = hex::decode(&generated)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| {
+                    anyhow!("the stored sandbox encryption key is not 32 bytes of hex")
+                })?;
+            Arc::new(KeyRing::single("sandbox", &key).map_err(|e| anyhow!(e))?)
+        }
+    };
+    check_keys(write, db, &ring)?;
+    tracing::info!(
+        sealing_key = ring.sealing_kid(),
+        "encryption keys open this database"
+    );
+    Ok(ring)
+}
+
+/// A value sealed by the first key ever configured for this database:
+/// keys that cannot open it are refused at start, with the key id it
+/// needs, instead of failing on the first sealed secret a request reads.
+fn check_keys(write: &WritePath, db: &crate::db::Db, ring: &KeyRing) -> anyhow::Result<()> {
+    const NAME: &str = "encryption_key_check";
+    const CHECK: &[u8] = b"kyc-api encryption key check";
+    let stored = match q::find_secret(&mut *db.checkout()?, NAME)? {
+        Some(stored) => stored,
+        None => {
+            let sealed = ring.seal(CHECK, NAME.as_bytes());
+            let created = write.run_blocking(Actor::Server, Operation::ServerSecretCreate, |tx| {
+                q::insert_secret(tx.conn(), NAME, &sealed)?;
+                tx.record(Change::ServerSecretCreated { name: NAME });
+                anyhow::Ok(())
+            });
+            match created {
+                Ok(()) => sealed,
+                // Another replica stored one at the same moment: check theirs.
+                Err(e) if e.downcast_ref().is_some_and(db::is_unique_violation) => {
+                    q::find_secret(&mut *db.checkout()?, NAME)?
+                        .ok_or_else(|| anyhow!("the encryption key check vanished"))?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    match ring.open(&stored, NAME.as_bytes()) {
+        Ok(opened) if opened == CHECK => Ok(()),
+        Ok(_) => Err(anyhow!("the encryption key check holds an unexpected value")),
+        Err(e) => Err(anyhow!(
+            "KYC_ENCRYPTION_KEYS cannot open this database's key check: {e}. \
+             Configure the key this database was set up with (keep old keys in the list after the new first one)"
+        )),
     }
 }

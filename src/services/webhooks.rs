@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::db::events::NewEvent;
 use crate::db::webhooks::{self as q, EndpointChanges, EndpointRow, NewDelivery, SecretRotation};
 use crate::db::{self, Db, DbConnection, WriteConn};
+use crate::domain::crypto::KeyRing;
 use crate::domain::errors::Refusal;
 use crate::domain::events::EventType;
 use crate::domain::ids::{AppId, AttemptId, DeliveryId, EventId, WebhookEndpointId};
@@ -92,8 +93,42 @@ pub struct EndpointWithSecret {
     pub secret: String,
 }
 
+/// The associated data a stored secret is sealed with: its endpoint and
+/// column, so a sealed secret copied to another endpoint does not open.
+fn secret_context(id: &WebhookEndpointId, column: &str) -> Vec<u8> {
+    format!("webhook_endpoints/{}/{column}", id.as_str()).into_bytes()
+}
+
+/// A signing secret as stored: sealed with the server's key.
+fn seal_secret(keys: &KeyRing, id: &WebhookEndpointId, column: &str, secret: &str) -> String {
+    keys.seal(secret.as_bytes(), &secret_context(id, column))
+}
+
+/// A stored signing secret in the clear. Secrets stored before sealing
+/// existed are read as they are (they are sealed at their next rotation).
+fn reveal_secret(
+    keys: &KeyRing,
+    id: &WebhookEndpointId,
+    column: &str,
+    stored: &str,
+) -> Result<String, ApiError> {
+    if !KeyRing::is_sealed(stored) {
+        return Ok(stored.to_owned());
+    }
+    let opened = keys
+        .open(stored, &secret_context(id, column))
+        .map_err(|e| {
+            ApiError::internal(anyhow::anyhow!(
+                "webhook endpoint {}: {column}: {e}",
+                id.as_str()
+            ))
+        })?;
+    String::from_utf8(opened).map_err(ApiError::internal)
+}
+
 pub fn create_endpoint(
     tx: &mut Tx<'_, '_>,
+    keys: &KeyRing,
     app_id: &AppId,
     input: EndpointInput,
 ) -> Result<EndpointWithSecret, ApiError> {
@@ -101,14 +136,16 @@ pub fn create_endpoint(
         return Err(ApiError::invalid("url", "is required"));
     };
     let now = db::now();
+    let id = WebhookEndpointId::new();
+    let secret = new_secret();
     let row = EndpointRow {
-        id: WebhookEndpointId::new(),
+        secret: seal_secret(keys, &id, "secret", &secret),
+        id,
         app_id: app_id.clone(),
         url,
         description: input.description.flatten(),
         event_types: stored_event_types(&input.event_types.flatten()),
         enabled: input.enabled.unwrap_or(true),
-        secret: new_secret(),
         previous_secret: None,
         previous_secret_expires_at: None,
         created_at: now,
@@ -122,7 +159,7 @@ pub fn create_endpoint(
     });
     Ok(EndpointWithSecret {
         endpoint: EndpointView::from(&row),
-        secret: row.secret,
+        secret,
     })
 }
 
@@ -209,6 +246,7 @@ pub struct RotatedSecret {
 
 pub fn rotate_secret(
     tx: &mut Tx<'_, '_>,
+    keys: &KeyRing,
     app_id: &AppId,
     id: &WebhookEndpointId,
 ) -> Result<RotatedSecret, ApiError> {
@@ -216,13 +254,14 @@ pub fn rotate_secret(
     let now = db::now();
     let expires = now + PREVIOUS_SECRET_LIFETIME;
     let secret = new_secret();
+    let previous = reveal_secret(keys, id, "secret", &row.secret)?;
     q::rotate_secret(
         tx.conn(),
         app_id,
         id,
         &SecretRotation {
-            secret: secret.clone(),
-            previous_secret: Some(row.secret),
+            secret: seal_secret(keys, id, "secret", &secret),
+            previous_secret: Some(seal_secret(keys, id, "previous_secret", &previous)),
             previous_secret_expires_at: Some(expires),
             updated_at: now,
         },
@@ -454,6 +493,8 @@ impl Outcome {
 pub struct Dispatcher {
     db: Db,
     write: WritePath,
+    /// Opens the endpoints' sealed signing secrets.
+    keys: Arc<KeyRing>,
     client: reqwest::Client,
     settings: Arc<WebhookSettings>,
     slots: Arc<Slots>,
@@ -507,7 +548,12 @@ impl Drop for Share {
 }
 
 impl Dispatcher {
-    pub fn new(db: Db, write: WritePath, settings: WebhookSettings) -> anyhow::Result<Self> {
+    pub fn new(
+        db: Db,
+        write: WritePath,
+        settings: WebhookSettings,
+        keys: Arc<KeyRing>,
+    ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.timeout)
@@ -527,6 +573,7 @@ impl Dispatcher {
         Ok(Dispatcher {
             db,
             write,
+            keys,
             client,
             settings: Arc::new(settings),
             slots,
@@ -715,18 +762,25 @@ impl Dispatcher {
             return failed(format!("the endpoint URL is not allowed: {e}"));
         }
         let timestamp = chrono::Utc::now().timestamp();
-        let mut secrets = vec![endpoint.secret.as_str()];
+        let mut sealed = vec![("secret", endpoint.secret.as_str())];
         if let (Some(previous), Some(until)) = (
             &endpoint.previous_secret,
             endpoint.previous_secret_expires_at,
         ) {
             if until > db::now() {
-                secrets.push(previous);
+                sealed.push(("previous_secret", previous));
             }
         }
         let mut signatures = Vec::new();
-        for secret in secrets {
-            let signed = standardwebhooks::Webhook::new(secret)
+        for (column, stored) in sealed {
+            let secret = match reveal_secret(&self.keys, &endpoint.id, column, stored) {
+                Ok(secret) => secret,
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook dispatcher: a signing secret does not open");
+                    return failed("the endpoint's signing secret cannot be read".into());
+                }
+            };
+            let signed = standardwebhooks::Webhook::new(&secret)
                 .and_then(|hook| hook.sign(event_id.as_str(), timestamp, payload.as_bytes()));
             match signed {
                 Ok(signature) => signatures.push(signature),

@@ -263,6 +263,10 @@ async fn first_start_creates_the_default_app_and_prints_its_key_once() {
         .env("KYC_BIND", format!("127.0.0.1:{port}"))
         .env("KYC_ENV", "production")
         .env("KYC_SIGNING_KEY", "a-production-signing-key-of-32-bytes!")
+        .env(
+            "KYC_ENCRYPTION_KEYS",
+            "k1:aHVudGVyMmh1bnRlcjJodW50ZXIyaHVudGVyMmFiY2Q=",
+        )
         .env_remove("KYC_BOOTSTRAP_API_KEY")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -756,6 +756,10 @@ async fn production_has_no_sandbox_routes() {
         &[
             ("KYC_ENV", "production"),
             ("KYC_SIGNING_KEY", "0123456789abcdef0123456789abcdef"),
+            (
+                "KYC_ENCRYPTION_KEYS",
+                "k1:aHVudGVyMmh1bnRlcjJodW50ZXIyaHVudGVyMmFiY2Q=",
+            ),
         ],
     )
     .await;

@@ -337,6 +337,7 @@ macro_rules! fast_tests {
 }
 
 fast_tests!(
+    signing_secrets_are_sealed_at_rest,
     every_event_is_delivered_signed,
     a_failing_receiver_is_retried_with_growing_gaps,
     a_rotated_secret_signs_beside_the_old_one,
@@ -674,6 +675,10 @@ async fn production_keeps_webhooks_off_internal_addresses() {
         &[
             ("KYC_ENV", "production"),
             ("KYC_SIGNING_KEY", "0123456789abcdef0123456789abcdef0123"),
+            (
+                "KYC_ENCRYPTION_KEYS",
+                "k1:aHVudGVyMmh1bnRlcjJodW50ZXIyaHVudGVyMmFiY2Q=",
+            ),
             ("KYC_WEBHOOK_POLL_MS", "20"),
             ("KYC_WEBHOOK_RETRY_SCHEDULE", "10s"),
             ("KYC_WEBHOOK_ALLOWED_HOSTS", "hooks.internal.example"),
@@ -838,4 +843,146 @@ async fn two_replicas_deliver_every_event_once() {
     let ids: std::collections::HashSet<&str> = got.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), 40, "every event");
     assert_eq!(got.len(), 40, "none twice");
+}
+
+/// The database holds an endpoint's signing secret only sealed (a reader
+/// of the table cannot sign); deliveries are still signed with it. A
+/// secret stored in the clear before sealing existed still signs.
+async fn signing_secrets_are_sealed_at_rest(app: TestApp) {
+    let receiver = Receiver::start().await;
+    let hook = endpoint(
+        &app,
+        json!({"url": receiver.url, "eventTypes": ["identity.created"]}),
+    )
+    .await;
+    let secret = hook["secret"].as_str().unwrap();
+    let key_part = secret.trim_start_matches("whsec_");
+    let id = hook["id"].as_str().unwrap();
+    let sealed_only = |column: &str| {
+        crate::helpers::query_count(
+            &app.db,
+            &format!(
+                "SELECT count(*) AS count FROM webhook_endpoints WHERE id = '{id}' \
+                 AND {column} LIKE 'sealed:v1:%' AND {column} NOT LIKE '%{key_part}%'"
+            ),
+        )
+    };
+    assert_eq!(sealed_only("secret"), 1, "the secret is stored sealed");
+    create(&app, &person("sealed@example.com")).await;
+    let got = receiver.wait_for("one event", |r| r.len() == 1).await;
+    assert!(got[0].signed_by(secret));
+
+    // After a rotation both are sealed, and both sign.
+    let (status, rotated) = json(
+        app.post(
+            &format!("/webhook-endpoints/{id}/rotate-secret"),
+            &json!({}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["data"]["secret"].as_str().unwrap();
+    assert_eq!(sealed_only("previous_secret"), 1);
+    create(&app, &person("sealed2@example.com")).await;
+    let got = receiver.wait_for("two events", |r| r.len() == 2).await;
+    assert!(got[1].signed_by(secret) && got[1].signed_by(new_secret));
+
+    // A value sealed for another endpoint does not open here: the delivery
+    // fails without a request, and says why without the secret.
+    let other = endpoint(&app, json!({"url": receiver.url, "enabled": false})).await;
+    app.db.execute(&format!(
+        "UPDATE webhook_endpoints SET secret = (SELECT secret FROM webhook_endpoints WHERE id = '{}'), \
+         previous_secret = NULL WHERE id = '{id}'",
+        other["id"].as_str().unwrap()
+    ));
+    create(&app, &person("moved@example.com")).await;
+    let attempts = wait_for_attempt(&app, id, 3).await;
+    assert_eq!(
+        attempts[0]["error"], "the endpoint's signing secret cannot be read",
+        "{attempts:?}"
+    );
+    assert_eq!(receiver.received().len(), 2, "nothing was sent");
+
+    // A secret written in the clear (before sealing) still signs.
+    let legacy = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    app.db.execute(&format!(
+        "UPDATE webhook_endpoints SET secret = '{legacy}' WHERE id = '{id}'"
+    ));
+    create(&app, &person("legacy@example.com")).await;
+    let got = receiver.wait_for("three events", |r| r.len() == 3).await;
+    assert!(got[2].signed_by(legacy));
+}
+
+/// The endpoint's attempts once there are `count` of them, newest first.
+async fn wait_for_attempt(app: &TestApp, endpoint_id: &str, count: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let (status, log) = json(
+            app.get(&format!("/webhook-endpoints/{endpoint_id}/deliveries"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{log}");
+        let attempts = log["data"].as_array().unwrap().clone();
+        if attempts.len() >= count {
+            return attempts;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "waited for {count} attempts: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A server whose keys cannot open the database's key check refuses to
+/// start, naming the key id it needs; with the old key kept after a new
+/// first one it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_encryption_key_is_refused_at_start() {
+    const A: &str = "k1:aHVudGVyMmh1bnRlcjJodW50ZXIyaHVudGVyMmFiY2Q=";
+    const B: &str = "k1:QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+    const C: &str = "k2:QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        if backend == Backend::Postgres && crate::helpers::postgres_admin_url().is_none() {
+            continue;
+        }
+        let db = TestDatabase::create(backend);
+        let files = tempfile::tempdir().unwrap();
+        let mut env = process_env(&db, files.path());
+        env.push(("KYC_ENCRYPTION_KEYS".into(), A.into()));
+        start_process(&env).await.kill();
+
+        for (keys, needs) in [(B.to_string(), "`k1`"), (C.to_string(), "`k1`")] {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kyc-api"));
+            cmd.arg("serve").env_remove("KYC_BOOTSTRAP_API_KEY");
+            for (k, v) in &env {
+                cmd.env(k, v);
+            }
+            cmd.env("KYC_ENCRYPTION_KEYS", &keys)
+                .env("KYC_BIND", "127.0.0.1:0");
+            let out = cmd.output().unwrap();
+            let printed = String::from_utf8_lossy(&out.stderr).to_string()
+                + &String::from_utf8_lossy(&out.stdout);
+            assert!(!out.status.success(), "{backend:?} {keys}: started");
+            assert!(
+                printed.contains("KYC_ENCRYPTION_KEYS cannot open this database's key check")
+                    && printed.contains(needs),
+                "{backend:?} {keys}: {printed}"
+            );
+            assert!(
+                !printed.contains("aHVudGVy") && !printed.contains("QUFB"),
+                "{printed}"
+            );
+        }
+        let mut rotated = env.clone();
+        rotated.retain(|(k, _)| k != "KYC_ENCRYPTION_KEYS");
+        rotated.push(("KYC_ENCRYPTION_KEYS".into(), format!("{C},{A}")));
+        start_process(&rotated).await.kill();
+    }
 }
