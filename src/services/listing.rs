@@ -195,7 +195,6 @@ fn one_page<L: Listing>(
         } => {
             let position = cursors.open(cursor, *direction, &scope)?;
             let size = *size as usize;
-            let forwards = query.clone();
             let backwards = ListQuery {
                 sort: query.sort.reversed(),
                 ..query.clone()
@@ -203,8 +202,8 @@ fn one_page<L: Listing>(
             // Read in the direction of travel; the rows before a cursor are
             // the rows after it in the reversed order.
             let (ahead, behind) = match direction {
-                Direction::After => (&forwards, &backwards),
-                Direction::Before => (&backwards, &forwards),
+                Direction::After => (query, &backwards),
+                Direction::Before => (&backwards, query),
             };
             let mut rows = L::after(conn, app_id, ahead, Some(&position), size as i64 + 1)?;
             let more_ahead = rows.len() > size;

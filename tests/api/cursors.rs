@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use crate::backend_tests;
 use crate::helpers::{assert_error, detail_fields, json, TestApp};
 use crate::identities::{company, create, person};
+use crate::listing::ids;
 
 backend_tests!(
     links_walk_every_match_both_ways,
@@ -18,15 +19,6 @@ async fn get(app: &TestApp, path_and_query: &str) -> Value {
     let (status, body) = json(app.get(path_and_query).send().await.unwrap()).await;
     assert_eq!(status, 200, "{path_and_query}: {body}");
     body
-}
-
-fn ids(body: &Value) -> Vec<String> {
-    body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| row["id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// Follows `links.<way>` from `start` to the end; the ids of every page in

@@ -29,7 +29,7 @@ async fn list(app: &TestApp, query: &str) -> Value {
     body
 }
 
-fn ids(body: &Value) -> Vec<String> {
+pub fn ids(body: &Value) -> Vec<String> {
     body["data"]
         .as_array()
         .unwrap()

@@ -899,7 +899,7 @@ async fn signing_secrets_are_sealed_at_rest(app: TestApp) {
         other["id"].as_str().unwrap()
     ));
     create(&app, &person("moved@example.com")).await;
-    let attempts = wait_for_attempt(&app, id, 3).await;
+    let attempts = wait_for_log(&app, id, |log| log.len() >= 3).await;
     assert_eq!(
         attempts[0]["error"], "the endpoint's signing secret cannot be read",
         "{attempts:?}"
@@ -914,30 +914,6 @@ async fn signing_secrets_are_sealed_at_rest(app: TestApp) {
     create(&app, &person("legacy@example.com")).await;
     let got = receiver.wait_for("three events", |r| r.len() == 3).await;
     assert!(got[2].signed_by(legacy));
-}
-
-/// The endpoint's attempts once there are `count` of them, newest first.
-async fn wait_for_attempt(app: &TestApp, endpoint_id: &str, count: usize) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let (status, log) = json(
-            app.get(&format!("/webhook-endpoints/{endpoint_id}/deliveries"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(status, 200, "{log}");
-        let attempts = log["data"].as_array().unwrap().clone();
-        if attempts.len() >= count {
-            return attempts;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "waited for {count} attempts: {log}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A server whose keys cannot open the database's key check refuses to
