@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use crate::app::AppState;
 use crate::config::{Settings, StorageBackend};
 use crate::db::Db;
+use crate::domain::crypto::KeyRing;
 use crate::routes;
 use crate::services::tenancy::{self, Bootstrap};
 use crate::services::write::{WriteObserver, WritePath};
@@ -20,10 +21,15 @@ use crate::telemetry;
 
 /// The signing key of the local backend's tokens: configured, or in sandbox
 /// generated once and kept in the database so every replica shares it.
-fn signing_key(db: &Db, write: &WritePath, settings: &Settings) -> anyhow::Result<String> {
+fn signing_key(
+    db: &Db,
+    write: &WritePath,
+    keys: &KeyRing,
+    settings: &Settings,
+) -> anyhow::Result<String> {
     match &settings.storage.signing_key {
         Some(key) => Ok(key.expose_secret().to_string()),
-        None => tenancy::shared_secret(write, db, "local_storage_signing_key"),
+        None => tenancy::shared_secret(write, db, keys, "local_storage_signing_key"),
     }
 }
 
@@ -162,10 +168,16 @@ impl Application {
         let (key, cursor_key, keys) = {
             let (db, write, settings) = (db.clone(), write.clone(), settings.clone());
             actix_web::rt::task::spawn_blocking(move || {
+                let keys = tenancy::key_ring(&write, &db, settings.encryption_keys.clone())?;
                 anyhow::Ok((
-                    signing_key(&db, &write, &settings)?,
-                    tenancy::shared_secret(&write, &db, crate::services::cursor::SECRET_NAME)?,
-                    tenancy::key_ring(&write, &db, settings.encryption_keys.clone())?,
+                    signing_key(&db, &write, &keys, &settings)?,
+                    tenancy::shared_secret(
+                        &write,
+                        &db,
+                        &keys,
+                        crate::services::cursor::SECRET_NAME,
+                    )?,
+                    keys,
                 ))
             })
             .await
@@ -184,6 +196,7 @@ impl Application {
             0,
             Arc::new(crate::services::events::EventRecorder::new(
                 storage.clone(),
+                keys.clone(),
                 operation_rules.clone(),
             )),
         );

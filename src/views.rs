@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::db::identities::{DocumentRow, IdentityRow, NewDocument};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
-use crate::domain::identity::{Country, Email, Gender, IdentityKind, RefId};
+use crate::domain::identity::{Country, Email, Gender, IdentityData, IdentityKind, RefId};
 use crate::domain::ids::{AppId, DocumentId, HistoryEntryId, IdentityId, VerificationId};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::metadata::Metadata;
@@ -153,39 +153,53 @@ fn wire_url(location: &DocumentLocation, storage: &Storage) -> String {
 }
 
 impl IdentityView {
+    /// The view of a row whose sealed fields opened to `data`.
     pub fn new(
         row: IdentityRow,
+        data: IdentityData,
         documents: Vec<DocumentView>,
         kyc_status: Vec<KycStatusView>,
         metadata: Metadata,
     ) -> Self {
+        let IdentityData {
+            kind,
+            name,
+            email,
+            birthday,
+            gender,
+            address,
+            phone,
+            tax,
+            identity_owner,
+            ref_id,
+        } = data;
         IdentityView {
             id: row.id,
             app_id: row.app_id,
-            kind: row.identity_type,
-            name: row.name,
-            email: row.email,
-            birthday: row.birthday.map(|d| d.format("%Y-%m-%d").to_string()),
-            gender: row.gender,
+            kind,
+            name,
+            email,
+            birthday: birthday.map(|d| d.format("%Y-%m-%d").to_string()),
+            gender,
             address: AddressView {
-                street: row.address_street,
-                city: row.address_city,
-                state: row.address_state,
-                postal_code: row.address_postal_code,
-                country: row.address_country,
+                street: address.street,
+                city: address.city,
+                state: address.state,
+                postal_code: address.postal_code,
+                country: address.country,
             },
             phone: PhoneView {
-                number: row.phone_number,
-                sms: row.phone_sms,
+                number: phone.number,
+                sms: phone.sms,
             },
             tax: TaxView {
-                country: row.tax_country,
-                id_number: row.tax_id_number,
-                state: row.tax_state,
-                formation_region: row.tax_formation_region,
+                country: tax.country,
+                id_number: tax.id_number,
+                state: tax.state,
+                formation_region: tax.formation_region,
             },
-            identity_owner: row.identity_owner,
-            ref_id: row.ref_id,
+            identity_owner,
+            ref_id,
             metadata,
             blocked: row.blocked,
             identity_confirmed: row.identity_confirmed,

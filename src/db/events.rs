@@ -36,8 +36,22 @@ pub struct NewEvent {
 #[diesel(table_name = events)]
 pub struct EventRow {
     pub id: EventId,
+    pub app_id: AppId,
+    pub event_type: EventType,
+    pub identity_id: Option<IdentityId>,
+    /// The wire body, sealed under the identity's data key when it has one
+    /// (`services::events::open_payloads`).
     pub payload: String,
     pub position: i64,
+    pub created_at: NaiveDateTime,
+}
+
+/// The events still kept among `ids`.
+pub fn by_ids(conn: &mut DbConnection, ids: &[EventId]) -> QueryResult<Vec<EventRow>> {
+    events::table
+        .filter(events::id.eq_any(ids))
+        .select(EventRow::as_select())
+        .load(conn)
 }
 
 /// Writes a transaction's events.

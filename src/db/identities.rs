@@ -10,6 +10,7 @@ use diesel::sql_types::Bool;
 use super::keyset;
 use super::schema::{documents, identities, identity_metadata, verifications};
 use super::{Cursor, DbConnection, MultiBackend, WriteConn};
+use crate::domain::crypto::{DataKey, OpenError};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::email_search::{EmailLike, PrefixRange};
 use crate::domain::identity::{
@@ -21,6 +22,7 @@ use crate::domain::list_query::{
     like_pattern, Condition, Filter, IdentityFilter, ListQuery, Sort, SortField,
 };
 use crate::domain::metadata::MetadataChanges;
+use crate::domain::pii::{self, PiiField};
 
 /// A parsed `GET /identities` query.
 pub type IdentityQuery = ListQuery<IdentityFilter>;
@@ -30,7 +32,8 @@ diesel::define_sql_function! {
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
-/// A stored identity, as read.
+/// A stored identity, as read. Its personal data fields are in
+/// [`StoredPii`] (sealed); [`IdentityRow::data`] opens them.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = identities)]
 pub struct IdentityRow {
@@ -39,19 +42,11 @@ pub struct IdentityRow {
     pub identity_type: IdentityKind,
     pub name: String,
     pub email: Email,
-    pub birthday: Option<NaiveDate>,
     pub gender: Option<Gender>,
-    pub address_street: String,
     pub address_city: String,
-    pub address_state: Option<String>,
-    pub address_postal_code: String,
     pub address_country: Country,
-    pub phone_number: String,
     pub phone_sms: bool,
     pub tax_country: Country,
-    pub tax_id_number: String,
-    pub tax_state: Option<String>,
-    pub tax_formation_region: Option<String>,
     pub identity_owner: Option<IdentityId>,
     pub blocked: bool,
     pub identity_confirmed: bool,
@@ -60,149 +55,206 @@ pub struct IdentityRow {
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
     pub ref_id: Option<RefId>,
+    pub erased_at: Option<NaiveDateTime>,
+    #[diesel(embed)]
+    pub pii: StoredPii,
+}
+
+/// An identity's personal data columns as stored: each value sealed under
+/// the identity's data key (`domain::pii`), or in the clear for rows
+/// written before encryption at rest. `Debug` shows neither.
+#[derive(Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = identities, treat_none_as_null = true)]
+pub struct StoredPii {
+    birthday: Option<String>,
+    address_street: String,
+    address_state: Option<String>,
+    address_postal_code: String,
+    phone_number: String,
+    tax_id_number: String,
+    tax_state: Option<String>,
+    tax_formation_region: Option<String>,
+}
+
+impl std::fmt::Debug for StoredPii {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredPii(..)")
+    }
+}
+
+impl StoredPii {
+    /// The data's personal fields, sealed for the identity under `key`.
+    pub fn seal(data: &IdentityData, identity: &IdentityId, key: &DataKey) -> Self {
+        let seal = |field, value: &str| pii::seal_field(key, identity, field, value);
+        let seal_opt = |field, value: &Option<String>| value.as_deref().map(|v| seal(field, v));
+        StoredPii {
+            birthday: data
+                .birthday
+                .map(|d| seal(PiiField::Birthday, &d.format("%Y-%m-%d").to_string())),
+            address_street: seal(PiiField::AddressStreet, &data.address.street),
+            address_state: seal_opt(PiiField::AddressState, &data.address.state),
+            address_postal_code: seal(PiiField::AddressPostalCode, &data.address.postal_code),
+            phone_number: seal(PiiField::PhoneNumber, &data.phone.number),
+            tax_id_number: seal(PiiField::TaxIdNumber, &data.tax.id_number),
+            tax_state: seal_opt(PiiField::TaxState, &data.tax.state),
+            tax_formation_region: seal_opt(
+                PiiField::TaxFormationRegion,
+                &data.tax.formation_region,
+            ),
+        }
+    }
+
+    /// Whether every present value is sealed (nothing left in the clear).
+    pub fn is_sealed(&self) -> bool {
+        [
+            self.birthday.as_deref(),
+            Some(self.address_street.as_str()),
+            self.address_state.as_deref(),
+            Some(self.address_postal_code.as_str()),
+            Some(self.phone_number.as_str()),
+            Some(self.tax_id_number.as_str()),
+            self.tax_state.as_deref(),
+            self.tax_formation_region.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .all(DataKey::is_sealed_text)
+    }
 }
 
 impl IdentityRow {
-    /// The identity's data as the domain holds it.
-    pub fn data(&self) -> IdentityData {
-        IdentityData {
+    /// The identity's data as the domain holds it, its personal fields
+    /// opened with the identity's data key (`None` for a row written
+    /// before encryption at rest, whose fields are in the clear).
+    pub fn data(&self, key: Option<&DataKey>) -> Result<IdentityData, OpenError> {
+        let open = |field, stored: &str| pii::open_field(key, &self.id, field, stored);
+        let open_opt =
+            |field, stored: &Option<String>| stored.as_deref().map(|s| open(field, s)).transpose();
+        let p = &self.pii;
+        let birthday = open_opt(PiiField::Birthday, &p.birthday)?
+            .map(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d"))
+            .transpose()
+            .map_err(|_| OpenError::Malformed)?;
+        Ok(IdentityData {
             kind: self.identity_type,
             name: self.name.clone(),
             email: self.email.clone(),
-            birthday: self.birthday,
+            birthday,
             gender: self.gender,
             address: Address {
-                street: self.address_street.clone(),
+                street: open(PiiField::AddressStreet, &p.address_street)?,
                 city: self.address_city.clone(),
-                state: self.address_state.clone(),
-                postal_code: self.address_postal_code.clone(),
+                state: open_opt(PiiField::AddressState, &p.address_state)?,
+                postal_code: open(PiiField::AddressPostalCode, &p.address_postal_code)?,
                 country: self.address_country,
             },
             phone: Phone {
-                number: self.phone_number.clone(),
+                number: open(PiiField::PhoneNumber, &p.phone_number)?,
                 sms: self.phone_sms,
             },
             tax: Tax {
                 country: self.tax_country,
-                id_number: self.tax_id_number.clone(),
-                state: self.tax_state.clone(),
-                formation_region: self.tax_formation_region.clone(),
+                id_number: open(PiiField::TaxIdNumber, &p.tax_id_number)?,
+                state: open_opt(PiiField::TaxState, &p.tax_state)?,
+                formation_region: open_opt(PiiField::TaxFormationRegion, &p.tax_formation_region)?,
             },
             identity_owner: self.identity_owner.clone(),
             ref_id: self.ref_id.clone(),
-        }
+        })
     }
 
-    /// The row `insert` of a `NewIdentity` with this data writes.
-    pub fn created(id: IdentityId, app_id: AppId, data: &IdentityData, at: NaiveDateTime) -> Self {
-        let IdentityData {
-            kind,
-            name,
-            email,
-            birthday,
-            gender,
-            address,
-            phone,
-            tax,
-            identity_owner,
-            ref_id,
-        } = data.clone();
+    /// The row `insert` of a `NewIdentity` with these columns writes.
+    pub fn created(
+        id: IdentityId,
+        app_id: AppId,
+        columns: &IdentityColumns<'_>,
+        at: NaiveDateTime,
+    ) -> Self {
+        let data = columns.data;
         IdentityRow {
             id,
             app_id,
-            identity_type: kind,
-            name,
-            email,
-            birthday,
-            gender,
-            address_street: address.street,
-            address_city: address.city,
-            address_state: address.state,
-            address_postal_code: address.postal_code,
-            address_country: address.country,
-            phone_number: phone.number,
-            phone_sms: phone.sms,
-            tax_country: tax.country,
-            tax_id_number: tax.id_number,
-            tax_state: tax.state,
-            tax_formation_region: tax.formation_region,
-            identity_owner,
+            identity_type: data.kind,
+            name: data.name.clone(),
+            email: data.email.clone(),
+            gender: data.gender,
+            address_city: data.address.city.clone(),
+            address_country: data.address.country,
+            phone_sms: data.phone.sms,
+            tax_country: data.tax.country,
+            identity_owner: data.identity_owner.clone(),
             blocked: false,
             identity_confirmed: false,
             risk_rating: None,
             created_at: at,
             updated_at: at,
             deleted_at: None,
-            ref_id,
+            ref_id: data.ref_id.clone(),
+            erased_at: None,
+            pii: columns.pii.clone(),
         }
     }
 
-    /// This row after `update` with `IdentityChanges` of this data.
-    pub fn with_data(self, data: &IdentityData, at: NaiveDateTime) -> Self {
+    /// This row after `update` with `IdentityChanges` of these columns.
+    pub fn with_data(self, columns: &IdentityColumns<'_>, at: NaiveDateTime) -> Self {
         IdentityRow {
             blocked: self.blocked,
             identity_confirmed: self.identity_confirmed,
             risk_rating: self.risk_rating,
             created_at: self.created_at,
             deleted_at: self.deleted_at,
-            ..Self::created(self.id, self.app_id, data, at)
+            erased_at: self.erased_at,
+            ..Self::created(self.id, self.app_id, columns, at)
         }
     }
 }
 
 /// The columns an identity's data is written to, on create and on patch:
-/// the data itself and the email's comparison and search forms.
+/// the data itself (its personal fields sealed) and the email's comparison
+/// and search forms.
 #[derive(Debug, Insertable, AsChangeset)]
 #[diesel(table_name = identities, treat_none_as_null = true)]
 pub struct IdentityColumns<'a> {
+    #[diesel(skip_insertion, skip_update)]
+    data: &'a IdentityData,
     identity_type: IdentityKind,
     name: &'a str,
     email: &'a Email,
     email_normalized: String,
     email_domain: String,
     email_local_reversed: String,
-    birthday: Option<NaiveDate>,
     gender: Option<Gender>,
-    address_street: &'a str,
     address_city: &'a str,
-    address_state: Option<&'a str>,
-    address_postal_code: &'a str,
     address_country: Country,
-    phone_number: &'a str,
     phone_sms: bool,
     tax_country: Country,
-    tax_id_number: &'a str,
-    tax_state: Option<&'a str>,
-    tax_formation_region: Option<&'a str>,
     identity_owner: Option<&'a IdentityId>,
     ref_id: Option<&'a RefId>,
+    #[diesel(embed)]
+    pii: StoredPii,
 }
 
 impl<'a> IdentityColumns<'a> {
-    pub fn of(data: &'a IdentityData) -> Self {
+    /// The columns of `data` for the identity `id`, its personal fields
+    /// sealed under the identity's data key.
+    pub fn of(data: &'a IdentityData, id: &IdentityId, key: &DataKey) -> Self {
         let keys = data.email.search_keys();
         IdentityColumns {
+            data,
             identity_type: data.kind,
             name: &data.name,
             email: &data.email,
             email_normalized: data.email.normalized(),
             email_domain: keys.domain,
             email_local_reversed: keys.local_reversed,
-            birthday: data.birthday,
             gender: data.gender,
-            address_street: &data.address.street,
             address_city: &data.address.city,
-            address_state: data.address.state.as_deref(),
-            address_postal_code: &data.address.postal_code,
             address_country: data.address.country,
-            phone_number: &data.phone.number,
             phone_sms: data.phone.sms,
             tax_country: data.tax.country,
-            tax_id_number: &data.tax.id_number,
-            tax_state: data.tax.state.as_deref(),
-            tax_formation_region: data.tax.formation_region.as_deref(),
             identity_owner: data.identity_owner.as_ref(),
             ref_id: data.ref_id.as_ref(),
+            pii: StoredPii::seal(data, id, key),
         }
     }
 }

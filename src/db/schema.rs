@@ -23,6 +23,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    identity_keys (identity_id) {
+        identity_id -> Text,
+        app_id -> Text,
+        wrapped_key -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     server_secrets (name) {
         name -> Text,
         value -> Text,
@@ -37,7 +47,7 @@ diesel::table! {
         identity_type -> Text,
         name -> Text,
         email -> Text,
-        birthday -> Nullable<Date>,
+        birthday -> Nullable<Text>,
         gender -> Nullable<Text>,
         address_street -> Text,
         address_city -> Text,
@@ -61,6 +71,7 @@ diesel::table! {
         email_local_reversed -> Text,
         email_normalized -> Text,
         ref_id -> Nullable<Text>,
+        erased_at -> Nullable<Timestamp>,
     }
 }
 
@@ -210,6 +221,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     server_secrets,
     identities,
+    identity_keys,
     documents,
     events,
     identity_operations,

@@ -417,16 +417,3 @@ pub fn endpoints_by_ids(
         .select(EndpointRow::as_select())
         .load(conn)
 }
-
-/// The wire bodies of the events still kept, by id.
-pub fn payloads_by_ids(
-    conn: &mut DbConnection,
-    ids: &[EventId],
-) -> QueryResult<std::collections::HashMap<EventId, String>> {
-    Ok(events::table
-        .filter(events::id.eq_any(ids))
-        .select((events::id, events::payload))
-        .load::<(EventId, String)>(conn)?
-        .into_iter()
-        .collect())
-}

@@ -101,56 +101,167 @@ impl KeyRing {
     /// Seals `plaintext` for the place `context` names.
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> String {
         let (kid, cipher) = &self.keys[0];
-        let mut nonce = [0u8; NONCE_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let sealed = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: context,
-                },
-            )
-            .expect("AES-GCM encrypts any input of this size");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
         format!(
             "{PREFIX}{kid}:{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(seal_with(cipher, plaintext, context))
         )
     }
 
     /// Opens what [`KeyRing::seal`] sealed for the same `context`.
     pub fn open(&self, sealed: &str, context: &[u8]) -> Result<Vec<u8>, OpenError> {
-        let rest = sealed.strip_prefix(PREFIX).ok_or(OpenError::Malformed)?;
-        let (kid, encoded) = rest.split_once(':').ok_or(OpenError::Malformed)?;
+        let kid = Self::kid_of(sealed).ok_or(OpenError::Malformed)?;
+        let encoded = &sealed[PREFIX.len() + kid.len() + 1..];
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(encoded)
             .map_err(|_| OpenError::Malformed)?;
-        if bytes.len() < NONCE_BYTES {
-            return Err(OpenError::Malformed);
-        }
         let (_, cipher) = self
             .keys
             .iter()
             .find(|(known, _)| known == kid)
             .ok_or_else(|| OpenError::UnknownKey(kid.to_owned()))?;
-        let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
-        cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: context,
-                },
-            )
-            .map_err(|_| OpenError::Rejected(kid.to_owned()))
+        open_with(cipher, &bytes, context).map_err(|e| match e {
+            OpenError::Rejected(_) => OpenError::Rejected(kid.to_owned()),
+            other => other,
+        })
+    }
+
+    /// The id of the key a sealed value is sealed under.
+    pub fn kid_of(sealed: &str) -> Option<&str> {
+        let rest = sealed.strip_prefix(PREFIX)?;
+        rest.split_once(':').map(|(kid, _)| kid)
+    }
+
+    /// Makes a new data key and seals it for `context`: the key to use
+    /// now and the only form of it that may be stored.
+    pub fn new_data_key(&self, context: &[u8]) -> (DataKey, String) {
+        let mut bytes = [0u8; KEY_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let wrapped = self.seal(&bytes, context);
+        (DataKey::from_bytes(&bytes), wrapped)
+    }
+
+    /// Opens a data key [`KeyRing::new_data_key`] wrapped.
+    pub fn open_data_key(&self, wrapped: &str, context: &[u8]) -> Result<DataKey, OpenError> {
+        let bytes = self.open(wrapped, context)?;
+        let bytes: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| OpenError::Malformed)?;
+        Ok(DataKey::from_bytes(&bytes))
+    }
+
+    /// Seals a wrapped data key again under the first key of the ring
+    /// (rotation), without ever returning the data key itself.
+    pub fn rewrap(&self, wrapped: &str, context: &[u8]) -> Result<String, OpenError> {
+        let bytes = self.open(wrapped, context)?;
+        Ok(self.seal(&bytes, context))
     }
 
     /// Whether stored text is sealed (rather than a value written before
     /// sealing existed).
     pub fn is_sealed(stored: &str) -> bool {
         stored.starts_with(PREFIX)
+    }
+}
+
+fn seal_with(cipher: &Aes256Gcm, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let sealed = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: context,
+            },
+        )
+        .expect("AES-GCM encrypts any input of this size");
+    let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    out
+}
+
+fn open_with(cipher: &Aes256Gcm, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, OpenError> {
+    if sealed.len() < NONCE_BYTES {
+        return Err(OpenError::Malformed);
+    }
+    let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
+    cipher
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad: context,
+            },
+        )
+        .map_err(|_| OpenError::Rejected(String::new()))
+}
+
+/// The prefix of text a [`DataKey`] sealed.
+const DATA_PREFIX: &str = "enc:v1:";
+
+/// One identity's own key (its DEK): seals its personal data fields and
+/// its document bytes. Stored only wrapped by the [`KeyRing`]; destroying
+/// the wrapped form makes everything it sealed unreadable.
+pub struct DataKey {
+    cipher: Aes256Gcm,
+}
+
+/// `Debug` never shows the key.
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    fn from_bytes(bytes: &[u8; KEY_BYTES]) -> DataKey {
+        DataKey {
+            cipher: Aes256Gcm::new(bytes.into()),
+        }
+    }
+
+    /// Seals text for the place `context` names: `enc:v1:<base64url>`.
+    pub fn seal_text(&self, plaintext: &str, context: &[u8]) -> String {
+        format!(
+            "{DATA_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(seal_with(
+                &self.cipher,
+                plaintext.as_bytes(),
+                context
+            ))
+        )
+    }
+
+    /// Opens what [`DataKey::seal_text`] sealed for the same `context`.
+    pub fn open_text(&self, sealed: &str, context: &[u8]) -> Result<String, OpenError> {
+        let encoded = sealed
+            .strip_prefix(DATA_PREFIX)
+            .ok_or(OpenError::Malformed)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| OpenError::Malformed)?;
+        let clear = open_with(&self.cipher, &bytes, context)
+            .map_err(|_| OpenError::Rejected("data key".into()))?;
+        String::from_utf8(clear).map_err(|_| OpenError::Malformed)
+    }
+
+    /// Whether stored text is sealed by a data key (rather than a value
+    /// written before encryption at rest).
+    pub fn is_sealed_text(stored: &str) -> bool {
+        stored.starts_with(DATA_PREFIX)
+    }
+
+    /// Seals bytes (a document): `nonce || ciphertext || tag`.
+    pub fn seal_bytes(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
+        seal_with(&self.cipher, plaintext, context)
+    }
+
+    /// Opens what [`DataKey::seal_bytes`] sealed for the same `context`.
+    pub fn open_bytes(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, OpenError> {
+        open_with(&self.cipher, sealed, context).map_err(|e| match e {
+            OpenError::Rejected(_) => OpenError::Rejected("data key".into()),
+            other => other,
+        })
     }
 }
 

@@ -15,6 +15,7 @@ pub mod list_query;
 pub mod metadata;
 pub mod object_key;
 pub mod operations;
+pub mod pii;
 pub mod stored;
 pub mod time;
 pub mod webhooks;

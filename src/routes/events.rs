@@ -12,10 +12,10 @@ pub async fn list(
     key: ApiKey,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let query = req.query_string().to_owned();
+    let (query, keys) = (req.query_string().to_owned(), state.keys.clone());
     let page = key
         .run(&state.db, move |conn, auth| {
-            service::list(conn, &auth.app_id, &query)
+            service::list(conn, &keys, &auth.app_id, &query)
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))

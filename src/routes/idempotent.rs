@@ -67,17 +67,18 @@ where
         path: req.path().to_owned(),
         body_hash,
     };
-    let claim = match service::begin(&state.write, auth.actor(), request).await? {
-        Begun::Replay(answer) => {
-            let mut replay = response(answer);
-            replay.headers_mut().insert(
-                actix_web::http::header::HeaderName::from_static(REPLAYED_HEADER),
-                actix_web::http::header::HeaderValue::from_static("true"),
-            );
-            return Ok(replay);
-        }
-        Begun::Claimed(claim) => claim,
-    };
+    let claim =
+        match service::begin(&state.write, state.keys.clone(), auth.actor(), request).await? {
+            Begun::Replay(answer) => {
+                let mut replay = response(answer);
+                replay.headers_mut().insert(
+                    actix_web::http::header::HeaderName::from_static(REPLAYED_HEADER),
+                    actix_web::http::header::HeaderValue::from_static("true"),
+                );
+                return Ok(replay);
+            }
+            Begun::Claimed(claim) => claim,
+        };
     match run(Some(claim.clone())).await {
         Ok(answer) => {
             if !answer.stored {

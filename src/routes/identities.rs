@@ -24,14 +24,18 @@ pub async fn create(
         let input = parse_identity(&body, service::today()).map_err(ApiError::Validation)?;
         let sealed =
             seal_document_urls(&state.storage, &auth.app_id, input.document_urls()).await?;
-        let (storage, app_id) = (state.storage.clone(), auth.app_id.clone());
+        let (storage, keys, app_id) = (
+            state.storage.clone(),
+            state.keys.clone(),
+            auth.app_id.clone(),
+        );
         state
             .write
             .run_answered(
                 auth.actor(),
                 Operation::IdentityCreate,
                 claim,
-                move |tx| service::create(tx, &storage, &app_id, input, &sealed),
+                move |tx| service::create(tx, &storage, &keys, &app_id, input, &sealed),
                 |view| Answer::json(200, &Data { data: view }),
             )
             .await
@@ -44,11 +48,11 @@ pub async fn get(
     key: ApiKey,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let storage = state.storage.clone();
+    let (storage, keys) = (state.storage.clone(), state.keys.clone());
     let view = key
         .run(&state.db, move |conn, auth| {
             let id = parse_id("id", &id)?;
-            service::get(conn, &storage, &auth.app_id, &id)
+            service::get(conn, &storage, &keys, &auth.app_id, &id)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
@@ -66,14 +70,18 @@ pub async fn patch(
         let patch = IdentityPatch::parse(&body);
         let sealed =
             seal_document_urls(&state.storage, &auth.app_id, patch.document_urls()).await?;
-        let (storage, app_id) = (state.storage.clone(), auth.app_id.clone());
+        let (storage, keys, app_id) = (
+            state.storage.clone(),
+            state.keys.clone(),
+            auth.app_id.clone(),
+        );
         state
             .write
             .run_answered(
                 auth.actor(),
                 Operation::IdentityPatch,
                 claim,
-                move |tx| service::patch(tx, &storage, &app_id, &id, &patch, &sealed),
+                move |tx| service::patch(tx, &storage, &keys, &app_id, &id, &patch, &sealed),
                 |view| Answer::json(200, &Data { data: view }),
             )
             .await

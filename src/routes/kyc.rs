@@ -119,14 +119,18 @@ async fn set_blocked(
         } else {
             Operation::IdentityUnblock
         };
-        let (storage, app_id) = (state.storage.clone(), auth.app_id.clone());
+        let (storage, keys, app_id) = (
+            state.storage.clone(),
+            state.keys.clone(),
+            auth.app_id.clone(),
+        );
         state
             .write
             .run_answered(
                 auth.actor(),
                 operation,
                 claim,
-                move |tx| service::set_blocked(tx, &storage, &app_id, &id, blocked, &reason),
+                move |tx| service::set_blocked(tx, &storage, &keys, &app_id, &id, blocked, &reason),
                 |view| Answer::json(200, &Data { data: view }),
             )
             .await

@@ -41,6 +41,7 @@ pub async fn answer_list<L: Listing>(
     match listing::answer::<L, _>(
         &state.db,
         state.storage.clone(),
+        state.keys.clone(),
         state.cursors.clone(),
         authenticate,
         req.query_string().to_owned(),

@@ -6,22 +6,23 @@
 //! answer it at that moment (read inside the transaction), and compares the
 //! identity's operations before and after (`identity.operations_changed`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{json, value::RawValue, Value};
 
-use crate::db::events::{self as q, EventQuery, NewEvent};
+use crate::db::events::{self as q, EventQuery, EventRow, NewEvent};
 use crate::db::identities as identity_q;
 use crate::db::{self, DbConnection, WriteConn};
+use crate::domain::crypto::{DataKey, KeyRing};
 use crate::domain::events::EventType;
 use crate::domain::ids::{AppId, EventId, IdentityId, VerificationId};
 use crate::domain::operations::OperationRules;
 use crate::domain::time::format_timestamp;
 use crate::error::{ApiError, FieldError};
 use crate::services::identities::views_of;
-use crate::services::kyc;
 use crate::services::write::{Change, Operation, Write, WriteObserver};
+use crate::services::{custody, kyc};
 use crate::storage::Storage;
 use crate::views::DocumentView;
 
@@ -33,13 +34,101 @@ pub const DEFAULT_PAGE: i64 = 100;
 /// Writes the events of every change, in the change's transaction.
 pub struct EventRecorder {
     storage: Arc<Storage>,
+    keys: Arc<KeyRing>,
     rules: Arc<OperationRules>,
 }
 
 impl EventRecorder {
-    pub fn new(storage: Arc<Storage>, rules: Arc<OperationRules>) -> Self {
-        EventRecorder { storage, rules }
+    pub fn new(storage: Arc<Storage>, keys: Arc<KeyRing>, rules: Arc<OperationRules>) -> Self {
+        EventRecorder {
+            storage,
+            keys,
+            rules,
+        }
     }
+
+    /// Seals each event's body under its identity's data key (when the
+    /// identity has one: not one written before encryption at rest and
+    /// not yet sealed, nor one erased by this write), so erasing the
+    /// identity makes its events' data unreadable too.
+    fn seal_payloads(
+        &self,
+        conn: &mut DbConnection,
+        write: &Write<'_>,
+        rows: &mut [NewEvent],
+    ) -> Result<(), ApiError> {
+        let mut keys: HashMap<IdentityId, Option<Arc<DataKey>>> = HashMap::new();
+        for row in rows {
+            let Some(identity_id) = &row.identity_id else {
+                continue;
+            };
+            let key = match keys.get(identity_id) {
+                Some(key) => key.clone(),
+                None => {
+                    let key = match write.answers.data_key(identity_id) {
+                        Some(key) => Some(key),
+                        None => custody::key_of(conn, &self.keys, &row.app_id, identity_id)?,
+                    };
+                    keys.insert(identity_id.clone(), key.clone());
+                    key
+                }
+            };
+            if let Some(key) = key {
+                row.payload = key.seal_text(&row.payload, &payload_context(&row.id));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The associated data of an event's sealed body.
+fn payload_context(id: &EventId) -> Vec<u8> {
+    format!("events/{id}").into_bytes()
+}
+
+/// The wire bodies of stored events, opened with their identities' data
+/// keys (one query per app for the keys). The data of an erased
+/// identity's event no longer opens: its body says so instead, with the
+/// event's id, type and time.
+pub fn open_payloads(
+    conn: &mut DbConnection,
+    keys: &KeyRing,
+    rows: Vec<EventRow>,
+) -> Result<Vec<(EventId, String)>, ApiError> {
+    let mut sealed_for: HashMap<&AppId, Vec<&IdentityId>> = HashMap::new();
+    for row in &rows {
+        if let (Some(identity_id), true) = (&row.identity_id, DataKey::is_sealed_text(&row.payload))
+        {
+            sealed_for.entry(&row.app_id).or_default().push(identity_id);
+        }
+    }
+    let mut data_keys = HashMap::new();
+    for (app_id, ids) in sealed_for {
+        data_keys.extend(custody::keys_of(conn, keys, app_id, &ids)?);
+    }
+    rows.into_iter()
+        .map(|row| {
+            if !DataKey::is_sealed_text(&row.payload) {
+                return Ok((row.id, row.payload));
+            }
+            let key = row.identity_id.as_ref().and_then(|id| data_keys.get(id));
+            let body = match key {
+                Some(key) => key
+                    .open_text(&row.payload, &payload_context(&row.id))
+                    .map_err(|e| {
+                        ApiError::internal(anyhow::anyhow!("event {} does not open: {e}", row.id))
+                    })?,
+                None => json!({
+                    "id": row.id,
+                    "type": row.event_type,
+                    "timestamp": format_timestamp(row.created_at),
+                    "data": {"erased": true, "object": {"id": row.identity_id}},
+                })
+                .to_string(),
+            };
+            Ok((row.id, body))
+        })
+        .collect()
 }
 
 impl WriteObserver for EventRecorder {
@@ -190,6 +279,7 @@ impl WriteObserver for EventRecorder {
         for (app_id, identity_id, created) in touched {
             self.compare_operations(conn, write, &mut out, &app_id, &identity_id, created)?;
         }
+        self.seal_payloads(conn, write, &mut out.rows)?;
         q::insert_events(conn, &out.rows)?;
         crate::services::webhooks::schedule(conn, &out.rows)?;
         Ok(())
@@ -211,7 +301,7 @@ impl EventRecorder {
         }
         let row = identity_q::find_live(conn, app_id, identity_id)?
             .ok_or_else(|| missing("identity", identity_id.as_str()))?;
-        let mut views = views_of(conn, &self.storage, vec![row])?;
+        let mut views = views_of(conn, &self.storage, &self.keys, vec![row])?;
         Ok(json!(views.remove(0)))
     }
 
@@ -352,6 +442,7 @@ pub struct EventPage {
 /// `GET /events`: the query string's filters and cursor, then one page.
 pub fn list(
     conn: &mut DbConnection,
+    keys: &KeyRing,
     app_id: &AppId,
     query_string: &str,
 ) -> Result<EventPage, ApiError> {
@@ -374,12 +465,11 @@ pub fn list(
     let mut rows = q::page(conn, app_id, &query)?;
     let has_more = rows.len() as i64 > params.size;
     rows.truncate(params.size as usize);
-    let data = rows
+    let data = open_payloads(conn, keys, rows)?
         .into_iter()
-        .map(|row| {
-            RawValue::from_string(row.payload).map_err(|e| {
-                ApiError::internal(anyhow::anyhow!("event {} is not JSON: {e}", row.id))
-            })
+        .map(|(id, payload)| {
+            RawValue::from_string(payload)
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("event {id} is not JSON: {e}")))
         })
         .collect::<Result<_, _>>()?;
     Ok(EventPage { data, has_more })

@@ -11,8 +11,11 @@
 //! the database, so every replica sees them, and are pruned after
 //! `KYC_IDEMPOTENCY_TTL_HOURS`.
 
+use std::sync::Arc;
+
 use crate::db::idempotency::{self as q, NewClaim};
 use crate::db::{self};
+use crate::domain::crypto::KeyRing;
 use crate::domain::errors::Refusal;
 use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::ids::AppId;
@@ -40,6 +43,42 @@ pub struct KeyedRequest {
 pub struct Claim {
     pub app_id: AppId,
     pub key: String,
+    /// Seals the stored answer (it may hold an identity's personal data).
+    pub keys: Arc<KeyRing>,
+}
+
+impl Claim {
+    /// The answer's body as stored: sealed by the server key for this app
+    /// and key.
+    pub fn seal_body(&self, body: &[u8]) -> Vec<u8> {
+        self.keys
+            .seal(body, &answer_context(&self.app_id, &self.key))
+            .into_bytes()
+    }
+}
+
+fn answer_context(app_id: &AppId, key: &str) -> Vec<u8> {
+    format!("idempotency_keys/{app_id}/{key}").into_bytes()
+}
+
+/// A stored answer's body: opened, or as stored by a version that did not
+/// seal answers.
+fn open_body(
+    keys: &KeyRing,
+    app_id: &AppId,
+    key: &str,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>, ApiError> {
+    match std::str::from_utf8(&stored) {
+        Ok(text) if KeyRing::is_sealed(text) => {
+            keys.open(text, &answer_context(app_id, key)).map_err(|e| {
+                ApiError::internal(anyhow::anyhow!(
+                    "the stored answer of an Idempotency-Key of app {app_id} does not open: {e}"
+                ))
+            })
+        }
+        _ => Ok(stored),
+    }
 }
 
 /// How a keyed request goes on.
@@ -56,6 +95,7 @@ pub enum Begun {
 /// request still running (`idempotency_key_in_use`).
 pub async fn begin(
     write: &WritePath,
+    keys: Arc<KeyRing>,
     actor: Actor,
     request: KeyedRequest,
 ) -> Result<Begun, ApiError> {
@@ -74,6 +114,7 @@ pub async fn begin(
             let claimed = Claim {
                 app_id: request.app_id.clone(),
                 key: request.key.as_str().to_owned(),
+                keys: keys.clone(),
             };
             if q::insert_claim(tx.conn(), &claim)? {
                 return Ok(Begun::Claimed(claimed));
@@ -98,7 +139,7 @@ pub async fn begin(
                     status: u16::try_from(status).map_err(|_| {
                         ApiError::internal(anyhow::anyhow!("stored answer status {status}"))
                     })?,
-                    body: body.unwrap_or_default(),
+                    body: open_body(&keys, &request.app_id, request.key.as_str(), body.unwrap_or_default())?,
                     stored: true,
                 })),
                 (None, _) if q::take_over(tx.conn(), &claim, now)? => Ok(Begun::Claimed(claimed)),
@@ -123,7 +164,7 @@ pub async fn store(
     claim: Claim,
     answer: &Answer,
 ) -> Result<(), ApiError> {
-    let (status, body) = (i32::from(answer.status), answer.body.clone());
+    let (status, body) = (i32::from(answer.status), claim.seal_body(&answer.body));
     write
         .run(actor, Operation::IdempotencyClaim, move |tx| {
             Ok::<_, ApiError>(q::store_answer(

@@ -10,6 +10,7 @@ use crate::db::identities::{
 };
 use crate::db::Cursor;
 use crate::db::{self, DbConnection};
+use crate::domain::crypto::KeyRing;
 use crate::domain::document::DocumentType;
 use crate::domain::identity::{
     changed_fields, locked_field_changes, DocumentInput, IdentityInput, IdentityKind, IdentityPatch,
@@ -19,9 +20,9 @@ use crate::domain::list_query::{IdentityFilter, ListSpec, Sort, IDENTITY_LIST};
 use crate::domain::metadata::Metadata;
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::documents::SealedDocuments;
-use crate::services::kyc;
 use crate::services::listing::Listing;
 use crate::services::write::{Change, Tx};
+use crate::services::{custody, kyc};
 use crate::storage::Storage;
 use crate::views::{DocumentView, IdentityView, KycStatusView};
 use diesel::QueryResult;
@@ -79,6 +80,7 @@ fn check_owner(
 pub fn create(
     tx: &mut Tx<'_, '_>,
     storage: &Storage,
+    keys: &KeyRing,
     app_id: &AppId,
     input: IdentityInput,
     sealed: &SealedDocuments,
@@ -86,12 +88,17 @@ pub fn create(
     check_owner(tx.read(), app_id, input.data.identity_owner.as_ref())?;
     let now = db::now();
     let id = IdentityId::new();
+    let key = custody::NewKey::make(keys, &id);
+    let columns = IdentityColumns::of(&input.data, &id, key.key());
+    // What is written, as a read would answer it: a new identity is not
+    // blocked, not confirmed and unrated.
+    let row = IdentityRow::created(id.clone(), app_id.clone(), &columns, now);
     q::insert(
         tx.conn(),
         &NewIdentity {
             id: &id,
             app_id,
-            data: IdentityColumns::of(&input.data),
+            data: columns,
             blocked: false,
             identity_confirmed: false,
             created_at: now,
@@ -99,13 +106,11 @@ pub fn create(
         },
     )
     .map_err(unique_conflict)?;
+    key.store(tx, app_id, &id)?;
     tx.record(Change::IdentityCreated {
         app_id: app_id.clone(),
         identity_id: id.clone(),
     });
-    // What was written, as a read would answer it: a new identity is not
-    // blocked, not confirmed and unrated.
-    let row = IdentityRow::created(id, app_id.clone(), &input.data, now);
     let metadata = match &input.metadata {
         Some(changes) => {
             q::change_metadata(tx.conn(), app_id, &row.id, changes)?;
@@ -136,21 +141,24 @@ pub fn create(
         kyc::start_verifications(tx, &row, &document_types(&documents), true)?
     };
     let kyc_status = started.into_iter().map(KycStatusView::from).collect();
-    let view = IdentityView::new(row, documents, kyc_status, metadata);
+    let view = IdentityView::new(row, input.data, documents, kyc_status, metadata);
     tx.answered_identity(&view);
     Ok(view)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn patch(
     tx: &mut Tx<'_, '_>,
     storage: &Storage,
+    keys: &KeyRing,
     app_id: &AppId,
     id: &IdentityId,
     patch: &IdentityPatch,
     sealed: &SealedDocuments,
 ) -> Result<IdentityView, ApiError> {
     let row = q::find_live_for_update(tx.read(), app_id, id)?.ok_or_else(not_found)?;
-    let current = row.data();
+    let key = custody::key_for_change(tx, keys, app_id, id)?;
+    let current = custody::open(&row, Some(&key))?;
     let input = patch
         .apply(&current, today())
         .map_err(ApiError::Validation)?;
@@ -202,12 +210,14 @@ pub fn patch(
             fields.push("metadata");
         }
     }
+    let columns = IdentityColumns::of(&input.data, id, &key);
+    let row = row.with_data(&columns, now);
     q::update(
         tx.conn(),
         app_id,
         id,
         &IdentityChanges {
-            data: IdentityColumns::of(&input.data),
+            data: columns,
             updated_at: now,
         },
     )
@@ -219,7 +229,6 @@ pub fn patch(
             fields,
         });
     }
-    let row = row.with_data(&input.data, now);
 
     // A document set that is sent replaces the current one: the old records
     // stay (deleted_at set) for the audit trail.
@@ -243,7 +252,7 @@ pub fn patch(
             .collect();
         kyc::start_verifications(tx, &row, &live, false)?;
     }
-    let view = views_of(tx.read(), storage, vec![row])?.remove(0);
+    let view = views_of(tx.read(), storage, keys, vec![row])?.remove(0);
     tx.answered_identity(&view);
     Ok(view)
 }
@@ -284,11 +293,12 @@ pub fn delete(tx: &mut Tx<'_, '_>, app_id: &AppId, id: &IdentityId) -> Result<()
 pub fn get(
     conn: &mut DbConnection,
     storage: &Storage,
+    keys: &KeyRing,
     app_id: &AppId,
     id: &IdentityId,
 ) -> Result<IdentityView, ApiError> {
     let row = q::find_live(conn, app_id, id)?.ok_or_else(not_found)?;
-    let mut views = views_of(conn, storage, vec![row])?;
+    let mut views = views_of(conn, storage, keys, vec![row])?;
     Ok(views.remove(0))
 }
 
@@ -335,17 +345,20 @@ impl Listing for IdentityListing {
     fn views(
         conn: &mut DbConnection,
         storage: &Storage,
+        keys: &KeyRing,
         rows: Vec<IdentityRow>,
     ) -> Result<Vec<IdentityView>, ApiError> {
-        views_of(conn, storage, rows)
+        views_of(conn, storage, keys, rows)
     }
 }
 
 /// Assembles identities with their documents and KYC status in a fixed
-/// number of queries, whatever the number of identities.
+/// number of queries, whatever the number of identities; their sealed
+/// fields are opened with their data keys.
 pub fn views_of(
     conn: &mut DbConnection,
     storage: &Storage,
+    keys: &KeyRing,
     rows: Vec<IdentityRow>,
 ) -> Result<Vec<IdentityView>, ApiError> {
     let Some(app_id) = rows.first().map(|r| r.app_id.clone()) else {
@@ -364,15 +377,16 @@ pub fn views_of(
     for (identity_id, key, value) in q::metadata_of(conn, &app_id, &ids)? {
         metadata.entry(identity_id).or_default().insert(key, value);
     }
-    Ok(rows
-        .into_iter()
+    let data_keys = custody::keys_of(conn, keys, &app_id, &ids)?;
+    rows.into_iter()
         .map(|row| {
+            let data = custody::open(&row, data_keys.get(&row.id).map(|k| &**k))?;
             let docs = documents.remove(&row.id).unwrap_or_default();
             let status = kyc.remove(&row.id).unwrap_or_default();
             let pairs = metadata.remove(&row.id).unwrap_or_default();
-            IdentityView::new(row, docs, status, pairs)
+            Ok(IdentityView::new(row, data, docs, status, pairs))
         })
-        .collect())
+        .collect()
 }
 
 /// Responses list documents first, then face images, each in the order

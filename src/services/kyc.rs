@@ -11,6 +11,7 @@ use crate::db::kyc::VerificationQuery;
 use crate::db::kyc::{self as q, EventRow, StatusChange, VerificationRow};
 use crate::db::Cursor;
 use crate::db::{self, DbConnection};
+use crate::domain::crypto::KeyRing;
 use crate::domain::document::DocumentType;
 use crate::domain::identity::Email;
 use crate::domain::ids::{AppId, HistoryEntryId, IdentityId, VerificationId};
@@ -309,6 +310,7 @@ pub fn sandbox_settle(
 pub fn set_blocked(
     tx: &mut Tx<'_, '_>,
     storage: &Storage,
+    keys: &KeyRing,
     app_id: &AppId,
     identity_id: &IdentityId,
     blocked: bool,
@@ -350,7 +352,8 @@ pub fn set_blocked(
             },
         )?;
     }
-    let mut views = crate::services::identities::views_of(tx.read(), storage, vec![identity])?;
+    let mut views =
+        crate::services::identities::views_of(tx.read(), storage, keys, vec![identity])?;
     Ok(views.remove(0))
 }
 
@@ -460,6 +463,7 @@ impl Listing for VerificationListing {
     fn views(
         conn: &mut DbConnection,
         _storage: &Storage,
+        _keys: &KeyRing,
         rows: Vec<VerificationRow>,
     ) -> Result<Vec<VerificationView>, ApiError> {
         verification_views(conn, rows)

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{read_snapshot, Cursor, Db, DbConnection, DbError};
+use crate::domain::crypto::KeyRing;
 use crate::domain::ids::AppId;
 use crate::domain::list_query::{Direction, FilterField, ListQuery, ListSpec, Page, Sort};
 use crate::error::ApiError;
@@ -61,6 +62,7 @@ pub trait Listing: 'static {
     fn views(
         conn: &mut DbConnection,
         storage: &Storage,
+        keys: &KeyRing,
         rows: Vec<Self::Row>,
     ) -> Result<Vec<Self::View>, ApiError>;
 }
@@ -94,6 +96,7 @@ pub enum ListAnswer<View> {
 pub async fn answer<L, A>(
     db: &Db,
     storage: Arc<Storage>,
+    keys: Arc<KeyRing>,
     cursors: CursorSigner,
     authenticate: A,
     query_string: String,
@@ -127,7 +130,7 @@ where
         };
         if query.page != Page::All {
             let page = read_snapshot(&mut conn, |conn| {
-                one_page::<L>(conn, &storage, &cursors, &app_id, &query)
+                one_page::<L>(conn, &storage, &keys, &cursors, &app_id, &query)
             });
             conn.note(&page);
             return answer_first(page);
@@ -148,7 +151,7 @@ where
                 cursor = Some(L::cursor(last, &query.sort));
                 let last_chunk = (rows.len() as i64) < CHUNK;
                 if chunk_tx
-                    .blocking_send(Ok(L::views(conn, &storage, rows)?))
+                    .blocking_send(Ok(L::views(conn, &storage, &keys, rows)?))
                     .is_err()
                     || last_chunk
                 {
@@ -182,6 +185,7 @@ where
 fn one_page<L: Listing>(
     conn: &mut DbConnection,
     storage: &Storage,
+    keys: &KeyRing,
     cursors: &CursorSigner,
     app_id: &AppId,
     query: &ListQuery<L::Filter>,
@@ -239,7 +243,7 @@ fn one_page<L: Listing>(
     let next = link(rows.last(), more_after)?;
     let prev = link(rows.first(), more_before)?;
     Ok(ListAnswer::Page {
-        data: L::views(conn, storage, rows)?,
+        data: L::views(conn, storage, keys, rows)?,
         total,
         next,
         prev,

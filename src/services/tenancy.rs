@@ -336,25 +336,48 @@ pub fn list_apps(db: &crate::db::Db) -> anyhow::Result<Vec<(q::AppRow, i64)>> {
 
 /// A server secret every replica shares (the local storage backend's
 /// signing key when none is configured, the list cursors' key): read from
-/// the database, or generated once and kept there.
+/// the database, or generated once and kept there, sealed by the server's
+/// key ring (a value stored in the clear by an earlier version is read as
+/// it is).
 pub fn shared_secret(
     write: &WritePath,
     db: &crate::db::Db,
+    keys: &KeyRing,
     name: &'static str,
+) -> anyhow::Result<String> {
+    let stored = stored_secret(write, db, name, |clear| {
+        keys.seal(clear.as_bytes(), name.as_bytes())
+    })?;
+    if !KeyRing::is_sealed(&stored) {
+        return Ok(stored);
+    }
+    let opened = keys
+        .open(&stored, name.as_bytes())
+        .map_err(|e| anyhow!("the server secret {name} does not open: {e}"))?;
+    String::from_utf8(opened).map_err(|_| anyhow!("the server secret {name} is not text"))
+}
+
+/// A generated secret as stored (`seal` makes its stored form), created
+/// once whichever replica comes first.
+fn stored_secret(
+    write: &WritePath,
+    db: &crate::db::Db,
+    name: &'static str,
+    seal: impl FnOnce(&str) -> String,
 ) -> anyhow::Result<String> {
     if let Some(key) = q::find_secret(&mut *db.checkout()?, name)? {
         return Ok(key);
     }
     let mut bytes = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
-    let generated = hex::encode(bytes);
+    let stored = seal(&hex::encode(bytes));
     let created = write.run_blocking(Actor::Server, Operation::ServerSecretCreate, |tx| {
-        q::insert_secret(tx.conn(), name, &generated)?;
+        q::insert_secret(tx.conn(), name, &stored)?;
         tx.record(Change::ServerSecretCreated { name });
         anyhow::Ok(())
     });
     match created {
-        Ok(()) => Ok(generated),
+        Ok(()) => Ok(stored),
         // Another replica generated one at the same moment: use theirs.
         Err(e) if e.downcast_ref().is_some_and(db::is_unique_violation) => {
             q::find_secret(&mut *db.checkout()?, name)?
@@ -381,7 +404,8 @@ pub fn key_ring(
                 "KYC_ENCRYPTION_KEYS is not set: secrets are sealed with a key generated for this \
                  sandbox and kept in its own database; set KYC_ENCRYPTION_KEYS before real data"
             );
-            let generated = shared_secret(write, db, "sandbox_encryption_key")?;
+            // The key that seals everything else cannot seal itself.
+            let generated = stored_secret(write, db, "sandbox_encryption_key", str::to_owned)?;
             let key: [u8; crate::domain::crypto::KEY_BYTES] = hex::decode(&generated)
                 .ok()
                 .and_then(|bytes| bytes.try_into().ok())

@@ -674,11 +674,15 @@ impl Dispatcher {
             let endpoint_ids: Vec<WebhookEndpointId> =
                 claimed.iter().map(|c| c.endpoint_id.clone()).collect();
             let event_ids: Vec<EventId> = claimed.iter().map(|c| c.event_id.clone()).collect();
+            let keys = self.keys.clone();
             self.db
                 .run(move |conn| {
+                    let events = crate::db::events::by_ids(conn, &event_ids)?;
                     Ok::<_, ApiError>((
                         q::endpoints_by_ids(conn, &endpoint_ids)?,
-                        q::payloads_by_ids(conn, &event_ids)?,
+                        crate::services::events::open_payloads(conn, &keys, events)?
+                            .into_iter()
+                            .collect::<std::collections::HashMap<_, _>>(),
                     ))
                 })
                 .await?

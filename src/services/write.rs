@@ -17,6 +17,7 @@ use std::sync::Arc;
 use diesel::result::Error as DieselError;
 
 use crate::db::{ConnectionFault, Db, DbConnection, DbError, WriteConn};
+use crate::domain::crypto::DataKey;
 use crate::domain::ids::{
     ApiKeyId, AppId, DeliveryId, DocumentId, IdentityId, VerificationId, WebhookEndpointId,
 };
@@ -284,6 +285,9 @@ pub struct Answers {
     identities: Vec<IdentityView>,
     documents: Vec<DocumentView>,
     verifications: Vec<VerificationView>,
+    /// Identities' data keys opened in this transaction (`services::custody`),
+    /// so sealing an event's payload opens no key twice.
+    data_keys: Vec<(IdentityId, Arc<DataKey>)>,
 }
 
 impl Answers {
@@ -297,6 +301,13 @@ impl Answers {
 
     pub fn verification(&self, id: &VerificationId) -> Option<&VerificationView> {
         self.verifications.iter().find(|v| &v.id == id)
+    }
+
+    pub fn data_key(&self, id: &IdentityId) -> Option<Arc<DataKey>> {
+        self.data_keys
+            .iter()
+            .find(|(known, _)| known == id)
+            .map(|(_, key)| key.clone())
     }
 
     /// Forgets what `change` made stale: the identity it touches (its
@@ -345,6 +356,17 @@ impl<'c> Tx<'_, 'c> {
     pub fn answered_document(&mut self, view: &DocumentView) {
         self.answers.documents.retain(|v| v.id != view.id);
         self.answers.documents.push(view.clone());
+    }
+
+    /// Notes an identity's data key, opened or made in this transaction.
+    pub fn note_data_key(&mut self, id: &IdentityId, key: Arc<DataKey>) {
+        self.answers.data_keys.retain(|(known, _)| known != id);
+        self.answers.data_keys.push((id.clone(), key));
+    }
+
+    /// A data key noted in this transaction.
+    pub fn data_key(&self, id: &IdentityId) -> Option<Arc<DataKey>> {
+        self.answers.data_key(id)
     }
 
     /// Notes a verification as answered, after its last change.
@@ -429,7 +451,7 @@ impl WritePath {
                     &claim.app_id,
                     &claim.key,
                     i32::from(answer.status),
-                    &answer.body,
+                    &claim.seal_body(&answer.body),
                 )
                 .map_err(|e| match e {
                     // This request outlived its claim's lock and a retry

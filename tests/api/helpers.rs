@@ -407,6 +407,35 @@ pub fn run_cli(database_url: &str, args: &[&str]) -> std::process::Output {
         .expect("run kyc-api")
 }
 
+/// Everything the database holds, as an attacker with a copy would see
+/// it: the SQLite file and its write-ahead log, or a `pg_dump`.
+pub fn database_bytes(db: &TestDatabase) -> Vec<u8> {
+    match db.backend {
+        Backend::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://");
+            let mut bytes = std::fs::read(path).expect("read the database file");
+            for suffix in ["-wal", "-journal"] {
+                if let Ok(more) = std::fs::read(format!("{path}{suffix}")) {
+                    bytes.extend(more);
+                }
+            }
+            bytes
+        }
+        Backend::Postgres => {
+            let out = std::process::Command::new("pg_dump")
+                .arg(&db.url)
+                .output()
+                .expect("run pg_dump");
+            assert!(
+                out.status.success(),
+                "pg_dump: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        }
+    }
+}
+
 /// Runs a query returning one `count` column on the test database.
 pub fn query_count(db: &TestDatabase, sql: &str) -> i64 {
     use diesel::RunQueryDsl;

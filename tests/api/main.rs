@@ -4,6 +4,7 @@ mod helpers;
 
 mod cli;
 mod cursors;
+mod custody;
 mod documents;
 mod events;
 mod faults;

@@ -1,0 +1,3 @@
+ALTER TABLE identities DROP COLUMN erased_at;
+ALTER TABLE identities ALTER COLUMN birthday TYPE DATE USING CASE WHEN birthday LIKE 'enc:%' THEN NULL ELSE birthday::date END;
+DROP TABLE identity_keys;

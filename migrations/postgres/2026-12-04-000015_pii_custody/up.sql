@@ -1,0 +1,17 @@
+-- PII custody. Every identity gets its own data key (DEK), stored here only
+-- wrapped (sealed) by a server key of KYC_ENCRYPTION_KEYS; the personal data
+-- fields of the identity and its local document bytes are sealed under it.
+-- Erasure deletes the row: what the key sealed is unreadable from then on,
+-- in every backup taken afterwards too.
+CREATE TABLE identity_keys (
+    identity_id TEXT PRIMARY KEY REFERENCES identities (id),
+    app_id TEXT NOT NULL,
+    wrapped_key TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+-- A sealed birthday is text; clear ones keep their ISO form until
+-- `kyc-api encryption rotate` seals them.
+ALTER TABLE identities ALTER COLUMN birthday TYPE TEXT USING to_char(birthday, 'YYYY-MM-DD');
+-- When the identity was erased (its data key destroyed).
+ALTER TABLE identities ADD COLUMN erased_at TIMESTAMP;

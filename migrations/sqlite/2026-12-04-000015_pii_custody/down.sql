@@ -1,0 +1,2 @@
+ALTER TABLE identities DROP COLUMN erased_at;
+DROP TABLE identity_keys;

@@ -1,0 +1,173 @@
+//! Identities' wrapped data keys (`identity_keys`) and erasure. A data key
+//! is stored only sealed by a server key; deleting its row is what makes an
+//! erased identity's sealed data unreadable.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{identities, identity_keys, identity_metadata};
+use super::{DbConnection, WriteConn};
+use crate::domain::ids::{AppId, IdentityId};
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = identity_keys)]
+pub struct NewIdentityKey<'a> {
+    pub identity_id: &'a IdentityId,
+    pub app_id: &'a AppId,
+    pub wrapped_key: &'a str,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn insert_key(conn: &mut WriteConn<'_>, row: &NewIdentityKey<'_>) -> QueryResult<()> {
+    diesel::insert_into(identity_keys::table)
+        .values(row)
+        .execute(&mut **conn)
+        .map(|_| ())
+}
+
+/// The wrapped keys of some of an app's identities (those that have one).
+pub fn wrapped_keys_of(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    ids: &[&IdentityId],
+) -> QueryResult<Vec<(IdentityId, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    identity_keys::table
+        .filter(identity_keys::app_id.eq(app_id))
+        .filter(identity_keys::identity_id.eq_any(ids))
+        .select((identity_keys::identity_id, identity_keys::wrapped_key))
+        .load(conn)
+}
+
+/// Destroys an identity's data key; the number of rows deleted (0 when it
+/// had none, or was erased before).
+pub fn delete_key(conn: &mut WriteConn<'_>, app_id: &AppId, id: &IdentityId) -> QueryResult<usize> {
+    diesel::delete(
+        identity_keys::table
+            .filter(identity_keys::app_id.eq(app_id))
+            .filter(identity_keys::identity_id.eq(id)),
+    )
+    .execute(&mut **conn)
+}
+
+/// One data key as rotation sees it.
+#[derive(Debug, Queryable)]
+pub struct WrappedKey {
+    pub identity_id: IdentityId,
+    pub app_id: AppId,
+    pub wrapped_key: String,
+}
+
+/// Up to `limit` wrapped keys not sealed under `sealing_prefix` (the
+/// first server key's `sealed:v1:<kid>:`), in identity id order after
+/// `after`: rotation's batches, resumable from any point.
+pub fn keys_to_rewrap(
+    conn: &mut DbConnection,
+    sealing_prefix: &str,
+    after: Option<&IdentityId>,
+    limit: i64,
+) -> QueryResult<Vec<WrappedKey>> {
+    let mut query = identity_keys::table
+        .filter(identity_keys::wrapped_key.not_like(format!("{sealing_prefix}%")))
+        .order(identity_keys::identity_id)
+        .limit(limit)
+        .select((
+            identity_keys::identity_id,
+            identity_keys::app_id,
+            identity_keys::wrapped_key,
+        ))
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(identity_keys::identity_id.gt(after));
+    }
+    query.load(conn)
+}
+
+/// Replaces a wrapped key by the same key wrapped again, unless it changed
+/// since it was read (erased meanwhile, or rewrapped by another run).
+pub fn rewrap_key(
+    conn: &mut WriteConn<'_>,
+    key: &WrappedKey,
+    rewrapped: &str,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        identity_keys::table
+            .filter(identity_keys::identity_id.eq(&key.identity_id))
+            .filter(identity_keys::wrapped_key.eq(&key.wrapped_key)),
+    )
+    .set((
+        identity_keys::wrapped_key.eq(rewrapped),
+        identity_keys::updated_at.eq(at),
+    ))
+    .execute(&mut **conn)
+}
+
+/// Up to `limit` identities (of any app, any state but erased) with no
+/// data key, in id order after `after`: the rows written before encryption
+/// at rest, which rotation seals.
+pub fn identities_without_key(
+    conn: &mut DbConnection,
+    after: Option<&IdentityId>,
+    limit: i64,
+) -> QueryResult<Vec<(IdentityId, AppId)>> {
+    let mut query = identities::table
+        .left_join(identity_keys::table.on(identity_keys::identity_id.eq(identities::id)))
+        .filter(identity_keys::identity_id.is_null())
+        .filter(identities::erased_at.is_null())
+        .order(identities::id)
+        .limit(limit)
+        .select((identities::id, identities::app_id))
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(identities::id.gt(after));
+    }
+    query.load(conn)
+}
+
+/// What erasure leaves of an identity: the skeleton (ids, type, status
+/// flags, times), the name and email replaced by a tombstone, the personal
+/// fields emptied (their sealed forms are unreadable already once the key
+/// is gone; this also covers rows never sealed), the metadata and the data
+/// key deleted. The caller soft-deletes a live identity first.
+pub fn erase(
+    conn: &mut WriteConn<'_>,
+    app_id: &AppId,
+    id: &IdentityId,
+    tombstone_name: &str,
+    tombstone_email: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    let identity = identities::table
+        .filter(identities::app_id.eq(app_id))
+        .filter(identities::id.eq(id));
+    diesel::update(identity)
+        .set((
+            identities::name.eq(tombstone_name),
+            identities::email.eq(tombstone_email),
+            identities::email_normalized.eq(tombstone_email),
+            identities::email_domain.eq(""),
+            identities::email_local_reversed.eq(""),
+            identities::birthday.eq(None::<String>),
+            identities::address_street.eq(""),
+            identities::address_state.eq(None::<String>),
+            identities::address_postal_code.eq(""),
+            identities::phone_number.eq(""),
+            identities::tax_id_number.eq(""),
+            identities::tax_state.eq(None::<String>),
+            identities::tax_formation_region.eq(None::<String>),
+            identities::erased_at.eq(at),
+            identities::updated_at.eq(at),
+        ))
+        .execute(&mut **conn)?;
+    diesel::delete(
+        identity_metadata::table
+            .filter(identity_metadata::app_id.eq(app_id))
+            .filter(identity_metadata::identity_id.eq(id)),
+    )
+    .execute(&mut **conn)?;
+    delete_key(conn, app_id, id).map(|_| ())
+}

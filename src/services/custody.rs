@@ -1,0 +1,121 @@
+//! Identities' data keys: made with the identity, stored wrapped by the
+//! server's key ring, opened to read or write the identity's sealed
+//! fields, documents and events, destroyed by erasure.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::db::custody::{self as q, NewIdentityKey};
+use crate::db::identities::IdentityRow;
+use crate::db::{self, DbConnection};
+use crate::domain::crypto::{DataKey, KeyRing, OpenError};
+use crate::domain::identity::IdentityData;
+use crate::domain::ids::{AppId, IdentityId};
+use crate::domain::pii::key_context;
+use crate::error::ApiError;
+use crate::services::write::Tx;
+
+/// A value that does not open: a 500 whose cause (never the value) is
+/// logged.
+fn unreadable(what: String, e: OpenError) -> ApiError {
+    ApiError::internal(anyhow::anyhow!("{what} does not open: {e}"))
+}
+
+/// A data key made for an identity, not stored yet.
+pub struct NewKey {
+    key: Arc<DataKey>,
+    wrapped: String,
+}
+
+impl NewKey {
+    /// Makes a data key for the identity `id`.
+    pub fn make(keys: &KeyRing, id: &IdentityId) -> NewKey {
+        let (key, wrapped) = keys.new_data_key(&key_context(id));
+        NewKey {
+            key: Arc::new(key),
+            wrapped,
+        }
+    }
+
+    pub fn key(&self) -> &DataKey {
+        &self.key
+    }
+
+    /// Stores the key wrapped, once its identity's row exists.
+    pub fn store(
+        self,
+        tx: &mut Tx<'_, '_>,
+        app_id: &AppId,
+        id: &IdentityId,
+    ) -> Result<Arc<DataKey>, ApiError> {
+        let now = db::now();
+        q::insert_key(
+            tx.conn(),
+            &NewIdentityKey {
+                identity_id: id,
+                app_id,
+                wrapped_key: &self.wrapped,
+                created_at: now,
+                updated_at: now,
+            },
+        )?;
+        tx.note_data_key(id, self.key.clone());
+        Ok(self.key)
+    }
+}
+
+/// The identity's data key, or `None` for an identity written before
+/// encryption at rest (or erased).
+pub fn key_of(
+    conn: &mut DbConnection,
+    keys: &KeyRing,
+    app_id: &AppId,
+    id: &IdentityId,
+) -> Result<Option<Arc<DataKey>>, ApiError> {
+    Ok(keys_of(conn, keys, app_id, &[id])?.remove(id))
+}
+
+/// The data keys of some of an app's identities, in one query.
+pub fn keys_of(
+    conn: &mut DbConnection,
+    keys: &KeyRing,
+    app_id: &AppId,
+    ids: &[&IdentityId],
+) -> Result<HashMap<IdentityId, Arc<DataKey>>, ApiError> {
+    q::wrapped_keys_of(conn, app_id, ids)?
+        .into_iter()
+        .map(|(id, wrapped)| {
+            let key = keys
+                .open_data_key(&wrapped, &key_context(&id))
+                .map_err(|e| unreadable(format!("the data key of identity {id}"), e))?;
+            Ok((id, Arc::new(key)))
+        })
+        .collect()
+}
+
+/// The data key for a change inside a transaction: noted already, read,
+/// or (for an identity written before encryption at rest) made now, so
+/// the change seals its fields.
+pub fn key_for_change(
+    tx: &mut Tx<'_, '_>,
+    keys: &KeyRing,
+    app_id: &AppId,
+    id: &IdentityId,
+) -> Result<Arc<DataKey>, ApiError> {
+    if let Some(key) = tx.data_key(id) {
+        return Ok(key);
+    }
+    match key_of(tx.read(), keys, app_id, id)? {
+        Some(key) => {
+            tx.note_data_key(id, key.clone());
+            Ok(key)
+        }
+        None => NewKey::make(keys, id).store(tx, app_id, id),
+    }
+}
+
+/// The identity's data with its sealed fields opened.
+pub fn open(row: &IdentityRow, key: Option<&DataKey>) -> Result<IdentityData, ApiError> {
+    row.data(key)
+        .map_err(|e| unreadable(format!("a personal data field of identity {}", row.id), e))
+}
