@@ -94,6 +94,11 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
 }
 
 impl ApiError {
+    /// Whether this is the domain refusal `refusal`.
+    pub fn is_refusal(&self, refusal: Refusal) -> bool {
+        matches!(self, ApiError::Refused { refusal: r, .. } if *r == refusal)
+    }
+
     pub fn refused(refusal: Refusal, message: impl Into<String>) -> Self {
         ApiError::Refused {
             refusal,

@@ -14,6 +14,48 @@ use crate::domain::metadata::Metadata;
 use crate::domain::time::wire;
 use crate::storage::Storage;
 
+/// What `GET /identities/:id?includeErased=true` answers for an erased
+/// identity: the skeleton kept for record-keeping, no personal data.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasedIdentityView {
+    pub id: IdentityId,
+    pub app_id: AppId,
+    #[serde(rename = "type")]
+    pub kind: IdentityKind,
+    pub ref_id: Option<RefId>,
+    /// Always true.
+    pub erased: bool,
+    #[serde(with = "wire")]
+    pub erased_at: NaiveDateTime,
+    #[serde(with = "wire")]
+    pub created_at: NaiveDateTime,
+}
+
+impl ErasedIdentityView {
+    /// The view of an erased row; `None` if the row is not erased.
+    pub fn of(row: IdentityRow) -> Option<Self> {
+        Some(ErasedIdentityView {
+            erased_at: row.erased_at?,
+            id: row.id,
+            app_id: row.app_id,
+            kind: row.identity_type,
+            ref_id: row.ref_id,
+            erased: true,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// An identity as `GET /identities/:id` answers it: live, or (asked for
+/// with `includeErased=true`) erased.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum IdentityAnswer {
+    Live(Box<IdentityView>),
+    Erased(ErasedIdentityView),
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityView {

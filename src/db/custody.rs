@@ -5,8 +5,10 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{identities, identity_keys, identity_metadata};
+use super::identities::IdentityRow;
+use super::schema::{documents, identities, identity_keys, identity_metadata};
 use super::{DbConnection, WriteConn};
+use crate::domain::document::DocumentLocation;
 use crate::domain::ids::{AppId, IdentityId};
 
 #[derive(Debug, Insertable)]
@@ -170,4 +172,70 @@ pub fn erase(
     )
     .execute(&mut **conn)?;
     delete_key(conn, app_id, id).map(|_| ())
+}
+
+/// An identity of the app whatever its state (live, deleted or erased),
+/// locked until the transaction ends.
+pub fn find_any_for_update(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    id: &IdentityId,
+) -> QueryResult<Option<IdentityRow>> {
+    macro_rules! query {
+        () => {
+            identities::table
+                .filter(identities::app_id.eq(app_id))
+                .filter(identities::id.eq(id))
+                .select(IdentityRow::as_select())
+        };
+    }
+    match conn {
+        DbConnection::Postgresql(pg) => query!().for_update().first(pg).optional(),
+        DbConnection::Sqlite(sqlite) => query!().first(sqlite).optional(),
+    }
+}
+
+/// An erased identity of the app (`includeErased=true`).
+pub fn find_erased(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    id: &IdentityId,
+) -> QueryResult<Option<IdentityRow>> {
+    identities::table
+        .filter(identities::app_id.eq(app_id))
+        .filter(identities::id.eq(id))
+        .filter(identities::erased_at.is_not_null())
+        .select(IdentityRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Every object an identity's documents were ever stored under, deleted
+/// documents included: each sealed copy and the upload it came from.
+pub fn stored_objects_of(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    identity_id: &IdentityId,
+) -> QueryResult<Vec<(DocumentLocation, Option<String>)>> {
+    documents::table
+        .filter(documents::app_id.eq(app_id))
+        .filter(documents::identity_id.eq(identity_id))
+        .select((documents::url, documents::upload_key))
+        .load(conn)
+}
+
+/// Identities of any app deleted before `before` and not erased yet, up
+/// to `limit`, oldest deletion first: retention's work.
+pub fn deleted_before(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<(AppId, IdentityId)>> {
+    identities::table
+        .filter(identities::deleted_at.lt(before))
+        .filter(identities::erased_at.is_null())
+        .order(identities::deleted_at)
+        .limit(limit)
+        .select((identities::app_id, identities::id))
+        .load(conn)
 }

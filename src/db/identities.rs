@@ -298,6 +298,8 @@ pub struct DocumentRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
+    /// The upload the sealed copy was made from (erasure deletes both).
+    pub upload_key: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -314,6 +316,7 @@ pub struct NewDocument<'a> {
     pub position: i32,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub upload_key: Option<&'a str>,
 }
 
 type BoxedIdentities<'a> = identities::BoxedQuery<'a, MultiBackend>;

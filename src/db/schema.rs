@@ -89,6 +89,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        upload_key -> Nullable<Text>,
     }
 }
 

@@ -15,6 +15,9 @@ text_enum! {
         #[strum(serialize = "identity.deleted")]
         #[serde(rename = "identity.deleted")]
         IdentityDeleted,
+        #[strum(serialize = "identity.erased")]
+        #[serde(rename = "identity.erased")]
+        IdentityErased,
         #[strum(serialize = "identity.blocked")]
         #[serde(rename = "identity.blocked")]
         IdentityBlocked,

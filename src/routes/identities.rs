@@ -8,11 +8,12 @@ use crate::app::AppState;
 use crate::auth::{ApiKey, AuthenticatedApp};
 use crate::domain::identity::{parse_identity, IdentityPatch};
 use crate::domain::ids::IdentityId;
-use crate::error::ApiError;
+use crate::error::{ApiError, Refusal};
+use crate::services::custody;
 use crate::services::documents::seal_document_urls;
 use crate::services::identities::{self as service, IdentityListing};
 use crate::services::write::{Answer, Operation};
-use crate::views::Data;
+use crate::views::{Data, IdentityAnswer};
 
 pub async fn create(
     state: web::Data<AppState>,
@@ -43,19 +44,72 @@ pub async fn create(
     .await
 }
 
+/// `includeErased=true|false` (default false); no other parameter.
+fn include_erased(query: &str) -> Result<bool, ApiError> {
+    let mut include = None;
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match (name.as_ref(), value.as_ref(), include) {
+            ("includeErased", _, Some(_)) => {
+                return Err(ApiError::invalid(
+                    "includeErased",
+                    "is given more than once",
+                ))
+            }
+            ("includeErased", "true", None) => include = Some(true),
+            ("includeErased", "false", None) => include = Some(false),
+            ("includeErased", _, None) => {
+                return Err(ApiError::invalid("includeErased", "must be true or false"))
+            }
+            (other, _, _) => {
+                return Err(ApiError::invalid(
+                    other.to_owned(),
+                    "is not a parameter of this route; the only one is includeErased",
+                ))
+            }
+        }
+    }
+    Ok(include.unwrap_or(false))
+}
+
 pub async fn get(
     state: web::Data<AppState>,
     key: ApiKey,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (storage, keys) = (state.storage.clone(), state.keys.clone());
+    let include_erased = include_erased(req.query_string())?;
     let view = key
         .run(&state.db, move |conn, auth| {
             let id = parse_id("id", &id)?;
-            service::get(conn, &storage, &keys, &auth.app_id, &id)
+            match service::get(conn, &storage, &keys, &auth.app_id, &id) {
+                Ok(view) => Ok(IdentityAnswer::Live(Box::new(view))),
+                Err(e) if include_erased && e.is_refusal(Refusal::IdentityNotFound) => {
+                    custody::get_erased(conn, &auth.app_id, &id)
+                }
+                Err(e) => Err(e),
+            }
         })
         .await?;
     Ok(HttpResponse::Ok().json(Data { data: view }))
+}
+
+/// `POST /identities/:id/erase`: 204 once the identity is erased and its
+/// documents are deleted from storage (again 204 for an erased one).
+pub async fn erase(
+    state: web::Data<AppState>,
+    auth: AuthenticatedApp,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: IdentityId = parse_id("id", &id)?;
+    let objects = state
+        .write
+        .run(auth.actor(), Operation::IdentityErase, move |tx| {
+            custody::erase(tx, &auth.app_id, &id)
+        })
+        .await?;
+    custody::delete_objects(&state.storage, &objects).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn patch(

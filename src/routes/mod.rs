@@ -90,6 +90,7 @@ routes! {
         patch: identities::patch,
         delete: identities::delete,
     }
+    "/identities/{id}/erase" => { post: identities::erase }
     "/identities/{id}/block" => { post: kyc::block }
     "/identities/{id}/unblock" => { post: kyc::unblock }
     "/identities/{id}/history" => { get: kyc::history }

@@ -6,14 +6,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::db::custody::{self as q, NewIdentityKey};
+use crate::db::identities as identity_q;
 use crate::db::identities::IdentityRow;
 use crate::db::{self, DbConnection};
 use crate::domain::crypto::{DataKey, KeyRing, OpenError};
+use crate::domain::document::DocumentLocation;
 use crate::domain::identity::IdentityData;
 use crate::domain::ids::{AppId, IdentityId};
 use crate::domain::pii::key_context;
-use crate::error::ApiError;
-use crate::services::write::Tx;
+use crate::error::{ApiError, Refusal};
+use crate::services::write::{Change, Tx};
+use crate::storage::{ObjectKey, Storage};
+use crate::views::{ErasedIdentityView, IdentityAnswer};
 
 /// A value that does not open: a 500 whose cause (never the value) is
 /// logged.
@@ -118,4 +122,90 @@ pub fn key_for_change(
 pub fn open(row: &IdentityRow, key: Option<&DataKey>) -> Result<IdentityData, ApiError> {
     row.data(key)
         .map_err(|e| unreadable(format!("a personal data field of identity {}", row.id), e))
+}
+
+/// What an erased identity's name becomes.
+pub const TOMBSTONE_NAME: &str = "[erased]";
+/// What an erased identity's email becomes (a reserved domain).
+pub const TOMBSTONE_EMAIL: &str = "erased@erased.invalid";
+
+fn not_found() -> ApiError {
+    ApiError::refused(Refusal::IdentityNotFound, "No identity with this id.")
+}
+
+/// Erases an identity (live or deleted): destroys its data key, so its
+/// sealed fields, event bodies and documents are unreadable everywhere
+/// (backups included); replaces its name and email by a tombstone;
+/// deletes it if it was live. Its ids, type, verifications and history
+/// stay. Erasing an erased identity changes nothing. Answers the storage
+/// objects of its documents, which the caller deletes once this commits
+/// (again on a retry, so a failed deletion is finished by erasing again).
+pub fn erase(
+    tx: &mut Tx<'_, '_>,
+    app_id: &AppId,
+    id: &IdentityId,
+) -> Result<Vec<ObjectKey>, ApiError> {
+    let row = q::find_any_for_update(tx.read(), app_id, id)?.ok_or_else(not_found)?;
+    let objects = q::stored_objects_of(tx.read(), app_id, id)?
+        .into_iter()
+        .flat_map(|(location, upload)| {
+            let sealed = match location {
+                DocumentLocation::Stored(key) => Some(key),
+                DocumentLocation::External(_) => None,
+            };
+            let upload = upload.and_then(|key| match ObjectKey::parse(&key) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    tracing::warn!(identity_id = %id, error = %e, "a document's upload key does not parse; not deleted");
+                    None
+                }
+            });
+            sealed.into_iter().chain(upload)
+        })
+        .collect();
+    if row.erased_at.is_some() {
+        return Ok(objects);
+    }
+    let now = db::now();
+    if row.deleted_at.is_none() {
+        if identity_q::owns_live_companies(tx.read(), app_id, id)? {
+            return Err(ApiError::refused(
+                Refusal::IdentityOwnerInUse,
+                "This person owns live companies; delete, erase or reassign them first.",
+            ));
+        }
+        identity_q::soft_delete(tx.conn(), app_id, id, now)?;
+        tx.record(Change::IdentityDeleted {
+            app_id: app_id.clone(),
+            identity_id: id.clone(),
+        });
+    }
+    q::erase(tx.conn(), app_id, id, TOMBSTONE_NAME, TOMBSTONE_EMAIL, now)?;
+    tx.record(Change::IdentityErased {
+        app_id: app_id.clone(),
+        identity_id: id.clone(),
+    });
+    Ok(objects)
+}
+
+/// Deletes an erased identity's document objects from storage; the first
+/// failure stops and answers (erasing again finishes the work).
+pub async fn delete_objects(storage: &Storage, objects: &[ObjectKey]) -> Result<(), ApiError> {
+    for key in objects {
+        storage.delete(key).await.map_err(ApiError::from)?;
+    }
+    Ok(())
+}
+
+/// `GET /identities/:id?includeErased=true` for an identity that is not
+/// live: its erased skeleton, or 404.
+pub fn get_erased(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    id: &IdentityId,
+) -> Result<IdentityAnswer, ApiError> {
+    q::find_erased(conn, app_id, id)?
+        .and_then(ErasedIdentityView::of)
+        .map(IdentityAnswer::Erased)
+        .ok_or_else(not_found)
 }

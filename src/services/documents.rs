@@ -11,7 +11,7 @@ use crate::domain::document::DocumentLocation;
 use crate::domain::identity::DocumentUrl;
 use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::error::{ApiError, FieldError, Refusal};
-use crate::storage::{ObjectKey, ObjectUrlMatch, PresignedPost, Storage, StorageError};
+use crate::storage::{ObjectKey, ObjectKind, ObjectUrlMatch, PresignedPost, Storage, StorageError};
 
 pub async fn presign_upload(
     storage: &Storage,
@@ -74,12 +74,20 @@ fn storage_error(err: StorageError) -> ApiError {
 /// URL as sent (normalized): made by [`seal_document_urls`] before the
 /// write transaction, read by the use case inside it.
 #[derive(Debug, Default)]
-pub struct SealedDocuments(HashMap<String, DocumentLocation>);
+pub struct SealedDocuments(HashMap<String, Sealed>);
+
+/// Where a sent URL is stored, and the upload it was copied from (when it
+/// named an upload).
+#[derive(Debug)]
+pub struct Sealed {
+    pub location: DocumentLocation,
+    pub upload: Option<ObjectKey>,
+}
 
 impl SealedDocuments {
-    /// The stored location of a URL the input sent; every URL of the input
-    /// was sealed before the transaction, so a miss is a bug.
-    pub fn location(&self, url: &DocumentUrl) -> Result<&DocumentLocation, ApiError> {
+    /// Where a URL the input sent is stored; every URL of the input was
+    /// sealed before the transaction, so a miss is a bug.
+    pub fn sealed(&self, url: &DocumentUrl) -> Result<&Sealed, ApiError> {
         self.0.get(url.as_str()).ok_or_else(|| {
             ApiError::internal(anyhow::anyhow!(
                 "document URL {url:?} was not sealed before the write"
@@ -120,7 +128,10 @@ pub async fn seal_document_urls(
             ObjectUrlMatch::External if url.is_https() => {
                 sealed.insert(
                     url.as_str().to_owned(),
-                    DocumentLocation::External(url.clone()),
+                    Sealed {
+                        location: DocumentLocation::External(url.clone()),
+                        upload: None,
+                    },
                 );
             }
             ObjectUrlMatch::External => problems.push((
@@ -132,11 +143,18 @@ pub async fn seal_document_urls(
     if problems.is_empty() {
         let copies = ours
             .into_iter()
-            .map(|(url, key, fields)| async move { (url, storage.seal(&key).await, fields) });
-        for (url, result, fields) in futures_util::future::join_all(copies).await {
+            .map(|(url, key, fields)| async move { (url, storage.seal(&key).await, key, fields) });
+        for (url, result, sent, fields) in futures_util::future::join_all(copies).await {
             match result {
                 Ok(key) => {
-                    sealed.insert(url.as_str().to_owned(), DocumentLocation::Stored(key));
+                    let upload = (sent.kind() == ObjectKind::Upload).then_some(sent);
+                    sealed.insert(
+                        url.as_str().to_owned(),
+                        Sealed {
+                            location: DocumentLocation::Stored(key),
+                            upload,
+                        },
+                    );
                 }
                 Err(StorageError::NotFound) => {
                     problems.extend(fields.into_iter().map(|(position, field)| {

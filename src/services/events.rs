@@ -191,6 +191,16 @@ impl WriteObserver for EventRecorder {
                     json!({"id": identity_id, "appId": app_id}),
                     [],
                 ),
+                Change::IdentityErased {
+                    app_id,
+                    identity_id,
+                } => out.push(
+                    EventType::IdentityErased,
+                    app_id,
+                    identity_id,
+                    json!({"id": identity_id, "appId": app_id, "erased": true}),
+                    [],
+                ),
                 Change::DocumentCreated {
                     app_id,
                     identity_id,

@@ -410,16 +410,16 @@ impl NewDocuments<'_> {
         inputs: &[DocumentInput],
     ) -> Result<Vec<DocumentView>, ApiError> {
         let ids: Vec<DocumentId> = inputs.iter().map(|_| DocumentId::new()).collect();
-        let locations = inputs
+        let sealed = inputs
             .iter()
-            .map(|doc| self.sealed.location(&doc.url))
+            .map(|doc| self.sealed.sealed(&doc.url))
             .collect::<Result<Vec<_>, _>>()?;
         let rows: Vec<NewDocument<'_>> = inputs
             .iter()
             .zip(&ids)
-            .zip(locations)
+            .zip(sealed)
             .enumerate()
-            .map(|(i, ((doc, id), location))| NewDocument {
+            .map(|(i, ((doc, id), sealed))| NewDocument {
                 id,
                 app_id: &identity.app_id,
                 identity_id: &identity.id,
@@ -427,7 +427,8 @@ impl NewDocuments<'_> {
                 side: doc.side,
                 label: doc.label.as_deref(),
                 description: doc.description.as_deref(),
-                url: location,
+                url: &sealed.location,
+                upload_key: sealed.upload.as_ref().map(|k| k.as_str()),
                 position: i as i32
                     + match doc.document_type {
                         DocumentType::FaceImage => FACE_IMAGE_POSITIONS,

@@ -51,6 +51,7 @@ pub enum Operation {
     IdentityCreate,
     IdentityPatch,
     IdentityDelete,
+    IdentityErase,
     IdentityBlock,
     IdentityUnblock,
     VerificationDecide,
@@ -85,6 +86,7 @@ impl Operation {
             Operation::IdentityCreate => "identity.create",
             Operation::IdentityPatch => "identity.patch",
             Operation::IdentityDelete => "identity.delete",
+            Operation::IdentityErase => "identity.erase",
             Operation::IdentityBlock => "identity.block",
             Operation::IdentityUnblock => "identity.unblock",
             Operation::VerificationDecide => "verification.decide",
@@ -125,6 +127,11 @@ pub enum Change {
         fields: Vec<&'static str>,
     },
     IdentityDeleted {
+        app_id: AppId,
+        identity_id: IdentityId,
+    },
+    /// Its data key destroyed, its name and email replaced by a tombstone.
+    IdentityErased {
         app_id: AppId,
         identity_id: IdentityId,
     },
@@ -197,6 +204,7 @@ impl Change {
             Change::IdentityCreated { identity_id, .. }
             | Change::IdentityUpdated { identity_id, .. }
             | Change::IdentityDeleted { identity_id, .. }
+            | Change::IdentityErased { identity_id, .. }
             | Change::DocumentCreated { identity_id, .. }
             | Change::DocumentRemoved { identity_id, .. }
             | Change::VerificationCreated { identity_id, .. }
@@ -220,6 +228,7 @@ impl Change {
             Change::IdentityCreated { .. } => "identity.created",
             Change::IdentityUpdated { .. } => "identity.updated",
             Change::IdentityDeleted { .. } => "identity.deleted",
+            Change::IdentityErased { .. } => "identity.erased",
             Change::DocumentCreated { .. } => "document.created",
             Change::DocumentRemoved { .. } => "document.removed",
             Change::VerificationCreated { .. } => "verification.created",

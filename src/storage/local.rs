@@ -259,6 +259,17 @@ impl LocalStore {
         })
     }
 
+    /// Deletes an object; one that is not there counts as deleted.
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
+        match tokio::fs::remove_file(self.path_of(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::backend(
+                anyhow::Error::new(e).context(format!("delete {key}")),
+            )),
+        }
+    }
+
     pub async fn read(&self, key: &ObjectKey) -> Result<Vec<u8>, StorageError> {
         match tokio::fs::read(self.path_of(key)).await {
             Ok(bytes) => Ok(bytes),

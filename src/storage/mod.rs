@@ -221,6 +221,15 @@ impl Storage {
         }
     }
 
+    /// Deletes an object for good (erasure); an absent one counts as
+    /// deleted, so a retried erasure succeeds.
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
+        match self {
+            Storage::Local(local) => local.delete(key).await,
+            Storage::S3(s3) => s3.delete(key).await,
+        }
+    }
+
     /// The whole object; [`StorageError::NotFound`] if absent.
     pub async fn read(&self, key: &ObjectKey) -> Result<Vec<u8>, StorageError> {
         match self {

@@ -5,13 +5,30 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, database_bytes, json, TestApp};
+use crate::documents::{post_form, presign, with_documents, JPEG};
+use crate::helpers::{assert_error, database_bytes, json, query_count, Backend, TestApp};
 use crate::identities::{company, create, person};
 
 backend_tests!(
     personal_data_is_sealed_at_rest,
     a_sealed_value_moved_to_another_identity_does_not_open,
+    erasure_destroys_the_key_the_documents_and_the_personal_data,
+    erasure_is_tenant_isolated_and_refuses_owners_of_live_companies,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_deletes_the_objects_from_s3_sqlite() {
+    if let Some(app) = crate::documents::s3_app(Backend::Sqlite).await {
+        erase_with_documents(&app).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_deletes_the_objects_from_s3_postgres() {
+    if let Some(app) = crate::documents::s3_app(Backend::Postgres).await {
+        erase_with_documents(&app).await;
+    }
+}
 
 /// The sealed fields of a person and a company, each a value found
 /// nowhere else.
@@ -177,4 +194,206 @@ async fn a_sealed_value_moved_to_another_identity_does_not_open(app: TestApp) {
     let (status, body) = json(app.get(&format!("/identities/{a}")).send().await.unwrap()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["tax"]["idNumber"], "TX7Q9Z4K2M");
+}
+
+async fn erase(app: &TestApp, id: &str) -> u16 {
+    let response = app
+        .post(&format!("/identities/{id}/erase"), &json!({}))
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// An identity with an uploaded document and PII, erased: its documents
+/// leave the storage (sealed copies and uploads), its key row goes, it
+/// answers 404 except with includeErased, its events stay but no longer
+/// carry its data. Answers the identity's id.
+async fn erase_with_documents(app: &TestApp) -> String {
+    let (status, body) = presign(app, &app.api_key, "passport.jpg").await;
+    assert_eq!(status, 200, "{body}");
+    let form = body["data"].clone();
+    assert_eq!(
+        post_form(&app.client, &form, "image/jpeg", JPEG)
+            .await
+            .status()
+            .as_u16()
+            / 100,
+        2
+    );
+    let upload_url = format!(
+        "{}/{}",
+        form["url"].as_str().unwrap().trim_end_matches('/'),
+        form["fields"]["key"].as_str().unwrap()
+    );
+    let url = if app.uses_s3() {
+        upload_url
+    } else {
+        // The local backend's object URL of the key.
+        app.url(&format!(
+            "/files/{}",
+            form["fields"]["key"].as_str().unwrap()
+        ))
+    };
+    let body = with_values(
+        with_documents("erase-me@example.com", &url),
+        &PERSON_SECRETS,
+    );
+    let created = create(app, &body).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(!app.stored_objects().await.is_empty());
+    let before = query_count(
+        &app.db,
+        &format!("SELECT COUNT(*) AS count FROM identity_keys WHERE identity_id = '{id}'"),
+    );
+    assert_eq!(before, 1);
+
+    assert_eq!(erase(app, &id).await, 204);
+    assert_eq!(
+        app.stored_objects().await,
+        Vec::<String>::new(),
+        "documents left in storage"
+    );
+    assert_eq!(
+        query_count(
+            &app.db,
+            &format!("SELECT COUNT(*) AS count FROM identity_keys WHERE identity_id = '{id}'")
+        ),
+        0
+    );
+    assert_eq!(
+        query_count(&app.db, &format!("SELECT COUNT(*) AS count FROM identities WHERE id = '{id}' AND name = '[erased]' AND email = 'erased@erased.invalid' AND phone_number = '' AND tax_id_number = ''")),
+        1
+    );
+
+    let (status, body) = json(app.get(&format!("/identities/{id}")).send().await.unwrap()).await;
+    assert_error(status, &body, 404, "identity_not_found");
+    let (status, body) = json(
+        app.get(&format!("/identities/{id}?includeErased=true"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["erased"], true);
+    assert_eq!(body["data"]["id"], json!(id));
+    assert!(body["data"]["erasedAt"].is_string(), "{body}");
+    assert!(body["data"].get("name").is_none(), "{body}");
+    let (status, body) = json(
+        app.get(&format!("/identities/{id}?includeErased=maybe"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 400, "validation_failed");
+
+    // Its events stay, in order, without its data.
+    let (_, events) = json(
+        app.get(&format!("/events?filter[identityId]={id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let types: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.first(), Some(&"identity.created"), "{events}");
+    assert!(
+        types.ends_with(&["identity.deleted", "identity.erased"]),
+        "{types:?}"
+    );
+    let first = &events["data"][0];
+    assert_eq!(
+        first["data"],
+        json!({"erased": true, "object": {"id": id}}),
+        "{first}"
+    );
+    assert!(!events.to_string().contains("TX7Q9Z4K2M"));
+
+    // Again: 204, nothing new; the email is free again.
+    let count = events["data"].as_array().unwrap().len();
+    assert_eq!(erase(app, &id).await, 204);
+    let (_, again) = json(
+        app.get(&format!("/events?filter[identityId]={id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(again["data"].as_array().unwrap().len(), count);
+    create(app, &person("erase-me@example.com")).await;
+    id
+}
+
+async fn erasure_destroys_the_key_the_documents_and_the_personal_data(app: TestApp) {
+    erase_with_documents(&app).await;
+    // A deleted identity can be erased too (retention's case).
+    let other = create(&app, &person("deleted-first@example.com")).await;
+    let other = other["id"].as_str().unwrap();
+    let response = app
+        .delete(&format!("/identities/{other}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(erase(&app, other).await, 204);
+    let (status, body) = json(
+        app.get(&format!("/identities/{other}?includeErased=true"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["data"]["erased"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+}
+
+async fn erasure_is_tenant_isolated_and_refuses_owners_of_live_companies(app: TestApp) {
+    let owner = create(&app, &person("owner@example.com")).await;
+    let owner = owner["id"].as_str().unwrap();
+    let company_id = create(&app, &company("co@example.com", owner)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (_, other_key) = app.create_other_app("other");
+    let response = app
+        .client
+        .post(app.url(&format!("/identities/{owner}/erase")))
+        .header("apiKey", &other_key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_error(status, &body, 404, "identity_not_found");
+    let response = app
+        .client
+        .get(app.url(&format!("/identities/{owner}?includeErased=true")))
+        .header("apiKey", &other_key)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_error(status, &body, 404, "identity_not_found");
+
+    let response = app
+        .post(&format!("/identities/{owner}/erase"), &json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(response).await;
+    assert_error(status, &body, 409, "identity_owner_in_use");
+    assert_eq!(erase(&app, &company_id).await, 204);
+    assert_eq!(erase(&app, owner).await, 204);
+    assert_eq!(erase(&app, &uuid::Uuid::new_v4().to_string()).await, 404);
 }

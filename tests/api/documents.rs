@@ -11,7 +11,7 @@ use crate::identities::person;
 
 pub const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0fake jpeg bytes for a passport scan\xFF\xD9";
 
-async fn presign(app: &TestApp, key: &str, filename: &str) -> (u16, Value) {
+pub async fn presign(app: &TestApp, key: &str, filename: &str) -> (u16, Value) {
     json(
         app.client
             .post(app.url("/presign-url"))
@@ -571,7 +571,7 @@ async fn external_documents_and_filenames(app: TestApp) {
 
 /// An app storing documents in a fresh bucket of the test S3 server, or
 /// None (with a note) when no server is configured.
-async fn s3_app(backend: Backend) -> Option<TestApp> {
+pub async fn s3_app(backend: Backend) -> Option<TestApp> {
     let (endpoint, access, secret) = crate::helpers::test_s3()?;
     if backend == Backend::Postgres && crate::helpers::postgres_admin_url().is_none() {
         return None;

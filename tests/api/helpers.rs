@@ -239,6 +239,8 @@ pub struct TestApp {
     handle: actix_web::dev::ServerHandle,
     /// Documents go to S3 (else to a local directory).
     s3: bool,
+    /// `KYC_STORAGE` of this server.
+    storage: String,
     /// The local storage directory of this server.
     _files: tempfile::TempDir,
 }
@@ -282,9 +284,12 @@ impl TestApp {
             vars.retain(|(name, _)| name != k);
             vars.push((k.to_string(), v.to_string()));
         }
-        let s3 = vars
+        let storage = vars
             .iter()
-            .any(|(k, v)| k == "KYC_STORAGE" && v.starts_with("s3://"));
+            .find(|(k, _)| k == "KYC_STORAGE")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let s3 = storage.starts_with("s3://");
         let settings = Settings::from_lookup(|name| {
             vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
@@ -317,12 +322,38 @@ impl TestApp {
             client,
             handle,
             s3,
+            storage,
             _files: files,
         }
     }
 
     pub fn uses_s3(&self) -> bool {
         self.s3
+    }
+
+    /// The keys of every object in this server's document storage (the
+    /// local directory's files, or the S3 bucket's objects).
+    pub async fn stored_objects(&self) -> Vec<String> {
+        if let Some(rest) = self.storage.strip_prefix("s3://") {
+            let bucket = rest.split('/').next().unwrap();
+            let (endpoint, access, secret) = test_s3().expect("an S3 test server");
+            let listed = s3_client(&endpoint, &access, &secret)
+                .list_objects_v2()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("list objects");
+            return listed
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned))
+                .collect();
+        }
+        let root = self._files.path();
+        walk(root)
+            .into_iter()
+            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+            .collect()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -693,8 +724,20 @@ pub fn test_s3() -> Option<(String, String, String)> {
 }
 
 /// A fresh bucket on the test S3 server.
-pub async fn create_test_bucket(endpoint: &str, access: &str, secret: &str) -> String {
-    let bucket = format!("kyc-test-{}", uuid::Uuid::new_v4().simple());
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn s3_client(endpoint: &str, access: &str, secret: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
@@ -705,6 +748,11 @@ pub async fn create_test_bucket(endpoint: &str, access: &str, secret: &str) -> S
         ))
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+pub async fn create_test_bucket(endpoint: &str, access: &str, secret: &str) -> String {
+    let bucket = format!("kyc-test-{}", uuid::Uuid::new_v4().simple());
+    s3_client(endpoint, access, secret)
         .create_bucket()
         .bucket(&bucket)
         .send()

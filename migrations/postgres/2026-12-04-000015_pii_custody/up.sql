@@ -15,3 +15,6 @@ CREATE TABLE identity_keys (
 ALTER TABLE identities ALTER COLUMN birthday TYPE TEXT USING to_char(birthday, 'YYYY-MM-DD');
 -- When the identity was erased (its data key destroyed).
 ALTER TABLE identities ADD COLUMN erased_at TIMESTAMP;
+-- The upload a document's sealed copy was made from, so erasure deletes
+-- both objects.
+ALTER TABLE documents ADD COLUMN upload_key TEXT;

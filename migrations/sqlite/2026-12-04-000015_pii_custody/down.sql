@@ -1,2 +1,3 @@
+ALTER TABLE documents DROP COLUMN upload_key;
 ALTER TABLE identities DROP COLUMN erased_at;
 DROP TABLE identity_keys;

@@ -13,3 +13,6 @@ CREATE TABLE identity_keys (
 );
 -- When the identity was erased (its data key destroyed).
 ALTER TABLE identities ADD COLUMN erased_at TIMESTAMP;
+-- The upload a document's sealed copy was made from, so erasure deletes
+-- both objects.
+ALTER TABLE documents ADD COLUMN upload_key TEXT;

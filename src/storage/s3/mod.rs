@@ -446,6 +446,25 @@ impl S3Store {
         }
     }
 
+    /// Deletes an object; deleting one that is not there succeeds (S3's
+    /// own answer).
+    pub async fn delete(&self, key: &ObjectKey) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&self.settings.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                StorageError::backend(anyhow::Error::new(e).context(format!(
+                    "DELETE s3://{}/{}",
+                    self.settings.bucket,
+                    self.full_key(key)
+                )))
+            })
+    }
+
     pub async fn read(&self, key: &ObjectKey) -> Result<Vec<u8>, StorageError> {
         let context = || format!("GET s3://{}/{}", self.settings.bucket, self.full_key(key));
         let result = self
