@@ -42,6 +42,8 @@ Configuration (environment variables):
   KYC_S3_FORCE_PATH_STYLE      true for S3-compatible servers
   KYC_EVENT_RETENTION_DAYS     30: how long GET /events keeps events
   KYC_IDEMPOTENCY_TTL_HOURS    24: how long an Idempotency-Key's answer is kept
+  KYC_RETENTION_DAYS           erase identities deleted longer ago (unset: keep forever)
+  KYC_MAINTENANCE_INTERVAL_SECONDS  3600: how often pruning and retention run
   KYC_WEBHOOK_RETRY_SCHEDULE   5s,5m,30m,2h,5h,10h,10h: waits between attempts
   KYC_WEBHOOK_TIMEOUT_MS       10000: a receiver must answer within this
   KYC_WEBHOOK_POLL_MS          500: how often an idle dispatcher looks

@@ -65,6 +65,12 @@ pub struct Settings {
     /// `KYC_IDEMPOTENCY_TTL_HOURS`: how long an Idempotency-Key's answer is
     /// kept for replay.
     pub idempotency_ttl: chrono::Duration,
+    /// `KYC_RETENTION_DAYS`: identities deleted longer ago than this are
+    /// erased by a background task; unset keeps them forever.
+    pub retention: Option<chrono::Duration>,
+    /// `KYC_MAINTENANCE_INTERVAL_SECONDS`: how often each replica prunes
+    /// expired events and answers and erases expired identities.
+    pub maintenance_interval: Duration,
     /// Webhook delivery: `KYC_WEBHOOK_RETRY_SCHEDULE`,
     /// `KYC_WEBHOOK_ALLOWED_HOSTS`, `KYC_WEBHOOK_TIMEOUT_MS`,
     /// `KYC_WEBHOOK_POLL_MS`, `KYC_WEBHOOK_CONCURRENCY`,
@@ -201,6 +207,24 @@ impl Settings {
             600_000,
         )?);
 
+        let retention = match get("KYC_RETENTION_DAYS") {
+            None => None,
+            Some(_) => Some(chrono::Duration::days(parse_number(
+                &get,
+                "KYC_RETENTION_DAYS",
+                0,
+                0,
+                36_500,
+            )?)),
+        };
+        let maintenance_interval = Duration::from_secs(parse_number(
+            &get,
+            "KYC_MAINTENANCE_INTERVAL_SECONDS",
+            3600,
+            1,
+            86_400,
+        )?);
+
         let rate_limit_per_second = match get("KYC_RATE_LIMIT_PER_SECOND") {
             None => None,
             Some(_) => std::num::NonZeroU32::new(parse_number(
@@ -253,6 +277,8 @@ impl Settings {
             idempotency_ttl,
             webhooks,
             rate_limit_per_second,
+            retention,
+            maintenance_interval,
             metrics_bind,
         })
     }

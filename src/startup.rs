@@ -59,34 +59,51 @@ async fn build_storage(
 /// Deletes expired events and Idempotency-Key records every hour (and
 /// once at start), on a blocking thread. Every replica runs it; deleting
 /// is idempotent.
-fn spawn_pruning(
-    write: WritePath,
-    event_retention: chrono::Duration,
-    idempotency_ttl: chrono::Duration,
-) {
+/// Each replica's periodic upkeep: prunes expired events and
+/// Idempotency-Key answers, and (with `KYC_RETENTION_DAYS`) erases the
+/// identities deleted longer ago. Every step is safe with several replicas
+/// doing it at once.
+fn spawn_maintenance(write: WritePath, storage: Arc<Storage>, settings: Arc<Settings>) {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let mut every = tokio::time::interval(settings.maintenance_interval);
         loop {
             every.tick().await;
-            let write = write.clone();
-            let pruned = actix_web::rt::task::spawn_blocking(move || {
-                (
-                    crate::services::events::prune(&write, event_retention),
-                    crate::services::idempotency::prune(&write, idempotency_ttl),
-                )
-            })
-            .await;
-            match pruned {
-                Ok((events, keys)) => {
-                    for (what, pruned) in [("events", events), ("idempotency records", keys)] {
-                        match pruned {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(count = n, "pruned expired {what}"),
-                            Err(e) => tracing::warn!(error = %e, "could not prune expired {what}"),
-                        }
+            let (events, keys) = {
+                let (write, settings) = (write.clone(), settings.clone());
+                match actix_web::rt::task::spawn_blocking(move || {
+                    (
+                        crate::services::events::prune(&write, settings.event_retention),
+                        crate::services::idempotency::prune(&write, settings.idempotency_ttl),
+                    )
+                })
+                .await
+                {
+                    Ok(pruned) => pruned,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning task failed");
+                        continue;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "pruning task failed"),
+            };
+            let erased = match settings.retention {
+                Some(retention) => {
+                    crate::services::custody::erase_expired(&write, &storage, retention).await
+                }
+                None => Ok(0),
+            };
+            for (what, done) in [
+                ("pruned expired events", events),
+                ("pruned expired idempotency records", keys),
+                (
+                    "erased identities deleted longer than KYC_RETENTION_DAYS ago",
+                    erased,
+                ),
+            ] {
+                match done {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(count = n, "{what}"),
+                    Err(e) => tracing::warn!(error = %e, "maintenance failed: {what}"),
+                }
             }
         }
     });
@@ -201,11 +218,7 @@ impl Application {
             )),
         );
         let write = WritePath::new(db.clone(), observers);
-        spawn_pruning(
-            write.clone(),
-            settings.event_retention,
-            settings.idempotency_ttl,
-        );
+        spawn_maintenance(write.clone(), storage.clone(), settings.clone());
         crate::services::webhooks::Dispatcher::new(
             db.clone(),
             write.clone(),

@@ -15,7 +15,7 @@ use crate::domain::identity::IdentityData;
 use crate::domain::ids::{AppId, IdentityId};
 use crate::domain::pii::key_context;
 use crate::error::{ApiError, Refusal};
-use crate::services::write::{Change, Tx};
+use crate::services::write::{Actor, Change, Operation, Tx, WritePath};
 use crate::storage::{ObjectKey, Storage};
 use crate::views::{ErasedIdentityView, IdentityAnswer};
 
@@ -208,4 +208,36 @@ pub fn get_erased(
         .and_then(ErasedIdentityView::of)
         .map(IdentityAnswer::Erased)
         .ok_or_else(not_found)
+}
+
+/// Retention: erases the identities deleted before `now - retention`, each
+/// in its own write (so replicas running this at once only repeat an
+/// erasure, which changes nothing the second time); answers how many.
+pub async fn erase_expired(
+    write: &WritePath,
+    storage: &Storage,
+    retention: chrono::Duration,
+) -> Result<usize, ApiError> {
+    const BATCH: i64 = 100;
+    let before = db::now() - retention;
+    let mut erased = 0;
+    loop {
+        let batch = write
+            .db()
+            .run(move |conn| Ok::<_, ApiError>(q::deleted_before(conn, before, BATCH)?))
+            .await?;
+        let full = batch.len() as i64 == BATCH;
+        for (app_id, id) in batch {
+            let objects = write
+                .run(Actor::Server, Operation::IdentityErase, move |tx| {
+                    erase(tx, &app_id, &id)
+                })
+                .await?;
+            delete_objects(storage, &objects).await?;
+            erased += 1;
+        }
+        if !full {
+            return Ok(erased);
+        }
+    }
 }

@@ -419,6 +419,11 @@ impl WritePath {
         }
     }
 
+    /// The database, for the reads a use case makes before its writes.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Runs one use case that changes data, in one write transaction, on the
     /// blocking thread pool.
     pub async fn run<T, E, F>(&self, actor: Actor, operation: Operation, work: F) -> Result<T, E>

@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 
 use crate::backend_tests;
 use crate::documents::{post_form, presign, with_documents, JPEG};
-use crate::helpers::{assert_error, database_bytes, json, query_count, Backend, TestApp};
+use crate::helpers::{
+    assert_error, database_bytes, json, query_count, Backend, TestApp, TestDatabase,
+};
 use crate::identities::{company, create, person};
 
 backend_tests!(
@@ -15,6 +17,79 @@ backend_tests!(
     erasure_destroys_the_key_the_documents_and_the_personal_data,
     erasure_is_tenant_isolated_and_refuses_owners_of_live_companies,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_erases_identities_deleted_long_enough_ago_sqlite() {
+    retention_erases_identities_deleted_long_enough_ago(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_erases_identities_deleted_long_enough_ago_postgres() {
+    if crate::helpers::postgres_admin_url().is_some() {
+        retention_erases_identities_deleted_long_enough_ago(Backend::Postgres).await;
+    }
+}
+
+/// With `KYC_RETENTION_DAYS=0` every deleted identity is due: the
+/// background task (every second here) erases it; live ones stay.
+async fn retention_erases_identities_deleted_long_enough_ago(backend: Backend) {
+    let app = TestApp::spawn_with(
+        TestDatabase::create(backend),
+        &[
+            ("KYC_RETENTION_DAYS", "0"),
+            ("KYC_MAINTENANCE_INTERVAL_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let kept = create(&app, &person("kept@example.com")).await;
+    let gone = create(
+        &app,
+        &with_values(person("gone@example.com"), &PERSON_SECRETS),
+    )
+    .await;
+    let (kept, gone) = (kept["id"].as_str().unwrap(), gone["id"].as_str().unwrap());
+    let response = app
+        .delete(&format!("/identities/{gone}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, body) = json(
+            app.get(&format!("/identities/{gone}?includeErased=true"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if status == 200 {
+            assert_eq!(body["data"]["erased"], true, "{body}");
+            break;
+        }
+        assert_error(status, &body, 404, "identity_not_found");
+        assert!(std::time::Instant::now() < deadline, "not erased in 15 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, body) = json(
+        app.get(&format!("/identities/{kept}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, events) = json(
+        app.get(&format!(
+            "/events?filter[identityId]={gone}&filter[type]=identity.erased"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erasure_deletes_the_objects_from_s3_sqlite() {
