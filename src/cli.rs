@@ -88,6 +88,22 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Encryption at rest.
+    Encryption {
+        #[command(subcommand)]
+        command: EncryptionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EncryptionCommand {
+    /// Seal everything under the first key of KYC_ENCRYPTION_KEYS: rewrap
+    /// every identity's data key, seal identities written before
+    /// encryption at rest, reseal secrets and stored answers. Safe while
+    /// servers run (give them the new key first, the old ones after it);
+    /// resumable; prints progress on stderr and a report on stdout. Then
+    /// the old keys can be removed.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -201,6 +217,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 KeysCommand::List { app_id } => print_json(&tenancy::list_keys(&db, &app_id)?),
             }
+        }
+        Command::Encryption {
+            command: EncryptionCommand::Rotate,
+        } => {
+            require_existing_database(&settings)?;
+            let db = open_database(&settings)?;
+            let write = WritePath::new(db.clone(), Vec::new());
+            let keys = tenancy::key_ring(&write, &db, settings.encryption_keys.clone())?;
+            let report =
+                crate::services::rotation::rotate(&write, &db, &keys, &Actor::cli(), |line| {
+                    eprintln!("{line}")
+                })?;
+            print_json(&report)?;
+            if report.failures > 0 {
+                anyhow::bail!(
+                    "{} values did not open and were left as they were (see the log)",
+                    report.failures
+                );
+            }
+            Ok(())
         }
     }
 }

@@ -5,11 +5,14 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::identities::IdentityRow;
-use super::schema::{documents, identities, identity_keys, identity_metadata};
+use super::identities::{IdentityRow, StoredPii};
+use super::schema::{
+    documents, idempotency_keys, identities, identity_keys, identity_metadata, server_secrets,
+    webhook_endpoints,
+};
 use super::{DbConnection, WriteConn};
 use crate::domain::document::DocumentLocation;
-use crate::domain::ids::{AppId, IdentityId};
+use crate::domain::ids::{AppId, IdentityId, WebhookEndpointId};
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = identity_keys)]
@@ -238,4 +241,122 @@ pub fn deleted_before(
         .limit(limit)
         .select((identities::app_id, identities::id))
         .load(conn)
+}
+
+/// Writes an identity's personal data columns (sealing the clear values
+/// of a row written before encryption at rest).
+pub fn set_pii(
+    conn: &mut WriteConn<'_>,
+    app_id: &AppId,
+    id: &IdentityId,
+    pii: &StoredPii,
+) -> QueryResult<usize> {
+    diesel::update(
+        identities::table
+            .filter(identities::app_id.eq(app_id))
+            .filter(identities::id.eq(id)),
+    )
+    .set(pii)
+    .execute(&mut **conn)
+}
+
+/// Where a value sealed by the server's key ring is stored.
+#[derive(Debug, Clone)]
+pub enum SealedPlace {
+    ServerSecret(String),
+    WebhookSecret(WebhookEndpointId),
+    WebhookPreviousSecret(WebhookEndpointId),
+    IdempotencyAnswer(AppId, String),
+}
+
+/// Every server secret: name and stored value.
+pub fn server_secrets(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+    server_secrets::table
+        .select((server_secrets::name, server_secrets::value))
+        .order(server_secrets::name)
+        .load(conn)
+}
+
+/// Every webhook endpoint's stored secrets, deleted endpoints included.
+pub fn webhook_secrets(
+    conn: &mut DbConnection,
+) -> QueryResult<Vec<(WebhookEndpointId, String, Option<String>)>> {
+    webhook_endpoints::table
+        .select((
+            webhook_endpoints::id,
+            webhook_endpoints::secret,
+            webhook_endpoints::previous_secret,
+        ))
+        .order(webhook_endpoints::id)
+        .load(conn)
+}
+
+/// Stored Idempotency-Key answers, in (app, key) order after `after`.
+pub fn idempotency_answers(
+    conn: &mut DbConnection,
+    after: Option<&(AppId, String)>,
+    limit: i64,
+) -> QueryResult<Vec<(AppId, String, Vec<u8>)>> {
+    let mut query = idempotency_keys::table
+        .filter(idempotency_keys::response_body.is_not_null())
+        .order((idempotency_keys::app_id, idempotency_keys::idempotency_key))
+        .limit(limit)
+        .select((
+            idempotency_keys::app_id,
+            idempotency_keys::idempotency_key,
+            idempotency_keys::response_body.assume_not_null(),
+        ))
+        .into_boxed();
+    if let Some((app_id, key)) = after {
+        query = query.filter(
+            idempotency_keys::app_id
+                .gt(app_id)
+                .or(idempotency_keys::app_id
+                    .eq(app_id)
+                    .and(idempotency_keys::idempotency_key.gt(key))),
+        );
+    }
+    query.load(conn)
+}
+
+/// Replaces a sealed value by `new`, unless it is no longer `old` (changed
+/// meanwhile: the change that changed it sealed with the current key).
+pub fn replace_sealed(
+    conn: &mut WriteConn<'_>,
+    place: &SealedPlace,
+    old: &str,
+    new: &str,
+) -> QueryResult<usize> {
+    let conn = &mut **conn;
+    match place {
+        SealedPlace::ServerSecret(name) => diesel::update(
+            server_secrets::table
+                .filter(server_secrets::name.eq(name))
+                .filter(server_secrets::value.eq(old)),
+        )
+        .set(server_secrets::value.eq(new))
+        .execute(conn),
+        SealedPlace::WebhookSecret(id) => diesel::update(
+            webhook_endpoints::table
+                .filter(webhook_endpoints::id.eq(id))
+                .filter(webhook_endpoints::secret.eq(old)),
+        )
+        .set(webhook_endpoints::secret.eq(new))
+        .execute(conn),
+        SealedPlace::WebhookPreviousSecret(id) => diesel::update(
+            webhook_endpoints::table
+                .filter(webhook_endpoints::id.eq(id))
+                .filter(webhook_endpoints::previous_secret.eq(old)),
+        )
+        .set(webhook_endpoints::previous_secret.eq(new))
+        .execute(conn),
+        SealedPlace::IdempotencyAnswer(app_id, key) => diesel::update(
+            idempotency_keys::table
+                .filter(idempotency_keys::app_id.eq(app_id))
+                .filter(idempotency_keys::idempotency_key.eq(key))
+                .filter(idempotency_keys::response_body.eq(old.as_bytes())),
+        )
+        .set(idempotency_keys::response_body.eq(new.as_bytes()))
+        .execute(conn),
+    }
 }

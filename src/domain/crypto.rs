@@ -126,6 +126,11 @@ impl KeyRing {
         })
     }
 
+    /// How every value the first key seals begins.
+    pub fn sealing_prefix(&self) -> String {
+        format!("{PREFIX}{}:", self.sealing_kid())
+    }
+
     /// The id of the key a sealed value is sealed under.
     pub fn kid_of(sealed: &str) -> Option<&str> {
         let rest = sealed.strip_prefix(PREFIX)?;

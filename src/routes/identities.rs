@@ -95,21 +95,28 @@ pub async fn get(
 }
 
 /// `POST /identities/:id/erase`: 204 once the identity is erased and its
-/// documents are deleted from storage (again 204 for an erased one).
+/// documents are deleted from storage (again 204 for an erased one). With
+/// an Idempotency-Key the answer is stored only after the deletions, so a
+/// retry after a failed deletion erases (and deletes) again.
 pub async fn erase(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let id: IdentityId = parse_id("id", &id)?;
-    let objects = state
-        .write
-        .run(auth.actor(), Operation::IdentityErase, move |tx| {
-            custody::erase(tx, &auth.app_id, &id)
-        })
-        .await?;
-    custody::delete_objects(&state.storage, &objects).await?;
-    Ok(HttpResponse::NoContent().finish())
+    idempotent::answer(&state, &auth, &req, |_claim| async {
+        let id: IdentityId = parse_id("id", &id)?;
+        let app_id = auth.app_id.clone();
+        let objects = state
+            .write
+            .run(auth.actor(), Operation::IdentityErase, move |tx| {
+                custody::erase(tx, &app_id, &id)
+            })
+            .await?;
+        custody::delete_objects(&state.storage, &objects).await?;
+        Ok(Answer::no_content())
+    })
+    .await
 }
 
 pub async fn patch(

@@ -275,6 +275,7 @@ impl WriteObserver for EventRecorder {
                     touch(app_id, identity_id, false);
                 }
                 Change::AppCreated { .. }
+                | Change::SealedAgain { .. }
                 | Change::WebhookEndpointCreated { .. }
                 | Change::WebhookEndpointUpdated { .. }
                 | Change::WebhookEndpointDeleted { .. }

@@ -57,7 +57,7 @@ impl Claim {
     }
 }
 
-fn answer_context(app_id: &AppId, key: &str) -> Vec<u8> {
+pub fn answer_context(app_id: &AppId, key: &str) -> Vec<u8> {
     format!("idempotency_keys/{app_id}/{key}").into_bytes()
 }
 

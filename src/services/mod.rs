@@ -12,6 +12,7 @@ pub mod identities;
 pub mod kyc;
 pub mod listing;
 pub mod rate_limit;
+pub mod rotation;
 pub mod tenancy;
 pub mod webhooks;
 pub mod write;

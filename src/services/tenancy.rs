@@ -387,6 +387,10 @@ fn stored_secret(
     }
 }
 
+/// The server secret holding sandbox's generated key-encryption key (the
+/// one secret kept in the clear: nothing could seal it).
+pub const SANDBOX_KEY_NAME: &str = "sandbox_encryption_key";
+
 /// The keys the server seals secrets with: `KYC_ENCRYPTION_KEYS`, or in
 /// sandbox without it one key generated once and kept in the database
 /// (which protects nothing from a database reader: hence the warning).
@@ -405,7 +409,7 @@ pub fn key_ring(
                  sandbox and kept in its own database; set KYC_ENCRYPTION_KEYS before real data"
             );
             // The key that seals everything else cannot seal itself.
-            let generated = stored_secret(write, db, "sandbox_encryption_key", str::to_owned)?;
+            let generated = stored_secret(write, db, SANDBOX_KEY_NAME, str::to_owned)?;
             let key: [u8; crate::domain::crypto::KEY_BYTES] = hex::decode(&generated)
                 .ok()
                 .and_then(|bytes| bytes.try_into().ok())

@@ -95,7 +95,7 @@ pub struct EndpointWithSecret {
 
 /// The associated data a stored secret is sealed with: its endpoint and
 /// column, so a sealed secret copied to another endpoint does not open.
-fn secret_context(id: &WebhookEndpointId, column: &str) -> Vec<u8> {
+pub fn secret_context(id: &WebhookEndpointId, column: &str) -> Vec<u8> {
     format!("webhook_endpoints/{}/{column}", id.as_str()).into_bytes()
 }
 

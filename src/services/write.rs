@@ -52,6 +52,8 @@ pub enum Operation {
     IdentityPatch,
     IdentityDelete,
     IdentityErase,
+    /// `kyc-api encryption rotate`: one batch.
+    EncryptionRotate,
     IdentityBlock,
     IdentityUnblock,
     VerificationDecide,
@@ -87,6 +89,7 @@ impl Operation {
             Operation::IdentityPatch => "identity.patch",
             Operation::IdentityDelete => "identity.delete",
             Operation::IdentityErase => "identity.erase",
+            Operation::EncryptionRotate => "encryption.rotate",
             Operation::IdentityBlock => "identity.block",
             Operation::IdentityUnblock => "identity.unblock",
             Operation::VerificationDecide => "verification.decide",
@@ -134,6 +137,12 @@ pub enum Change {
     IdentityErased {
         app_id: AppId,
         identity_id: IdentityId,
+    },
+    /// Rotation sealed `count` stored values of one kind again (data keys,
+    /// identities' fields, secrets) under the first server key.
+    SealedAgain {
+        what: &'static str,
+        count: usize,
     },
     DocumentCreated {
         app_id: AppId,
@@ -210,6 +219,7 @@ impl Change {
             | Change::VerificationCreated { identity_id, .. }
             | Change::VerificationStatusChanged { identity_id, .. } => Some(identity_id),
             Change::AppCreated { .. }
+            | Change::SealedAgain { .. }
             | Change::ApiKeyCreated { .. }
             | Change::ApiKeyRevoked { .. }
             | Change::ApiKeyUsed { .. }
@@ -229,6 +239,7 @@ impl Change {
             Change::IdentityUpdated { .. } => "identity.updated",
             Change::IdentityDeleted { .. } => "identity.deleted",
             Change::IdentityErased { .. } => "identity.erased",
+            Change::SealedAgain { .. } => "sealed_again",
             Change::DocumentCreated { .. } => "document.created",
             Change::DocumentRemoved { .. } => "document.removed",
             Change::VerificationCreated { .. } => "verification.created",

@@ -17,6 +17,7 @@ mod listing;
 mod migrations;
 mod openapi;
 mod replicas;
+mod rotation;
 mod tenancy;
 mod webhooks;
 mod write_path;

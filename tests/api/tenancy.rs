@@ -129,6 +129,13 @@ async fn another_apps_ids_are_unknown_on_every_route(app: TestApp) {
         ),
         (
             "post",
+            "/identities/{id}/erase",
+            format!("/identities/{id}/erase"),
+            Some(json!({})),
+            "identity_not_found",
+        ),
+        (
+            "post",
             "/identities/{id}/block",
             format!("/identities/{id}/block"),
             Some(json!({"reason": "x"})),

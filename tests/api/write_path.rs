@@ -188,6 +188,15 @@ async fn every_changing_route_passes_the_write_path(app: TestApp) {
     assert_eq!(status, 204);
     assert_eq!(writes, one("identity.delete", &["identity.deleted"]));
 
+    case("post", "/identities/{id}/erase");
+    let (status, writes) = writes_of(
+        &app,
+        app.post(&format!("/identities/{second_id}/erase"), &json!({})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(writes, one("identity.erase", &["identity.erased"]));
+
     // Routes that change nothing in the database.
     case("post", "/operations/validate");
     let (_, writes) = writes_of(
