@@ -21,6 +21,7 @@ from kyc_api_client import AuthenticatedClient, Client
 from kyc_api_client.api.identities import (
     create_identity,
     delete_identity,
+    erase_identity,
     get_identity,
     list_identities,
     update_identity,
@@ -35,10 +36,13 @@ from kyc_api_client.models import (
     DocumentInputType,
     DocumentSide,
     DocumentType,
+    ErasedIdentity,
     Error,
     Gender,
+    Identity,
     IdentityCreate,
     IdentityList,
+    IdentityLookupResponse,
     IdentityResponse,
     IdentityType,
     IdentityUpdate,
@@ -154,7 +158,8 @@ def main():
     identity_id = created.id
 
     # Get.
-    got = expect(get_identity.sync(identity_id, client=client), IdentityResponse, "get").data
+    got = expect(get_identity.sync(identity_id, client=client), IdentityLookupResponse, "get").data
+    check(isinstance(got, Identity), f"get: expected an Identity, got {got!r}")
     check(got.id == identity_id and got.email == email, "get answers the created identity")
     check(len(got.documents) == 2, f"get: {len(got.documents)} documents")
 
@@ -238,7 +243,18 @@ def main():
     check(gone.status_code == HTTPStatus.NOT_FOUND, f"get after delete: {gone.status_code}")
     check(isinstance(gone.parsed, Error) and gone.parsed.code == "identity_not_found", "gone code")
 
-    print("sdk smoke: create, get, list, patch, operations, delete: all as expected")
+    # Erase (a deleted identity can be), then only includeErased finds it.
+    erased = erase_identity.sync_detailed(identity_id, client=client)
+    check(erased.status_code == HTTPStatus.NO_CONTENT, f"erase: {erased.status_code}")
+    kept = expect(
+        get_identity.sync(identity_id, client=client, include_erased=True),
+        IdentityLookupResponse,
+        "get includeErased",
+    ).data
+    check(isinstance(kept, ErasedIdentity), f"get includeErased: {kept!r}")
+    check(kept.id == identity_id and kept.erased is True, "erased skeleton")
+
+    print("sdk smoke: create, get, list, patch, operations, delete, erase: all as expected")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ Configuration (environment variables):
   KYC_UPLOAD_TTL_SECONDS       300
   KYC_PRESIGN_TTL_SECONDS      900
   KYC_S3_FORCE_PATH_STYLE      true for S3-compatible servers
+  KYC_S3_SSE, KYC_S3_KMS_KEY_ID  AES256 | aws:kms [key id]: server-side encryption asked for
   KYC_EVENT_RETENTION_DAYS     30: how long GET /events keeps events
   KYC_IDEMPOTENCY_TTL_HOURS    24: how long an Idempotency-Key's answer is kept
   KYC_RETENTION_DAYS           erase identities deleted longer ago (unset: keep forever)

@@ -668,6 +668,7 @@ mod tests {
                 session_token: None,
             }),
             force_path_style: false,
+            server_side_encryption: None,
         })
         .await
         .unwrap();

@@ -50,6 +50,49 @@ pub struct S3Settings {
     pub endpoint_url: Option<String>,
     pub static_credentials: Option<StaticCredentials>,
     pub force_path_style: bool,
+    /// `KYC_S3_SSE` (`AES256` or `aws:kms`, with `KYC_S3_KMS_KEY_ID`):
+    /// the server-side encryption every upload form and sealed copy asks
+    /// for (the bucket can then deny anything else).
+    pub server_side_encryption: Option<ServerSideEncryption>,
+}
+
+/// Server-side encryption S3 applies to the objects we write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerSideEncryption {
+    /// SSE-S3.
+    Aes256,
+    /// SSE-KMS, with the bucket's default key or this one.
+    Kms { key_id: Option<String> },
+}
+
+impl ServerSideEncryption {
+    fn header_value(&self) -> &'static str {
+        match self {
+            ServerSideEncryption::Aes256 => "AES256",
+            ServerSideEncryption::Kms { .. } => "aws:kms",
+        }
+    }
+
+    fn kms_key_id(&self) -> Option<&str> {
+        match self {
+            ServerSideEncryption::Kms { key_id } => key_id.as_deref(),
+            ServerSideEncryption::Aes256 => None,
+        }
+    }
+
+    fn parse(sse: Option<String>, kms_key_id: Option<String>) -> Result<Option<Self>, String> {
+        match (sse.as_deref(), kms_key_id) {
+            (None, None) => Ok(None),
+            (Some("AES256"), None) => Ok(Some(ServerSideEncryption::Aes256)),
+            (Some("aws:kms"), key_id) => Ok(Some(ServerSideEncryption::Kms { key_id })),
+            (None | Some("AES256"), Some(_)) => {
+                Err("KYC_S3_KMS_KEY_ID needs KYC_S3_SSE=aws:kms".into())
+            }
+            (Some(other), _) => Err(format!(
+                "KYC_S3_SSE must be AES256 or aws:kms, got {other:?}"
+            )),
+        }
+    }
 }
 
 /// Keys given in the environment.
@@ -129,6 +172,10 @@ impl S3Settings {
             endpoint_url: get("AWS_ENDPOINT_URL"),
             static_credentials,
             force_path_style,
+            server_side_encryption: ServerSideEncryption::parse(
+                get("KYC_S3_SSE"),
+                get("KYC_S3_KMS_KEY_ID"),
+            )?,
         })
     }
 }
@@ -369,6 +416,7 @@ impl S3Store {
             access_key_id: credentials.access_key_id(),
             region: &self.region,
             session_token: credentials.session_token(),
+            server_side_encryption: self.settings.server_side_encryption.as_ref(),
             now,
             expires_at,
         };
@@ -504,14 +552,18 @@ impl S3Store {
         // Keys hold only URL-safe characters (`ObjectKey`), and so do
         // bucket names and prefixes: the copy source needs no encoding.
         let source = format!("{bucket}/{}", self.full_key(upload));
-        let result = self
+        let mut copy = self
             .client
             .copy_object()
             .bucket(bucket)
             .copy_source(&source)
-            .key(self.full_key(sealed))
-            .send()
-            .await;
+            .key(self.full_key(sealed));
+        if let Some(sse) = &self.settings.server_side_encryption {
+            copy = copy
+                .server_side_encryption(sse.header_value().into())
+                .set_ssekms_key_id(sse.kms_key_id().map(str::to_owned));
+        }
+        let result = copy.send().await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().and_then(|e| e.code()) == Some("NoSuchKey") => {
@@ -613,6 +665,7 @@ struct PostForm<'a> {
     access_key_id: &'a str,
     region: &'a str,
     session_token: Option<&'a str>,
+    server_side_encryption: Option<&'a ServerSideEncryption>,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 }
@@ -647,6 +700,16 @@ impl PostForm<'_> {
         if let Some(token) = self.session_token {
             conditions.push(json!({ "x-amz-security-token": token }));
             fields.insert("x-amz-security-token".into(), token.to_owned());
+        }
+        if let Some(sse) = self.server_side_encryption {
+            let mut field = |name: &str, value: &str| {
+                conditions.push(json!({ name: value }));
+                fields.insert(name.to_owned(), value.to_owned());
+            };
+            field("x-amz-server-side-encryption", sse.header_value());
+            if let Some(key_id) = sse.kms_key_id() {
+                field("x-amz-server-side-encryption-aws-kms-key-id", key_id);
+            }
         }
         let policy = json!({
             "expiration": self.expires_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),

@@ -17,6 +17,7 @@ fn settings() -> S3Settings {
             session_token: None,
         }),
         force_path_style: false,
+        server_side_encryption: None,
     }
 }
 
@@ -32,6 +33,72 @@ fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+#[test]
+fn server_side_encryption_is_asked_for_in_every_form() {
+    for (vars, expected) in [
+        (
+            vec![("KYC_S3_SSE", "AES256")],
+            Some(ServerSideEncryption::Aes256),
+        ),
+        (
+            vec![
+                ("KYC_S3_SSE", "aws:kms"),
+                ("KYC_S3_KMS_KEY_ID", "alias/kyc"),
+            ],
+            Some(ServerSideEncryption::Kms {
+                key_id: Some("alias/kyc".into()),
+            }),
+        ),
+        (
+            vec![("KYC_S3_SSE", "aws:kms")],
+            Some(ServerSideEncryption::Kms { key_id: None }),
+        ),
+        (vec![], None),
+    ] {
+        let settings = S3Settings::from_lookup("b", None, env(&vars)).unwrap();
+        assert_eq!(settings.server_side_encryption, expected, "{vars:?}");
+    }
+    for (vars, words) in [
+        (vec![("KYC_S3_SSE", "aes256")], "AES256 or aws:kms"),
+        (vec![("KYC_S3_KMS_KEY_ID", "k")], "needs KYC_S3_SSE=aws:kms"),
+        (
+            vec![("KYC_S3_SSE", "AES256"), ("KYC_S3_KMS_KEY_ID", "k")],
+            "needs KYC_S3_SSE=aws:kms",
+        ),
+    ] {
+        let message = S3Settings::from_lookup("b", None, env(&vars)).unwrap_err();
+        assert!(message.contains(words), "{message}");
+    }
+
+    let kms = ServerSideEncryption::Kms {
+        key_id: Some("alias/kyc".into()),
+    };
+    let now = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    let form = PostForm {
+        bucket: "b",
+        key: "apps/a/documents/x.png",
+        content_type: "image/png",
+        max_bytes: 10,
+        access_key_id: "AKID",
+        region: "eu-west-1",
+        session_token: None,
+        server_side_encryption: Some(&kms),
+        now,
+        expires_at: now + chrono::Duration::minutes(5),
+    };
+    let (policy, fields) = form.policy();
+    assert_eq!(fields["x-amz-server-side-encryption"], "aws:kms");
+    assert_eq!(
+        fields["x-amz-server-side-encryption-aws-kms-key-id"],
+        "alias/kyc"
+    );
+    let conditions = policy["conditions"].as_array().unwrap();
+    assert!(conditions.contains(&json!({"x-amz-server-side-encryption": "aws:kms"})));
+    assert!(
+        conditions.contains(&json!({"x-amz-server-side-encryption-aws-kms-key-id": "alias/kyc"}))
+    );
 }
 
 #[test]
@@ -384,6 +451,9 @@ mod live {
                 session_token: None,
             }),
             force_path_style: true,
+            // Every form and copy asks for SSE-S3, as a bucket that
+            // enforces it would demand.
+            server_side_encryption: Some(ServerSideEncryption::Aes256),
         })
         .unwrap();
         store
