@@ -360,3 +360,24 @@ pub fn replace_sealed(
         .execute(conn),
     }
 }
+
+/// Which of `locations` documents of other identities of the app also name
+/// (a sealed copy sent back as another identity's document): those objects
+/// are theirs too and stay when this identity is erased.
+pub fn shared_with_others(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    identity_id: &IdentityId,
+    locations: &[DocumentLocation],
+) -> QueryResult<Vec<DocumentLocation>> {
+    if locations.is_empty() {
+        return Ok(Vec::new());
+    }
+    documents::table
+        .filter(documents::app_id.eq(app_id))
+        .filter(documents::identity_id.ne(identity_id))
+        .filter(documents::url.eq_any(locations))
+        .select(documents::url)
+        .distinct()
+        .load(conn)
+}

@@ -146,12 +146,23 @@ pub fn erase(
     id: &IdentityId,
 ) -> Result<Vec<ObjectKey>, ApiError> {
     let row = q::find_any_for_update(tx.read(), app_id, id)?.ok_or_else(not_found)?;
-    let objects = q::stored_objects_of(tx.read(), app_id, id)?
+    let stored = q::stored_objects_of(tx.read(), app_id, id)?;
+    let sealed: Vec<DocumentLocation> = stored
+        .iter()
+        .filter(|(location, _)| matches!(location, DocumentLocation::Stored(_)))
+        .map(|(location, _)| location.clone())
+        .collect();
+    let shared = q::shared_with_others(tx.read(), app_id, id, &sealed)?;
+    let objects = stored
         .into_iter()
         .flat_map(|(location, upload)| {
             let sealed = match location {
-                DocumentLocation::Stored(key) => Some(key),
-                DocumentLocation::External(_) => None,
+                DocumentLocation::Stored(key)
+                    if !shared.contains(&DocumentLocation::Stored(key.clone())) =>
+                {
+                    Some(key)
+                }
+                _ => None,
             };
             let upload = upload.and_then(|key| match ObjectKey::parse(&key) {
                 Ok(key) => Some(key),

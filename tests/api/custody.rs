@@ -16,6 +16,7 @@ backend_tests!(
     a_sealed_value_moved_to_another_identity_does_not_open,
     erasure_destroys_the_key_the_documents_and_the_personal_data,
     erasure_is_tenant_isolated_and_refuses_owners_of_live_companies,
+    erasure_keeps_a_document_another_identity_shares,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -471,4 +472,45 @@ async fn erasure_is_tenant_isolated_and_refuses_owners_of_live_companies(app: Te
     assert_eq!(erase(&app, &company_id).await, 204);
     assert_eq!(erase(&app, owner).await, 204);
     assert_eq!(erase(&app, &uuid::Uuid::new_v4().to_string()).await, 404);
+}
+
+/// A sealed copy sent back as another identity's document is that
+/// identity's too: erasing the first keeps it.
+async fn erasure_keeps_a_document_another_identity_shares(app: TestApp) {
+    let (_, body) = presign(&app, &app.api_key, "passport.jpg").await;
+    let form = body["data"].clone();
+    let uploaded = post_form(&app.client, &form, "image/jpeg", JPEG).await;
+    assert!(uploaded.status().is_success());
+    let url = app.url(&format!(
+        "/files/{}",
+        form["fields"]["key"].as_str().unwrap()
+    ));
+    let first = create(&app, &with_documents("first@example.com", &url)).await;
+    let sealed_url = first["documents"][0]["url"].as_str().unwrap();
+    let second = create(&app, &with_documents("second@example.com", sealed_url)).await;
+    let (first, second_id) = (
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+    );
+    let document = second["documents"][0]["id"].as_str().unwrap();
+    assert_eq!(erase(&app, first).await, 204);
+
+    let (status, body) = json(
+        app.get(&format!(
+            "/identities/{second_id}/documents/{document}/presign-url"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let download = app
+        .client
+        .get(body["data"]["presignUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.bytes().await.unwrap().as_ref(), JPEG);
 }
