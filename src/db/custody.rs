@@ -361,9 +361,10 @@ pub fn replace_sealed(
     }
 }
 
-/// Which of `locations` documents of other identities of the app also name
-/// (a sealed copy sent back as another identity's document): those objects
-/// are theirs too and stay when this identity is erased.
+/// Which of `locations` documents of other identities of the app, not
+/// erased, also name (a sealed copy sent back as another identity's
+/// document): those objects are theirs too and stay when this identity is
+/// erased.
 pub fn shared_with_others(
     conn: &mut DbConnection,
     app_id: &AppId,
@@ -374,8 +375,10 @@ pub fn shared_with_others(
         return Ok(Vec::new());
     }
     documents::table
+        .inner_join(identities::table)
         .filter(documents::app_id.eq(app_id))
         .filter(documents::identity_id.ne(identity_id))
+        .filter(identities::erased_at.is_null())
         .filter(documents::url.eq_any(locations))
         .select(documents::url)
         .distinct()

@@ -146,34 +146,7 @@ pub fn erase(
     id: &IdentityId,
 ) -> Result<Vec<ObjectKey>, ApiError> {
     let row = q::find_any_for_update(tx.read(), app_id, id)?.ok_or_else(not_found)?;
-    let stored = q::stored_objects_of(tx.read(), app_id, id)?;
-    let sealed: Vec<DocumentLocation> = stored
-        .iter()
-        .filter(|(location, _)| matches!(location, DocumentLocation::Stored(_)))
-        .map(|(location, _)| location.clone())
-        .collect();
-    let shared = q::shared_with_others(tx.read(), app_id, id, &sealed)?;
-    let objects = stored
-        .into_iter()
-        .flat_map(|(location, upload)| {
-            let sealed = match location {
-                DocumentLocation::Stored(key)
-                    if !shared.contains(&DocumentLocation::Stored(key.clone())) =>
-                {
-                    Some(key)
-                }
-                _ => None,
-            };
-            let upload = upload.and_then(|key| match ObjectKey::parse(&key) {
-                Ok(key) => Some(key),
-                Err(e) => {
-                    tracing::warn!(identity_id = %id, error = %e, "a document's upload key does not parse; not deleted");
-                    None
-                }
-            });
-            sealed.into_iter().chain(upload)
-        })
-        .collect();
+    let objects = erasable_objects(tx.read(), app_id, id)?;
     if row.erased_at.is_some() {
         return Ok(objects);
     }
@@ -197,6 +170,45 @@ pub fn erase(
         identity_id: id.clone(),
     });
     Ok(objects)
+}
+
+/// The storage objects erasing an identity deletes: every sealed copy its
+/// documents (live or replaced) were stored under, unless a document of
+/// another identity that is not erased names it too, and every upload
+/// they were copied from.
+fn erasable_objects(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    id: &IdentityId,
+) -> Result<Vec<ObjectKey>, ApiError> {
+    let stored = q::stored_objects_of(conn, app_id, id)?;
+    let sealed: Vec<DocumentLocation> = stored
+        .iter()
+        .filter(|(location, _)| matches!(location, DocumentLocation::Stored(_)))
+        .map(|(location, _)| location.clone())
+        .collect();
+    let shared = q::shared_with_others(conn, app_id, id, &sealed)?;
+    Ok(stored
+        .into_iter()
+        .flat_map(|(location, upload)| {
+            let sealed = match location {
+                DocumentLocation::Stored(key)
+                    if !shared.contains(&DocumentLocation::Stored(key.clone())) =>
+                {
+                    Some(key)
+                }
+                _ => None,
+            };
+            let upload = upload.and_then(|key| match ObjectKey::parse(&key) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    tracing::warn!(identity_id = %id, error = %e, "a document's upload key does not parse; not deleted");
+                    None
+                }
+            });
+            sealed.into_iter().chain(upload)
+        })
+        .collect())
 }
 
 /// Deletes an erased identity's document objects from storage; the first
@@ -239,12 +251,22 @@ pub async fn erase_expired(
             .await?;
         let full = batch.len() as i64 == BATCH;
         for (app_id, id) in batch {
-            let objects = write
+            // Its objects go first: a deleted identity shows nothing of
+            // them, and a failure here leaves it due for the next run
+            // (after the erasure nothing would point at what was left).
+            let objects = {
+                let (app_id, id) = (app_id.clone(), id.clone());
+                write
+                    .db()
+                    .run(move |conn| erasable_objects(conn, &app_id, &id))
+                    .await?
+            };
+            delete_objects(storage, &objects).await?;
+            write
                 .run(Actor::Server, Operation::IdentityErase, move |tx| {
                     erase(tx, &app_id, &id)
                 })
                 .await?;
-            delete_objects(storage, &objects).await?;
             erased += 1;
         }
         if !full {

@@ -103,7 +103,9 @@ pub fn open_payloads(
         }
     }
     let mut data_keys = HashMap::new();
-    for (app_id, ids) in sealed_for {
+    for (app_id, mut ids) in sealed_for {
+        ids.sort();
+        ids.dedup();
         data_keys.extend(custody::keys_of(conn, keys, app_id, &ids)?);
     }
     rows.into_iter()

@@ -513,4 +513,7 @@ async fn erasure_keeps_a_document_another_identity_shares(app: TestApp) {
         .unwrap();
     assert_eq!(download.status(), 200);
     assert_eq!(download.bytes().await.unwrap().as_ref(), JPEG);
+    // Once the second is erased too, nothing is left.
+    assert_eq!(erase(&app, second_id).await, 204);
+    assert_eq!(app.stored_objects().await, Vec::<String>::new());
 }
