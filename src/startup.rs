@@ -36,6 +36,7 @@ fn signing_key(
 async fn build_storage(
     settings: &Settings,
     signing_key: &str,
+    keys: Arc<KeyRing>,
     port: u16,
 ) -> anyhow::Result<Storage> {
     match &settings.storage.backend {
@@ -47,8 +48,10 @@ async fn build_storage(
                 };
                 format!("http://{}", std::net::SocketAddr::new(ip, port))
             });
-            Ok(Storage::local(dir.clone(), &base, signing_key.as_bytes())
-                .map_err(|e| anyhow::anyhow!("KYC_STORAGE: {e}"))?)
+            Ok(
+                Storage::local(dir.clone(), &base, signing_key.as_bytes(), keys)
+                    .map_err(|e| anyhow::anyhow!("KYC_STORAGE: {e}"))?,
+            )
         }
         StorageBackend::S3(s3) => Ok(Storage::s3(s3.clone())
             .await
@@ -56,9 +59,6 @@ async fn build_storage(
     }
 }
 
-/// Deletes expired events and Idempotency-Key records every hour (and
-/// once at start), on a blocking thread. Every replica runs it; deleting
-/// is idempotent.
 /// Each replica's periodic upkeep: prunes expired events and
 /// Idempotency-Key answers, and (with `KYC_RETENTION_DAYS`) erases the
 /// identities deleted longer ago. Every step is safe with several replicas
@@ -204,7 +204,7 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let storage = build_storage(&settings, &key, port).await?;
+        let storage = build_storage(&settings, &key, keys.clone(), port).await?;
 
         let storage = Arc::new(storage);
         let storage_data = web::Data::from(storage.clone());

@@ -12,7 +12,7 @@ use super::schema::{
 };
 use super::{DbConnection, WriteConn};
 use crate::domain::document::DocumentLocation;
-use crate::domain::ids::{AppId, IdentityId, WebhookEndpointId};
+use crate::domain::ids::{AppId, DocumentId, IdentityId, WebhookEndpointId};
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = identity_keys)]
@@ -383,4 +383,24 @@ pub fn shared_with_others(
         .select(documents::url)
         .distinct()
         .load(conn)
+}
+
+/// A document of the app stored under `location` with a sealed object key
+/// (the first found): whose it is, and the key as sealed.
+pub fn object_secret_of(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    location: &DocumentLocation,
+) -> QueryResult<Option<(IdentityId, DocumentId, String)>> {
+    documents::table
+        .filter(documents::app_id.eq(app_id))
+        .filter(documents::url.eq(location))
+        .filter(documents::object_secret.is_not_null())
+        .select((
+            documents::identity_id,
+            documents::id,
+            documents::object_secret.assume_not_null(),
+        ))
+        .first(conn)
+        .optional()
 }

@@ -300,6 +300,8 @@ pub struct DocumentRow {
     pub deleted_at: Option<NaiveDateTime>,
     /// The upload the sealed copy was made from (erasure deletes both).
     pub upload_key: Option<String>,
+    /// A local sealed copy's own key, sealed under the identity's data key.
+    pub object_secret: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -317,6 +319,7 @@ pub struct NewDocument<'a> {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub upload_key: Option<&'a str>,
+    pub object_secret: Option<String>,
 }
 
 type BoxedIdentities<'a> = identities::BoxedQuery<'a, MultiBackend>;

@@ -90,6 +90,7 @@ diesel::table! {
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
         upload_key -> Nullable<Text>,
+        object_secret -> Nullable<Text>,
     }
 }
 

@@ -219,7 +219,7 @@ impl std::fmt::Debug for DataKey {
 }
 
 impl DataKey {
-    fn from_bytes(bytes: &[u8; KEY_BYTES]) -> DataKey {
+    pub fn from_bytes(bytes: &[u8; KEY_BYTES]) -> DataKey {
         DataKey {
             cipher: Aes256Gcm::new(bytes.into()),
         }

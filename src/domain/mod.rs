@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod object_key;
 pub mod operations;
 pub mod pii;
+pub mod sealed_object;
 pub mod stored;
 pub mod time;
 pub mod webhooks;

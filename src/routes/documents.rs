@@ -61,6 +61,7 @@ pub async fn presign_download(
     let url = service::presign_download(
         &state.db,
         &state.storage,
+        state.keys.clone(),
         &state.settings.storage,
         &auth.app_id,
         identity_id,

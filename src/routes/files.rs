@@ -18,16 +18,13 @@ use std::collections::BTreeMap;
 use actix_multipart::{Multipart, MultipartError};
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::BytesMut;
-use futures_util::{StreamExt, TryStreamExt};
-use tokio::io::AsyncReadExt;
+use futures_util::TryStreamExt;
 
 use crate::error::{ApiError, Refusal};
-use crate::storage::{LocalObject, LocalStore, Storage, StorageError, TokenError, UploadError};
+use crate::storage::{LocalStore, Storage, StorageError, TokenError, UploadError};
 
 /// Longest text field accepted in the upload form (the policy is ~400 bytes).
 const MAX_TEXT_FIELD_BYTES: usize = 8 * 1024;
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 fn local(storage: &Storage) -> Result<&LocalStore, ApiError> {
     storage.as_local().ok_or(ApiError::NotFound)
@@ -166,21 +163,14 @@ pub async fn download(
                 "A signed download URL is required.",
             )
         })?;
-    let key = local.verify_download_token(&token, key).map_err(refused)?;
-    let LocalObject { file, len } = local.open(&key).await.map_err(|e| match e {
-        StorageError::NotFound => ApiError::NotFound,
-        other => other.into(),
-    })?;
-    let body = futures_util::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
-        match file.read_buf(&mut buf).await {
-            Ok(0) => None,
-            Ok(_) => Some((Ok(buf.freeze()), Some(file))),
-            Err(e) => Some((Err(e), None)),
-        }
-    })
-    .boxed_local();
+    let (key, secret) = local.verify_download_token(&token, key).map_err(refused)?;
+    let bytes = local
+        .read_clear(&key, secret.as_ref())
+        .await
+        .map_err(|e| match e {
+            StorageError::NotFound => ApiError::NotFound,
+            other => other.into(),
+        })?;
     Ok(HttpResponse::Ok()
         .content_type(key.content_type().as_str())
         .insert_header(CacheControl(vec![
@@ -188,8 +178,7 @@ pub async fn download(
             CacheDirective::NoStore,
         ]))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        .no_chunking(len)
-        .streaming(body))
+        .body(bytes))
 }
 
 #[cfg(test)]
@@ -218,8 +207,15 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
-            let storage =
-                web::Data::new(Storage::local(dir.path().join("files"), &base, SECRET).unwrap());
+            let storage = web::Data::new(
+                Storage::local(
+                    dir.path().join("files"),
+                    &base,
+                    SECRET,
+                    crate::storage::test_ring(),
+                )
+                .unwrap(),
+            );
             Self::serve(storage, listener, base, dir)
         }
 
@@ -335,14 +331,17 @@ mod tests {
         let response = send(&post, &fields_of(&post), Some(content.clone())).await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
         assert!(storage.exists(&key).await.unwrap());
-        assert_eq!(storage.read(&key).await.unwrap(), content);
+        // Stored sealed (nothing of the content in the clear), read back.
+        let stored = storage.read(&key).await.unwrap();
+        assert!(!stored.windows(64).any(|w| w == &content[1000..1064]));
+        assert!(server.local().read_clear(&key, None).await.unwrap() == content);
         assert_eq!(
             files_under(server.root()),
             vec![server.root().join(key.as_str())]
         );
 
         let get = storage
-            .presign_get(&key, Duration::from_secs(60))
+            .presign_get(&key, None, Duration::from_secs(60))
             .await
             .unwrap();
         let response = reqwest::get(&get.url).await.unwrap();
@@ -363,7 +362,7 @@ mod tests {
         // write-once, and no temporary file is left behind.
         let response = send(&post, &fields_of(&post), Some(b"new".to_vec())).await;
         expect_error(response, StatusCode::CONFLICT, "document_already_uploaded").await;
-        assert_eq!(storage.read(&key).await.unwrap(), content);
+        assert!(storage.read(&key).await.unwrap() == stored);
         assert_eq!(
             files_under(server.root()),
             vec![server.root().join(key.as_str())]
@@ -388,7 +387,7 @@ mod tests {
                 .status(),
             StatusCode::NO_CONTENT
         );
-        let get = server.local().presign_get_until(&key, past).unwrap();
+        let get = server.local().presign_get_until(&key, None, past).unwrap();
         let response = reqwest::get(&get.url).await.unwrap();
         expect_error(response, StatusCode::FORBIDDEN, "signature_expired").await;
         server.stop().await;
@@ -423,7 +422,7 @@ mod tests {
         );
         let get = server
             .storage
-            .presign_get(&key, Duration::from_secs(60))
+            .presign_get(&key, None, Duration::from_secs(60))
             .await
             .unwrap();
         let tampered = format!("{}x", get.url);
@@ -473,7 +472,7 @@ mod tests {
         // Download another (existing) key with this key's token.
         let get = server
             .storage
-            .presign_get(&key, Duration::from_secs(60))
+            .presign_get(&key, None, Duration::from_secs(60))
             .await
             .unwrap();
         let token = get.url.split_once("?token=").unwrap().1;
@@ -621,7 +620,7 @@ mod tests {
         let key = new_key("a.pdf");
         let get = server
             .storage
-            .presign_get(&key, Duration::from_secs(60))
+            .presign_get(&key, None, Duration::from_secs(60))
             .await
             .unwrap();
         expect_error(

@@ -12,8 +12,9 @@ use crate::db::{self, DbConnection};
 use crate::domain::crypto::{DataKey, KeyRing, OpenError};
 use crate::domain::document::DocumentLocation;
 use crate::domain::identity::IdentityData;
-use crate::domain::ids::{AppId, IdentityId};
+use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::domain::pii::key_context;
+use crate::domain::sealed_object::ObjectSecret;
 use crate::error::{ApiError, Refusal};
 use crate::services::write::{Actor, Change, Operation, Tx, WritePath};
 use crate::storage::{ObjectKey, Storage};
@@ -116,6 +117,71 @@ pub fn key_for_change(
         }
         None => NewKey::make(keys, id).store(tx, app_id, id),
     }
+}
+
+fn object_secret_context(document: &DocumentId) -> Vec<u8> {
+    format!("documents/{document}/object").into_bytes()
+}
+
+/// A local sealed copy's own key as its document's row keeps it: sealed
+/// under the identity's data key.
+pub fn seal_object_secret(key: &DataKey, document: &DocumentId, secret: &ObjectSecret) -> String {
+    secret.seal_with(key, &object_secret_context(document))
+}
+
+/// Opens what [`seal_object_secret`] sealed.
+pub fn open_object_secret(
+    key: &DataKey,
+    document: &DocumentId,
+    sealed: &str,
+) -> Result<ObjectSecret, ApiError> {
+    ObjectSecret::open_with(key, sealed, &object_secret_context(document))
+        .map_err(|e| unreadable(format!("the object key of document {document}"), e))
+}
+
+/// The object key a new document of `identity` stores for `sealed`,
+/// sealed under the identity's data key (noted in this transaction): a
+/// fresh sealed copy's key, or, for a sealed copy sent back (another
+/// document names it already), that document's key opened with its
+/// identity's data key. `None` for what has no key (S3, external URLs,
+/// files from before encryption at rest).
+pub fn document_object_secret(
+    tx: &mut Tx<'_, '_>,
+    keys: &KeyRing,
+    app_id: &AppId,
+    identity: &IdentityId,
+    document: &DocumentId,
+    location: &DocumentLocation,
+    fresh: Option<&ObjectSecret>,
+) -> Result<Option<String>, ApiError> {
+    let secret = match fresh {
+        Some(secret) => secret.clone(),
+        None => {
+            let DocumentLocation::Stored(_) = location else {
+                return Ok(None);
+            };
+            let Some((owner, owner_document, sealed)) =
+                q::object_secret_of(tx.read(), app_id, location)?
+            else {
+                return Ok(None);
+            };
+            let owner_key = match tx.data_key(&owner) {
+                Some(key) => key,
+                None => key_of(tx.read(), keys, app_id, &owner)?.ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!(
+                        "document {owner_document} has a sealed key but identity {owner} has no data key"
+                    ))
+                })?,
+            };
+            open_object_secret(&owner_key, &owner_document, &sealed)?
+        }
+    };
+    let key = tx.data_key(identity).ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "identity {identity} has no data key noted for its documents"
+        ))
+    })?;
+    Ok(Some(seal_object_secret(&key, document, &secret)))
 }
 
 /// The identity's data with its sealed fields opened.

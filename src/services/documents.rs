@@ -3,15 +3,20 @@
 //! exist.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::config::StorageSettings;
 use crate::db::identities as q;
 use crate::db::Db;
+use crate::domain::crypto::KeyRing;
 use crate::domain::document::DocumentLocation;
 use crate::domain::identity::DocumentUrl;
 use crate::domain::ids::{AppId, DocumentId, IdentityId};
 use crate::error::{ApiError, FieldError, Refusal};
-use crate::storage::{ObjectKey, ObjectKind, ObjectUrlMatch, PresignedPost, Storage, StorageError};
+use crate::services::custody;
+use crate::storage::{
+    ObjectKey, ObjectKind, ObjectSecret, ObjectUrlMatch, PresignedPost, Storage, StorageError,
+};
 
 pub async fn presign_upload(
     storage: &Storage,
@@ -32,20 +37,36 @@ pub async fn presign_upload(
 pub async fn presign_download(
     db: &Db,
     storage: &Storage,
+    keys: Arc<KeyRing>,
     settings: &StorageSettings,
     app_id: &AppId,
     identity_id: IdentityId,
     document_id: DocumentId,
 ) -> Result<String, ApiError> {
     let app = app_id.clone();
-    let document = db
+    let (document, secret) = db
         .run(move |conn| {
             q::find_live(conn, &app, &identity_id)?.ok_or_else(|| {
                 ApiError::refused(Refusal::IdentityNotFound, "No identity with this id.")
             })?;
-            q::find_live_document(conn, &app, &identity_id, &document_id)?.ok_or_else(|| {
-                ApiError::refused(Refusal::DocumentNotFound, "No document with this id.")
-            })
+            let document = q::find_live_document(conn, &app, &identity_id, &document_id)?
+                .ok_or_else(|| {
+                    ApiError::refused(Refusal::DocumentNotFound, "No document with this id.")
+                })?;
+            let secret = match &document.object_secret {
+                Some(sealed) => {
+                    let key =
+                        custody::key_of(conn, &keys, &app, &identity_id)?.ok_or_else(|| {
+                            ApiError::internal(anyhow::anyhow!(
+                                "document {} has a sealed key but its identity has no data key",
+                                document.id
+                            ))
+                        })?;
+                    Some(custody::open_object_secret(&key, &document.id, sealed)?)
+                }
+                None => None,
+            };
+            Ok::<_, ApiError>((document, secret))
         })
         .await?;
     match document.url {
@@ -53,7 +74,7 @@ pub async fn presign_download(
         // because signing another app's key would be a leak.
         DocumentLocation::Stored(key) if key.app_id() == app_id => {
             let signed = storage
-                .presign_get(&key, settings.presign_ttl)
+                .presign_get(&key, secret.as_ref(), settings.presign_ttl)
                 .await
                 .map_err(storage_error)?;
             Ok(signed.url)
@@ -76,12 +97,13 @@ fn storage_error(err: StorageError) -> ApiError {
 #[derive(Debug, Default)]
 pub struct SealedDocuments(HashMap<String, Sealed>);
 
-/// Where a sent URL is stored, and the upload it was copied from (when it
-/// named an upload).
+/// Where a sent URL is stored, the upload it was copied from (when it
+/// named an upload), and a local sealed copy's own key.
 #[derive(Debug)]
 pub struct Sealed {
     pub location: DocumentLocation,
     pub upload: Option<ObjectKey>,
+    pub secret: Option<ObjectSecret>,
 }
 
 impl SealedDocuments {
@@ -131,6 +153,7 @@ pub async fn seal_document_urls(
                     Sealed {
                         location: DocumentLocation::External(url.clone()),
                         upload: None,
+                        secret: None,
                     },
                 );
             }
@@ -146,13 +169,14 @@ pub async fn seal_document_urls(
             .map(|(url, key, fields)| async move { (url, storage.seal(&key).await, key, fields) });
         for (url, result, sent, fields) in futures_util::future::join_all(copies).await {
             match result {
-                Ok(key) => {
+                Ok((key, secret)) => {
                     let upload = (sent.kind() == ObjectKind::Upload).then_some(sent);
                     sealed.insert(
                         url.as_str().to_owned(),
                         Sealed {
                             location: DocumentLocation::Stored(key),
                             upload,
+                            secret,
                         },
                     );
                 }

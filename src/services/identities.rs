@@ -123,6 +123,7 @@ pub fn create(
 
     let new_documents = NewDocuments {
         storage,
+        keys,
         sealed,
         now,
     };
@@ -234,6 +235,7 @@ pub fn patch(
     // stay (deleted_at set) for the audit trail.
     let new_documents = NewDocuments {
         storage,
+        keys,
         sealed,
         now,
     };
@@ -398,6 +400,7 @@ const FACE_IMAGE_POSITIONS: i32 = 1000;
 /// sent URL was sealed, the storage (to answer their URLs) and the time.
 struct NewDocuments<'a> {
     storage: &'a Storage,
+    keys: &'a KeyRing,
     sealed: &'a SealedDocuments,
     now: NaiveDateTime,
 }
@@ -414,12 +417,28 @@ impl NewDocuments<'_> {
             .iter()
             .map(|doc| self.sealed.sealed(&doc.url))
             .collect::<Result<Vec<_>, _>>()?;
+        let object_secrets = ids
+            .iter()
+            .zip(&sealed)
+            .map(|(id, sealed)| {
+                custody::document_object_secret(
+                    tx,
+                    self.keys,
+                    &identity.app_id,
+                    &identity.id,
+                    id,
+                    &sealed.location,
+                    sealed.secret.as_ref(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let rows: Vec<NewDocument<'_>> = inputs
             .iter()
             .zip(&ids)
             .zip(sealed)
+            .zip(object_secrets)
             .enumerate()
-            .map(|(i, ((doc, id), sealed))| NewDocument {
+            .map(|(i, (((doc, id), sealed), object_secret))| NewDocument {
                 id,
                 app_id: &identity.app_id,
                 identity_id: &identity.id,
@@ -429,6 +448,7 @@ impl NewDocuments<'_> {
                 description: doc.description.as_deref(),
                 url: &sealed.location,
                 upload_key: sealed.upload.as_ref().map(|k| k.as_str()),
+                object_secret,
                 position: i as i32
                     + match doc.document_type {
                         DocumentType::FaceImage => FACE_IMAGE_POSITIONS,

@@ -7,6 +7,7 @@
 //! complete. Directories are created 0700 and files 0600.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -17,7 +18,14 @@ use uuid::Uuid;
 
 use super::token::{TokenError, TokenSigner, UploadGrant};
 use super::{ObjectUrlMatch, PresignedGet, PresignedPost, StorageError};
+use crate::domain::crypto::KeyRing;
 use crate::domain::object_key::ObjectKey;
+use crate::domain::sealed_object::{self, ObjectSecret, SealedKind};
+
+/// The associated data of an object's key inside a download token.
+fn download_context(key: &str) -> Vec<u8> {
+    format!("downloads/{key}").into_bytes()
+}
 
 /// Directory under the root for uploads in progress.
 const INCOMING: &str = ".incoming";
@@ -40,18 +48,15 @@ pub enum UploadError {
 }
 
 /// An object opened for reading.
-#[derive(Debug)]
-pub struct LocalObject {
-    pub file: tokio::fs::File,
-    pub len: u64,
-}
-
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
     /// The API's public base URL, without a trailing slash.
     base: Url,
     signer: TokenSigner,
+    /// Seals uploads' keys in their files and object keys in download
+    /// tokens (`domain::sealed_object`).
+    ring: Arc<KeyRing>,
 }
 
 impl LocalStore {
@@ -64,6 +69,7 @@ impl LocalStore {
         root: impl Into<PathBuf>,
         public_base_url: &str,
         signing_key: &[u8],
+        ring: Arc<KeyRing>,
     ) -> Result<Self, StorageError> {
         let root = root.into();
         let mut base = Url::parse(public_base_url).map_err(|e| {
@@ -94,7 +100,12 @@ impl LocalStore {
                 root.display()
             ))
         })?;
-        Ok(Self { root, base, signer })
+        Ok(Self {
+            root,
+            base,
+            signer,
+            ring,
+        })
     }
 
     /// The directory is there and is a directory.
@@ -163,12 +174,16 @@ impl LocalStore {
         })
     }
 
+    /// A download URL; `secret` (a sealed copy's key) travels sealed by
+    /// the ring inside the signed token, so serving needs no database.
     pub(crate) fn presign_get_until(
         &self,
         key: &ObjectKey,
+        secret: Option<&ObjectSecret>,
         expires_at: DateTime<Utc>,
     ) -> Result<PresignedGet, StorageError> {
-        let token = self.signer.sign_get(key, expires_at).map_err(|e| {
+        let sealed = secret.map(|s| s.seal_with_ring(&self.ring, &download_context(key.as_str())));
+        let token = self.signer.sign_get(key, sealed, expires_at).map_err(|e| {
             StorageError::backend(anyhow::Error::new(e).context("signing download token"))
         })?;
         Ok(PresignedGet {
@@ -182,9 +197,21 @@ impl LocalStore {
         self.signer.verify_post(policy)
     }
 
-    /// Verifies a download `token` for the key as written in the request path.
-    pub fn verify_download_token(&self, token: &str, key: &str) -> Result<ObjectKey, TokenError> {
-        self.signer.verify_get(token, key)
+    /// Verifies a download `token` for the key as written in the request
+    /// path: the key, and the object's own key when the token carries one.
+    pub fn verify_download_token(
+        &self,
+        token: &str,
+        key: &str,
+    ) -> Result<(ObjectKey, Option<ObjectSecret>), TokenError> {
+        let (key, sealed) = self.signer.verify_get(token, key)?;
+        let secret = sealed
+            .map(|sealed| {
+                ObjectSecret::open_with_ring(&self.ring, &sealed, &download_context(key.as_str()))
+            })
+            .transpose()
+            .map_err(|_| TokenError::Invalid)?;
+        Ok((key, secret))
     }
 
     pub fn parse_object_url(&self, url: &str) -> ObjectUrlMatch {
@@ -215,48 +242,68 @@ impl LocalStore {
         }
     }
 
-    /// Makes `sealed` a second name of the upload `upload` (a hard link:
-    /// no bytes copied, and uploads are write-once here anyway, so neither
-    /// name can ever show other bytes). [`StorageError::NotFound`] if no
-    /// upload is there.
-    pub async fn seal(&self, upload: &ObjectKey, sealed: &ObjectKey) -> Result<(), StorageError> {
+    /// Makes `sealed` a sealed copy of the upload `upload`: the same
+    /// ciphertext without the key the upload's file carries; the key is
+    /// answered, for the document's row. An upload written before
+    /// encryption at rest gets a second name (a hard link) and no key.
+    /// [`StorageError::NotFound`] if no upload is there.
+    pub async fn seal(
+        &self,
+        upload: &ObjectKey,
+        sealed: &ObjectKey,
+    ) -> Result<Option<ObjectSecret>, StorageError> {
         let io = |e: std::io::Error| {
             StorageError::backend(anyhow::Error::new(e).context(format!("sealing {upload}")))
         };
-        let target = self.path_of(sealed);
-        if let Some(parent) = target.parent() {
-            create_private_dir(parent).await.map_err(io)?;
+        let file = self.read(upload).await?;
+        if sealed_object::kind_of(&file) == SealedKind::Clear {
+            let target = self.path_of(sealed);
+            if let Some(parent) = target.parent() {
+                create_private_dir(parent).await.map_err(io)?;
+            }
+            return match tokio::fs::hard_link(self.path_of(upload), &target).await {
+                Ok(()) => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound),
+                Err(e) => Err(io(e)),
+            };
         }
-        match tokio::fs::hard_link(self.path_of(upload), &target).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound),
-            Err(e) => Err(io(e)),
-        }
+        let (secret, evidence) =
+            sealed_object::evidence_of_upload(&self.ring, upload.as_str(), &file).map_err(|e| {
+                StorageError::backend(anyhow::anyhow!("the upload {upload} does not open: {e}"))
+            })?;
+        self.write_new(sealed, &evidence).await?;
+        Ok(Some(secret))
     }
 
-    /// Opens an object for streaming; [`StorageError::NotFound`] if absent.
-    pub async fn open(&self, key: &ObjectKey) -> Result<LocalObject, StorageError> {
-        let file = match tokio::fs::File::open(self.path_of(key)).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StorageError::NotFound)
-            }
-            Err(e) => {
-                return Err(StorageError::backend(
-                    anyhow::Error::new(e).context(format!("open {key}")),
-                ))
-            }
+    /// The clear bytes of an object to serve: a sealed copy opened with
+    /// `secret`, an upload opened with the ring, a file from before
+    /// encryption at rest as it is. A sealed copy without its key is
+    /// [`StorageError::NotFound`] (nothing can be served).
+    pub async fn read_clear(
+        &self,
+        key: &ObjectKey,
+        secret: Option<&ObjectSecret>,
+    ) -> Result<Vec<u8>, StorageError> {
+        let file = self.read(key).await?;
+        let opened = match (sealed_object::kind_of(&file), secret) {
+            (SealedKind::Clear, _) => return Ok(file),
+            (SealedKind::Evidence, Some(secret)) => sealed_object::open_evidence(secret, &file),
+            (SealedKind::Evidence, None) => return Err(StorageError::NotFound),
+            (SealedKind::Upload, _) => sealed_object::open_upload(&self.ring, key.as_str(), &file),
         };
-        let meta = file.metadata().await.map_err(|e| {
-            StorageError::backend(anyhow::Error::new(e).context(format!("stat {key}")))
-        })?;
-        if !meta.is_file() {
-            return Err(StorageError::NotFound);
+        opened.map_err(|e| StorageError::backend(anyhow::anyhow!("{key} does not open: {e}")))
+    }
+
+    /// Writes a new object at once (temporary file, then a link that never
+    /// replaces an existing object).
+    async fn write_new(&self, key: &ObjectKey, bytes: &[u8]) -> Result<(), StorageError> {
+        match self.place(key, bytes).await {
+            Ok(()) => Ok(()),
+            Err(UploadError::Storage(e)) => Err(e),
+            Err(other) => Err(StorageError::backend(anyhow::anyhow!(
+                "writing {key}: {other}"
+            ))),
         }
-        Ok(LocalObject {
-            file,
-            len: meta.len(),
-        })
     }
 
     /// Deletes an object; one that is not there counts as deleted.
@@ -270,6 +317,8 @@ impl LocalStore {
         }
     }
 
+    /// The object's file as stored (sealed, or from before encryption at
+    /// rest); [`StorageError::NotFound`] if absent.
     pub async fn read(&self, key: &ObjectKey) -> Result<Vec<u8>, StorageError> {
         match tokio::fs::read(self.path_of(key)).await {
             Ok(bytes) => Ok(bytes),
@@ -280,10 +329,11 @@ impl LocalStore {
         }
     }
 
-    /// Streams `body` into the object `key`, refusing more than `max_bytes`
-    /// and empty bodies. The object appears (atomically, never replacing an
-    /// existing one) only once the whole body is written; on any failure
-    /// nothing is left behind. Returns the number of bytes stored.
+    /// Stores `body` as the upload `key`, sealed (`domain::sealed_object`),
+    /// refusing more than `max_bytes` and empty bodies. The object appears
+    /// (atomically, never replacing an existing one) only once the whole
+    /// body is written; on any failure nothing is left behind. Returns the
+    /// number of clear bytes stored.
     pub async fn write_stream<S, E>(
         &self,
         key: &ObjectKey,
@@ -294,17 +344,43 @@ impl LocalStore {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
+        // Cheap refusal before reading the body; the link in `place` is what
+        // guarantees it when two uploads race.
+        if tokio::fs::try_exists(self.path_of(key))
+            .await
+            .unwrap_or(false)
+        {
+            return Err(UploadError::AlreadyUploaded);
+        }
+        // The whole body is sealed as one message: it is read into memory,
+        // bounded by `max_bytes`.
+        let mut clear = Vec::new();
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
+            if (clear.len() + chunk.len()) as u64 > max_bytes {
+                return Err(UploadError::TooLarge { max_bytes });
+            }
+            clear.extend_from_slice(&chunk);
+        }
+        if clear.is_empty() {
+            return Err(UploadError::Empty);
+        }
+        let sealed = sealed_object::seal_upload(&self.ring, key.as_str(), &clear);
+        self.place(key, &sealed).await?;
+        Ok(clear.len() as u64)
+    }
+
+    /// Writes `bytes` as the object `key`: a private temporary file,
+    /// synced, then linked into place; the object appears whole or not at
+    /// all, and never replaces an existing one.
+    async fn place(&self, key: &ObjectKey, bytes: &[u8]) -> Result<(), UploadError> {
         let io = |what: &str, e: std::io::Error| {
             UploadError::Storage(StorageError::backend(
                 anyhow::Error::new(e).context(format!("{what} for {key}")),
             ))
         };
         let target = self.path_of(key);
-        // Cheap refusal before reading the body; the link below is what
-        // guarantees it when two uploads race.
-        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
-            return Err(UploadError::AlreadyUploaded);
-        }
         let incoming = self.root.join(INCOMING);
         create_private_dir(&incoming)
             .await
@@ -320,20 +396,7 @@ impl LocalStore {
             .open(&temp.path)
             .await
             .map_err(|e| io("creating temp file", e))?;
-
-        let mut written: u64 = 0;
-        let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
-            written = written.saturating_add(chunk.len() as u64);
-            if written > max_bytes {
-                return Err(UploadError::TooLarge { max_bytes });
-            }
-            file.write_all(&chunk).await.map_err(|e| io("writing", e))?;
-        }
-        if written == 0 {
-            return Err(UploadError::Empty);
-        }
+        file.write_all(bytes).await.map_err(|e| io("writing", e))?;
         file.sync_all().await.map_err(|e| io("syncing", e))?;
         drop(file);
 
@@ -346,7 +409,7 @@ impl LocalStore {
         // first complete upload of a key wins and stays. The temporary name
         // is removed when `temp` drops.
         match tokio::fs::hard_link(&temp.path, &target).await {
-            Ok(()) => Ok(written),
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(UploadError::AlreadyUploaded)
             }
@@ -391,7 +454,7 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn store(dir: &Path, base: &str) -> LocalStore {
-        LocalStore::new(dir.join("files"), base, SECRET).unwrap()
+        LocalStore::new(dir.join("files"), base, SECRET, crate::storage::test_ring()).unwrap()
     }
 
     fn chunks(parts: &[&[u8]]) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
@@ -414,15 +477,23 @@ mod tests {
             "http://u:p@h/",
             "http://h/#f",
         ] {
-            let err = LocalStore::new(dir.path(), base, SECRET).unwrap_err();
+            let err =
+                LocalStore::new(dir.path(), base, SECRET, crate::storage::test_ring()).unwrap_err();
             assert!(matches!(err, StorageError::Config(_)), "{base}: {err}");
         }
-        let err = LocalStore::new(dir.path(), "http://h", b"short").unwrap_err();
+        let err = LocalStore::new(
+            dir.path(),
+            "http://h",
+            b"short",
+            crate::storage::test_ring(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("32 bytes"), "{err}");
         let s = LocalStore::new(
             dir.path().join("a/b"),
             "https://kyc.example.com/api/",
             SECRET,
+            crate::storage::test_ring(),
         )
         .unwrap();
         assert!(dir.path().join("a/b").is_dir());
@@ -443,7 +514,7 @@ mod tests {
         assert_eq!(url, format!("http://127.0.0.1:8080/files/{key}"));
         assert_eq!(s.parse_object_url(&url), ObjectUrlMatch::Ours(key.clone()));
         // A presigned URL still names the object.
-        let signed = s.presign_get_until(&key, Utc::now()).unwrap().url;
+        let signed = s.presign_get_until(&key, None, Utc::now()).unwrap().url;
         assert_eq!(
             s.parse_object_url(&signed),
             ObjectUrlMatch::Ours(key.clone())
@@ -527,7 +598,6 @@ mod tests {
         let s = store(dir.path(), "http://127.0.0.1:9");
         let (key, _) = ObjectKey::new_upload(&crate::domain::ids::AppId::new(), "x.png").unwrap();
         assert!(!s.exists(&key).await.unwrap());
-        assert!(matches!(s.open(&key).await, Err(StorageError::NotFound)));
         assert!(matches!(s.read(&key).await, Err(StorageError::NotFound)));
 
         let err = s
@@ -560,8 +630,10 @@ mod tests {
             4
         );
         assert!(s.exists(&key).await.unwrap());
-        assert_eq!(s.read(&key).await.unwrap(), b"abcd");
-        assert_eq!(s.open(&key).await.unwrap().len, 4);
+        // Stored sealed; read back clear.
+        let stored = s.read(&key).await.unwrap();
+        assert!(!stored.windows(4).any(|w| w == b"abcd"));
+        assert_eq!(s.read_clear(&key, None).await.unwrap(), b"abcd");
         assert_eq!(files_under(s.root()), vec![s.root().join(key.as_str())]);
         #[cfg(unix)]
         {

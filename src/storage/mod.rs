@@ -36,9 +36,16 @@ mod token;
 pub use crate::domain::object_key::{
     ContentType, InvalidObjectKey, ObjectKey, ObjectKind, UnsupportedFileType,
 };
-pub use local::{LocalObject, LocalStore, UploadError};
+pub use crate::domain::sealed_object::ObjectSecret;
+pub use local::{LocalStore, UploadError};
 pub use s3::{S3Settings, S3Store, StaticCredentials};
 pub use token::{TokenError, UploadGrant, MIN_SIGNING_KEY_BYTES};
+
+/// A key ring for tests of the storage layer.
+#[cfg(test)]
+pub(crate) fn test_ring() -> std::sync::Arc<crate::domain::crypto::KeyRing> {
+    std::sync::Arc::new(crate::domain::crypto::KeyRing::single("test", &[7; 32]).unwrap())
+}
 
 /// The longest a presigned URL or POST policy may live (SigV4's limit).
 pub const MAX_PRESIGN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -123,8 +130,9 @@ impl Storage {
         dir: impl Into<PathBuf>,
         public_base_url: &str,
         signing_key: &[u8],
+        ring: std::sync::Arc<crate::domain::crypto::KeyRing>,
     ) -> Result<Self, StorageError> {
-        LocalStore::new(dir, public_base_url, signing_key).map(Storage::Local)
+        LocalStore::new(dir, public_base_url, signing_key, ring).map(Storage::Local)
     }
 
     /// See [`S3Store::connect`].
@@ -171,14 +179,16 @@ impl Storage {
 
     /// A download URL for `key`, valid for `ttl` (at most [`MAX_PRESIGN_TTL`]).
     /// It does not check that the object exists.
+    /// `secret`: a local sealed copy's own key (S3 needs none).
     pub async fn presign_get(
         &self,
         key: &ObjectKey,
+        secret: Option<&ObjectSecret>,
         ttl: Duration,
     ) -> Result<PresignedGet, StorageError> {
         let expires_at = expiry(ttl)?;
         match self {
-            Storage::Local(local) => local.presign_get_until(key, expires_at),
+            Storage::Local(local) => local.presign_get_until(key, secret, expires_at),
             Storage::S3(s3) => s3.presign_get(key, ttl, expires_at).await,
         }
     }
@@ -198,19 +208,27 @@ impl Storage {
     /// upload form is posted again before it expires); for an evidence key
     /// (a document URL sent back as answered), the same key once it is
     /// found. [`StorageError::NotFound`] when there is nothing to attach.
-    pub async fn seal(&self, key: &ObjectKey) -> Result<ObjectKey, StorageError> {
+    /// With the local backend a fresh sealed copy also answers its own key
+    /// (`domain::sealed_object`), which only the document's row keeps.
+    pub async fn seal(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<(ObjectKey, Option<ObjectSecret>), StorageError> {
         if key.kind() == ObjectKind::Evidence {
             return match self.exists(key).await? {
-                true => Ok(key.clone()),
+                true => Ok((key.clone(), None)),
                 false => Err(StorageError::NotFound),
             };
         }
         let sealed = key.evidence_copy();
-        match self {
+        let secret = match self {
             Storage::Local(local) => local.seal(key, &sealed).await?,
-            Storage::S3(s3) => s3.seal(key, &sealed).await?,
-        }
-        Ok(sealed)
+            Storage::S3(s3) => {
+                s3.seal(key, &sealed).await?;
+                None
+            }
+        };
+        Ok((sealed, secret))
     }
 
     /// Whether an object is stored under `key` (HEAD).
@@ -510,6 +528,7 @@ mod tests {
             dir,
             "http://127.0.0.1:1",
             b"0123456789abcdef0123456789abcdef",
+            test_ring(),
         )
         .unwrap()
     }
@@ -529,12 +548,22 @@ mod tests {
         )]);
         local.write_stream(&upload, 10, body).await.unwrap();
 
-        let sealed = storage.seal(&upload).await.unwrap();
+        let (sealed, secret) = storage.seal(&upload).await.unwrap();
         assert_eq!(sealed.kind(), ObjectKind::Evidence);
         assert_eq!(sealed.app_id(), upload.app_id());
-        assert_eq!(storage.read(&sealed).await.unwrap(), b"%PDF");
+        // Stored sealed, without its key; its key opens it.
+        let secret = secret.expect("a local sealed copy has its own key");
+        assert_ne!(storage.read(&sealed).await.unwrap(), b"%PDF");
+        assert!(matches!(
+            local.read_clear(&sealed, None).await,
+            Err(StorageError::NotFound)
+        ));
+        assert_eq!(
+            local.read_clear(&sealed, Some(&secret)).await.unwrap(),
+            b"%PDF"
+        );
         // An evidence key seals to itself; a missing one is not found.
-        assert_eq!(storage.seal(&sealed).await.unwrap(), sealed);
+        assert_eq!(storage.seal(&sealed).await.unwrap(), (sealed.clone(), None));
         assert!(matches!(
             storage.seal(&sealed.evidence_copy()).await,
             Err(StorageError::NotFound)
@@ -569,7 +598,7 @@ mod tests {
             .unwrap();
         assert_eq!(post.object_url, storage.object_url(&key));
         let get = storage
-            .presign_get(&key, Duration::from_secs(60))
+            .presign_get(&key, None, Duration::from_secs(60))
             .await
             .unwrap();
         assert!(get

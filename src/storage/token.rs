@@ -34,6 +34,10 @@ struct Claims {
     /// Largest upload accepted, in bytes (POST only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max: Option<u64>,
+    /// The object's own key, sealed by the server's key ring (GET of a
+    /// sealed copy only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<String>,
     exp: i64,
 }
 
@@ -88,6 +92,7 @@ impl TokenSigner {
     pub(crate) fn sign_get(
         &self,
         key: &ObjectKey,
+        sealed_secret: Option<String>,
         expires_at: DateTime<Utc>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         self.sign(&Claims {
@@ -96,6 +101,7 @@ impl TokenSigner {
             key: key.as_str().into(),
             ct: None,
             max: None,
+            k: sealed_secret,
             exp: expires_at.timestamp(),
         })
     }
@@ -112,6 +118,7 @@ impl TokenSigner {
             key: key.as_str().into(),
             ct: Some(key.content_type().as_str().into()),
             max: Some(max_bytes),
+            k: None,
             exp: expires_at.timestamp(),
         })
     }
@@ -122,12 +129,18 @@ impl TokenSigner {
 
     /// Checks that `token` lets its bearer read exactly `key` now. `key` is
     /// the key as the request wrote it, compared byte for byte.
-    pub(crate) fn verify_get(&self, token: &str, key: &str) -> Result<ObjectKey, TokenError> {
+    /// Also answers the sealed object key the token carries, if any.
+    pub(crate) fn verify_get(
+        &self,
+        token: &str,
+        key: &str,
+    ) -> Result<(ObjectKey, Option<String>), TokenError> {
         let claims = self.decode(token)?;
         if claims.method != METHOD_GET || claims.key != key {
             return Err(TokenError::Invalid);
         }
-        ObjectKey::parse(&claims.key).map_err(|_| TokenError::Invalid)
+        let key = ObjectKey::parse(&claims.key).map_err(|_| TokenError::Invalid)?;
+        Ok((key, claims.k))
     }
 
     /// Checks that `token` is an unexpired upload policy and returns what it allows.
@@ -213,8 +226,8 @@ mod tests {
     fn get_token_round_trip() {
         let s = signer();
         let k = key("a.png");
-        let t = s.sign_get(&k, soon()).unwrap();
-        assert_eq!(s.verify_get(&t, k.as_str()), Ok(k));
+        let t = s.sign_get(&k, None, soon()).unwrap();
+        assert_eq!(s.verify_get(&t, k.as_str()), Ok((k, None)));
     }
 
     #[test]
@@ -232,7 +245,7 @@ mod tests {
     fn expired_tokens_say_expired() {
         let s = signer();
         let k = key("a.png");
-        let t = s.sign_get(&k, past()).unwrap();
+        let t = s.sign_get(&k, None, past()).unwrap();
         assert_eq!(s.verify_get(&t, k.as_str()), Err(TokenError::Expired));
         let t = s.sign_post(&k, 10, past()).unwrap();
         assert_eq!(s.verify_post(&t), Err(TokenError::Expired));
@@ -243,7 +256,7 @@ mod tests {
         let s = signer();
         let k = key("a.png");
         let other = key("b.png");
-        let t = s.sign_get(&k, soon()).unwrap();
+        let t = s.sign_get(&k, None, soon()).unwrap();
         // Payload swapped to another key: the signature no longer matches.
         let forged = with_payload(&t, |p| p["key"] = other.as_str().into());
         assert_eq!(
@@ -251,7 +264,7 @@ mod tests {
             Err(TokenError::Invalid)
         );
         // Expiry pushed back on an expired token: invalid, not expired.
-        let old = s.sign_get(&k, past()).unwrap();
+        let old = s.sign_get(&k, None, past()).unwrap();
         let forged = with_payload(&old, |p| p["exp"] = (Utc::now().timestamp() + 3600).into());
         assert_eq!(s.verify_get(&forged, k.as_str()), Err(TokenError::Invalid));
         // Upload size raised.
@@ -279,7 +292,7 @@ mod tests {
         let k = key("a.png");
         let t = TokenSigner::new(b"another secret of at least 32 bytes!!")
             .unwrap()
-            .sign_get(&k, soon())
+            .sign_get(&k, None, soon())
             .unwrap();
         assert_eq!(
             signer().verify_get(&t, k.as_str()),
@@ -287,7 +300,7 @@ mod tests {
         );
         // alg=none with the right claims.
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        let good = signer().sign_get(&k, soon()).unwrap();
+        let good = signer().sign_get(&k, None, soon()).unwrap();
         let payload = good.split('.').nth(1).unwrap();
         let none = format!("{header}.{payload}.");
         assert_eq!(
@@ -300,7 +313,7 @@ mod tests {
     fn tokens_name_exactly_one_key() {
         let s = signer();
         let k = key("a.png");
-        let t = s.sign_get(&k, soon()).unwrap();
+        let t = s.sign_get(&k, None, soon()).unwrap();
         assert_eq!(
             s.verify_get(&t, key("a.png").as_str()),
             Err(TokenError::Invalid)
@@ -313,7 +326,7 @@ mod tests {
     fn tokens_name_exactly_one_method() {
         let s = signer();
         let k = key("a.png");
-        let get = s.sign_get(&k, soon()).unwrap();
+        let get = s.sign_get(&k, None, soon()).unwrap();
         let post = s.sign_post(&k, 10, soon()).unwrap();
         assert_eq!(s.verify_post(&get), Err(TokenError::Invalid));
         assert_eq!(s.verify_get(&post, k.as_str()), Err(TokenError::Invalid));
@@ -328,6 +341,7 @@ mod tests {
             key: k.as_str().into(),
             ct: None,
             max: None,
+            k: None,
             exp: soon().timestamp(),
         };
         let t = signer().sign(&claims).unwrap();

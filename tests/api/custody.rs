@@ -17,6 +17,7 @@ backend_tests!(
     erasure_destroys_the_key_the_documents_and_the_personal_data,
     erasure_is_tenant_isolated_and_refuses_owners_of_live_companies,
     erasure_keeps_a_document_another_identity_shares,
+    local_document_bytes_are_sealed_at_rest,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,4 +517,54 @@ async fn erasure_keeps_a_document_another_identity_shares(app: TestApp) {
     // Once the second is erased too, nothing is left.
     assert_eq!(erase(&app, second_id).await, 204);
     assert_eq!(app.stored_objects().await, Vec::<String>::new());
+}
+
+/// The local storage directory never holds a document's bytes in the
+/// clear: not the upload, not the sealed copies; downloads answer them.
+async fn local_document_bytes_are_sealed_at_rest(app: TestApp) {
+    let (_, body) = presign(&app, &app.api_key, "passport.jpg").await;
+    let form = body["data"].clone();
+    assert!(post_form(&app.client, &form, "image/jpeg", JPEG)
+        .await
+        .status()
+        .is_success());
+    let url = app.url(&format!(
+        "/files/{}",
+        form["fields"]["key"].as_str().unwrap()
+    ));
+    let created = create(&app, &with_documents("scan@example.com", &url)).await;
+    // The same sealed copy sent back by another identity.
+    let sealed_url = created["documents"][0]["url"].as_str().unwrap();
+    let other = create(&app, &with_documents("scan2@example.com", sealed_url)).await;
+    assert_eq!(
+        app.stored_objects().await.len(),
+        2,
+        "the upload and the one sealed copy both identities name"
+    );
+    let stored = app.local_storage_bytes();
+    let secret = &JPEG[4..40];
+    assert!(
+        !contains(&stored, secret),
+        "document bytes stored in the clear"
+    );
+    for identity in [&created, &other] {
+        for document in identity["documents"].as_array().unwrap() {
+            let (status, body) = json(
+                app.get(&format!(
+                    "/identities/{}/documents/{}/presign-url",
+                    identity["id"].as_str().unwrap(),
+                    document["id"].as_str().unwrap()
+                ))
+                .send()
+                .await
+                .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            let url = body["data"]["presignUrl"].as_str().unwrap();
+            let download = app.client.get(url).send().await.unwrap();
+            assert_eq!(download.status(), 200);
+            assert!(download.bytes().await.unwrap().as_ref() == JPEG);
+        }
+    }
 }

@@ -331,6 +331,14 @@ impl TestApp {
         self.s3
     }
 
+    /// Every byte of every file in the local storage directory.
+    pub fn local_storage_bytes(&self) -> Vec<u8> {
+        walk(self._files.path())
+            .into_iter()
+            .flat_map(|path| std::fs::read(path).unwrap_or_default())
+            .collect()
+    }
+
     /// The keys of every object in this server's document storage (the
     /// local directory's files, or the S3 bucket's objects).
     pub async fn stored_objects(&self) -> Vec<String> {

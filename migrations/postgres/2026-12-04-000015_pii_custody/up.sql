@@ -18,3 +18,6 @@ ALTER TABLE identities ADD COLUMN erased_at TIMESTAMP;
 -- The upload a document's sealed copy was made from, so erasure deletes
 -- both objects.
 ALTER TABLE documents ADD COLUMN upload_key TEXT;
+-- A local sealed copy's own key, sealed under the identity's data key: the
+-- only place it is kept, so erasure makes the copy's bytes unreadable.
+ALTER TABLE documents ADD COLUMN object_secret TEXT;

@@ -523,7 +523,7 @@ mod live {
         );
 
         let get = storage
-            .presign_get(&k, Duration::from_secs(60))
+            .presign_get(&k, None, Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(
