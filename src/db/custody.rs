@@ -1,35 +1,18 @@
-//! Identities' wrapped data keys (`identity_keys`) and erasure. A data key
-//! is stored only sealed by a server key; deleting its row is what makes an
-//! erased identity's sealed data unreadable.
+//! Identities' wrapped data keys (`identities.wrapped_key`), rotation's
+//! reads and writes, and erasure. A data key is stored only sealed by a
+//! server key; setting it to NULL is what makes an erased identity's sealed
+//! data unreadable.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::identities::{IdentityRow, StoredPii};
 use super::schema::{
-    documents, idempotency_keys, identities, identity_keys, identity_metadata, server_secrets,
-    webhook_endpoints,
+    documents, idempotency_keys, identities, identity_metadata, server_secrets, webhook_endpoints,
 };
 use super::{DbConnection, WriteConn};
 use crate::domain::document::DocumentLocation;
 use crate::domain::ids::{AppId, DocumentId, IdentityId, WebhookEndpointId};
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = identity_keys)]
-pub struct NewIdentityKey<'a> {
-    pub identity_id: &'a IdentityId,
-    pub app_id: &'a AppId,
-    pub wrapped_key: &'a str,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-}
-
-pub fn insert_key(conn: &mut WriteConn<'_>, row: &NewIdentityKey<'_>) -> QueryResult<()> {
-    diesel::insert_into(identity_keys::table)
-        .values(row)
-        .execute(&mut **conn)
-        .map(|_| ())
-}
 
 /// The wrapped keys of some of an app's identities (those that have one).
 pub fn wrapped_keys_of(
@@ -40,21 +23,29 @@ pub fn wrapped_keys_of(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    identity_keys::table
-        .filter(identity_keys::app_id.eq(app_id))
-        .filter(identity_keys::identity_id.eq_any(ids))
-        .select((identity_keys::identity_id, identity_keys::wrapped_key))
+    identities::table
+        .filter(identities::app_id.eq(app_id))
+        .filter(identities::id.eq_any(ids))
+        .filter(identities::wrapped_key.is_not_null())
+        .select((identities::id, identities::wrapped_key.assume_not_null()))
         .load(conn)
 }
 
-/// Destroys an identity's data key; the number of rows deleted (0 when it
-/// had none, or was erased before).
-pub fn delete_key(conn: &mut WriteConn<'_>, app_id: &AppId, id: &IdentityId) -> QueryResult<usize> {
-    diesel::delete(
-        identity_keys::table
-            .filter(identity_keys::app_id.eq(app_id))
-            .filter(identity_keys::identity_id.eq(id)),
+/// Gives an identity written before encryption at rest its wrapped key,
+/// unless it has one already (answers 0 then).
+pub fn set_wrapped_key(
+    conn: &mut WriteConn<'_>,
+    app_id: &AppId,
+    id: &IdentityId,
+    wrapped: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        identities::table
+            .filter(identities::app_id.eq(app_id))
+            .filter(identities::id.eq(id))
+            .filter(identities::wrapped_key.is_null()),
     )
+    .set(identities::wrapped_key.eq(wrapped))
     .execute(&mut **conn)
 }
 
@@ -75,18 +66,23 @@ pub fn keys_to_rewrap(
     after: Option<&IdentityId>,
     limit: i64,
 ) -> QueryResult<Vec<WrappedKey>> {
-    let mut query = identity_keys::table
-        .filter(identity_keys::wrapped_key.not_like(format!("{sealing_prefix}%")))
-        .order(identity_keys::identity_id)
+    let mut query = identities::table
+        .filter(identities::wrapped_key.is_not_null())
+        .filter(
+            identities::wrapped_key
+                .assume_not_null()
+                .not_like(format!("{sealing_prefix}%")),
+        )
+        .order(identities::id)
         .limit(limit)
         .select((
-            identity_keys::identity_id,
-            identity_keys::app_id,
-            identity_keys::wrapped_key,
+            identities::id,
+            identities::app_id,
+            identities::wrapped_key.assume_not_null(),
         ))
         .into_boxed();
     if let Some(after) = after {
-        query = query.filter(identity_keys::identity_id.gt(after));
+        query = query.filter(identities::id.gt(after));
     }
     query.load(conn)
 }
@@ -97,17 +93,13 @@ pub fn rewrap_key(
     conn: &mut WriteConn<'_>,
     key: &WrappedKey,
     rewrapped: &str,
-    at: NaiveDateTime,
 ) -> QueryResult<usize> {
     diesel::update(
-        identity_keys::table
-            .filter(identity_keys::identity_id.eq(&key.identity_id))
-            .filter(identity_keys::wrapped_key.eq(&key.wrapped_key)),
+        identities::table
+            .filter(identities::id.eq(&key.identity_id))
+            .filter(identities::wrapped_key.eq(&key.wrapped_key)),
     )
-    .set((
-        identity_keys::wrapped_key.eq(rewrapped),
-        identity_keys::updated_at.eq(at),
-    ))
+    .set(identities::wrapped_key.eq(rewrapped))
     .execute(&mut **conn)
 }
 
@@ -120,8 +112,7 @@ pub fn identities_without_key(
     limit: i64,
 ) -> QueryResult<Vec<(IdentityId, AppId)>> {
     let mut query = identities::table
-        .left_join(identity_keys::table.on(identity_keys::identity_id.eq(identities::id)))
-        .filter(identity_keys::identity_id.is_null())
+        .filter(identities::wrapped_key.is_null())
         .filter(identities::erased_at.is_null())
         .order(identities::id)
         .limit(limit)
@@ -136,8 +127,8 @@ pub fn identities_without_key(
 /// What erasure leaves of an identity: the skeleton (ids, type, status
 /// flags, times), the name and email replaced by a tombstone, the personal
 /// fields emptied (their sealed forms are unreadable already once the key
-/// is gone; this also covers rows never sealed), the metadata and the data
-/// key deleted. The caller soft-deletes a live identity first.
+/// is gone; this also covers rows never sealed), the data key destroyed,
+/// the metadata deleted. The caller soft-deletes a live identity first.
 pub fn erase(
     conn: &mut WriteConn<'_>,
     app_id: &AppId,
@@ -164,6 +155,7 @@ pub fn erase(
             identities::tax_id_number.eq(""),
             identities::tax_state.eq(None::<String>),
             identities::tax_formation_region.eq(None::<String>),
+            identities::wrapped_key.eq(None::<String>),
             identities::erased_at.eq(at),
             identities::updated_at.eq(at),
         ))
@@ -173,8 +165,8 @@ pub fn erase(
             .filter(identity_metadata::app_id.eq(app_id))
             .filter(identity_metadata::identity_id.eq(id)),
     )
-    .execute(&mut **conn)?;
-    delete_key(conn, app_id, id).map(|_| ())
+    .execute(&mut **conn)
+    .map(|_| ())
 }
 
 /// An identity of the app whatever its state (live, deleted or erased),

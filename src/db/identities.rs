@@ -55,6 +55,9 @@ pub struct IdentityRow {
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
     pub ref_id: Option<RefId>,
+    /// The identity's data key, sealed by the server's key ring; `None`
+    /// once erased, or for a row written before encryption at rest.
+    pub wrapped_key: Option<String>,
     pub erased_at: Option<NaiveDateTime>,
     #[diesel(embed)]
     pub pii: StoredPii,
@@ -168,6 +171,7 @@ impl IdentityRow {
         id: IdentityId,
         app_id: AppId,
         columns: &IdentityColumns<'_>,
+        wrapped_key: Option<String>,
         at: NaiveDateTime,
     ) -> Self {
         let data = columns.data;
@@ -190,6 +194,7 @@ impl IdentityRow {
             updated_at: at,
             deleted_at: None,
             ref_id: data.ref_id.clone(),
+            wrapped_key,
             erased_at: None,
             pii: columns.pii.clone(),
         }
@@ -204,7 +209,7 @@ impl IdentityRow {
             created_at: self.created_at,
             deleted_at: self.deleted_at,
             erased_at: self.erased_at,
-            ..Self::created(self.id, self.app_id, columns, at)
+            ..Self::created(self.id, self.app_id, columns, self.wrapped_key, at)
         }
     }
 }
@@ -267,6 +272,7 @@ pub struct NewIdentity<'a> {
     pub app_id: &'a AppId,
     #[diesel(embed)]
     pub data: IdentityColumns<'a>,
+    pub wrapped_key: &'a str,
     pub blocked: bool,
     pub identity_confirmed: bool,
     pub created_at: NaiveDateTime,

@@ -23,16 +23,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    identity_keys (identity_id) {
-        identity_id -> Text,
-        app_id -> Text,
-        wrapped_key -> Text,
-        created_at -> Timestamp,
-        updated_at -> Timestamp,
-    }
-}
-
-diesel::table! {
     server_secrets (name) {
         name -> Text,
         value -> Text,
@@ -71,6 +61,7 @@ diesel::table! {
         email_local_reversed -> Text,
         email_normalized -> Text,
         ref_id -> Nullable<Text>,
+        wrapped_key -> Nullable<Text>,
         erased_at -> Nullable<Timestamp>,
     }
 }
@@ -223,7 +214,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     server_secrets,
     identities,
-    identity_keys,
     documents,
     events,
     identity_operations,

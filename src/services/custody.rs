@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::db::custody::{self as q, NewIdentityKey};
+use crate::db::custody as q;
 use crate::db::identities as identity_q;
 use crate::db::identities::IdentityRow;
 use crate::db::{self, DbConnection};
@@ -26,7 +26,8 @@ fn unreadable(what: String, e: OpenError) -> ApiError {
     ApiError::internal(anyhow::anyhow!("{what} does not open: {e}"))
 }
 
-/// A data key made for an identity, not stored yet.
+/// A data key made for a new identity: its wrapped form goes into the
+/// identity's row.
 pub struct NewKey {
     key: Arc<DataKey>,
     wrapped: String,
@@ -46,27 +47,43 @@ impl NewKey {
         &self.key
     }
 
-    /// Stores the key wrapped, once its identity's row exists.
-    pub fn store(
+    /// What the identity's row stores.
+    pub fn wrapped(&self) -> &str {
+        &self.wrapped
+    }
+
+    /// Notes the key for the rest of the transaction (events, documents).
+    pub fn note(&self, tx: &mut Tx<'_, '_>, id: &IdentityId) {
+        tx.note_data_key(id, self.key.clone());
+    }
+
+    /// Stores the key in the row of an identity written before encryption
+    /// at rest; `None` when the row has a key by now (another change gave
+    /// it one first).
+    pub fn store_for_existing(
         self,
         tx: &mut Tx<'_, '_>,
         app_id: &AppId,
         id: &IdentityId,
-    ) -> Result<Arc<DataKey>, ApiError> {
-        let now = db::now();
-        q::insert_key(
-            tx.conn(),
-            &NewIdentityKey {
-                identity_id: id,
-                app_id,
-                wrapped_key: &self.wrapped,
-                created_at: now,
-                updated_at: now,
-            },
-        )?;
-        tx.note_data_key(id, self.key.clone());
-        Ok(self.key)
+    ) -> Result<Option<Arc<DataKey>>, ApiError> {
+        if q::set_wrapped_key(tx.conn(), app_id, id, &self.wrapped)? == 0 {
+            return Ok(None);
+        }
+        self.note(tx, id);
+        Ok(Some(self.key))
     }
+}
+
+/// The data key a row carries, opened; `None` for a row written before
+/// encryption at rest (or erased).
+pub fn key_in(keys: &KeyRing, row: &IdentityRow) -> Result<Option<DataKey>, ApiError> {
+    row.wrapped_key
+        .as_deref()
+        .map(|wrapped| {
+            keys.open_data_key(wrapped, &key_context(&row.id))
+                .map_err(|e| unreadable(format!("the data key of identity {}", row.id), e))
+        })
+        .transpose()
 }
 
 /// The identity's data key, or `None` for an identity written before
@@ -98,25 +115,31 @@ pub fn keys_of(
         .collect()
 }
 
-/// The data key for a change inside a transaction: noted already, read,
-/// or (for an identity written before encryption at rest) made now, so
-/// the change seals its fields.
+/// The data key for a change to `row` (read, and locked, in this
+/// transaction): noted already, opened from the row, or (for an identity
+/// written before encryption at rest) made now, so the change seals its
+/// fields.
 pub fn key_for_change(
     tx: &mut Tx<'_, '_>,
     keys: &KeyRing,
-    app_id: &AppId,
-    id: &IdentityId,
+    row: &IdentityRow,
 ) -> Result<Arc<DataKey>, ApiError> {
-    if let Some(key) = tx.data_key(id) {
+    if let Some(key) = tx.data_key(&row.id) {
         return Ok(key);
     }
-    match key_of(tx.read(), keys, app_id, id)? {
-        Some(key) => {
-            tx.note_data_key(id, key.clone());
-            Ok(key)
-        }
-        None => NewKey::make(keys, id).store(tx, app_id, id),
+    if let Some(key) = key_in(keys, row)? {
+        let key = Arc::new(key);
+        tx.note_data_key(&row.id, key.clone());
+        return Ok(key);
     }
+    NewKey::make(keys, &row.id)
+        .store_for_existing(tx, &row.app_id, &row.id)?
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "identity {} was given a data key while locked",
+                row.id
+            ))
+        })
 }
 
 fn object_secret_context(document: &DocumentId) -> Vec<u8> {

@@ -46,7 +46,7 @@ pub async fn presign_download(
     let app = app_id.clone();
     let (document, secret) = db
         .run(move |conn| {
-            q::find_live(conn, &app, &identity_id)?.ok_or_else(|| {
+            let identity = q::find_live(conn, &app, &identity_id)?.ok_or_else(|| {
                 ApiError::refused(Refusal::IdentityNotFound, "No identity with this id.")
             })?;
             let document = q::find_live_document(conn, &app, &identity_id, &document_id)?
@@ -55,13 +55,12 @@ pub async fn presign_download(
                 })?;
             let secret = match &document.object_secret {
                 Some(sealed) => {
-                    let key =
-                        custody::key_of(conn, &keys, &app, &identity_id)?.ok_or_else(|| {
-                            ApiError::internal(anyhow::anyhow!(
-                                "document {} has a sealed key but its identity has no data key",
-                                document.id
-                            ))
-                        })?;
+                    let key = custody::key_in(&keys, &identity)?.ok_or_else(|| {
+                        ApiError::internal(anyhow::anyhow!(
+                            "document {} has a sealed key but its identity has no data key",
+                            document.id
+                        ))
+                    })?;
                     Some(custody::open_object_secret(&key, &document.id, sealed)?)
                 }
                 None => None,

@@ -92,13 +92,20 @@ pub fn create(
     let columns = IdentityColumns::of(&input.data, &id, key.key());
     // What is written, as a read would answer it: a new identity is not
     // blocked, not confirmed and unrated.
-    let row = IdentityRow::created(id.clone(), app_id.clone(), &columns, now);
+    let row = IdentityRow::created(
+        id.clone(),
+        app_id.clone(),
+        &columns,
+        Some(key.wrapped().to_owned()),
+        now,
+    );
     q::insert(
         tx.conn(),
         &NewIdentity {
             id: &id,
             app_id,
             data: columns,
+            wrapped_key: key.wrapped(),
             blocked: false,
             identity_confirmed: false,
             created_at: now,
@@ -106,7 +113,7 @@ pub fn create(
         },
     )
     .map_err(unique_conflict)?;
-    key.store(tx, app_id, &id)?;
+    key.note(tx, &id);
     tx.record(Change::IdentityCreated {
         app_id: app_id.clone(),
         identity_id: id.clone(),
@@ -158,7 +165,7 @@ pub fn patch(
     sealed: &SealedDocuments,
 ) -> Result<IdentityView, ApiError> {
     let row = q::find_live_for_update(tx.read(), app_id, id)?.ok_or_else(not_found)?;
-    let key = custody::key_for_change(tx, keys, app_id, id)?;
+    let key = custody::key_for_change(tx, keys, &row)?;
     let current = custody::open(&row, Some(&key))?;
     let input = patch
         .apply(&current, today())
@@ -379,10 +386,9 @@ pub fn views_of(
     for (identity_id, key, value) in q::metadata_of(conn, &app_id, &ids)? {
         metadata.entry(identity_id).or_default().insert(key, value);
     }
-    let data_keys = custody::keys_of(conn, keys, &app_id, &ids)?;
     rows.into_iter()
         .map(|row| {
-            let data = custody::open(&row, data_keys.get(&row.id).map(|k| &**k))?;
+            let data = custody::open(&row, custody::key_in(keys, &row)?.as_ref())?;
             let docs = documents.remove(&row.id).unwrap_or_default();
             let status = kyc.remove(&row.id).unwrap_or_default();
             let pairs = metadata.remove(&row.id).unwrap_or_default();

@@ -9,7 +9,7 @@
 //! run can be stopped and started again at any point.
 
 use crate::db::custody::{self as q, SealedPlace};
-use crate::db::{self, Db};
+use crate::db::Db;
 use crate::domain::crypto::KeyRing;
 use crate::domain::ids::{AppId, IdentityId};
 use crate::domain::pii::key_context;
@@ -83,10 +83,9 @@ fn rewrap_data_keys(
             }
         }
         let done = write.run_blocking(actor.clone(), Operation::EncryptionRotate, |tx| {
-            let now = db::now();
             let mut done = 0;
             for (key, new) in &rewrapped {
-                done += q::rewrap_key(tx.conn(), key, new, now)?;
+                done += q::rewrap_key(tx.conn(), key, new)?;
             }
             tx.record(Change::SealedAgain {
                 what: "data keys",
@@ -126,9 +125,7 @@ fn seal_legacy_identities(
                 let Some(row) = q::find_any_for_update(tx.read(), app_id, id)? else {
                     continue;
                 };
-                if row.erased_at.is_some()
-                    || !q::wrapped_keys_of(tx.read(), app_id, &[id])?.is_empty()
-                {
+                if row.erased_at.is_some() || row.wrapped_key.is_some() {
                     continue;
                 }
                 let data = match row.data(None) {
@@ -141,9 +138,10 @@ fn seal_legacy_identities(
                 };
                 let key = NewKey::make(keys, id);
                 let pii = crate::db::identities::StoredPii::seal(&data, id, key.key());
-                key.store(tx, app_id, id)?;
-                q::set_pii(tx.conn(), app_id, id, &pii)?;
-                sealed += 1;
+                if key.store_for_existing(tx, app_id, id)?.is_some() {
+                    q::set_pii(tx.conn(), app_id, id, &pii)?;
+                    sealed += 1;
+                }
             }
             tx.record(Change::SealedAgain {
                 what: "identities",

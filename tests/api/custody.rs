@@ -321,7 +321,7 @@ async fn erase_with_documents(app: &TestApp) -> String {
     assert!(!app.stored_objects().await.is_empty());
     let before = query_count(
         &app.db,
-        &format!("SELECT COUNT(*) AS count FROM identity_keys WHERE identity_id = '{id}'"),
+        &format!("SELECT COUNT(*) AS count FROM identities WHERE id = '{id}' AND wrapped_key IS NOT NULL"),
     );
     assert_eq!(before, 1);
 
@@ -334,7 +334,7 @@ async fn erase_with_documents(app: &TestApp) -> String {
     assert_eq!(
         query_count(
             &app.db,
-            &format!("SELECT COUNT(*) AS count FROM identity_keys WHERE identity_id = '{id}'")
+            &format!("SELECT COUNT(*) AS count FROM identities WHERE id = '{id}' AND wrapped_key IS NOT NULL")
         ),
         0
     );

@@ -299,7 +299,7 @@ async fn all_true_streams_every_match(app: TestApp) {
         values.push(format!(
             "('{id}', '{app}', 'person', 'Bulk {i}', 'bulk{i}@example.com', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
              '910000000', FALSE, 'PT', '{i}', NULL, NULL, NULL, FALSE, FALSE, NULL, '2025-01-01 00:00:{s:02}.{i:06}', '2025-01-01 00:00:00', NULL, \
-             'example.com', '{local_reversed}', 'bulk{i}@example.com', NULL, NULL)",
+             'example.com', '{local_reversed}', 'bulk{i}@example.com', NULL, NULL, NULL)",
             id = uuid::Uuid::new_v4(),
             app = app.app_id,
             s = i % 60,
@@ -366,7 +366,7 @@ async fn email_patterns_with_an_at_sign_page_exactly(app: TestApp) {
             format!(
                 "('{id}', '{app}', 'person', 'Bulk', '{email}', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
                  '910000000', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, '{at}', '{at}', NULL, \
-                 '{domain}', '{local}', '{normalized}', NULL, NULL)",
+                 '{domain}', '{local}', '{normalized}', NULL, NULL, NULL)",
                 app = app.app_id,
                 normalized = kyc_api::domain::identity::Email::normalize(email),
                 domain = keys.domain,

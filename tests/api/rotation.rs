@@ -84,7 +84,7 @@ async fn rotation_under_traffic(backend: Backend) {
     let endpoint_id = endpoint["data"]["id"].as_str().unwrap().to_string();
     let legacy = ids[0].0.clone();
     old.db.execute(&format!(
-        "DELETE FROM identity_keys WHERE identity_id = '{legacy}'; \
+        "UPDATE identities SET wrapped_key = NULL WHERE id = '{legacy}'; \
          DELETE FROM events WHERE identity_id = '{legacy}'; \
          UPDATE identities SET tax_id_number = 'LEGACY-TAX', phone_number = '+1 555 0100', \
          address_street = 'Legacy St 1', address_postal_code = 'L-1', birthday = '1970-01-01', \
@@ -160,7 +160,7 @@ async fn rotation_under_traffic(backend: Backend) {
     assert_eq!(
         query_count(
             &old.db,
-            "SELECT COUNT(*) AS count FROM identity_keys WHERE wrapped_key LIKE 'sealed:v1:old:%'"
+            "SELECT COUNT(*) AS count FROM identities WHERE wrapped_key LIKE 'sealed:v1:old:%'"
         ),
         0
     );

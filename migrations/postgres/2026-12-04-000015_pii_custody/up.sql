@@ -1,15 +1,12 @@
--- PII custody. Every identity gets its own data key (DEK), stored here only
--- wrapped (sealed) by a server key of KYC_ENCRYPTION_KEYS; the personal data
--- fields of the identity and its local document bytes are sealed under it.
--- Erasure deletes the row: what the key sealed is unreadable from then on,
--- in every backup taken afterwards too.
-CREATE TABLE identity_keys (
-    identity_id TEXT PRIMARY KEY REFERENCES identities (id),
-    app_id TEXT NOT NULL,
-    wrapped_key TEXT NOT NULL,
-    created_at TIMESTAMP NOT NULL,
-    updated_at TIMESTAMP NOT NULL
-);
+-- PII custody. Every identity gets its own data key (DEK), stored only
+-- wrapped (sealed) by a server key of KYC_ENCRYPTION_KEYS, in its own row;
+-- the personal data fields of the identity, its events' bodies and its
+-- local documents' keys are sealed under it. Erasure sets it to NULL: what
+-- the key sealed is unreadable from then on, in every backup taken
+-- afterwards too. NULL also marks a row written before encryption at rest
+-- (its fields are in the clear until `kyc-api encryption rotate` seals
+-- them).
+ALTER TABLE identities ADD COLUMN wrapped_key TEXT;
 -- A sealed birthday is text; clear ones keep their ISO form until
 -- `kyc-api encryption rotate` seals them.
 ALTER TABLE identities ALTER COLUMN birthday TYPE TEXT USING to_char(birthday, 'YYYY-MM-DD');
