@@ -68,7 +68,7 @@ fresh_database() {
   fi
 }
 sql() {
-  if [[ $BACKEND == sqlite ]]; then sqlite3 -batch "$WORK/kyc.db" "$1"; else psql "$DB_URL" -qAt -c "$1"; fi
+  if [[ $BACKEND == sqlite ]]; then sqlite3 -batch -cmd ".timeout 30000" "$WORK/kyc.db" "$1"; else psql "$DB_URL" -qAt -c "$1"; fi
 }
 start_server() { # BINARY
   DATABASE_URL=$DB_URL KYC_BIND=127.0.0.1:$PORT KYC_BOOTSTRAP_API_KEY=$API_KEY KYC_LOG=warn \
