@@ -94,6 +94,23 @@ enum Command {
         #[command(subcommand)]
         command: EncryptionCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every app's hash chain (or one app's): prints each
+    /// chain's count of verified rows and the first broken row (its id,
+    /// the expected and the found hash); exits non-zero if any is broken.
+    Verify {
+        /// Only this app's chain.
+        #[arg(long, value_name = "APP_ID")]
+        app: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -218,6 +235,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 KeysCommand::List { app_id } => print_json(&tenancy::list_keys(&db, &app_id)?),
             }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { app },
+        } => {
+            require_existing_database(&settings)?;
+            let db = open_database(&settings)?;
+            let reports = crate::services::audit::verify(&db, app.as_deref())?;
+            let mut broken = 0;
+            for report in &reports {
+                match &report.broken {
+                    None => println!("{}: {} rows verified", report.chain, report.verified),
+                    Some(b) => {
+                        broken += 1;
+                        println!(
+                            "{}: {} rows verified, then BROKEN at seq {} (row {}): expected {}, found {}",
+                            report.chain,
+                            report.verified,
+                            b.seq,
+                            b.record_id.as_deref().unwrap_or("(missing: the head names more rows)"),
+                            b.expected,
+                            b.found
+                        );
+                    }
+                }
+            }
+            if broken > 0 {
+                anyhow::bail!("{broken} of {} audit chains are broken", reports.len());
+            }
+            Ok(())
         }
         Command::Encryption {
             command: EncryptionCommand::Rotate,

@@ -8,6 +8,7 @@
 //! `WriteConn`, which only a write transaction hands out.
 
 pub mod apps;
+pub mod audit;
 pub mod custody;
 pub mod events;
 mod fault;

@@ -23,6 +23,32 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        chain -> Text,
+        seq -> BigInt,
+        created_at -> Timestamp,
+        actor -> Text,
+        api_key_id -> Nullable<Text>,
+        os_user -> Nullable<Text>,
+        action -> Text,
+        targets -> Text,
+        fields -> Text,
+        outcome -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_heads (chain) {
+        chain -> Text,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
     server_secrets (name) {
         name -> Text,
         value -> Text,
@@ -211,6 +237,8 @@ diesel::joinable!(documents -> identities (identity_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     apps,
+    audit_log,
+    audit_heads,
     api_keys,
     server_secrets,
     identities,

@@ -93,6 +93,8 @@ id_type! {
     DeliveryId(now_v7);
     /// One attempt of a delivery.
     AttemptId(now_v7);
+    /// An audit record: UUIDv7.
+    AuditId(now_v7);
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Domain types: values that cannot hold invalid data, built by parsing.
 
 pub mod api_key;
+pub mod audit;
 pub mod crypto;
 pub mod document;
 pub mod email_search;

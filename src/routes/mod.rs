@@ -97,6 +97,7 @@ routes! {
     "/identities/{id}/operations" => { get: kyc::operations }
     "/operations/validate" => { post: kyc::validate_operation }
     "/events" => { get: events::list }
+    "/audit-log/head" => { get: events::audit_head }
     "/events/{id}/redeliver" => { post: webhooks::redeliver }
     "/webhook-endpoints" => { get: webhooks::list, post: webhooks::create }
     "/webhook-endpoints/{id}" => { get: webhooks::get, patch: webhooks::patch, delete: webhooks::delete }

@@ -2,6 +2,7 @@
 //! connection they are given; changes run through the write path
 //! (`write`), which hands them a `Tx`.
 
+pub mod audit;
 pub mod cursor;
 pub mod custody;
 pub mod documents;

@@ -4,9 +4,10 @@
 //! [`WritePath::run`] (or `run_blocking`): it opens the write transaction,
 //! hands the use case a [`Tx`], lets the use case record what it changed
 //! ([`Change`]), and then, still inside the transaction, runs what must
-//! commit with the change (`finish`): today the observers; next the event
-//! rows (webhooks), the audit row and the idempotency record. If any of it
-//! fails, nothing of the change commits.
+//! commit with the change (`finish`): the observers (the event rows), the
+//! audit record (`services::audit`), and the idempotency record of a
+//! request that answers what it wrote. If any of it fails, nothing of the
+//! change commits.
 //!
 //! Query functions that write take a `WriteConn`, which only a write
 //! transaction hands out, and only this module opens one (a test holds the
@@ -544,8 +545,9 @@ where
 }
 
 /// What commits with every change: the observers, among them the event
-/// rows of `write.changes` (`services::events::EventRecorder`); next the
-/// audit row of `write.actor` and `write.operation`, the idempotency record.
+/// rows of `write.changes` (`services::events::EventRecorder`), then the
+/// audit record of `write.actor` and `write.operation` on its app's chain
+/// (every process's write path has it, the CLI's too).
 fn finish(
     conn: &mut WriteConn<'_>,
     observers: &[Arc<dyn WriteObserver>],
@@ -554,6 +556,7 @@ fn finish(
     for observer in observers {
         observer.before_commit(conn, write)?;
     }
+    crate::services::audit::record(conn, write)?;
     Ok(())
 }
 

@@ -475,15 +475,15 @@ pub fn database_bytes(db: &TestDatabase) -> Vec<u8> {
     }
 }
 
-/// Runs a query returning one `count` column on the test database.
-pub fn query_count(db: &TestDatabase, sql: &str) -> i64 {
+/// Runs a query on the test database and loads its rows.
+fn load<T>(db: &TestDatabase, sql: &str) -> Vec<T>
+where
+    T: diesel::QueryableByName<diesel::pg::Pg>
+        + diesel::QueryableByName<diesel::sqlite::Sqlite>
+        + 'static,
+{
     use diesel::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        count: i64,
-    }
-    let rows: Vec<Count> = match db.backend {
+    match db.backend {
         Backend::Sqlite => {
             let path = db.url.trim_start_matches("sqlite://");
             let mut conn = diesel::SqliteConnection::establish(path).expect("sqlite");
@@ -493,8 +493,27 @@ pub fn query_count(db: &TestDatabase, sql: &str) -> i64 {
             let mut conn = diesel::PgConnection::establish(&db.url).expect("postgres");
             diesel::sql_query(sql).load(&mut conn).expect("query")
         }
-    };
-    rows[0].count
+    }
+}
+
+/// Runs a query returning one `count` column on the test database.
+pub fn query_count(db: &TestDatabase, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    load::<Count>(db, sql)[0].count
+}
+
+/// Runs a query returning one text column `value` on the test database.
+pub fn query_text(db: &TestDatabase, sql: &str) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Text {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    load::<Text>(db, sql).remove(0).value
 }
 
 /// Reads a response as (status, JSON body); an empty body reads as Null.
