@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Encryption-at-rest benchmark (issue 17): creates and gets with every
 # identity's personal data sealed under its own data key, against the same
-# without (the last commit before field encryption).
+# without (the last commit before field encryption). Any change's cost can
+# be measured the same way: BASELINE=<commit before it> (issue 18's audit
+# record: BASELINE=ed6e7b1 OUT=bench/results/audit-<time>).
 #
 #   bash bench/encryption.sh                     # both backends
 #   BACKENDS=sqlite DURATION=10 bash bench/encryption.sh
