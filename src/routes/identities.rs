@@ -78,9 +78,11 @@ pub async fn get(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (storage, keys) = (state.storage.clone(), state.keys.clone());
-    let include_erased = include_erased(req.query_string())?;
+    let query = req.query_string().to_owned();
     let view = key
         .run(&state.db, move |conn, auth| {
+            // Checked after the key, like every query string.
+            let include_erased = include_erased(&query)?;
             let id = parse_id("id", &id)?;
             match service::get(conn, &storage, &keys, &auth.app_id, &id) {
                 Ok(view) => Ok(IdentityAnswer::Live(Box::new(view))),

@@ -365,6 +365,16 @@ async fn erase_with_documents(app: &TestApp) -> String {
     )
     .await;
     assert_error(status, &body, 400, "validation_failed");
+    // Without a key the caller learns nothing of the parameters first.
+    let (status, body) = json(
+        app.client
+            .get(app.url(&format!("/identities/{id}?includeErased=maybe")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
 
     // Its events stay, in order, without its data.
     let (_, events) = json(
