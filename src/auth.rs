@@ -11,10 +11,11 @@
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::app::AppState;
 use crate::db::{Db, DbConnection};
+use crate::domain::audit::RequestContext;
 use crate::domain::ids::{ApiKeyId, AppId};
 use crate::error::ApiError;
 use crate::services::tenancy::{self, KeyUsage};
@@ -26,6 +27,8 @@ use crate::services::write::Actor;
 pub struct AuthenticatedApp {
     pub app_id: AppId,
     pub key_id: ApiKeyId,
+    /// The request's id and client address, for the audit trail.
+    pub request: RequestContext,
 }
 
 impl AuthenticatedApp {
@@ -34,8 +37,18 @@ impl AuthenticatedApp {
         Actor::Api {
             app_id: self.app_id.clone(),
             key_id: self.key_id.clone(),
+            request: self.request.clone(),
         }
     }
+}
+
+/// The request's id and client address as the request span noted them
+/// (`telemetry::request_span`); empty outside it.
+pub fn request_context(req: &HttpRequest) -> RequestContext {
+    req.extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Header names are case-insensitive, so `apikey` and `APIKEY` work too.
@@ -49,6 +62,7 @@ pub struct ApiKey {
     presented: String,
     span: tracing::Span,
     usage: Option<KeyUsage>,
+    request: RequestContext,
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -69,6 +83,7 @@ impl ApiKey {
                 usage: req
                     .app_data::<web::Data<AppState>>()
                     .map(|state| state.key_usage.clone()),
+                request: request_context(req),
             }),
         }
     }
@@ -85,6 +100,7 @@ impl ApiKey {
         Ok(AuthenticatedApp {
             app_id: owner.app_id,
             key_id: owner.key_id,
+            request: self.request.clone(),
         })
     }
 

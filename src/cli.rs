@@ -244,6 +244,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let reports = crate::services::audit::verify(&db, app.as_deref())?;
             let mut broken = 0;
             for report in &reports {
+                if report.unlinked > 0 {
+                    println!(
+                        "{}: {} rows not linked yet (written since the last link; a running server links them at once, its maintenance those a stopped one left)",
+                        report.chain, report.unlinked
+                    );
+                }
                 match &report.broken {
                     None => println!("{}: {} rows verified", report.chain, report.verified),
                     Some(b) => {

@@ -74,6 +74,7 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::VerificationNotFound
         | Refusal::WebhookEndpointNotFound
         | Refusal::EventNotFound
+        | Refusal::AuditRecordNotFound
         | Refusal::IdentityOwnerNotFound => StatusCode::NOT_FOUND,
         Refusal::EmailAlreadyInUse | Refusal::RefIdAlreadyInUse | Refusal::UnknownOperation => {
             StatusCode::BAD_REQUEST

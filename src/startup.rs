@@ -59,8 +59,9 @@ async fn build_storage(
     }
 }
 
-/// Each replica's periodic upkeep: prunes expired events and
-/// Idempotency-Key answers, and (with `KYC_RETENTION_DAYS`) erases the
+/// Each replica's periodic upkeep: links audit records a process left
+/// unlinked (it died between a write's commit and its link), prunes expired
+/// events and Idempotency-Key answers, and (with `KYC_RETENTION_DAYS`) erases the
 /// identities deleted longer ago. Every step is safe with several replicas
 /// doing it at once.
 fn spawn_maintenance(write: WritePath, storage: Arc<Storage>, settings: Arc<Settings>) {
@@ -68,10 +69,11 @@ fn spawn_maintenance(write: WritePath, storage: Arc<Storage>, settings: Arc<Sett
         let mut every = tokio::time::interval(settings.maintenance_interval);
         loop {
             every.tick().await;
-            let (events, keys) = {
+            let (linked, events, keys) = {
                 let (write, settings) = (write.clone(), settings.clone());
                 match actix_web::rt::task::spawn_blocking(move || {
                     (
+                        crate::services::audit::link_pending(&write),
                         crate::services::events::prune(&write, settings.event_retention),
                         crate::services::idempotency::prune(&write, settings.idempotency_ttl),
                     )
@@ -92,6 +94,7 @@ fn spawn_maintenance(write: WritePath, storage: Arc<Storage>, settings: Arc<Sett
                 None => Ok(0),
             };
             for (what, done) in [
+                ("linked audit records left unlinked", linked),
                 ("pruned expired events", events),
                 ("pruned expired idempotency records", keys),
                 (
@@ -218,6 +221,7 @@ impl Application {
             )),
         );
         let write = WritePath::new(db.clone(), observers);
+        crate::services::audit::spawn_linker(write.clone());
         spawn_maintenance(write.clone(), storage.clone(), settings.clone());
         crate::services::webhooks::Dispatcher::new(
             db.clone(),

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::HttpMessage;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
@@ -74,6 +75,13 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
     let id = request_id(&req);
+    // For the audit trail: the TCP peer, not a forwarded-for header anyone
+    // can write.
+    req.extensions_mut()
+        .insert(crate::domain::audit::RequestContext {
+            request_id: Some(id.clone()),
+            client_address: req.peer_addr().map(|peer| peer.ip().to_string()),
+        });
     let span = tracing::info_span!(
         "request",
         method = %req.method(),

@@ -335,3 +335,51 @@ pub struct PageLinks {
     pub next: Option<String>,
     pub prev: Option<String>,
 }
+
+/// An audit record as `GET /audit-log` answers it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecordView {
+    pub id: String,
+    pub seq: i64,
+    #[serde(with = "wire")]
+    pub created_at: NaiveDateTime,
+    /// `api`, `signed_url`, `cli` or `server`.
+    pub actor: String,
+    pub api_key_id: Option<String>,
+    pub os_user: Option<String>,
+    pub request_id: Option<String>,
+    pub client_address: Option<String>,
+    pub action: String,
+    pub targets: Vec<crate::domain::audit::Target>,
+    pub fields: Vec<String>,
+    pub outcome: String,
+    pub status: Option<i32>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditRecordView {
+    /// A linked row's view; `None` for a row not linked yet or whose JSON
+    /// columns were edited by hand.
+    pub fn of(row: crate::db::audit::AuditRow) -> Option<AuditRecordView> {
+        let record = row.record()?;
+        Some(AuditRecordView {
+            id: record.id,
+            seq: row.seq?,
+            created_at: record.created_at,
+            actor: record.actor,
+            api_key_id: record.api_key_id,
+            os_user: record.os_user,
+            request_id: record.request_id,
+            client_address: record.client_address,
+            action: record.action,
+            targets: record.targets,
+            fields: record.fields,
+            outcome: record.outcome,
+            status: record.status,
+            prev_hash: row.prev_hash?,
+            hash: row.hash?,
+        })
+    }
+}

@@ -26,7 +26,7 @@ diesel::table! {
     audit_log (id) {
         id -> Text,
         chain -> Text,
-        seq -> BigInt,
+        seq -> Nullable<BigInt>,
         created_at -> Timestamp,
         actor -> Text,
         api_key_id -> Nullable<Text>,
@@ -35,8 +35,12 @@ diesel::table! {
         targets -> Text,
         fields -> Text,
         outcome -> Text,
-        prev_hash -> Text,
-        hash -> Text,
+        prev_hash -> Nullable<Text>,
+        hash -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        client_address -> Nullable<Text>,
+        identity_id -> Nullable<Text>,
+        status -> Nullable<Integer>,
     }
 }
 

@@ -16,6 +16,39 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The chain of writes that belong to no app (start-up, server secrets).
 pub const SERVER_CHAIN: &str = "server";
 
+/// Where a request came from, as the audit trail records it: the request
+/// id the server logs (the caller's `x-request-id` when it sent a usable
+/// one) and the client's address (the TCP peer).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    pub request_id: Option<String>,
+    pub client_address: Option<String>,
+}
+
+/// What became of the action a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A write, committed with its record.
+    Committed,
+    /// A sensitive read, answered.
+    Allowed,
+    /// A sensitive read, refused (not found, bad or expired signature).
+    Denied,
+    /// A sensitive read the server failed to answer (a 5xx).
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Committed => "committed",
+            Outcome::Allowed => "allowed",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// One thing a write touched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Target {
@@ -40,6 +73,10 @@ pub struct AuditRecord {
     /// Wire names of the fields a change touched, never their values.
     pub fields: Vec<String>,
     pub outcome: String,
+    pub request_id: Option<String>,
+    pub client_address: Option<String>,
+    /// The HTTP status answered, for a request.
+    pub status: Option<i32>,
 }
 
 #[derive(Serialize)]
@@ -55,6 +92,14 @@ struct Canonical<'a> {
     targets: &'a [Target],
     fields: &'a [String],
     outcome: &'a str,
+    // Added after the first records were written: left out when empty, so
+    // those records keep their hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<i32>,
 }
 
 impl AuditRecord {
@@ -72,8 +117,21 @@ impl AuditRecord {
             targets: &self.targets,
             fields: &self.fields,
             outcome: &self.outcome,
+            request_id: self.request_id.as_deref(),
+            client_address: self.client_address.as_deref(),
+            status: self.status,
         })
         .expect("an audit record serializes")
+    }
+
+    /// The identity the record concerns: its first target of that type
+    /// (stored beside the record for the list's filter, and checked
+    /// against this by the chain check).
+    pub fn identity_id(&self) -> Option<&str> {
+        self.targets
+            .iter()
+            .find(|t| t.kind == "identity")
+            .map(|t| t.id.as_str())
     }
 
     /// Its hash after the record whose hash is `previous`.
@@ -118,8 +176,15 @@ impl Default for ChainCheck {
 }
 
 impl ChainCheck {
-    /// Checks the next stored record (`prev_hash` and `hash` as stored).
-    pub fn next(&mut self, record: &AuditRecord, prev_hash: &str, hash: &str) -> Result<(), Break> {
+    /// Checks the next stored record (`prev_hash`, `hash` and the
+    /// `identity_id` column as stored).
+    pub fn next(
+        &mut self,
+        record: &AuditRecord,
+        prev_hash: &str,
+        hash: &str,
+        identity_id: Option<&str>,
+    ) -> Result<(), Break> {
         let broken = |expected: String, found: &str| Break {
             record_id: Some(record.id.clone()),
             seq: record.seq,
@@ -138,6 +203,12 @@ impl ChainCheck {
         let computed = record.hash_after(&self.hash);
         if computed != hash {
             return Err(broken(computed, hash));
+        }
+        // Not hashed (it is derived), but a list filtered by identity must
+        // not be able to lose a record.
+        if identity_id != record.identity_id() {
+            let shown = |id: Option<&str>| format!("identity_id {}", id.unwrap_or("null"));
+            return Err(broken(shown(record.identity_id()), &shown(identity_id)));
         }
         self.seq = record.seq;
         self.hash = computed;
@@ -181,6 +252,9 @@ mod tests {
             }],
             fields: vec!["name".into()],
             outcome: "committed".into(),
+            request_id: None,
+            client_address: None,
+            status: None,
         }
     }
 
@@ -200,7 +274,7 @@ mod tests {
     fn check(rows: &[(AuditRecord, String, String)]) -> Result<u64, Break> {
         let mut c = ChainCheck::default();
         for (r, prev, hash) in rows {
-            c.next(r, prev, hash)?;
+            c.next(r, prev, hash, r.identity_id())?;
         }
         let (seq, hash) = rows
             .last()
@@ -243,7 +317,7 @@ mod tests {
         let mut c = ChainCheck::default();
         let rows = chain(3);
         for (r, prev, hash) in &rows[..2] {
-            c.next(r, prev, hash).unwrap();
+            c.next(r, prev, hash, r.identity_id()).unwrap();
         }
         let broken = c.finish(3, &rows[2].2).unwrap_err();
         assert_eq!(broken.record_id, None);
@@ -256,5 +330,15 @@ mod tests {
             String::from_utf8(r.canonical()).unwrap(),
             r#"{"id":"r1","chain":"app","seq":1,"created_at":"2023-11-14T22:13:21.123456","actor":"api","api_key_id":"k","os_user":null,"action":"identity.create","targets":[{"type":"identity","id":"i"}],"fields":["name"],"outcome":"committed"}"#
         );
+        // The request's fields, when known, are covered too.
+        let r = AuditRecord {
+            request_id: Some("req-1".into()),
+            client_address: Some("192.0.2.7".into()),
+            status: Some(201),
+            ..r
+        };
+        assert!(String::from_utf8(r.canonical()).unwrap().ends_with(
+            r#""outcome":"committed","request_id":"req-1","client_address":"192.0.2.7","status":201}"#
+        ));
     }
 }

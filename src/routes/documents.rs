@@ -4,12 +4,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::audit::{audited_read, target};
 use super::{idempotent, parse_id, Body};
 use crate::app::AppState;
 use crate::auth::AuthenticatedApp;
+use crate::domain::ids::{DocumentId, IdentityId};
 use crate::error::ApiError;
 use crate::services::documents as service;
-use crate::services::write::Answer;
+use crate::services::write::{Answer, Operation};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,8 +58,12 @@ pub async fn presign_download(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (identity_id, document_id) = path.into_inner();
-    let identity_id = parse_id("identityId", &identity_id)?;
-    let document_id = parse_id("id", &document_id)?;
+    let identity_id: IdentityId = parse_id("identityId", &identity_id)?;
+    let document_id: DocumentId = parse_id("id", &document_id)?;
+    let targets = vec![
+        target("identity", identity_id.as_str()),
+        target("document", document_id.as_str()),
+    ];
     let url = service::presign_download(
         &state.db,
         &state.storage,
@@ -66,6 +72,14 @@ pub async fn presign_download(
         &auth.app_id,
         identity_id,
         document_id,
+    )
+    .await;
+    let url = audited_read(
+        &state,
+        auth.actor(),
+        Operation::DocumentDownloadUrl,
+        targets,
+        url,
     )
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "data": { "presignUrl": url } })))

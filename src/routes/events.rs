@@ -1,5 +1,4 @@
-//! `/events`: the app's events, oldest first, by cursor; `/audit-log/head`:
-//! the head of the app's audit chain.
+//! `/events`: the app's events, oldest first, by cursor.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -20,15 +19,4 @@ pub async fn list(
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))
-}
-
-/// `GET /audit-log/head`: the head hash of the app's audit chain and its
-/// number of rows, for an operator to anchor elsewhere.
-pub async fn audit_head(state: web::Data<AppState>, key: ApiKey) -> Result<HttpResponse, ApiError> {
-    let (count, hash) = key
-        .run(&state.db, move |conn, auth| {
-            crate::services::audit::head(conn, &auth.app_id)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"data": {"hash": hash, "count": count}})))
 }

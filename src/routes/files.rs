@@ -20,8 +20,11 @@ use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::TryStreamExt;
 
+use super::audit::{audited_read, target};
+use crate::app::AppState;
 use crate::error::{ApiError, Refusal};
-use crate::storage::{LocalStore, Storage, StorageError, TokenError, UploadError};
+use crate::services::write::{Actor, Operation};
+use crate::storage::{LocalStore, ObjectKey, Storage, StorageError, TokenError, UploadError};
 
 /// Longest text field accepted in the upload form (the policy is ~400 bytes).
 const MAX_TEXT_FIELD_BYTES: usize = 8 * 1024;
@@ -148,12 +151,47 @@ async fn store_file(
     }
 }
 
+/// Serves a document's bytes, and records the attempt in the audit trail
+/// whatever its outcome: on the chain of the object's app when the token
+/// held, else on the server's (a refused token's path is only the
+/// caller's word). The storage-only servers of this module's tests have no
+/// write path and record nothing.
 pub async fn download(
     storage: web::Data<Storage>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let local = local(&storage)?;
-    let key = req.match_info().get("key").unwrap_or_default();
+    let path = req.match_info().get("key").unwrap_or_default();
+    let (app_id, served) = match serve(local, &req, path).await {
+        Ok((key, response)) => (Some(key.app_id().clone()), Ok(response)),
+        Err((key, refused)) => (key.map(|key| key.app_id().clone()), Err(refused)),
+    };
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return served;
+    };
+    let actor = Actor::SignedUrl {
+        app_id,
+        request: crate::auth::request_context(&req),
+    };
+    // At most as long as a key can be; a refused path is the caller's text.
+    let object: String = path.chars().take(512).collect();
+    audited_read(
+        state,
+        actor,
+        Operation::DocumentServe,
+        vec![target("object", &object)],
+        served,
+    )
+    .await
+}
+
+/// The object's bytes for a token naming it, with the key once the token
+/// held.
+async fn serve(
+    local: &LocalStore,
+    req: &HttpRequest,
+    key: &str,
+) -> Result<(ObjectKey, HttpResponse), (Option<ObjectKey>, ApiError)> {
     let token = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(name, _)| name == "token")
         .map(|(_, value)| value.into_owned())
@@ -162,23 +200,25 @@ pub async fn download(
                 Refusal::SignatureInvalid,
                 "A signed download URL is required.",
             )
-        })?;
-    let (key, secret) = local.verify_download_token(&token, key).map_err(refused)?;
-    let bytes = local
-        .read_clear(&key, secret.as_ref())
-        .await
-        .map_err(|e| match e {
-            StorageError::NotFound => ApiError::NotFound,
-            other => other.into(),
-        })?;
-    Ok(HttpResponse::Ok()
+        })
+        .map_err(|e| (None, e))?;
+    let (key, secret) = local
+        .verify_download_token(&token, key)
+        .map_err(|e| (None, refused(e)))?;
+    let bytes = match local.read_clear(&key, secret.as_ref()).await {
+        Ok(bytes) => bytes,
+        Err(StorageError::NotFound) => return Err((Some(key), ApiError::NotFound)),
+        Err(other) => return Err((Some(key), other.into())),
+    };
+    let response = HttpResponse::Ok()
         .content_type(key.content_type().as_str())
         .insert_header(CacheControl(vec![
             CacheDirective::Private,
             CacheDirective::NoStore,
         ]))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(bytes))
+        .body(bytes);
+    Ok((key, response))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::audit::{audited_read, target};
 use super::{idempotent, stream};
 use super::{parse_id, JsonBody};
 use crate::app::AppState;
@@ -79,20 +80,34 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let (storage, keys) = (state.storage.clone(), state.keys.clone());
     let query = req.query_string().to_owned();
-    let view = key
+    let (auth, id, include_erased, view) = key
         .run(&state.db, move |conn, auth| {
             // Checked after the key, like every query string.
             let include_erased = include_erased(&query)?;
             let id = parse_id("id", &id)?;
-            match service::get(conn, &storage, &keys, &auth.app_id, &id) {
+            let view = match service::get(conn, &storage, &keys, &auth.app_id, &id) {
                 Ok(view) => Ok(IdentityAnswer::Live(Box::new(view))),
                 Err(e) if include_erased && e.is_refusal(Refusal::IdentityNotFound) => {
                     custody::get_erased(conn, &auth.app_id, &id)
                 }
                 Err(e) => Err(e),
-            }
+            };
+            Ok((auth, id, include_erased, view))
         })
         .await?;
+    // Reading past erasure is a sensitive read: recorded, allowed or not.
+    let view = if include_erased {
+        audited_read(
+            &state,
+            auth.actor(),
+            Operation::IdentityReadErased,
+            vec![target("identity", id.as_str())],
+            view,
+        )
+        .await?
+    } else {
+        view?
+    };
     Ok(HttpResponse::Ok().json(Data { data: view }))
 }
 
@@ -112,6 +127,7 @@ pub async fn erase(
         let objects = state
             .write
             .run(auth.actor(), Operation::IdentityErase, move |tx| {
+                tx.answering(204);
                 custody::erase(tx, &app_id, &id)
             })
             .await?;
@@ -161,6 +177,7 @@ pub async fn delete(
     state
         .write
         .run(auth.actor(), Operation::IdentityDelete, move |tx| {
+            tx.answering(204);
             service::delete(tx, &auth.app_id, &id)
         })
         .await?;

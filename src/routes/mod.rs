@@ -1,6 +1,7 @@
 //! HTTP handlers: extract, call one domain or database function, map to the
 //! response. Routing lives in `configure`.
 
+pub mod audit;
 pub mod deadline;
 pub mod documents;
 pub mod events;
@@ -97,7 +98,8 @@ routes! {
     "/identities/{id}/operations" => { get: kyc::operations }
     "/operations/validate" => { post: kyc::validate_operation }
     "/events" => { get: events::list }
-    "/audit-log/head" => { get: events::audit_head }
+    "/audit-log" => { get: audit::list }
+    "/audit-log/head" => { get: audit::head }
     "/events/{id}/redeliver" => { post: webhooks::redeliver }
     "/webhook-endpoints" => { get: webhooks::list, post: webhooks::create }
     "/webhook-endpoints/{id}" => { get: webhooks::get, patch: webhooks::patch, delete: webhooks::delete }

@@ -257,6 +257,7 @@ impl KeyUsage {
             let actor = Actor::Api {
                 app_id: owner.app_id.clone(),
                 key_id: owner.key_id.clone(),
+                request: Default::default(),
             };
             let stamped = usage
                 .write

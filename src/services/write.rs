@@ -18,6 +18,7 @@ use std::sync::Arc;
 use diesel::result::Error as DieselError;
 
 use crate::db::{ConnectionFault, Db, DbConnection, DbError, WriteConn};
+use crate::domain::audit::{Outcome, RequestContext, Target};
 use crate::domain::crypto::DataKey;
 use crate::domain::ids::{
     ApiKeyId, AppId, DeliveryId, DocumentId, IdentityId, VerificationId, WebhookEndpointId,
@@ -29,7 +30,18 @@ use crate::views::{DocumentView, IdentityView, VerificationView};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// A request authenticated with one of the app's API keys.
-    Api { app_id: AppId, key_id: ApiKeyId },
+    Api {
+        app_id: AppId,
+        key_id: ApiKeyId,
+        request: RequestContext,
+    },
+    /// A request that carried a signed URL (the local storage backend's
+    /// download): for an object of this app when the signature held, else
+    /// of no app anyone can vouch for (the path is the caller's word).
+    SignedUrl {
+        app_id: Option<AppId>,
+        request: RequestContext,
+    },
     /// The command line, run by this operating-system user.
     Cli { os_user: String },
     /// The server itself (start-up: the first app, generated secrets).
@@ -46,8 +58,9 @@ impl Actor {
     }
 }
 
-/// What a write is for: one per use case that changes data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a write is for: one per use case that changes data, and one per
+/// sensitive read (which writes only its audit record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::VariantArray)]
 pub enum Operation {
     IdentityCreate,
     IdentityPatch,
@@ -81,6 +94,14 @@ pub enum Operation {
     IdempotencyPrune,
     Bootstrap,
     ServerSecretCreate,
+    /// Linking audit records into their chain (`services::audit::link`).
+    AuditLink,
+    /// A read: a document's download URL issued.
+    DocumentDownloadUrl,
+    /// A read: a document served by the local storage backend.
+    DocumentServe,
+    /// A read: `GET /identities/:id?includeErased=true`.
+    IdentityReadErased,
 }
 
 impl Operation {
@@ -111,8 +132,15 @@ impl Operation {
             Operation::IdempotencyPrune => "idempotency.prune",
             Operation::Bootstrap => "server.bootstrap",
             Operation::ServerSecretCreate => "server_secret.create",
+            Operation::AuditLink => "audit.link",
+            Operation::DocumentDownloadUrl => "document.download_url",
+            Operation::DocumentServe => "document.serve",
+            Operation::IdentityReadErased => "identity.read_erased",
         }
     }
+
+    /// Every operation.
+    pub const ALL: &'static [Operation] = <Operation as strum::VariantArray>::VARIANTS;
 }
 
 /// One thing a write changed, recorded by the use case as it changes it:
@@ -295,6 +323,27 @@ pub struct Tx<'t, 'c> {
     conn: &'t mut WriteConn<'c>,
     changes: Vec<Change>,
     answers: Answers,
+    audit: AuditNote,
+}
+
+/// What the audit record of a write says beyond its changes: the HTTP
+/// status answered, and for a sensitive read (which changes nothing) what
+/// was read and whether it was allowed.
+#[derive(Debug, Clone)]
+pub struct AuditNote {
+    pub status: Option<u16>,
+    pub outcome: Outcome,
+    pub targets: Vec<Target>,
+}
+
+impl Default for AuditNote {
+    fn default() -> Self {
+        AuditNote {
+            status: None,
+            outcome: Outcome::Committed,
+            targets: Vec::new(),
+        }
+    }
 }
 
 /// Objects as the use case answers them, noted after its last change to
@@ -361,6 +410,21 @@ impl<'c> Tx<'_, 'c> {
         self.conn
     }
 
+    /// Notes the HTTP status the request will answer (for its audit record).
+    pub fn answering(&mut self, status: u16) {
+        self.audit.status = Some(status);
+    }
+
+    /// Notes a sensitive read for its audit record: what was read, and
+    /// whether it was answered.
+    pub fn note_read(&mut self, outcome: Outcome, status: u16, targets: Vec<Target>) {
+        self.audit = AuditNote {
+            status: Some(status),
+            outcome,
+            targets,
+        };
+    }
+
     /// Notes what was just changed.
     pub fn record(&mut self, change: Change) {
         self.answers.forget(&change);
@@ -406,6 +470,7 @@ pub struct Write<'w> {
     pub changes: &'w [Change],
     /// Objects as the use case answered them, current at the commit.
     pub answers: &'w Answers,
+    pub audit: &'w AuditNote,
 }
 
 /// Something that must happen in the transaction of every write, after the
@@ -421,6 +486,8 @@ pub trait WriteObserver: Send + Sync + 'static {
 pub struct WritePath {
     db: Db,
     observers: Arc<[Arc<dyn WriteObserver>]>,
+    /// Woken after each audited write commits (`services::audit::Linker`).
+    audit_written: Arc<tokio::sync::Notify>,
 }
 
 impl WritePath {
@@ -428,7 +495,13 @@ impl WritePath {
         WritePath {
             db,
             observers: observers.into(),
+            audit_written: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// What wakes when an audited write commits.
+    pub fn audit_written(&self) -> Arc<tokio::sync::Notify> {
+        self.audit_written.clone()
     }
 
     /// The database, for the reads a use case makes before its writes.
@@ -445,11 +518,18 @@ impl WritePath {
         E: From<DbError> + From<DieselError> + From<ApiError> + ConnectionFault + Send + 'static,
     {
         let observers = self.observers.clone();
-        self.db
+        let value = self
+            .db
             .write_transaction(move |conn| {
                 in_transaction(conn, &observers, &actor, operation, work)
             })
-            .await
+            .await?;
+        // Its audit record is in; the linker gives it its place in the
+        // chain, in a transaction of its own (see `services::audit`).
+        if crate::services::audit::audited(operation) {
+            self.audit_written.notify_one();
+        }
+        Ok(value)
     }
 
     /// `run` for a request that answers what it wrote: `answer` turns the
@@ -471,6 +551,7 @@ impl WritePath {
     {
         self.run(actor, operation, move |tx| {
             let mut answer = answer(work(tx)?)?;
+            tx.answering(answer.status);
             if let Some(claim) = claim {
                 crate::db::idempotency::store_answer(
                     tx.conn(),
@@ -503,9 +584,18 @@ impl WritePath {
         F: FnOnce(&mut Tx<'_, '_>) -> Result<T, E>,
         E: From<DbError> + From<DieselError> + From<ApiError> + ConnectionFault,
     {
-        self.db.write_transaction_blocking(|conn| {
+        let value = self.db.write_transaction_blocking(|conn| {
             in_transaction(conn, &self.observers, &actor, operation, work)
-        })
+        })?;
+        // No linker runs beside the CLI: the record is linked here. A
+        // failure leaves it for the next linker (every server's
+        // maintenance links what it finds).
+        if crate::services::audit::audited(operation) {
+            if let Err(err) = crate::services::audit::link_pending(self) {
+                tracing::warn!(error = %err, "linking audit records failed; they wait for the next linker");
+            }
+        }
+        Ok(value)
     }
 }
 
@@ -524,12 +614,14 @@ where
         conn,
         changes: Vec::new(),
         answers: Answers::default(),
+        audit: AuditNote::default(),
     };
     let value = work(&mut tx)?;
     let Tx {
         conn,
         changes,
         answers,
+        audit,
     } = tx;
     finish(
         conn,
@@ -539,6 +631,7 @@ where
             actor,
             changes: &changes,
             answers: &answers,
+            audit: &audit,
         },
     )?;
     Ok(value)

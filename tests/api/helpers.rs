@@ -202,14 +202,17 @@ impl WriteObserver for WriteRecorder {
         _conn: &mut kyc_api::db::WriteConn<'_>,
         write: &Write<'_>,
     ) -> Result<(), kyc_api::error::ApiError> {
-        // A key's hourly "last used" stamp and the webhook dispatcher write
-        // in the background, not as part of a request, and an
-        // Idempotency-Key's claim is bookkeeping beside a request's change;
-        // tests of what a request changed leave them out.
+        // A key's hourly "last used" stamp, the webhook dispatcher and the
+        // audit linker write in the background, not as part of a request,
+        // and an Idempotency-Key's claim is bookkeeping beside a request's
+        // change; tests of what a request changed leave them out.
         use kyc_api::services::write::Operation;
         if matches!(
             write.operation,
-            Operation::ApiKeyUse | Operation::WebhookDispatch | Operation::IdempotencyClaim
+            Operation::ApiKeyUse
+                | Operation::WebhookDispatch
+                | Operation::IdempotencyClaim
+                | Operation::AuditLink
         ) {
             return Ok(());
         }

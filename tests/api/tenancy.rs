@@ -59,11 +59,21 @@ async fn another_apps_ids_are_unknown_on_every_route(app: TestApp) {
         .await
         .unwrap();
     let event = events["data"][0]["id"].as_str().unwrap().to_string();
+    crate::audit::all_linked(&app).await;
+    let (_, records) = json(app.get("/audit-log").send().await.unwrap()).await;
+    let record = records["data"][0]["id"].as_str().unwrap().to_string();
     let before = snapshot(&app, &id, &verification).await;
 
     let (_, intruder) = app.create_other_app("intruder");
     let mut covered: BTreeSet<(&str, &str)> = BTreeSet::new();
     let cases: Vec<(&str, &str, String, Option<Value>, &str)> = vec![
+        (
+            "get",
+            "/audit-log",
+            format!("/audit-log?page[after]={record}"),
+            None,
+            "audit_record_not_found",
+        ),
         (
             "get",
             "/webhook-endpoints/{id}",
@@ -238,7 +248,7 @@ async fn another_apps_ids_are_unknown_on_every_route(app: TestApp) {
         ("get", "/verifications"),
         // Its cursor naming another app's event: `events::filters_and_tenants`.
         ("get", "/events"),
-        // Each app sees its own chain: `audit::every_write_is_recorded_once_with_its_actor`.
+        // Each app sees its own chain: `audit::the_list_pages_and_filters`.
         ("get", "/audit-log/head"),
         ("get", "/webhook-endpoints"),
         ("post", "/webhook-endpoints"),
