@@ -98,6 +98,7 @@ pub async fn delete(
     state
         .write
         .run(auth.actor(), Operation::WebhookEndpointDelete, move |tx| {
+            tx.answering(204);
             service::delete_endpoint(tx, &auth.app_id, &id)
         })
         .await?;

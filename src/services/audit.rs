@@ -414,9 +414,10 @@ pub fn actions() -> impl Iterator<Item = &'static str> {
 }
 
 /// `filter[identityId]`, `filter[action]` (`in:a,b` or one),
-/// `filter[apiKeyId]`, `filter[createdAt]` (`gte:<time>`, `lt:<time>` or
-/// both, comma-separated), `page[after]` (a record id), `page[size]`
-/// (1 to 1000); anything else is refused.
+/// `filter[apiKeyId]`, `filter[createdAt][gte]` and `[lt]` (RFC 3339
+/// times: a range as two parameters, each a plain value a client library
+/// can type), `page[after]` (a record id), `page[size]` (1 to 1000);
+/// anything else is refused.
 fn parse_query(query_string: &str) -> Result<(AuditQuery, Option<AuditId>, i64), ApiError> {
     let mut query = AuditQuery::default();
     let (mut after, mut size) = (None, DEFAULT_PAGE);
@@ -454,23 +455,14 @@ fn parse_query(query_string: &str) -> Result<(AuditQuery, Option<AuditId>, i64),
                 }
                 query.actions = Some(chosen);
             }
-            "filter[createdAt]" => {
-                for bound in value.split(',') {
-                    let parsed = bound.split_once(':').and_then(|(op, time)| {
-                        Some((op, parse_timestamp(time)?))
-                    });
-                    match parsed {
-                        Some(("gte", time)) if query.since.is_none() => query.since = Some(time),
-                        Some(("lt", time)) if query.until.is_none() => query.until = Some(time),
-                        _ => problems.push(FieldError::new(
-                            name,
-                            format!(
-                                "{bound:?} is not a bound: gte:<time> or lt:<time> (RFC 3339), each at most once, comma-separated"
-                            ),
-                        )),
-                    }
-                }
-            }
+            "filter[createdAt][gte]" | "filter[createdAt][lt]" => match parse_timestamp(value) {
+                Some(time) if name.ends_with("[gte]") => query.since = Some(time),
+                Some(time) => query.until = Some(time),
+                None => problems.push(FieldError::new(
+                    name,
+                    "must be an RFC 3339 time (2026-12-01T00:00:00Z)",
+                )),
+            },
             "page[after]" => match AuditId::parse(value) {
                 Some(id) => after = Some(id),
                 None => problems.push(FieldError::new(name, "must be an audit record id (a UUID)")),
@@ -484,7 +476,7 @@ fn parse_query(query_string: &str) -> Result<(AuditQuery, Option<AuditId>, i64),
             },
             other => problems.push(FieldError::new(
                 other,
-                "is not a parameter of this list (filter[identityId], filter[action], filter[apiKeyId], filter[createdAt], page[after], page[size])",
+                "is not a parameter of this list (filter[identityId], filter[action], filter[apiKeyId], filter[createdAt][gte], filter[createdAt][lt], page[after], page[size])",
             )),
         }
     }
@@ -503,7 +495,7 @@ mod tests {
     #[test]
     fn query_parameters_are_checked() {
         let (q, after, size) = parse_query(
-            "filter[action]=in:identity.create,identity.patch&filter[createdAt]=gte:2026-12-01T00:00:00Z,lt:2026-12-02T00:00:00%2B01:00&page[size]=5",
+            "filter[action]=in:identity.create,identity.patch&filter[createdAt][gte]=2026-12-01T00:00:00Z&filter[createdAt][lt]=2026-12-02T00:00:00%2B01:00&page[size]=5",
         )
         .unwrap();
         assert_eq!(
@@ -528,9 +520,9 @@ mod tests {
             // Bookkeeping is not audited, so it is not a filter value.
             "filter[action]=api_key.use",
             "filter[createdAt]=2026-12-01T00:00:00Z",
-            "filter[createdAt]=gt:2026-12-01T00:00:00Z",
-            "filter[createdAt]=gte:2026-12-01T00:00:00Z,gte:2026-12-02T00:00:00Z",
-            "filter[createdAt]=gte:yesterday",
+            "filter[createdAt][gt]=2026-12-01T00:00:00Z",
+            "filter[createdAt][gte]=2026-12-01T00:00:00Z&filter[createdAt][gte]=2026-12-02T00:00:00Z",
+            "filter[createdAt][gte]=yesterday",
             "filter[identityId]=1",
             "filter[apiKeyId]=x",
             "page[size]=0",

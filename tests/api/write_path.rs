@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{json, RecordedWrite, TestApp};
+use crate::helpers::{json, query_count, RecordedWrite, TestApp};
 use crate::identities::{create, person, reference_person};
 
 backend_tests!(every_changing_route_passes_the_write_path);
@@ -28,6 +28,9 @@ async fn writes_of(app: &TestApp, request: reqwest::RequestBuilder) -> (u16, Vec
     } else {
         request
     };
+    // Each write's audit record names the request it came from.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let request = request.header("x-request-id", &request_id);
     let retry = request.try_clone();
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
@@ -38,6 +41,28 @@ async fn writes_of(app: &TestApp, request: reqwest::RequestBuilder) -> (u16, Vec
         String::from_utf8_lossy(&first)
     );
     let writes = app.writes.take();
+    let records = |app: &TestApp| {
+        query_count(
+            &app.db,
+            &format!("SELECT COUNT(*) AS count FROM audit_log WHERE request_id = '{request_id}'"),
+        )
+    };
+    // Every write a request made is recorded once, with its action.
+    assert_eq!(records(app), writes.len() as i64, "{writes:?}");
+    for write in &writes {
+        assert_eq!(
+            query_count(
+                &app.db,
+                &format!(
+                    "SELECT COUNT(*) AS count FROM audit_log WHERE request_id = '{request_id}' \
+                     AND action = '{}' AND actor = 'api' AND status = {status}",
+                    write.operation
+                ),
+            ),
+            1,
+            "{write:?}"
+        );
+    }
     if keyed {
         let probe = probe.unwrap();
         let what = format!("{} {}", probe.method(), probe.url().path());
@@ -53,6 +78,11 @@ async fn writes_of(app: &TestApp, request: reqwest::RequestBuilder) -> (u16, Vec
         );
         assert_eq!(again.bytes().await.unwrap(), first, "{what}");
         assert_eq!(app.writes.take(), vec![], "{what}: the replay wrote");
+        assert_eq!(
+            records(app),
+            writes.len() as i64,
+            "{what}: the replay was recorded"
+        );
     }
     (status, writes)
 }
