@@ -20,6 +20,7 @@ backend_tests!(
     sensitive_reads_are_recorded_allowed_or_denied,
     the_list_pages_and_filters,
     a_record_a_dead_process_left_unlinked_is_linked_by_the_next_linker,
+    the_command_line_is_recorded_with_its_user_and_links_its_own,
 );
 
 /// Waits until the linker has linked every record written so far (it runs
@@ -515,4 +516,33 @@ async fn a_record_a_dead_process_left_unlinked_is_linked_by_the_next_linker(app:
         out.contains(&format!("{}: {} rows verified", app.app_id, before + 2)),
         "{out}"
     );
+}
+
+async fn the_command_line_is_recorded_with_its_user_and_links_its_own(app: TestApp) {
+    let out = run_cli(&app.db.url, &["keys", "create", &app.app_id]);
+    assert!(out.status.success(), "{out:?}");
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["keyId"].as_str().unwrap();
+    // Linked before the command returned: no server needs to run.
+    assert_eq!(
+        query_count(
+            &app.db,
+            &format!(
+                "SELECT COUNT(*) AS count FROM audit_log WHERE seq IS NOT NULL \
+                 AND action = 'api_key.create' AND targets LIKE '%{key}%'"
+            ),
+        ),
+        1
+    );
+    let records = listed(&app, "?filter[action]=api_key.create").await;
+    let record = &records["data"][0];
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    assert_eq!(record["actor"], "cli");
+    assert_eq!(record["osUser"], json!(user));
+    assert_eq!(record["apiKeyId"], Value::Null);
+    assert_eq!(record["requestId"], Value::Null);
+    assert_eq!(record["status"], Value::Null);
+    assert_eq!(record["targets"], json!([{"type": "api_key", "id": key}]));
 }
