@@ -63,6 +63,16 @@ impl AuditRow {
         })
     }
 
+    /// The row of `record` linked after `prev_hash` (`record.seq` set).
+    pub fn linked(record: &AuditRecord, prev_hash: &str) -> AuditRow {
+        AuditRow {
+            seq: Some(record.seq),
+            prev_hash: Some(prev_hash.to_owned()),
+            hash: Some(record.hash_after(prev_hash)),
+            ..AuditRow::unlinked(record)
+        }
+    }
+
     /// The row of `record`, not yet linked into its chain.
     pub fn unlinked(record: &AuditRecord) -> AuditRow {
         AuditRow {
@@ -87,8 +97,8 @@ impl AuditRow {
     }
 }
 
-/// Writes a record, unlinked, in the write's transaction.
-pub fn insert_unlinked(conn: &mut WriteConn<'_>, row: &AuditRow) -> QueryResult<()> {
+/// Writes a record (linked or not), in the write's transaction.
+pub fn insert(conn: &mut WriteConn<'_>, row: &AuditRow) -> QueryResult<()> {
     diesel::insert_into(audit_log::table)
         .values(row)
         .execute(&mut **conn)

@@ -355,6 +355,12 @@ impl Db {
     }
 
     /// How long a request waits for database work before `database_timeout`.
+    /// Whether writes run one at a time (SQLite), each in a transaction
+    /// that holds the database's only write lock.
+    pub fn writes_are_serial(&self) -> bool {
+        self.sqlite_writers.is_some()
+    }
+
     pub fn deadline(&self) -> Duration {
         self.deadline
     }

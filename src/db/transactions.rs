@@ -16,6 +16,15 @@ pub struct WriteConn<'c> {
     conn: &'c mut DbConnection,
 }
 
+impl WriteConn<'_> {
+    /// Whether this transaction holds the database's only write lock
+    /// (SQLite: `BEGIN IMMEDIATE`), so no other write can run until it
+    /// ends and taking a further lock inside it costs no one anything.
+    pub fn holds_the_only_write_lock(&self) -> bool {
+        matches!(self.conn, DbConnection::Sqlite(_))
+    }
+}
+
 impl std::ops::Deref for WriteConn<'_> {
     type Target = DbConnection;
     fn deref(&self) -> &DbConnection {

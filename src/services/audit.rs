@@ -196,7 +196,15 @@ pub fn record(conn: &mut WriteConn<'_>, write: &Write<'_>) -> Result<(), ApiErro
         client_address: request.and_then(|r| r.client_address.clone()),
         status: write.audit.status.map(i32::from),
     };
-    q::insert_unlinked(conn, &AuditRow::unlinked(&record))?;
+    if conn.holds_the_only_write_lock() {
+        // SQLite: this transaction already excludes every other writer,
+        // so the head is free to take; linking here saves the linker's own
+        // transaction (a sixth of SQLite's create throughput, measured).
+        let chain = record.chain.clone();
+        link_waiting(conn, &chain, Some(record))?;
+    } else {
+        q::insert(conn, &AuditRow::unlinked(&record))?;
+    }
     Ok(())
 }
 
@@ -242,30 +250,48 @@ pub fn link_pending(write: &WritePath) -> Result<usize, ApiError> {
     Ok(linked)
 }
 
-/// Links up to a batch of one chain's waiting records, oldest first.
+/// Links up to a batch of one chain's waiting records in a transaction
+/// of its own.
 fn link_batch(write: &WritePath, chain: &str) -> Result<usize, ApiError> {
     write.run_blocking(Actor::Server, Operation::AuditLink, |tx| {
-        let (mut seq, mut hash) = q::lock_head(tx.conn(), chain)?;
-        let rows = q::unlinked(tx.read(), chain, LINK_BATCH)?;
-        let mut linked = 0;
-        for row in rows {
-            // Only a row edited by hand fails to parse; it stays unlinked
-            // (and `audit verify` counts it) rather than stop the chain.
-            let Some(mut record) = row.record() else {
-                tracing::error!(record_id = %row.id, "an audit record does not parse; left unlinked");
-                continue;
-            };
-            record.seq = seq + 1;
-            let next = record.hash_after(&hash);
-            q::link(tx.conn(), &row.id, record.seq, &hash, &next)?;
-            (seq, hash) = (record.seq, next);
-            linked += 1;
-        }
-        if linked > 0 {
-            q::move_head(tx.conn(), chain, seq, &hash)?;
-        }
-        Ok::<_, ApiError>(linked)
+        link_waiting(tx.conn(), chain, None)
     })
+}
+
+/// Takes a chain's head until the transaction ends and links up to a batch
+/// of its waiting records, oldest first, then appends `new` (linked).
+fn link_waiting(
+    conn: &mut WriteConn<'_>,
+    chain: &str,
+    new: Option<AuditRecord>,
+) -> Result<usize, ApiError> {
+    let (mut seq, mut hash) = q::lock_head(conn, chain)?;
+    let rows = q::unlinked(conn, chain, LINK_BATCH)?;
+    let mut linked = 0;
+    for row in rows {
+        // Only a row edited by hand fails to parse; it stays unlinked (and
+        // `audit verify` counts it) rather than stop the chain.
+        let Some(mut record) = row.record() else {
+            tracing::error!(record_id = %row.id, "an audit record does not parse; left unlinked");
+            continue;
+        };
+        record.seq = seq + 1;
+        let next = record.hash_after(&hash);
+        q::link(conn, &row.id, record.seq, &hash, &next)?;
+        (seq, hash) = (record.seq, next);
+        linked += 1;
+    }
+    if let Some(mut record) = new {
+        record.seq = seq + 1;
+        let row = AuditRow::linked(&record, &hash);
+        q::insert(conn, &row)?;
+        (seq, hash) = (record.seq, row.hash.unwrap_or_default());
+        linked += 1;
+    }
+    if linked > 0 {
+        q::move_head(conn, chain, seq, &hash)?;
+    }
+    Ok(linked)
 }
 
 /// This process's linker: links what waits each time an audited write

@@ -524,9 +524,10 @@ impl WritePath {
                 in_transaction(conn, &observers, &actor, operation, work)
             })
             .await?;
-        // Its audit record is in; the linker gives it its place in the
-        // chain, in a transaction of its own (see `services::audit`).
-        if crate::services::audit::audited(operation) {
+        // Its audit record is in; where writers run at once, the linker
+        // gives it its place in the chain, in a transaction of its own
+        // (see `services::audit`; SQLite's serial writers link in place).
+        if crate::services::audit::audited(operation) && !self.db.writes_are_serial() {
             self.audit_written.notify_one();
         }
         Ok(value)
@@ -590,7 +591,7 @@ impl WritePath {
         // No linker runs beside the CLI: the record is linked here. A
         // failure leaves it for the next linker (every server's
         // maintenance links what it finds).
-        if crate::services::audit::audited(operation) {
+        if crate::services::audit::audited(operation) && !self.db.writes_are_serial() {
             if let Err(err) = crate::services::audit::link_pending(self) {
                 tracing::warn!(error = %err, "linking audit records failed; they wait for the next linker");
             }
