@@ -75,16 +75,21 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::WebhookEndpointNotFound
         | Refusal::EventNotFound
         | Refusal::AuditRecordNotFound
+        | Refusal::RelationNotFound
+        | Refusal::RelatedPersonNotFound
         | Refusal::IdentityOwnerNotFound => StatusCode::NOT_FOUND,
         Refusal::EmailAlreadyInUse | Refusal::RefIdAlreadyInUse | Refusal::UnknownOperation => {
             StatusCode::BAD_REQUEST
         }
         Refusal::IdentityOwnerInUse
+        | Refusal::RelatedPartyInUse
         | Refusal::InvalidStatusTransition
         | Refusal::DocumentAlreadyUploaded
         | Refusal::IdempotencyKeyInUse => StatusCode::CONFLICT,
         Refusal::SignatureInvalid | Refusal::SignatureExpired => StatusCode::FORBIDDEN,
         Refusal::IdentityOwnerMustBeOfTypePerson
+        | Refusal::RelatedPersonMustBeOfTypePerson
+        | Refusal::IdentityMustBeOfTypeCompany
         | Refusal::IdentityFieldLocked
         | Refusal::IdempotencyKeyReused
         | Refusal::IdentityBlocked

@@ -6,11 +6,15 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use crate::db::identities::{DocumentRow, IdentityRow, NewDocument};
+use crate::db::relations::RelationRow;
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::identity::{Country, Email, Gender, IdentityData, IdentityKind, RefId};
-use crate::domain::ids::{AppId, DocumentId, HistoryEntryId, IdentityId, VerificationId};
+use crate::domain::ids::{
+    AppId, DocumentId, HistoryEntryId, IdentityId, RelationId, VerificationId,
+};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::metadata::Metadata;
+use crate::domain::relations::RelationRole;
 use crate::domain::time::wire;
 use crate::storage::Storage;
 
@@ -80,10 +84,74 @@ pub struct IdentityView {
     pub risk_rating: Option<RiskRating>,
     pub kyc_status: Vec<KycStatusView>,
     pub documents: Vec<DocumentView>,
+    /// A company's related parties, in the order they were added; absent
+    /// for a person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relations: Option<Vec<CompactRelationView>>,
     #[serde(with = "wire")]
     pub created_at: NaiveDateTime,
     #[serde(with = "wire")]
     pub updated_at: NaiveDateTime,
+}
+
+/// A company's relation as its identity answers it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompactRelationView {
+    pub id: RelationId,
+    pub person_id: IdentityId,
+    pub role: RelationRole,
+    pub ownership_percent: Option<f64>,
+}
+
+/// A company's relation to one of its people.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelationView {
+    pub id: RelationId,
+    pub company_id: IdentityId,
+    pub person_id: IdentityId,
+    pub role: RelationRole,
+    /// A number with at most two decimals (`25`, `33.33`); `null` when
+    /// not given (always given for a beneficial owner).
+    pub ownership_percent: Option<f64>,
+    pub title: Option<String>,
+    #[serde(with = "wire")]
+    pub created_at: NaiveDateTime,
+    #[serde(with = "wire")]
+    pub updated_at: NaiveDateTime,
+}
+
+fn percent_of(stored: Option<i32>) -> Option<f64> {
+    stored
+        .and_then(crate::domain::relations::Ownership::from_hundredths)
+        .map(|share| share.percent())
+}
+
+impl RelationView {
+    pub fn new(row: RelationRow) -> RelationView {
+        RelationView {
+            ownership_percent: percent_of(row.ownership),
+            id: row.id,
+            company_id: row.company_id,
+            person_id: row.person_id,
+            role: row.role,
+            title: row.title,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl CompactRelationView {
+    pub fn new(row: RelationRow) -> CompactRelationView {
+        CompactRelationView {
+            ownership_percent: percent_of(row.ownership),
+            id: row.id,
+            person_id: row.person_id,
+            role: row.role,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -248,6 +316,8 @@ impl IdentityView {
             risk_rating: row.risk_rating,
             kyc_status,
             documents,
+            // A new company has none; `views_of` fills in a stored one's.
+            relations: (kind == IdentityKind::Company).then(Vec::new),
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

@@ -18,6 +18,7 @@ pub mod keyset;
 pub mod kyc;
 mod migrations;
 mod pool;
+pub mod relations;
 pub mod schema;
 mod transactions;
 mod types;

@@ -45,6 +45,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    identity_relations (id) {
+        id -> Text,
+        app_id -> Text,
+        company_id -> Text,
+        person_id -> Text,
+        role -> Text,
+        ownership -> Nullable<Integer>,
+        title -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     audit_heads (chain) {
         chain -> Text,
         seq -> BigInt,
@@ -243,6 +257,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     apps,
     audit_log,
     audit_heads,
+    identity_relations,
     api_keys,
     server_secrets,
     identities,

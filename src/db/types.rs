@@ -13,9 +13,10 @@ use crate::domain::events::EventType;
 use crate::domain::identity::{Country, Email, Gender, IdentityKind, RefId};
 use crate::domain::ids::{
     ApiKeyId, AppId, AttemptId, DeliveryId, DocumentId, EventId, HistoryEntryId, IdentityId,
-    VerificationId, WebhookEndpointId,
+    RelationId, VerificationId, WebhookEndpointId,
 };
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
+use crate::domain::relations::RelationRole;
 use crate::domain::stored::StoredText;
 use crate::domain::webhooks::DeliveryStatus;
 
@@ -57,6 +58,8 @@ text_columns!(
     WebhookEndpointId,
     DeliveryId,
     AttemptId,
+    RelationId,
+    RelationRole,
     DeliveryStatus,
     IdentityKind,
     Gender,

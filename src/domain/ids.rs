@@ -95,6 +95,8 @@ id_type! {
     AttemptId(now_v7);
     /// An audit record: UUIDv7.
     AuditId(now_v7);
+    /// A company's relation to one of its people.
+    RelationId(new_v4);
 }
 
 #[cfg(test)]

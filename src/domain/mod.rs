@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod object_key;
 pub mod operations;
 pub mod pii;
+pub mod relations;
 pub mod sealed_object;
 pub mod stored;
 pub mod time;

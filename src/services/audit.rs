@@ -1,18 +1,22 @@
 //! The audit trail: a record of every write through the API or the CLI and
 //! of every sensitive read, written in the write's own transaction (by the
-//! write path's `finish`), then linked into its app's hash chain right after
-//! the commit; its verification and its list.
+//! write path's `finish`) and linked into its app's hash chain; its
+//! verification and its list.
 //!
-//! Why two steps: a record linked inside its write's transaction holds the
-//! chain's head until that transaction commits, so every write of an app
-//! would wait for the commit of the one before (a quarter of PostgreSQL's
-//! create throughput). Written unlinked, writes do not wait for each other;
-//! the linker takes the head for one short transaction and links every
-//! record it finds waiting, in `id` (time) order: the chain is as linear
-//! as before and its order is fixed once linked. A record waits at most
-//! until the next linker runs: the write path wakes this process's linker
-//! after each audited commit (the CLI links its own), and every server's
-//! maintenance links whatever a crashed process left.
+//! Where writers run at once (PostgreSQL), linking is a second step: a
+//! record linked inside its write's transaction holds the chain's head
+//! until that transaction commits, so every write of an app would wait for
+//! the commit of the one before (a quarter of the create throughput,
+//! measured). Written unlinked, writes do not wait for each other; the
+//! linker takes the head for one short transaction and links every record
+//! it finds waiting, in `id` (time) order: the chain is as linear as before
+//! and a record's place is fixed once given. A record waits at most until
+//! the next linker runs: the write path wakes this process's linker after
+//! each audited commit (the CLI links its own), and every server's
+//! maintenance links whatever a killed process left. Where writes are
+//! serial (SQLite), the write's transaction already excludes every other
+//! writer, so the record is linked in place: a second transaction would
+//! only cost.
 
 use crate::db::audit::{self as q, AuditQuery, AuditRow};
 use crate::db::{self, Db, DbConnection, WriteConn};
@@ -139,7 +143,7 @@ pub fn record(conn: &mut WriteConn<'_>, write: &Write<'_>) -> Result<(), ApiErro
         return Ok(());
     }
     let mut chain = None;
-    let mut targets: Vec<Target> = write.audit.targets.clone();
+    let mut targets: Vec<Target> = Vec::new();
     let mut fields: Vec<String> = Vec::new();
     for change in write.changes {
         if let Some((app, touched)) = targets_of(change) {
@@ -162,6 +166,13 @@ pub fn record(conn: &mut WriteConn<'_>, write: &Write<'_>) -> Result<(), ApiErro
             }
             Change::SealedAgain { what, count } => fields.push(format!("{what}: {count}")),
             _ => {}
+        }
+    }
+    // What the use case noted besides its changes (a read's object, a
+    // relation's person), after what it changed.
+    for target in &write.audit.targets {
+        if !targets.contains(target) {
+            targets.push(target.clone());
         }
     }
     let (actor, api_key_id, os_user, request) = match write.actor {

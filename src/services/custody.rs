@@ -253,6 +253,8 @@ pub fn erase(
             identity_id: id.clone(),
         });
     }
+    // Erasure is owed even to a related party: the relations go.
+    super::relations::remove_all_of(tx, app_id, id)?;
     q::erase(tx.conn(), app_id, id, TOMBSTONE_NAME, TOMBSTONE_EMAIL, now)?;
     tx.record(Change::IdentityErased {
         app_id: app_id.clone(),

@@ -24,7 +24,7 @@ use crate::services::listing::Listing;
 use crate::services::write::{Change, Tx};
 use crate::services::{custody, kyc};
 use crate::storage::Storage;
-use crate::views::{DocumentView, IdentityView, KycStatusView};
+use crate::views::{CompactRelationView, DocumentView, IdentityView, KycStatusView};
 use diesel::QueryResult;
 
 pub fn today() -> chrono::NaiveDate {
@@ -291,6 +291,9 @@ pub fn delete(tx: &mut Tx<'_, '_>, app_id: &AppId, id: &IdentityId) -> Result<()
             "This person owns live companies; delete or reassign them first.",
         ));
     }
+    super::relations::refuse_if_related(tx.read(), app_id, id)?;
+    // A company's own relations go with it.
+    super::relations::remove_all_of(tx, app_id, id)?;
     q::soft_delete(tx.conn(), app_id, id, db::now())?;
     tx.record(Change::IdentityDeleted {
         app_id: app_id.clone(),
@@ -386,13 +389,31 @@ pub fn views_of(
     for (identity_id, key, value) in q::metadata_of(conn, &app_id, &ids)? {
         metadata.entry(identity_id).or_default().insert(key, value);
     }
+    let companies: Vec<&IdentityId> = rows
+        .iter()
+        .filter(|r| r.identity_type == IdentityKind::Company)
+        .map(|r| &r.id)
+        .collect();
+    let mut relations: HashMap<IdentityId, Vec<CompactRelationView>> = HashMap::new();
+    if !companies.is_empty() {
+        for relation in crate::db::relations::of_companies(conn, &app_id, &companies)? {
+            relations
+                .entry(relation.company_id.clone())
+                .or_default()
+                .push(CompactRelationView::new(relation));
+        }
+    }
     rows.into_iter()
         .map(|row| {
             let data = custody::open(&row, custody::key_in(keys, &row)?.as_ref())?;
             let docs = documents.remove(&row.id).unwrap_or_default();
             let status = kyc.remove(&row.id).unwrap_or_default();
             let pairs = metadata.remove(&row.id).unwrap_or_default();
-            Ok(IdentityView::new(row, data, docs, status, pairs))
+            let mut view = IdentityView::new(row, data, docs, status, pairs);
+            if view.relations.is_some() {
+                view.relations = Some(relations.remove(&view.id).unwrap_or_default());
+            }
+            Ok(view)
         })
         .collect()
 }

@@ -13,6 +13,7 @@ pub mod identities;
 pub mod kyc;
 pub mod listing;
 pub mod rate_limit;
+pub mod relations;
 pub mod rotation;
 pub mod tenancy;
 pub mod webhooks;

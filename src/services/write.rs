@@ -102,6 +102,9 @@ pub enum Operation {
     DocumentServe,
     /// A read: `GET /identities/:id?includeErased=true`.
     IdentityReadErased,
+    RelationCreate,
+    RelationUpdate,
+    RelationDelete,
 }
 
 impl Operation {
@@ -136,6 +139,9 @@ impl Operation {
             Operation::DocumentDownloadUrl => "document.download_url",
             Operation::DocumentServe => "document.serve",
             Operation::IdentityReadErased => "identity.read_erased",
+            Operation::RelationCreate => "relation.create",
+            Operation::RelationUpdate => "relation.update",
+            Operation::RelationDelete => "relation.delete",
         }
     }
 
@@ -423,6 +429,16 @@ impl<'c> Tx<'_, 'c> {
             outcome,
             targets,
         };
+    }
+
+    /// Notes more things a write touched, for its audit record (what its
+    /// changes do not name: a company's relation, its person).
+    pub fn note_targets(&mut self, targets: Vec<Target>) {
+        for target in targets {
+            if !self.audit.targets.contains(&target) {
+                self.audit.targets.push(target);
+            }
+        }
     }
 
     /// Notes what was just changed.
