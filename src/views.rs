@@ -430,13 +430,16 @@ pub struct AuditRecordView {
 }
 
 impl AuditRecordView {
-    /// A linked row's view; `None` for a row not linked yet or whose JSON
-    /// columns were edited by hand.
-    pub fn of(row: crate::db::audit::AuditRow) -> Option<AuditRecordView> {
-        let record = row.record()?;
+    /// A linked record's view; `None` for one whose JSON columns were
+    /// edited by hand.
+    pub fn of(
+        link: crate::db::audit::LinkRow,
+        row: crate::db::audit::AuditRow,
+    ) -> Option<AuditRecordView> {
+        let record = row.record(link.seq)?;
         Some(AuditRecordView {
             id: record.id,
-            seq: row.seq?,
+            seq: link.seq,
             created_at: record.created_at,
             actor: record.actor,
             api_key_id: record.api_key_id,
@@ -448,8 +451,8 @@ impl AuditRecordView {
             fields: record.fields,
             outcome: record.outcome,
             status: record.status,
-            prev_hash: row.prev_hash?,
-            hash: row.hash?,
+            prev_hash: link.prev_hash,
+            hash: link.hash,
         })
     }
 }

@@ -1,24 +1,22 @@
-//! The audit trail (`audit_log`) and each chain's head (`audit_heads`).
-//! Rows are inserted unlinked by the write they record, then linked once
-//! (their `seq` and hashes set) by whoever holds the chain's head, which
-//! keeps every chain linear; nothing else ever changes or deletes them.
+//! The audit trail: records (`audit_log`), their places in their chains
+//! (`audit_links`), the records waiting for one (`audit_pending`), and each
+//! chain's head (`audit_heads`). Records and links are only ever inserted;
+//! a link is written by whoever holds its chain's head, which keeps every
+//! chain linear.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{audit_heads, audit_log};
+use super::schema::{audit_heads, audit_links, audit_log, audit_pending};
 use super::{DbConnection, WriteConn};
 use crate::domain::audit::{AuditRecord, Target, GENESIS};
 
-/// A stored audit row. `seq`, `prev_hash` and `hash` are empty until the
-/// linker gives the row its place in the chain, right after its write
-/// commits.
+/// A stored audit record (what its hash covers, but its `seq`).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_log)]
 pub struct AuditRow {
     pub id: String,
     pub chain: String,
-    pub seq: Option<i64>,
     pub created_at: NaiveDateTime,
     pub actor: String,
     pub api_key_id: Option<String>,
@@ -29,8 +27,6 @@ pub struct AuditRow {
     /// JSON array of field names.
     pub fields: String,
     pub outcome: String,
-    pub prev_hash: Option<String>,
-    pub hash: Option<String>,
     pub request_id: Option<String>,
     pub client_address: Option<String>,
     /// The record's first identity target, for the list's filter.
@@ -38,17 +34,27 @@ pub struct AuditRow {
     pub status: Option<i32>,
 }
 
+/// A record's place in its chain.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_links)]
+pub struct LinkRow {
+    pub chain: String,
+    pub seq: i64,
+    pub record_id: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
 impl AuditRow {
-    /// The record its hash covers (an unlinked row's `seq` reads 0); a row
-    /// whose JSON columns do not parse answers `None` (the chain check
-    /// reports it as broken).
-    pub fn record(&self) -> Option<AuditRecord> {
+    /// The record at `seq`; a row whose JSON columns do not parse answers
+    /// `None` (the chain check reports it as broken).
+    pub fn record(&self, seq: i64) -> Option<AuditRecord> {
         let targets: Vec<Target> = serde_json::from_str(&self.targets).ok()?;
         let fields: Vec<String> = serde_json::from_str(&self.fields).ok()?;
         Some(AuditRecord {
             id: self.id.clone(),
             chain: self.chain.clone(),
-            seq: self.seq.unwrap_or(0),
+            seq,
             created_at: self.created_at,
             actor: self.actor.clone(),
             api_key_id: self.api_key_id.clone(),
@@ -63,22 +69,11 @@ impl AuditRow {
         })
     }
 
-    /// The row of `record` linked after `prev_hash` (`record.seq` set).
-    pub fn linked(record: &AuditRecord, prev_hash: &str) -> AuditRow {
-        AuditRow {
-            seq: Some(record.seq),
-            prev_hash: Some(prev_hash.to_owned()),
-            hash: Some(record.hash_after(prev_hash)),
-            ..AuditRow::unlinked(record)
-        }
-    }
-
-    /// The row of `record`, not yet linked into its chain.
-    pub fn unlinked(record: &AuditRecord) -> AuditRow {
+    /// The row of `record` (its `seq` is its link's).
+    pub fn of(record: &AuditRecord) -> AuditRow {
         AuditRow {
             id: record.id.clone(),
             chain: record.chain.clone(),
-            seq: None,
             created_at: record.created_at,
             actor: record.actor.clone(),
             api_key_id: record.api_key_id.clone(),
@@ -87,8 +82,6 @@ impl AuditRow {
             targets: serde_json::to_string(&record.targets).expect("targets serialize"),
             fields: serde_json::to_string(&record.fields).expect("fields serialize"),
             outcome: record.outcome.clone(),
-            prev_hash: None,
-            hash: None,
             request_id: record.request_id.clone(),
             client_address: record.client_address.clone(),
             identity_id: record.identity_id().map(str::to_owned),
@@ -97,7 +90,20 @@ impl AuditRow {
     }
 }
 
-/// Writes a record (linked or not), in the write's transaction.
+impl LinkRow {
+    /// `record`'s link after the record whose hash is `prev_hash`.
+    pub fn of(record: &AuditRecord, prev_hash: &str) -> LinkRow {
+        LinkRow {
+            chain: record.chain.clone(),
+            seq: record.seq,
+            record_id: record.id.clone(),
+            prev_hash: prev_hash.to_owned(),
+            hash: record.hash_after(prev_hash),
+        }
+    }
+}
+
+/// Writes a record, in the write's transaction.
 pub fn insert(conn: &mut WriteConn<'_>, row: &AuditRow) -> QueryResult<()> {
     diesel::insert_into(audit_log::table)
         .values(row)
@@ -105,57 +111,64 @@ pub fn insert(conn: &mut WriteConn<'_>, row: &AuditRow) -> QueryResult<()> {
         .map(|_| ())
 }
 
+/// Notes a record as waiting for its link.
+pub fn insert_pending(conn: &mut WriteConn<'_>, row: &AuditRow) -> QueryResult<()> {
+    diesel::insert_into(audit_pending::table)
+        .values((
+            audit_pending::record_id.eq(&row.id),
+            audit_pending::chain.eq(&row.chain),
+        ))
+        .execute(&mut **conn)
+        .map(|_| ())
+}
+
+/// Writes links (their chain's head is locked by the caller) and takes
+/// their records off the waiting list.
+pub fn insert_links(conn: &mut WriteConn<'_>, links: &[LinkRow]) -> QueryResult<()> {
+    if links.is_empty() {
+        return Ok(());
+    }
+    // A multi-row INSERT is built per backend (Diesel's multi-backend
+    // connection has no batch insert).
+    super::on_each_backend!(&mut **conn, c => diesel::insert_into(audit_links::table)
+        .values(links)
+        .execute(c))?;
+    let ids: Vec<&str> = links.iter().map(|l| l.record_id.as_str()).collect();
+    diesel::delete(audit_pending::table.filter(audit_pending::record_id.eq_any(ids)))
+        .execute(&mut **conn)
+        .map(|_| ())
+}
+
 /// The chains that have records waiting to be linked.
-pub fn chains_with_unlinked(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
-    audit_log::table
-        .filter(audit_log::seq.is_null())
-        .select(audit_log::chain)
+pub fn chains_with_pending(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    audit_pending::table
+        .select(audit_pending::chain)
         .distinct()
         .load(conn)
 }
 
 /// A chain's records waiting to be linked, oldest first.
-pub fn unlinked(conn: &mut DbConnection, chain: &str, limit: i64) -> QueryResult<Vec<AuditRow>> {
-    audit_log::table
-        .filter(audit_log::chain.eq(chain))
-        .filter(audit_log::seq.is_null())
-        .order(audit_log::id)
+pub fn pending(conn: &mut DbConnection, chain: &str, limit: i64) -> QueryResult<Vec<AuditRow>> {
+    audit_pending::table
+        .inner_join(audit_log::table)
+        .filter(audit_pending::chain.eq(chain))
+        .order(audit_pending::record_id)
         .limit(limit)
         .select(AuditRow::as_select())
         .load(conn)
 }
 
 /// How many of a chain's records wait to be linked.
-pub fn count_unlinked(conn: &mut DbConnection, chain: &str) -> QueryResult<i64> {
-    audit_log::table
-        .filter(audit_log::chain.eq(chain))
-        .filter(audit_log::seq.is_null())
+pub fn count_pending(conn: &mut DbConnection, chain: &str) -> QueryResult<i64> {
+    audit_pending::table
+        .filter(audit_pending::chain.eq(chain))
         .count()
         .get_result(conn)
 }
 
-/// Gives an unlinked record its place: `seq` after `prev_hash`, hashing to
-/// `hash` (the chain's head is locked by the caller).
-pub fn link(
-    conn: &mut WriteConn<'_>,
-    id: &str,
-    seq: i64,
-    prev_hash: &str,
-    hash: &str,
-) -> QueryResult<()> {
-    diesel::update(audit_log::table.filter(audit_log::id.eq(id)))
-        .set((
-            audit_log::seq.eq(seq),
-            audit_log::prev_hash.eq(prev_hash),
-            audit_log::hash.eq(hash),
-        ))
-        .execute(&mut **conn)
-        .map(|_| ())
-}
-
 /// Locks a chain's head until the transaction ends (making it if the chain
 /// is new) and answers its `seq` and hash. On PostgreSQL a concurrent
-/// writer of the same chain waits here; SQLite's writers run one at a time.
+/// linker of the same chain waits here; SQLite's writers run one at a time.
 pub fn lock_head(conn: &mut WriteConn<'_>, chain: &str) -> QueryResult<(i64, String)> {
     let fresh = (
         audit_heads::chain.eq(chain),
@@ -187,7 +200,7 @@ pub fn lock_head(conn: &mut WriteConn<'_>, chain: &str) -> QueryResult<(i64, Str
     }
 }
 
-/// Moves a chain's head (locked by `lock_head`) to its last linked record.
+/// Moves a chain's head (locked by `lock_head`) to its last link.
 pub fn move_head(conn: &mut WriteConn<'_>, chain: &str, seq: i64, hash: &str) -> QueryResult<()> {
     diesel::update(audit_heads::table.filter(audit_heads::chain.eq(chain)))
         .set((audit_heads::seq.eq(seq), audit_heads::hash.eq(hash)))
@@ -195,7 +208,7 @@ pub fn move_head(conn: &mut WriteConn<'_>, chain: &str, seq: i64, hash: &str) ->
         .map(|_| ())
 }
 
-/// A chain's head: `(seq, hash)`, `None` for a chain with no row yet.
+/// A chain's head: `(seq, hash)`, `None` for a chain with no record yet.
 pub fn head(conn: &mut DbConnection, chain: &str) -> QueryResult<Option<(i64, String)>> {
     audit_heads::table
         .filter(audit_heads::chain.eq(chain))
@@ -212,22 +225,23 @@ pub fn chains(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
         .load(conn)
 }
 
-/// Up to `limit` linked rows of a chain after `after_seq` and up to
-/// `up_to_seq`, in `seq` order.
-pub fn rows_after(
+/// Up to `limit` links of a chain after `after_seq` and up to `up_to_seq`,
+/// in `seq` order, each with its record (`None`: the record is gone).
+pub fn links_after(
     conn: &mut DbConnection,
     chain: &str,
     after_seq: i64,
     up_to_seq: i64,
     limit: i64,
-) -> QueryResult<Vec<AuditRow>> {
-    audit_log::table
-        .filter(audit_log::chain.eq(chain))
-        .filter(audit_log::seq.gt(after_seq))
-        .filter(audit_log::seq.le(up_to_seq))
-        .order(audit_log::seq)
+) -> QueryResult<Vec<(LinkRow, Option<AuditRow>)>> {
+    audit_links::table
+        .left_join(audit_log::table)
+        .filter(audit_links::chain.eq(chain))
+        .filter(audit_links::seq.gt(after_seq))
+        .filter(audit_links::seq.le(up_to_seq))
+        .order(audit_links::seq)
         .limit(limit)
-        .select(AuditRow::as_select())
+        .select((LinkRow::as_select(), Option::<AuditRow>::as_select()))
         .load(conn)
 }
 
@@ -251,12 +265,13 @@ pub fn page(
     conn: &mut DbConnection,
     chain: &str,
     query: &AuditQuery,
-) -> QueryResult<Vec<AuditRow>> {
-    let mut select = audit_log::table
-        .filter(audit_log::chain.eq(chain))
-        .filter(audit_log::seq.gt(query.after_seq))
-        .select(AuditRow::as_select())
-        .order(audit_log::seq.asc())
+) -> QueryResult<Vec<(LinkRow, AuditRow)>> {
+    let mut select = audit_links::table
+        .inner_join(audit_log::table)
+        .filter(audit_links::chain.eq(chain))
+        .filter(audit_links::seq.gt(query.after_seq))
+        .select((LinkRow::as_select(), AuditRow::as_select()))
+        .order(audit_links::seq.asc())
         .limit(query.limit)
         .into_boxed();
     if let Some(identity_id) = &query.identity_id {
@@ -279,11 +294,10 @@ pub fn page(
 
 /// The `seq` of one of a chain's linked records (a cursor).
 pub fn seq_of(conn: &mut DbConnection, chain: &str, id: &str) -> QueryResult<Option<i64>> {
-    audit_log::table
-        .filter(audit_log::chain.eq(chain))
-        .filter(audit_log::id.eq(id))
-        .select(audit_log::seq)
-        .first::<Option<i64>>(conn)
+    audit_links::table
+        .filter(audit_links::chain.eq(chain))
+        .filter(audit_links::record_id.eq(id))
+        .select(audit_links::seq)
+        .first(conn)
         .optional()
-        .map(Option::flatten)
 }

@@ -26,7 +26,6 @@ diesel::table! {
     audit_log (id) {
         id -> Text,
         chain -> Text,
-        seq -> Nullable<BigInt>,
         created_at -> Timestamp,
         actor -> Text,
         api_key_id -> Nullable<Text>,
@@ -35,12 +34,27 @@ diesel::table! {
         targets -> Text,
         fields -> Text,
         outcome -> Text,
-        prev_hash -> Nullable<Text>,
-        hash -> Nullable<Text>,
         request_id -> Nullable<Text>,
         client_address -> Nullable<Text>,
         identity_id -> Nullable<Text>,
         status -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    audit_links (chain, seq) {
+        chain -> Text,
+        seq -> BigInt,
+        record_id -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_pending (record_id) {
+        record_id -> Text,
+        chain -> Text,
     }
 }
 
@@ -249,6 +263,8 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> apps (app_id));
+diesel::joinable!(audit_links -> audit_log (record_id));
+diesel::joinable!(audit_pending -> audit_log (record_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(verifications -> identities (identity_id));
 diesel::joinable!(documents -> identities (identity_id));
@@ -256,6 +272,8 @@ diesel::joinable!(documents -> identities (identity_id));
 diesel::allow_tables_to_appear_in_same_query!(
     apps,
     audit_log,
+    audit_links,
+    audit_pending,
     audit_heads,
     identity_relations,
     api_keys,

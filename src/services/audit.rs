@@ -18,7 +18,7 @@
 //! writer, so the record is linked in place: a second transaction would
 //! only cost.
 
-use crate::db::audit::{self as q, AuditQuery, AuditRow};
+use crate::db::audit::{self as q, AuditQuery, AuditRow, LinkRow};
 use crate::db::{self, Db, DbConnection, WriteConn};
 use crate::domain::audit::{
     AuditRecord, Break, ChainCheck, Outcome, Target, GENESIS, SERVER_CHAIN,
@@ -214,7 +214,9 @@ pub fn record(conn: &mut WriteConn<'_>, write: &Write<'_>) -> Result<(), ApiErro
         let chain = record.chain.clone();
         link_waiting(conn, &chain, Some(record))?;
     } else {
-        q::insert(conn, &AuditRow::unlinked(&record))?;
+        let row = AuditRow::of(&record);
+        q::insert(conn, &row)?;
+        q::insert_pending(conn, &row)?;
     }
     Ok(())
 }
@@ -246,7 +248,7 @@ const LINK_BATCH: i64 = 500;
 pub fn link_pending(write: &WritePath) -> Result<usize, ApiError> {
     let chains = {
         let mut conn = write.db().checkout()?;
-        q::chains_with_unlinked(&mut conn)?
+        q::chains_with_pending(&mut conn)?
     };
     let mut linked = 0;
     for chain in chains {
@@ -277,32 +279,31 @@ fn link_waiting(
     new: Option<AuditRecord>,
 ) -> Result<usize, ApiError> {
     let (mut seq, mut hash) = q::lock_head(conn, chain)?;
-    let rows = q::unlinked(conn, chain, LINK_BATCH)?;
-    let mut linked = 0;
-    for row in rows {
+    let mut links = Vec::new();
+    for row in q::pending(conn, chain, LINK_BATCH)? {
         // Only a row edited by hand fails to parse; it stays unlinked (and
         // `audit verify` counts it) rather than stop the chain.
-        let Some(mut record) = row.record() else {
+        let Some(record) = row.record(seq + 1) else {
             tracing::error!(record_id = %row.id, "an audit record does not parse; left unlinked");
             continue;
         };
-        record.seq = seq + 1;
-        let next = record.hash_after(&hash);
-        q::link(conn, &row.id, record.seq, &hash, &next)?;
-        (seq, hash) = (record.seq, next);
-        linked += 1;
+        let link = LinkRow::of(&record, &hash);
+        (seq, hash) = (link.seq, link.hash.clone());
+        links.push(link);
     }
     if let Some(mut record) = new {
         record.seq = seq + 1;
-        let row = AuditRow::linked(&record, &hash);
-        q::insert(conn, &row)?;
-        (seq, hash) = (record.seq, row.hash.unwrap_or_default());
-        linked += 1;
+        q::insert(conn, &AuditRow::of(&record))?;
+        let link = LinkRow::of(&record, &hash);
+        (seq, hash) = (link.seq, link.hash.clone());
+        links.push(link);
     }
-    if linked > 0 {
-        q::move_head(conn, chain, seq, &hash)?;
+    if links.is_empty() {
+        return Ok(0);
     }
-    Ok(linked)
+    q::insert_links(conn, &links)?;
+    q::move_head(conn, chain, seq, &hash)?;
+    Ok(links.len())
 }
 
 /// This process's linker: links what waits each time an audited write
@@ -351,34 +352,39 @@ pub fn verify(db: &Db, only: Option<&str>) -> Result<Vec<ChainReport>, ApiError>
         let mut check = ChainCheck::default();
         let mut after = 0;
         let broken = 'walk: loop {
-            let rows = q::rows_after(&mut conn, &chain, after, head_seq, BATCH)?;
-            let Some(last) = rows.last() else {
+            let rows = q::links_after(&mut conn, &chain, after, head_seq, BATCH)?;
+            let Some((last, _)) = rows.last() else {
                 break 'walk check.finish(head_seq, &head_hash).err();
             };
-            after = last.seq.unwrap_or(after);
-            for row in &rows {
-                let (Some(record), Some(prev_hash), Some(hash)) =
-                    (row.record(), row.prev_hash.as_deref(), row.hash.as_deref())
-                else {
+            after = last.seq;
+            for (link, row) in &rows {
+                let Some(row) = row else {
                     break 'walk Some(Break {
-                        record_id: Some(row.id.clone()),
-                        seq: row.seq.unwrap_or(0),
-                        expected: "targets and fields as JSON arrays, prev_hash and hash set"
-                            .into(),
-                        found: format!(
-                            "targets {} fields {} prev_hash {:?} hash {:?}",
-                            row.targets, row.fields, row.prev_hash, row.hash
-                        ),
+                        record_id: Some(link.record_id.clone()),
+                        seq: link.seq,
+                        expected: "the record this link names".into(),
+                        found: "no record".into(),
                     });
                 };
-                if let Err(broken) =
-                    check.next(&record, prev_hash, hash, row.identity_id.as_deref())
-                {
+                let Some(record) = row.record(link.seq) else {
+                    break 'walk Some(Break {
+                        record_id: Some(row.id.clone()),
+                        seq: link.seq,
+                        expected: "targets and fields as JSON arrays".into(),
+                        found: format!("targets {} fields {}", row.targets, row.fields),
+                    });
+                };
+                if let Err(broken) = check.next(
+                    &record,
+                    &link.prev_hash,
+                    &link.hash,
+                    row.identity_id.as_deref(),
+                ) {
                     break 'walk Some(broken);
                 }
             }
         };
-        let unlinked = q::count_unlinked(&mut conn, &chain)?;
+        let unlinked = q::count_pending(&mut conn, &chain)?;
         reports.push(ChainReport {
             chain,
             verified: check.verified,
@@ -432,9 +438,9 @@ pub fn list(
     rows.truncate(size as usize);
     let data = rows
         .into_iter()
-        .map(|row| {
+        .map(|(link, row)| {
             let id = row.id.clone();
-            crate::views::AuditRecordView::of(row).ok_or_else(|| {
+            crate::views::AuditRecordView::of(link, row).ok_or_else(|| {
                 ApiError::internal(anyhow::anyhow!("audit record {id} does not parse"))
             })
         })

@@ -28,10 +28,7 @@ backend_tests!(
 pub async fn all_linked(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let waiting = query_count(
-            &app.db,
-            "SELECT COUNT(*) AS count FROM audit_log WHERE seq IS NULL",
-        );
+        let waiting = query_count(&app.db, "SELECT COUNT(*) AS count FROM audit_pending");
         if waiting == 0 {
             return;
         }
@@ -172,7 +169,7 @@ fn row_id(app: &TestApp, seq: i64) -> String {
     query_text(
         &app.db,
         &format!(
-            "SELECT id AS value FROM audit_log WHERE chain = '{}' AND seq = {seq}",
+            "SELECT record_id AS value FROM audit_links WHERE chain = '{}' AND seq = {seq}",
             app.app_id
         ),
     )
@@ -181,8 +178,8 @@ fn row_id(app: &TestApp, seq: i64) -> String {
 async fn a_changed_row_breaks_the_chain(app: TestApp) {
     five_writes(&app).await;
     app.db.execute(&format!(
-        "UPDATE audit_log SET fields = '[\"email\"]' WHERE chain = '{}' AND seq = 3",
-        app.app_id
+        "UPDATE audit_log SET fields = '[\"email\"]' WHERE id = '{}'",
+        row_id(&app, 3)
     ));
     let (ok, out) = verify(&app);
     assert!(!ok, "{out}");
@@ -195,25 +192,43 @@ async fn a_changed_row_breaks_the_chain(app: TestApp) {
 
 async fn a_removed_row_breaks_the_chain(app: TestApp) {
     five_writes(&app).await;
-    let last = rows(&app);
-    // The last row removed: only the head knows it was there.
-    app.db.execute(&format!(
-        "DELETE FROM audit_log WHERE chain = '{}' AND seq = {last}",
-        app.app_id
-    ));
+    let chain = app.app_id.clone();
+    let remove = |seq: i64| {
+        let id = row_id(&app, seq);
+        app.db.execute(&format!(
+            "DELETE FROM audit_links WHERE chain = '{chain}' AND seq = {seq}; \
+             DELETE FROM audit_log WHERE id = '{id}';"
+        ));
+    };
+    // The last record removed with its link: only the head knows it was
+    // there.
+    let last = query_count(
+        &app.db,
+        &format!("SELECT MAX(seq) AS count FROM audit_links WHERE chain = '{chain}'"),
+    );
+    remove(last);
     let (ok, out) = verify(&app);
     assert!(!ok, "{out}");
     assert!(out.contains("the head names more rows"), "{out}");
-    // A row in the middle removed: the next one no longer follows.
+    // One in the middle removed with its link: the next no longer follows.
     let third = row_id(&app, 3);
-    app.db.execute(&format!(
-        "DELETE FROM audit_log WHERE chain = '{}' AND seq = 2",
-        app.app_id
-    ));
+    remove(2);
     let (ok, out) = verify(&app);
     assert!(!ok, "{out}");
     assert!(
         out.contains(&format!("BROKEN at seq 3 (row {third})")),
+        "{out}"
+    );
+    // A record removed, its link left: the link names it.
+    let first = row_id(&app, 1);
+    app.db
+        .execute(&format!("DELETE FROM audit_log WHERE id = '{first}'"));
+    let (ok, out) = verify(&app);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "BROKEN at seq 1 (row {first}): expected the record this link names, found no record"
+        )),
         "{out}"
     );
 }
@@ -222,9 +237,9 @@ async fn reordered_rows_break_the_chain(app: TestApp) {
     five_writes(&app).await;
     let chain = &app.app_id;
     app.db.execute(&format!(
-        "UPDATE audit_log SET seq = -1 WHERE chain = '{chain}' AND seq = 2; \
-         UPDATE audit_log SET seq = 2 WHERE chain = '{chain}' AND seq = 3; \
-         UPDATE audit_log SET seq = 3 WHERE chain = '{chain}' AND seq = -1;"
+        "UPDATE audit_links SET seq = -1 WHERE chain = '{chain}' AND seq = 2; \
+         UPDATE audit_links SET seq = 2 WHERE chain = '{chain}' AND seq = 3; \
+         UPDATE audit_links SET seq = 3 WHERE chain = '{chain}' AND seq = -1;"
     ));
     let (ok, out) = verify(&app);
     assert!(!ok, "{out}");
@@ -501,9 +516,11 @@ async fn a_record_a_dead_process_left_unlinked_is_linked_by_the_next_linker(app:
     let before = rows(&app);
     app.db.execute(&format!(
         "INSERT INTO audit_log (id, chain, created_at, actor, action, targets, fields, outcome) \
-         VALUES ('018f3b5e-0000-7000-8000-0000000000aa', '{}', CURRENT_TIMESTAMP, 'cli', \
-         'identity.delete', '[]', '[]', 'committed')",
-        app.app_id
+         VALUES ('018f3b5e-0000-7000-8000-0000000000aa', '{chain}', CURRENT_TIMESTAMP, 'cli', \
+         'identity.delete', '[]', '[]', 'committed'); \
+         INSERT INTO audit_pending (record_id, chain) \
+         VALUES ('018f3b5e-0000-7000-8000-0000000000aa', '{chain}');",
+        chain = app.app_id
     ));
     let (ok, out) = verify(&app);
     assert!(ok, "{out}");
@@ -528,8 +545,8 @@ async fn the_command_line_is_recorded_with_its_user_and_links_its_own(app: TestA
         query_count(
             &app.db,
             &format!(
-                "SELECT COUNT(*) AS count FROM audit_log WHERE seq IS NOT NULL \
-                 AND action = 'api_key.create' AND targets LIKE '%{key}%'"
+                "SELECT COUNT(*) AS count FROM audit_log a JOIN audit_links l ON l.record_id = a.id \
+                 WHERE a.action = 'api_key.create' AND a.targets LIKE '%{key}%'"
             ),
         ),
         1

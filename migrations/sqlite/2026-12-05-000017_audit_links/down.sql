@@ -1,6 +1,6 @@
--- Unlinked records cannot go back into the old table (seq NOT NULL).
-DELETE FROM audit_log WHERE seq IS NULL;
-CREATE TABLE audit_log_chained (
+-- Records still waiting for their link cannot go back (seq NOT NULL).
+DELETE FROM audit_log WHERE id IN (SELECT record_id FROM audit_pending);
+CREATE TABLE audit_chained (
     id TEXT PRIMARY KEY,
     chain TEXT NOT NULL,
     seq BIGINT NOT NULL,
@@ -16,9 +16,11 @@ CREATE TABLE audit_log_chained (
     hash TEXT NOT NULL,
     UNIQUE (chain, seq)
 );
-INSERT INTO audit_log_chained
-SELECT id, chain, seq, created_at, actor, api_key_id, os_user, action, targets,
-       fields, outcome, prev_hash, hash
-FROM audit_log;
+INSERT INTO audit_chained
+SELECT r.id, r.chain, l.seq, r.created_at, r.actor, r.api_key_id, r.os_user, r.action,
+       r.targets, r.fields, r.outcome, l.prev_hash, l.hash
+FROM audit_log r JOIN audit_links l ON l.record_id = r.id;
 DROP TABLE audit_log;
-ALTER TABLE audit_log_chained RENAME TO audit_log;
+ALTER TABLE audit_chained RENAME TO audit_log;
+DROP TABLE audit_pending;
+DROP TABLE audit_links;

@@ -1,16 +1,33 @@
--- Audit records are written in the write's own transaction without a place
--- in their chain (seq, prev_hash and hash NULL) and linked into it right
--- after the commit, in a short transaction of their own that holds the
--- chain's head: writers of one app no longer wait for each other's
--- commits. Also: the request a record came from (id, client address), the
--- HTTP status answered, and the identity it concerns (for the list's
--- filter; derived from `targets`, which the hash covers).
--- SQLite cannot drop NOT NULL in place: the table is rebuilt, same columns
--- in the same order as PostgreSQL's after its ALTERs.
-CREATE TABLE audit_log_linked (
+-- The audit trail becomes strictly append-only: a record is written in its
+-- write's transaction and never changed; its place in its app's chain is a
+-- row of its own in `audit_links` (seq, the previous record's hash, its
+-- hash), written once when it is linked. On PostgreSQL a record waits in
+-- `audit_pending` until the linker links it right after the commit, so an
+-- app's writers do not wait for each other's commits on the chain's head;
+-- on SQLite (one writer at a time) it is linked in its write.
+-- Also: the request a record came from (id, client address), the HTTP
+-- status answered, and the identity it concerns (for the list's filter;
+-- derived from `targets`, which the hash covers).
+CREATE TABLE audit_links (
+    chain TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    record_id TEXT NOT NULL UNIQUE,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (chain, seq)
+);
+INSERT INTO audit_links (chain, seq, record_id, prev_hash, hash)
+SELECT chain, seq, id, prev_hash, hash FROM audit_log;
+CREATE TABLE audit_pending (
+    record_id TEXT PRIMARY KEY,
+    chain TEXT NOT NULL
+);
+CREATE INDEX audit_pending_chain ON audit_pending (chain, record_id);
+-- SQLite cannot drop columns that are part of a constraint: the table is
+-- rebuilt, with the same columns in the same order as PostgreSQL's.
+CREATE TABLE audit_records (
     id TEXT PRIMARY KEY,
     chain TEXT NOT NULL,
-    seq BIGINT,
     created_at TIMESTAMP NOT NULL,
     actor TEXT NOT NULL,
     api_key_id TEXT,
@@ -19,27 +36,22 @@ CREATE TABLE audit_log_linked (
     targets TEXT NOT NULL,
     fields TEXT NOT NULL,
     outcome TEXT NOT NULL,
-    prev_hash TEXT,
-    hash TEXT,
     request_id TEXT,
     client_address TEXT,
     identity_id TEXT,
-    status INTEGER,
-    UNIQUE (chain, seq)
+    status INTEGER
 );
-INSERT INTO audit_log_linked
-    (id, chain, seq, created_at, actor, api_key_id, os_user, action, targets,
-     fields, outcome, prev_hash, hash, identity_id)
-SELECT id, chain, seq, created_at, actor, api_key_id, os_user, action, targets,
-       fields, outcome, prev_hash, hash,
+INSERT INTO audit_records
+    (id, chain, created_at, actor, api_key_id, os_user, action, targets, fields,
+     outcome, identity_id)
+SELECT id, chain, created_at, actor, api_key_id, os_user, action, targets, fields,
+       outcome,
        CASE WHEN json_extract(targets, '$[0].type') = 'identity'
             THEN json_extract(targets, '$[0].id') END
 FROM audit_log;
 DROP TABLE audit_log;
-ALTER TABLE audit_log_linked RENAME TO audit_log;
--- What the linker looks for.
-CREATE INDEX audit_log_unlinked ON audit_log (chain, id) WHERE seq IS NULL;
--- The list's filters, each walked in chain order.
-CREATE INDEX audit_log_identity ON audit_log (chain, identity_id, seq);
-CREATE INDEX audit_log_action ON audit_log (chain, action, seq);
-CREATE INDEX audit_log_api_key ON audit_log (chain, api_key_id, seq);
+ALTER TABLE audit_records RENAME TO audit_log;
+-- The list's filters (each joined to its links for chain order).
+CREATE INDEX audit_log_identity ON audit_log (chain, identity_id);
+CREATE INDEX audit_log_action ON audit_log (chain, action);
+CREATE INDEX audit_log_api_key ON audit_log (chain, api_key_id);
