@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use super::keyset;
-use super::schema::{documents, identities, identity_metadata, verifications};
+use super::schema::{documents, identities, identity_metadata, identity_relations, verifications};
 use super::{Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::crypto::{DataKey, OpenError};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
@@ -659,6 +659,18 @@ fn apply_filters<'a>(
             IdentityFilter::Name => match condition {
                 Eq(v) => query.filter(identities::name.eq(v)),
                 Like(v) => query.filter(lower(identities::name).like(like_pattern(v)).escape('\\')),
+                _ => return Err(unsupported()),
+            },
+            IdentityFilter::RelatedPersonId => match condition {
+                // An index lookup (app, person) for the companies' ids.
+                Eq(v) => query.filter(
+                    identities::id.eq_any(
+                        identity_relations::table
+                            .filter(identity_relations::app_id.eq(app_id))
+                            .filter(identity_relations::person_id.eq(v))
+                            .select(identity_relations::company_id),
+                    ),
+                ),
                 _ => return Err(unsupported()),
             },
             IdentityFilter::RiskRating => match condition {

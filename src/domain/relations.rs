@@ -3,6 +3,11 @@
 
 use std::fmt;
 
+use serde_json::Value;
+
+use crate::domain::errors::FieldError;
+use crate::domain::ids::IdentityId;
+use crate::domain::input::{required, type_name, Errors, Field, ObjectReader};
 use crate::domain::stored::text_enum;
 
 text_enum! {
@@ -107,6 +112,146 @@ impl RelationTerms {
     }
 }
 
+/// `POST /identities/:id/relations`, parsed: every problem named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRelation {
+    pub person_id: IdentityId,
+    pub terms: RelationTerms,
+}
+
+/// `PATCH /identities/:id/relations/:relationId`, parsed: each field
+/// absent (kept) or set (`Some(None)` clears an optional one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelationPatch {
+    pub role: Option<RelationRole>,
+    pub ownership: Option<Option<Ownership>>,
+    pub title: Option<Option<String>>,
+}
+
+const TITLE_MAX: usize = 200;
+
+fn role(r: &mut ObjectReader<'_>, errors: &mut Errors) -> Field<RelationRole> {
+    let path = r.path_of("role");
+    match r.string("role", 64, errors) {
+        Field::Value(text) => match RelationRole::parse(&text) {
+            Some(role) => Field::Value(role),
+            None => {
+                let names: Vec<&str> = RelationRole::ALL.iter().map(|r| r.as_str()).collect();
+                errors.add(path, format!("must be one of {}", names.join(", ")));
+                Field::Invalid
+            }
+        },
+        Field::Null => Field::Null,
+        Field::Absent => Field::Absent,
+        Field::Invalid => Field::Invalid,
+    }
+}
+
+fn ownership(r: &mut ObjectReader<'_>, errors: &mut Errors) -> Field<Ownership> {
+    let path = r.path_of("ownershipPercent");
+    match r.raw("ownershipPercent") {
+        Field::Value(Value::Number(n)) => {
+            match n
+                .as_f64()
+                .ok_or("must be a number from 0 to 100")
+                .and_then(Ownership::from_percent)
+            {
+                Ok(share) => Field::Value(share),
+                Err(message) => {
+                    errors.add(path, message);
+                    Field::Invalid
+                }
+            }
+        }
+        Field::Value(other) => {
+            errors.add(path, format!("must be a number, not {}", type_name(other)));
+            Field::Invalid
+        }
+        Field::Null => Field::Null,
+        Field::Absent | Field::Invalid => Field::Absent,
+    }
+}
+
+fn done<T>(value: Option<T>, errors: Errors) -> Result<T, Vec<FieldError>> {
+    match value {
+        Some(value) if errors.is_empty() => Ok(value),
+        _ => Err(errors.into_vec()),
+    }
+}
+
+impl NewRelation {
+    pub fn parse(body: &Value) -> Result<NewRelation, Vec<FieldError>> {
+        let mut errors = Errors::new();
+        let mut r = ObjectReader::new(body, "", &mut errors);
+        let person = r.string("personId", 64, &mut errors);
+        let person_id = match person {
+            Field::Value(text) => match IdentityId::parse(&text) {
+                Some(id) => Field::Value(id),
+                None => {
+                    errors.add("personId", "must be a UUID");
+                    Field::Invalid
+                }
+            },
+            Field::Null => Field::Null,
+            Field::Absent => Field::Absent,
+            Field::Invalid => Field::Invalid,
+        };
+        let role = role(&mut r, &mut errors);
+        let ownership = ownership(&mut r, &mut errors);
+        let title = r.string("title", TITLE_MAX, &mut errors);
+        r.finish(&mut errors);
+        let person_id = required(person_id, "personId", &mut errors);
+        let role = required(role, "role", &mut errors);
+        let terms = role.and_then(|role| {
+            match RelationTerms::new(role, ownership.value(), title.value()) {
+                Ok(terms) => Some(terms),
+                Err((field, message)) => {
+                    errors.add(field, message);
+                    None
+                }
+            }
+        });
+        let parsed = person_id
+            .zip(terms)
+            .map(|(person_id, terms)| NewRelation { person_id, terms });
+        done(parsed, errors)
+    }
+}
+
+impl RelationPatch {
+    pub fn parse(body: &Value) -> Result<RelationPatch, Vec<FieldError>> {
+        let mut errors = Errors::new();
+        let mut r = ObjectReader::new(body, "", &mut errors);
+        let role = match role(&mut r, &mut errors) {
+            Field::Value(role) => Some(role),
+            Field::Null => {
+                errors.add("role", "must not be null");
+                None
+            }
+            Field::Absent | Field::Invalid => None,
+        };
+        let ownership = match ownership(&mut r, &mut errors) {
+            Field::Value(share) => Some(Some(share)),
+            Field::Null => Some(None),
+            Field::Absent | Field::Invalid => None,
+        };
+        let title = match r.string("title", TITLE_MAX, &mut errors) {
+            Field::Value(title) => Some(Some(title)),
+            Field::Null => Some(None),
+            Field::Absent | Field::Invalid => None,
+        };
+        r.finish(&mut errors);
+        done(
+            Some(RelationPatch {
+                role,
+                ownership,
+                title,
+            }),
+            errors,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +282,45 @@ mod tests {
         assert_eq!(director.owned(), None, "a director's shares do not count");
         let owner = RelationTerms::new(RelationRole::BeneficialOwner, Some(share), None).unwrap();
         assert_eq!(owner.owned(), Some(share));
+    }
+
+    #[test]
+    fn bodies_are_checked_field_by_field() {
+        use serde_json::json;
+        let person = "8c4a5f4e-2b7e-4c1a-9f0e-3d6b1a2c4e5f";
+        let parsed = NewRelation::parse(&json!({
+            "personId": person, "role": "beneficialOwner", "ownershipPercent": 25.5, "title": "CEO"
+        }))
+        .unwrap();
+        assert_eq!(parsed.terms.ownership.unwrap().hundredths(), 2550);
+        let fields = |body: Value| -> Vec<String> {
+            NewRelation::parse(&body)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(fields(json!({})), vec!["personId", "role"]);
+        assert_eq!(
+            fields(json!({"personId": person, "role": "beneficialOwner"})),
+            vec!["ownershipPercent"]
+        );
+        assert_eq!(
+            fields(json!({"personId": "x", "role": "owner", "ownershipPercent": "25", "extra": 1})),
+            vec!["personId", "role", "ownershipPercent", "extra"]
+        );
+        assert_eq!(
+            fields(json!({"personId": person, "role": "director", "ownershipPercent": 100.5})),
+            vec!["ownershipPercent"]
+        );
+
+        let patch =
+            RelationPatch::parse(&json!({"ownershipPercent": null, "title": "Chair"})).unwrap();
+        assert_eq!(patch.role, None);
+        assert_eq!(patch.ownership, Some(None));
+        assert_eq!(patch.title, Some(Some("Chair".into())));
+        assert!(RelationPatch::parse(&json!({"role": null})).is_err());
+        assert!(RelationPatch::parse(&json!({"personId": person})).is_err());
     }
 
     proptest! {

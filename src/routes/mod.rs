@@ -14,6 +14,7 @@ pub mod kyc;
 pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
+pub mod relations;
 pub mod stream;
 pub mod webhooks;
 
@@ -92,6 +93,12 @@ routes! {
         delete: identities::delete,
     }
     "/identities/{id}/erase" => { post: identities::erase }
+    "/identities/{id}/relations" => { get: relations::list, post: relations::create }
+    "/identities/{id}/relations/{relationId}" => {
+        get: relations::get,
+        patch: relations::patch,
+        delete: relations::delete,
+    }
     "/identities/{id}/block" => { post: kyc::block }
     "/identities/{id}/unblock" => { post: kyc::unblock }
     "/identities/{id}/history" => { get: kyc::history }

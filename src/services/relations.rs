@@ -8,26 +8,12 @@ use crate::db::{self, DbConnection};
 use crate::domain::audit::Target;
 use crate::domain::identity::IdentityKind;
 use crate::domain::ids::{AppId, IdentityId, RelationId};
-use crate::domain::relations::{Ownership, RelationRole, RelationTerms};
+use crate::domain::relations::{
+    NewRelation, Ownership, RelationPatch, RelationRole, RelationTerms,
+};
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::write::{Change, Tx};
 use crate::views::RelationView;
-
-/// A new relation, parsed before the transaction.
-#[derive(Debug, Clone)]
-pub struct NewRelation {
-    pub person_id: IdentityId,
-    pub terms: RelationTerms,
-}
-
-/// A patch: each field absent (kept), or set (`None` clears an optional
-/// one).
-#[derive(Debug, Clone, Default)]
-pub struct RelationPatch {
-    pub role: Option<RelationRole>,
-    pub ownership: Option<Option<Ownership>>,
-    pub title: Option<Option<String>>,
-}
 
 fn company_not_found() -> ApiError {
     ApiError::refused(Refusal::IdentityNotFound, "No identity with this id.")
@@ -219,6 +205,18 @@ pub fn remove_all_of(tx: &mut Tx<'_, '_>, app_id: &AppId, id: &IdentityId) -> Re
         });
     }
     Ok(())
+}
+
+/// `GET /identities/:id/relations/:relationId`.
+pub fn get(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    company_id: &IdentityId,
+    id: &RelationId,
+) -> Result<RelationView, ApiError> {
+    identities_q::find_live(conn, app_id, company_id)?.ok_or_else(company_not_found)?;
+    let row = q::find(conn, app_id, company_id, id)?.ok_or_else(relation_not_found)?;
+    Ok(RelationView::new(row))
 }
 
 /// `GET /identities/:id/relations`: a live company's relations, in the

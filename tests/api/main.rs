@@ -17,6 +17,7 @@ mod layers;
 mod listing;
 mod migrations;
 mod openapi;
+mod relations;
 mod replicas;
 mod rotation;
 mod tenancy;

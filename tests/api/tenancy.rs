@@ -59,6 +59,20 @@ async fn another_apps_ids_are_unknown_on_every_route(app: TestApp) {
         .await
         .unwrap();
     let event = events["data"][0]["id"].as_str().unwrap().to_string();
+    let company = create(&app, &crate::identities::company("owned@example.com", &id)).await;
+    let company = company["id"].as_str().unwrap().to_string();
+    let (status, relation) = json(
+        app.post(
+            &format!("/identities/{company}/relations"),
+            &json!({"personId": id, "role": "director"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{relation}");
+    let relation = relation["data"]["id"].as_str().unwrap().to_string();
     crate::audit::all_linked(&app).await;
     let (_, records) = json(app.get("/audit-log").send().await.unwrap()).await;
     let record = records["data"][0]["id"].as_str().unwrap().to_string();
@@ -142,6 +156,41 @@ async fn another_apps_ids_are_unknown_on_every_route(app: TestApp) {
             "/identities/{id}/erase",
             format!("/identities/{id}/erase"),
             Some(json!({})),
+            "identity_not_found",
+        ),
+        (
+            "post",
+            "/identities/{id}/relations",
+            format!("/identities/{company}/relations"),
+            Some(json!({"personId": id, "role": "director"})),
+            "identity_not_found",
+        ),
+        (
+            "get",
+            "/identities/{id}/relations",
+            format!("/identities/{company}/relations"),
+            None,
+            "identity_not_found",
+        ),
+        (
+            "get",
+            "/identities/{id}/relations/{relationId}",
+            format!("/identities/{company}/relations/{relation}"),
+            None,
+            "identity_not_found",
+        ),
+        (
+            "patch",
+            "/identities/{id}/relations/{relationId}",
+            format!("/identities/{company}/relations/{relation}"),
+            Some(json!({"title": "Taken over"})),
+            "identity_not_found",
+        ),
+        (
+            "delete",
+            "/identities/{id}/relations/{relationId}",
+            format!("/identities/{company}/relations/{relation}"),
+            None,
             "identity_not_found",
         ),
         (

@@ -366,6 +366,51 @@ async fn every_changing_route_passes_the_write_path(app: TestApp) {
     let (_, writes) = writes_of(&app, app.post("/identities", &person("third@example.com"))).await;
     assert_eq!(writes, one("identity.create", &["identity.created"]));
 
+    // A company's relations change the company's answer.
+    let owner = create(&app, &person("owner@example.com")).await;
+    let owner = owner["id"].as_str().unwrap();
+    let company = create(&app, &crate::identities::company("firm@example.com", owner)).await;
+    let company = company["id"].as_str().unwrap();
+    case("post", "/identities/{id}/relations");
+    let (status, writes) = writes_of(
+        &app,
+        app.post(
+            &format!("/identities/{company}/relations"),
+            &json!({"personId": owner, "role": "beneficialOwner", "ownershipPercent": 30}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(writes, one("relation.create", &["identity.updated"]));
+    let relations: Value = app
+        .get(&format!("/identities/{company}/relations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let relation = relations["data"][0]["id"].as_str().unwrap().to_string();
+    case("patch", "/identities/{id}/relations/{relationId}");
+    let (status, writes) = writes_of(
+        &app,
+        app.patch(
+            &format!("/identities/{company}/relations/{relation}"),
+            &json!({"ownershipPercent": 35}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(writes, one("relation.update", &["identity.updated"]));
+    case("delete", "/identities/{id}/relations/{relationId}");
+    let (status, writes) = writes_of(
+        &app,
+        app.delete(&format!("/identities/{company}/relations/{relation}")),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(writes, one("relation.delete", &["identity.updated"]));
+
     let changing: BTreeSet<(&str, &str)> = kyc_api::routes::ROUTES
         .iter()
         .chain(kyc_api::routes::SANDBOX_ROUTES)

@@ -109,6 +109,8 @@ pub enum IdentityFilter {
     Metadata,
     Name,
     RefId,
+    /// Companies a person is related to (`identity_relations`).
+    RelatedPersonId,
     RiskRating,
     Type,
 }
@@ -393,6 +395,11 @@ pub static IDENTITY_LIST: ListSpec<IdentityFilter> = ListSpec {
             field: IdentityFilter::RefId,
             operators: EQ_IN,
             kind: ValueKind::Text,
+        },
+        FilterSpec {
+            field: IdentityFilter::RelatedPersonId,
+            operators: EQ,
+            kind: ValueKind::Uuid,
         },
         FilterSpec {
             field: IdentityFilter::RiskRating,

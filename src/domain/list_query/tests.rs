@@ -344,7 +344,7 @@ fn unknown_parameters_and_filters_are_named() {
         error("filter[nope]=1"),
         (
             "filter[nope]".into(),
-            "is not a known filter; allowed filters: appId, blocked, email, id, identityOwner, metadata.<key>, name, refId, riskRating, type"
+            "is not a known filter; allowed filters: appId, blocked, email, id, identityOwner, metadata.<key>, name, refId, relatedPersonId, riskRating, type"
                 .into()
         )
     );
