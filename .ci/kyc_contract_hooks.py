@@ -226,6 +226,25 @@ def _fix_cursor(case):
     case.query = query
 
 
+def _fit_share(path, body):
+    # A company's beneficial owners own at most 100 % together: state no
+    # schema can say (like a unique email), so a valid share is cut to what
+    # the company has left.
+    if not isinstance(body.get("ownershipPercent"), (int, float)):
+        return
+    found = _get(f"/identities/{path['id']}/relations")
+    if found is None:
+        return
+    taken = sum(
+        r["ownershipPercent"] or 0
+        for r in found["data"]
+        if r["role"] == "beneficialOwner" and r["id"] != path.get("relationId")
+    )
+    left = max(0, round(100 - taken, 2))
+    if body["ownershipPercent"] > left:
+        body["ownershipPercent"] = left
+
+
 def _positive(case):
     meta = case.meta
     return meta is not None and meta.generation.mode.is_positive
@@ -262,6 +281,8 @@ def before_call(context, case, kwargs):
         found = _get(f"/identities/{body['identityId']}")
         if found is not None:
             body["email"] = found["data"]["email"]
+    elif label in ("POST /identities/{id}/relations", "PATCH /identities/{id}/relations/{relationId}"):
+        _fit_share(case.path_parameters, body)
     elif label == "POST /files/upload":
         # Like S3, the server reads the form in order and wants the file last.
         order = ["key", "Content-Type", "policy", "file"]
