@@ -306,6 +306,10 @@ fn link_waiting(
     Ok(links.len())
 }
 
+/// How long the linker waits, once woken, for more records to link in
+/// the same round: a record is linked within about this long of its commit.
+const LINK_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// This process's linker: links what waits each time an audited write
 /// commits (wake-ups while it works fold into one more round).
 pub fn spawn_linker(write: WritePath) {
@@ -313,6 +317,10 @@ pub fn spawn_linker(write: WritePath) {
     tokio::spawn(async move {
         loop {
             woken.notified().await;
+            // Lets the writes of the next few milliseconds join this
+            // round: under load one round links dozens of records instead
+            // of one or two (each round is a transaction of its own).
+            tokio::time::sleep(LINK_GATHER).await;
             let write = write.clone();
             match tokio::task::spawn_blocking(move || link_pending(&write)).await {
                 Ok(Ok(_)) => {}
