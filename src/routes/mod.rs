@@ -193,6 +193,19 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Body<T
         let json = JsonBody::from_request(req, payload);
         Box::pin(async move {
             let JsonBody(value) = json.await?;
+            // serde's derived structs also read a JSON array, field by field
+            // in order (`["x"]` as `{"reason": "x"}`, `[]` as `{}`); every
+            // body of this API is an object.
+            if !value.is_object() {
+                return Err(ApiError::invalid(
+                    "body",
+                    format!(
+                        "must be an object, not {}",
+                        crate::domain::input::type_name(&value)
+                    ),
+                )
+                .into());
+            }
             serde_path_to_error::deserialize(value)
                 .map(Body)
                 .map_err(|e| {

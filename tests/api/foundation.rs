@@ -16,8 +16,36 @@ backend_tests!(
     unknown_route_and_wrong_method,
     body_errors_have_the_shared_shape,
     duplicate_json_keys_are_refused_on_every_body,
+    a_body_must_be_an_object,
     internal_errors_reveal_nothing,
 );
+
+/// serde reads a struct from a JSON array too (`["x"]` as the first
+/// field); no route takes one.
+async fn a_body_must_be_an_object(app: TestApp) {
+    let id = "8c4a5f4e-2b7e-4c1a-9f0e-3d6b1a2c4e5f";
+    for (path, body) in [
+        (format!("/events/{id}/redeliver"), "[]"),
+        (format!("/identities/{id}/block"), "[\"a reason\"]"),
+        (format!("/verifications/{id}/decision"), "[\"approved\"]"),
+        ("/presign-url".to_owned(), "[\"passport.jpg\"]"),
+        ("/identities".to_owned(), "[]"),
+    ] {
+        let (status, answer) = json(
+            app.client
+                .post(app.url(&path))
+                .header("apiKey", &app.api_key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &answer, 400, "validation_failed");
+        assert_eq!(detail_fields(&answer)[0], "body", "{path}: {answer}");
+    }
+}
 
 /// The SQLite file (all the PII) and its WAL files are created 0600.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
