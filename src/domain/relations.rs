@@ -1,8 +1,6 @@
 //! A company's related parties (KYB): the people who own, direct, represent
 //! or sign for it, each a person identity of the same app.
 
-use std::fmt;
-
 use serde_json::Value;
 
 use crate::domain::errors::FieldError;
@@ -67,12 +65,6 @@ impl Ownership {
             .ok()
             .filter(|s| *s <= WHOLE.0)
             .map(Ownership)
-    }
-}
-
-impl fmt::Display for Ownership {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} %", self.percent())
     }
 }
 
