@@ -33,33 +33,40 @@ async fn upload(
     post_form(&app.client, presigned, content_type, bytes).await
 }
 
-/// Posts the form as a browser would: every field, then `file`.
+/// Posts the form as a browser would: every field, then `file`. Sent again
+/// once when the pooled connection it went out on had been closed by the
+/// server (hyper retries no POST itself: `IncompleteMessage` before any
+/// answer byte), which s3s-fs does after some refusals.
 pub async fn post_form(
     client: &reqwest::Client,
     presigned: &Value,
     content_type: &str,
     bytes: &[u8],
 ) -> reqwest::Response {
-    let mut form = reqwest::multipart::Form::new();
-    for (name, value) in presigned["fields"].as_object().unwrap() {
-        let value = if name == "Content-Type" {
-            content_type.to_string()
-        } else {
-            value.as_str().unwrap().to_string()
-        };
-        form = form.text(name.clone(), value);
+    let form = || {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in presigned["fields"].as_object().unwrap() {
+            let value = if name == "Content-Type" {
+                content_type.to_string()
+            } else {
+                value.as_str().unwrap().to_string()
+            };
+            form = form.text(name.clone(), value);
+        }
+        let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+            .file_name("scan.jpg")
+            .mime_str(content_type)
+            .unwrap();
+        form.part("file", part)
+    };
+    let url = presigned["url"].as_str().unwrap();
+    match client.post(url).multipart(form()).send().await {
+        Ok(response) => response,
+        Err(err) if format!("{err:?}").contains("IncompleteMessage") => {
+            client.post(url).multipart(form()).send().await.unwrap()
+        }
+        Err(err) => panic!("posting the form failed: {err:?}"),
     }
-    let part = reqwest::multipart::Part::bytes(bytes.to_vec())
-        .file_name("scan.jpg")
-        .mime_str(content_type)
-        .unwrap();
-    form = form.part("file", part);
-    client
-        .post(presigned["url"].as_str().unwrap())
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
 }
 
 pub fn with_documents(email: &str, document_url: &str) -> Value {
