@@ -95,7 +95,9 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::IdentityBlocked
         | Refusal::IdentityKycIsMissing
         | Refusal::KycRequiredStatusNotReached
-        | Refusal::OperationNotActiveDueToExtraKycMissing => StatusCode::UNPROCESSABLE_ENTITY,
+        | Refusal::OperationNotActiveDueToExtraKycMissing
+        | Refusal::RelatedPartyKycMissing
+        | Refusal::VerificationRejectedFinal => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

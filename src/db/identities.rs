@@ -358,6 +358,21 @@ pub fn find_live(
         .optional())
 }
 
+/// Whether each of these live identities is blocked (the rules' view of a
+/// company's related persons); ids not live are left out.
+pub fn blocked_of(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    ids: &[&IdentityId],
+) -> QueryResult<Vec<(IdentityId, bool)>> {
+    identities::table
+        .filter(identities::app_id.eq(app_id))
+        .filter(identities::deleted_at.is_null())
+        .filter(identities::id.eq_any(ids))
+        .select((identities::id, identities::blocked))
+        .load(conn)
+}
+
 /// Like `find_live`, locking the row until the transaction ends, so that two
 /// concurrent patches cannot both start from the same old state. (SQLite
 /// write transactions are already exclusive, see `write_transaction`.)

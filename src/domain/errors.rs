@@ -62,6 +62,9 @@ pub enum Refusal {
     IdentityKycIsMissing,
     KycRequiredStatusNotReached,
     OperationNotActiveDueToExtraKycMissing,
+    RelatedPartyKycMissing,
+    /// A level's latest verification was rejected for good.
+    VerificationRejectedFinal,
 }
 
 impl Refusal {
@@ -97,6 +100,8 @@ impl Refusal {
             Refusal::OperationNotActiveDueToExtraKycMissing => {
                 "operation_not_active_due_to_extra_kyc_missing"
             }
+            Refusal::RelatedPartyKycMissing => "related_party_kyc_missing",
+            Refusal::VerificationRejectedFinal => "verification_rejected_final",
         }
     }
 }

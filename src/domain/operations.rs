@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::domain::document::DocumentType;
 use crate::domain::errors::Refusal;
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
+use crate::domain::relations::{self, Ownership, RelationRole};
 use crate::domain::stored::text_enum;
 
 /// The rules shipped with the server, used when no rules file is configured.
@@ -35,9 +36,18 @@ pub enum Reason {
     IdentityKycIsMissing,
     KycRequiredStatusNotReached,
     OperationNotActiveDueToExtraKycMissing,
+    RelatedPartyKycMissing,
 }
 
 impl Reason {
+    pub const ALL: [Reason; 5] = [
+        Reason::IdentityBlocked,
+        Reason::IdentityKycIsMissing,
+        Reason::KycRequiredStatusNotReached,
+        Reason::OperationNotActiveDueToExtraKycMissing,
+        Reason::RelatedPartyKycMissing,
+    ];
+
     /// The stable wire code; it doubles as the error code when
     /// `POST /operations/validate` refuses.
     pub fn code(self) -> &'static str {
@@ -48,6 +58,7 @@ impl Reason {
             Reason::OperationNotActiveDueToExtraKycMissing => {
                 "operation_not_active_due_to_extra_kyc_missing"
             }
+            Reason::RelatedPartyKycMissing => "related_party_kyc_missing",
         }
     }
 
@@ -63,6 +74,9 @@ impl Reason {
             Reason::OperationNotActiveDueToExtraKycMissing => {
                 "The operation requires documents or a risk rating the identity does not have."
             }
+            Reason::RelatedPartyKycMissing => {
+                "The company's related parties this operation asks about have not all reached the verification it requires (or it has none)."
+            }
         }
     }
 
@@ -74,6 +88,7 @@ impl Reason {
             Reason::OperationNotActiveDueToExtraKycMissing => {
                 Refusal::OperationNotActiveDueToExtraKycMissing
             }
+            Reason::RelatedPartyKycMissing => Refusal::RelatedPartyKycMissing,
         }
     }
 }
@@ -95,6 +110,66 @@ pub struct KycFacts {
     /// included; duplicates are harmless.
     pub document_types: Vec<DocumentType>,
     pub risk_rating: Option<RiskRating>,
+    /// A company's related parties (one entry per relation); `None` for a
+    /// person, whom a `related` requirement does not concern.
+    pub related: Option<Vec<RelatedPartyFacts>>,
+}
+
+/// One relation of a company, with what the rules need of its person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelatedPartyFacts {
+    pub role: RelationRole,
+    pub ownership: Option<Ownership>,
+    pub blocked: bool,
+    /// The person's latest verification status per level.
+    pub latest: BTreeMap<Level, VerificationStatus>,
+}
+
+/// A rule's `related` table: which of a company's related parties must
+/// have reached which verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelatedRequirement {
+    pub roles: Vec<RelationRole>,
+    /// Beneficial owners below this share are not asked about.
+    pub min_ownership: Ownership,
+    pub level: Level,
+    /// Never `Rejected`, as for the rule itself.
+    pub status: VerificationStatus,
+}
+
+/// The share from which a beneficial owner counts when the rules file
+/// gives none.
+pub const DEFAULT_MIN_OWNERSHIP: Ownership = relations::UBO_THRESHOLD;
+
+impl RelatedRequirement {
+    /// Whether the requirement asks about this relation: its role is
+    /// listed and, for a beneficial owner, its share reaches the threshold.
+    pub fn concerns(&self, party: &RelatedPartyFacts) -> bool {
+        self.roles.contains(&party.role)
+            && (party.role != RelationRole::BeneficialOwner
+                || party
+                    .ownership
+                    .is_some_and(|share| share >= self.min_ownership))
+    }
+
+    /// Met when at least one related party is concerned and every one that
+    /// is has reached the status at the level and is not blocked. A
+    /// company with no such party has not shown its KYB at all, so it
+    /// does not pass by default.
+    pub fn is_met_by(&self, parties: &[RelatedPartyFacts]) -> bool {
+        let mut concerned = parties
+            .iter()
+            .filter(|party| self.concerns(party))
+            .peekable();
+        concerned.peek().is_some()
+            && concerned.all(|party| {
+                !party.blocked
+                    && party
+                        .latest
+                        .get(&self.level)
+                        .is_some_and(|status| status.reaches(self.status))
+            })
+    }
 }
 
 /// One operation of the rules file, validated.
@@ -109,6 +184,8 @@ pub struct Rule {
     pub documents: Vec<DocumentType>,
     /// Extra KYC: the risk rating must be known and at most this.
     pub max_risk_rating: Option<RiskRating>,
+    /// KYB: what a company's related parties must have reached.
+    pub related: Option<RelatedRequirement>,
 }
 
 impl Rule {
@@ -135,6 +212,11 @@ impl Rule {
             .is_some_and(|ceiling| facts.risk_rating.is_none_or(|rating| rating > ceiling));
         if documents_missing || risk_too_high {
             return Some(Reason::OperationNotActiveDueToExtraKycMissing);
+        }
+        if let (Some(requirement), Some(parties)) = (&self.related, &facts.related) {
+            if !requirement.is_met_by(parties) {
+                return Some(Reason::RelatedPartyKycMissing);
+            }
         }
         None
     }
@@ -219,6 +301,12 @@ impl OperationRules {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Whether some rule asks about related parties: only then does
+    /// evaluating a company read its related persons' KYC.
+    pub fn ask_about_related_parties(&self) -> bool {
+        self.rules.iter().any(|rule| rule.related.is_some())
     }
 
     /// `action` is the wire form; an unknown action finds nothing rather
@@ -307,6 +395,18 @@ struct RawRule {
     documents: Vec<String>,
     #[serde(default)]
     max_risk_rating: Option<RiskRating>,
+    #[serde(default)]
+    related: Option<RawRelated>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelated {
+    roles: Vec<String>,
+    #[serde(default)]
+    min_ownership: Option<f64>,
+    level: Level,
+    status: String,
 }
 
 const REQUIRABLE_STATUSES: [VerificationStatus; 3] = [
@@ -314,6 +414,56 @@ const REQUIRABLE_STATUSES: [VerificationStatus; 3] = [
     VerificationStatus::InReview,
     VerificationStatus::Approved,
 ];
+
+fn requirable_status(text: &str) -> Result<VerificationStatus, String> {
+    VerificationStatus::parse(text)
+        .filter(|status| REQUIRABLE_STATUSES.contains(status))
+        .ok_or_else(|| {
+            format!(
+                "status `{text}` cannot be required; expected one of {}",
+                REQUIRABLE_STATUSES
+                    .map(VerificationStatus::as_str)
+                    .join(", ")
+            )
+        })
+}
+
+fn parse_related(raw: RawRelated) -> Result<RelatedRequirement, String> {
+    if raw.roles.is_empty() {
+        return Err("related: roles must name at least one role".into());
+    }
+    let mut roles = Vec::with_capacity(raw.roles.len());
+    for name in &raw.roles {
+        let role = RelationRole::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = RelationRole::ALL.iter().map(|r| r.as_str()).collect();
+            format!(
+                "related: `{name}` is not a role; expected one of {}",
+                known.join(", ")
+            )
+        })?;
+        if roles.contains(&role) {
+            return Err(format!("related: `{role}` is listed more than once"));
+        }
+        roles.push(role);
+    }
+    let min_ownership = match raw.min_ownership {
+        None => DEFAULT_MIN_OWNERSHIP,
+        Some(_) if !roles.contains(&RelationRole::BeneficialOwner) => {
+            return Err(
+                "related: min_ownership only applies when roles include beneficialOwner".into(),
+            )
+        }
+        Some(percent) => Ownership::from_percent(percent)
+            .map_err(|problem| format!("related: min_ownership {problem}"))?,
+    };
+    let status = requirable_status(&raw.status).map_err(|problem| format!("related: {problem}"))?;
+    Ok(RelatedRequirement {
+        roles,
+        min_ownership,
+        level: raw.level,
+        status,
+    })
+}
 
 fn parse_rule(table: toml::Table) -> Result<Rule, String> {
     let raw: RawRule = toml::Value::Table(table)
@@ -327,17 +477,7 @@ fn parse_rule(table: toml::Table) -> Result<Rule, String> {
         ));
     }
 
-    let status = VerificationStatus::parse(&raw.status)
-        .filter(|status| REQUIRABLE_STATUSES.contains(status))
-        .ok_or_else(|| {
-            format!(
-                "status `{}` cannot be required; expected one of {}",
-                raw.status,
-                REQUIRABLE_STATUSES
-                    .map(VerificationStatus::as_str)
-                    .join(", ")
-            )
-        })?;
+    let status = requirable_status(&raw.status)?;
 
     let mut documents: Vec<DocumentType> = Vec::with_capacity(raw.documents.len());
     for name in &raw.documents {
@@ -368,6 +508,7 @@ fn parse_rule(table: toml::Table) -> Result<Rule, String> {
         status,
         documents,
         max_risk_rating: raw.max_risk_rating,
+        related: raw.related.map(parse_related).transpose()?,
     })
 }
 
@@ -428,6 +569,7 @@ mod tests {
             status,
             documents: Vec::new(),
             max_risk_rating: None,
+            related: None,
         }
     }
 
@@ -450,6 +592,7 @@ mod tests {
             latest: [(Level::Basic, Approved)].into_iter().collect(),
             document_types: vec![Passport, FaceImage, UtilityBill],
             risk_rating: Some(RiskRating::Low),
+            related: None,
         };
         let cases: Vec<(&str, Rule, KycFacts, Option<Reason>)> = vec![
             ("all met", extra.clone(), complete.clone(), None),
@@ -601,6 +744,203 @@ mod tests {
         }
     }
 
+    fn party(
+        role: RelationRole,
+        percent: Option<f64>,
+        status: Option<VerificationStatus>,
+    ) -> RelatedPartyFacts {
+        RelatedPartyFacts {
+            role,
+            ownership: percent.map(|p| Ownership::from_percent(p).unwrap()),
+            blocked: false,
+            latest: status.map(|s| (Level::Basic, s)).into_iter().collect(),
+        }
+    }
+
+    fn kyb_rule() -> Rule {
+        Rule {
+            related: Some(RelatedRequirement {
+                roles: vec![RelationRole::BeneficialOwner, RelationRole::Director],
+                min_ownership: DEFAULT_MIN_OWNERSHIP,
+                level: Level::Basic,
+                status: Approved,
+            }),
+            ..rule(Level::Basic, Approved)
+        }
+    }
+
+    #[test]
+    fn related_parties_are_asked_about_by_role_share_and_status() {
+        use RelationRole::*;
+        let company = |parties: Vec<RelatedPartyFacts>| KycFacts {
+            related: Some(parties),
+            ..facts(&[(Level::Basic, Approved)])
+        };
+        let approved_director = party(Director, None, Some(Approved));
+        let cases: Vec<(&str, KycFacts, Option<Reason>)> = vec![
+            (
+                "a company with no related party",
+                company(vec![]),
+                Some(Reason::RelatedPartyKycMissing),
+            ),
+            (
+                "only parties of roles not asked about",
+                company(vec![party(Representative, None, Some(Approved))]),
+                Some(Reason::RelatedPartyKycMissing),
+            ),
+            (
+                "an approved director",
+                company(vec![approved_director.clone()]),
+                None,
+            ),
+            (
+                "a director in review",
+                company(vec![
+                    approved_director.clone(),
+                    party(Director, None, Some(InReview)),
+                ]),
+                Some(Reason::RelatedPartyKycMissing),
+            ),
+            (
+                "a director with no verification",
+                company(vec![approved_director.clone(), party(Director, None, None)]),
+                Some(Reason::RelatedPartyKycMissing),
+            ),
+            (
+                "a rejected owner at 25 %",
+                company(vec![
+                    approved_director.clone(),
+                    party(BeneficialOwner, Some(25.0), Some(Rejected)),
+                ]),
+                Some(Reason::RelatedPartyKycMissing),
+            ),
+            (
+                "an unverified owner below 25 % is not asked about",
+                company(vec![
+                    approved_director.clone(),
+                    party(BeneficialOwner, Some(24.99), None),
+                ]),
+                None,
+            ),
+            (
+                "an approved owner alone",
+                company(vec![party(BeneficialOwner, Some(60.0), Some(Approved))]),
+                None,
+            ),
+            (
+                "a blocked approved director",
+                company(vec![RelatedPartyFacts {
+                    blocked: true,
+                    ..approved_director.clone()
+                }]),
+                Some(Reason::RelatedPartyKycMissing),
+            ),
+            (
+                "an approval at another level does not count",
+                company(vec![RelatedPartyFacts {
+                    latest: [(Level::Enhanced, Approved)].into_iter().collect(),
+                    ..approved_director.clone()
+                }]),
+                Some(Reason::RelatedPartyKycMissing),
+            ),
+            (
+                "the company's own status is reported first",
+                KycFacts {
+                    related: Some(vec![]),
+                    ..facts(&[(Level::Basic, Pending)])
+                },
+                Some(Reason::KycRequiredStatusNotReached),
+            ),
+            (
+                "a person is not concerned",
+                facts(&[(Level::Basic, Approved)]),
+                None,
+            ),
+        ];
+        for (name, facts, expected) in cases {
+            assert_eq!(kyb_rule().blocking_reason(&facts), expected, "{name}");
+        }
+        // A lower threshold asks about smaller owners.
+        let mut strict = kyb_rule();
+        strict.related.as_mut().unwrap().min_ownership = Ownership::from_percent(10.0).unwrap();
+        let small_owner = company(vec![
+            approved_director,
+            party(BeneficialOwner, Some(10.0), None),
+        ]);
+        assert_eq!(
+            strict.blocking_reason(&small_owner),
+            Some(Reason::RelatedPartyKycMissing)
+        );
+        assert_eq!(kyb_rule().blocking_reason(&small_owner), None);
+    }
+
+    /// The example at the end of the default rules file, uncommented.
+    fn documented_kyb_example() -> String {
+        let start = DEFAULT_RULES_TOML
+            .rfind("# [[operation]]")
+            .expect("the example is there");
+        DEFAULT_RULES_TOML[start..]
+            .lines()
+            .map(|line| line.strip_prefix("# ").expect("a commented line"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_default_files_kyb_example_is_valid() {
+        let rules = OperationRules::from_toml_str(&documented_kyb_example()).unwrap();
+        assert!(rules.ask_about_related_parties());
+        assert!(!OperationRules::default_rules()
+            .unwrap()
+            .ask_about_related_parties());
+        assert_eq!(
+            rules.rules()[0],
+            Rule {
+                code: "withdrawal:company_wire".into(),
+                ..kyb_rule()
+            }
+        );
+    }
+
+    #[test]
+    fn related_requirements_are_checked_when_loaded() {
+        let with = |related: &str| format!("[[operation]]\n{VALID}related = {{ {related} }}\n");
+        let ok = OperationRules::from_toml_str(&with(
+            "roles = [\"beneficialOwner\"], min_ownership = 10.5, level = \"enhanced\", status = \"inReview\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.rules()[0].related,
+            Some(RelatedRequirement {
+                roles: vec![RelationRole::BeneficialOwner],
+                min_ownership: Ownership::from_percent(10.5).unwrap(),
+                level: Level::Enhanced,
+                status: InReview,
+            })
+        );
+        let cases = [
+            ("roles = [], level = \"basic\", status = \"approved\"", "roles must name at least one role"),
+            ("roles = [\"owner\"], level = \"basic\", status = \"approved\"", "`owner` is not a role"),
+            ("roles = [\"director\", \"director\"], level = \"basic\", status = \"approved\"", "`director` is listed more than once"),
+            ("roles = [\"director\"], min_ownership = 25, level = \"basic\", status = \"approved\"", "min_ownership only applies when roles include beneficialOwner"),
+            ("roles = [\"beneficialOwner\"], min_ownership = 120, level = \"basic\", status = \"approved\"", "min_ownership must be a number from 0 to 100"),
+            ("roles = [\"director\"], level = \"basic\", status = \"rejected\"", "related: status `rejected` cannot be required"),
+            ("roles = [\"director\"], level = \"basic\"", "missing field `status`"),
+            ("roles = [\"director\"], level = \"basic\", status = \"approved\", threshold = 25", "unknown field `threshold`"),
+        ];
+        for (related, problem) in cases {
+            let err = error_of(&with(related));
+            assert!(
+                matches!(&err, RulesError::InvalidOperation { location, .. } if location.position == 1),
+                "{related}: {err:?}"
+            );
+            assert!(
+                err.to_string().contains(problem),
+                "{err} should contain {problem}"
+            );
+        }
+    }
+
     #[test]
     fn operation_state_serializes_with_reason_only_when_inactive() {
         let inactive = OperationState {
@@ -632,12 +972,7 @@ mod tests {
 
     #[test]
     fn reason_codes_match_the_refusal_codes() {
-        for reason in [
-            Reason::IdentityBlocked,
-            Reason::IdentityKycIsMissing,
-            Reason::KycRequiredStatusNotReached,
-            Reason::OperationNotActiveDueToExtraKycMissing,
-        ] {
+        for reason in Reason::ALL {
             assert_eq!(reason.code(), reason.refusal().code());
         }
     }
@@ -653,6 +988,7 @@ mod tests {
                 status: Approved,
                 documents: vec![],
                 max_risk_rating: None,
+                related: None,
             },
             Rule {
                 action: Action::Create,
@@ -661,6 +997,7 @@ mod tests {
                 status: Pending,
                 documents: vec![],
                 max_risk_rating: None,
+                related: None,
             },
             Rule {
                 action: Action::Create,
@@ -669,6 +1006,7 @@ mod tests {
                 status: Approved,
                 documents: vec![UtilityBill],
                 max_risk_rating: Some(RiskRating::Medium),
+                related: None,
             },
             Rule {
                 action: Action::Confirm,
@@ -677,6 +1015,7 @@ mod tests {
                 status: Approved,
                 max_risk_rating: Some(RiskRating::Medium),
                 documents: vec![],
+                related: None,
             },
         ];
         assert_eq!(rules.rules(), expected);

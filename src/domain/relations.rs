@@ -28,6 +28,10 @@ pub struct Ownership(u16);
 /// The whole company.
 pub const WHOLE: Ownership = Ownership(10_000);
 
+/// The share from which a person is a beneficial owner under the EU AML
+/// directives (and FinCEN's CDD rule): 25 %.
+pub const UBO_THRESHOLD: Ownership = Ownership(2_500);
+
 impl Ownership {
     /// A percentage as sent (`25`, `33.33`): 0 to 100, at most two decimals.
     pub fn from_percent(percent: f64) -> Result<Ownership, &'static str> {

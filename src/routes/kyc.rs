@@ -317,7 +317,7 @@ pub async fn validate_operation(
                 let rule = rules
                     .find(&body.action, &body.code)
                     .ok_or_else(|| ApiError::internal(anyhow::anyhow!("rule vanished")))?;
-                service::validate_operation(conn, rule, &app_id, &identity_id)
+                service::validate_operation(conn, &rules, rule, &app_id, &identity_id)
             })
             .await?;
         Ok(Answer::no_content())

@@ -13,6 +13,7 @@ use serde_json::{json, value::RawValue, Value};
 
 use crate::db::events::{self as q, EventQuery, EventRow, NewEvent};
 use crate::db::identities as identity_q;
+use crate::db::relations as relations_q;
 use crate::db::{self, DbConnection, WriteConn};
 use crate::domain::crypto::{DataKey, KeyRing};
 use crate::domain::events::EventType;
@@ -139,13 +140,14 @@ impl WriteObserver for EventRecorder {
         // Identities whose operations may have changed, with whether the
         // write created them (their first operations are a baseline).
         let mut touched: Vec<(AppId, IdentityId, bool)> = Vec::new();
-        let mut touch = |app: &AppId, identity: &IdentityId, created: bool| match touched
-            .iter_mut()
-            .find(|(_, id, _)| id == identity)
-        {
-            Some(entry) => entry.2 |= created,
-            None => touched.push((app.clone(), identity.clone(), created)),
-        };
+        let touch =
+            |touched: &mut Vec<(AppId, IdentityId, bool)>,
+             app: &AppId,
+             identity: &IdentityId,
+             created: bool| match touched.iter_mut().find(|(_, id, _)| id == identity) {
+                Some(entry) => entry.2 |= created,
+                None => touched.push((app.clone(), identity.clone(), created)),
+            };
         for change in write.changes {
             match change {
                 Change::IdentityCreated {
@@ -154,7 +156,7 @@ impl WriteObserver for EventRecorder {
                 } => {
                     let object = self.identity(conn, write, app_id, identity_id)?;
                     out.push(EventType::IdentityCreated, app_id, identity_id, object, []);
-                    touch(app_id, identity_id, true);
+                    touch(&mut touched, app_id, identity_id, true);
                 }
                 Change::IdentityUpdated {
                     app_id,
@@ -181,7 +183,7 @@ impl WriteObserver for EventRecorder {
                             [("changedFields", json!(fields))],
                         ),
                     }
-                    touch(app_id, identity_id, false);
+                    touch(&mut touched, app_id, identity_id, false);
                 }
                 Change::IdentityDeleted {
                     app_id,
@@ -222,7 +224,7 @@ impl WriteObserver for EventRecorder {
                         }
                     };
                     out.push(EventType::DocumentCreated, app_id, identity_id, object, []);
-                    touch(app_id, identity_id, false);
+                    touch(&mut touched, app_id, identity_id, false);
                 }
                 Change::DocumentRemoved {
                     app_id,
@@ -236,7 +238,7 @@ impl WriteObserver for EventRecorder {
                         json!({"id": document_id, "identityId": identity_id}),
                         [],
                     );
-                    touch(app_id, identity_id, false);
+                    touch(&mut touched, app_id, identity_id, false);
                 }
                 Change::VerificationCreated {
                     app_id,
@@ -251,7 +253,7 @@ impl WriteObserver for EventRecorder {
                         object,
                         [],
                     );
-                    touch(app_id, identity_id, false);
+                    touch(&mut touched, app_id, identity_id, false);
                 }
                 Change::VerificationStatusChanged {
                     app_id,
@@ -274,7 +276,7 @@ impl WriteObserver for EventRecorder {
                         object,
                         extras,
                     );
-                    touch(app_id, identity_id, false);
+                    touch(&mut touched, app_id, identity_id, false);
                 }
                 Change::AppCreated { .. }
                 | Change::SealedAgain { .. }
@@ -287,6 +289,18 @@ impl WriteObserver for EventRecorder {
                 | Change::ApiKeyRevoked { .. }
                 | Change::ApiKeyUsed { .. }
                 | Change::ServerSecretCreated { .. } => {}
+            }
+        }
+        if self.rules.ask_about_related_parties() {
+            // A person's KYC counts toward the operations of the companies
+            // they are related to: those are compared too.
+            for (app_id, identity_id, created) in touched.clone() {
+                if created {
+                    continue;
+                }
+                for company in relations_q::of_person(conn, &app_id, &identity_id)? {
+                    touch(&mut touched, &app_id, &company, false);
+                }
             }
         }
         for (app_id, identity_id, created) in touched {
@@ -346,8 +360,8 @@ impl EventRecorder {
         created: bool,
     ) -> Result<(), ApiError> {
         let facts = match write.answers.identity(identity_id) {
-            Some(view) => kyc::facts_of(view),
-            None => match kyc::live_facts(conn, app_id, identity_id)? {
+            Some(view) => kyc::facts_of(conn, &self.rules, view)?,
+            None => match kyc::live_facts(conn, &self.rules, app_id, identity_id)? {
                 Some(facts) => facts,
                 // Deleted in this write: it has no operations any more.
                 None => return Ok(()),

@@ -9,15 +9,20 @@ use chrono::NaiveDateTime;
 use crate::db::identities::{self as identity_q, IdentityRow, IdentityState};
 use crate::db::kyc::VerificationQuery;
 use crate::db::kyc::{self as q, EventRow, StatusChange, VerificationRow};
+use crate::db::relations as relations_q;
 use crate::db::Cursor;
 use crate::db::{self, DbConnection};
 use crate::domain::crypto::KeyRing;
 use crate::domain::document::DocumentType;
 use crate::domain::identity::Email;
+use crate::domain::identity::IdentityKind;
 use crate::domain::ids::{AppId, HistoryEntryId, IdentityId, VerificationId};
 use crate::domain::kyc::{levels_supported_by, Level, RiskRating, VerificationStatus};
 use crate::domain::list_query::{ListSpec, Sort, VerificationFilter, VERIFICATION_LIST};
-use crate::domain::operations::{KycFacts, OperationRules, OperationState, Rule};
+use crate::domain::operations::{
+    KycFacts, OperationRules, OperationState, RelatedPartyFacts, Rule,
+};
+use crate::domain::relations::Ownership;
 use crate::error::{ApiError, Refusal};
 use crate::services::listing::Listing;
 use crate::services::write::{Change, Tx};
@@ -491,9 +496,14 @@ pub fn kyc_status_of(
 
 /// What the operation rules need, from an identity as answered: its KYC
 /// status is the latest verification per level and its documents the live
-/// ones, exactly what [`facts`] reads.
-pub fn facts_of(view: &IdentityView) -> KycFacts {
-    KycFacts {
+/// ones, exactly what [`live_facts`] reads; a company's related parties are
+/// read when the rules ask about them.
+pub fn facts_of(
+    conn: &mut DbConnection,
+    rules: &OperationRules,
+    view: &IdentityView,
+) -> Result<KycFacts, ApiError> {
+    Ok(KycFacts {
         blocked: view.blocked,
         latest: view
             .kyc_status
@@ -502,21 +512,24 @@ pub fn facts_of(view: &IdentityView) -> KycFacts {
             .collect(),
         document_types: view.documents.iter().map(|d| d.document_type).collect(),
         risk_rating: view.risk_rating,
-    }
+        related: related_facts(conn, rules, &view.app_id, &view.id, view.kind)?,
+    })
 }
 
 /// What the operation rules need to know about one identity.
 fn facts(
     conn: &mut DbConnection,
+    rules: &OperationRules,
     app_id: &AppId,
     identity_id: &IdentityId,
 ) -> Result<KycFacts, ApiError> {
-    live_facts(conn, app_id, identity_id)?.ok_or_else(identity_not_found)
+    live_facts(conn, rules, app_id, identity_id)?.ok_or_else(identity_not_found)
 }
 
 /// [`facts`], or `None` when the identity is not live.
 pub fn live_facts(
     conn: &mut DbConnection,
+    rules: &OperationRules,
     app_id: &AppId,
     identity_id: &IdentityId,
 ) -> Result<Option<KycFacts>, ApiError> {
@@ -536,7 +549,52 @@ pub fn live_facts(
         latest,
         document_types,
         risk_rating: identity.risk_rating,
+        related: related_facts(conn, rules, app_id, &identity.id, identity.identity_type)?,
     }))
+}
+
+/// A company's related parties with their persons' KYC, when some rule
+/// asks about them (three queries whatever their number); `None` for a
+/// person, or when no rule needs them.
+fn related_facts(
+    conn: &mut DbConnection,
+    rules: &OperationRules,
+    app_id: &AppId,
+    company_id: &IdentityId,
+    kind: IdentityKind,
+) -> Result<Option<Vec<RelatedPartyFacts>>, ApiError> {
+    if kind != IdentityKind::Company || !rules.ask_about_related_parties() {
+        return Ok(None);
+    }
+    let relations = relations_q::of_companies(conn, app_id, &[company_id])?;
+    let mut persons: Vec<&IdentityId> = relations.iter().map(|r| &r.person_id).collect();
+    persons.sort();
+    persons.dedup();
+    let blocked: HashMap<IdentityId, bool> = identity_q::blocked_of(conn, app_id, &persons)?
+        .into_iter()
+        .collect();
+    let mut latest: HashMap<IdentityId, BTreeMap<Level, VerificationStatus>> = HashMap::new();
+    // Newest first per identity and level: the first seen is the latest.
+    for row in q::of_identities(conn, app_id, &persons)? {
+        latest
+            .entry(row.identity_id)
+            .or_default()
+            .entry(row.level)
+            .or_insert(row.status);
+    }
+    Ok(Some(
+        relations
+            .into_iter()
+            .map(|relation| RelatedPartyFacts {
+                role: relation.role,
+                ownership: relation.ownership.and_then(Ownership::from_hundredths),
+                // A related person is never deleted while related (the
+                // delete is refused); were one missing, it counts as blocked.
+                blocked: blocked.get(&relation.person_id).copied().unwrap_or(true),
+                latest: latest.remove(&relation.person_id).unwrap_or_default(),
+            })
+            .collect(),
+    ))
 }
 
 pub fn operations(
@@ -545,7 +603,7 @@ pub fn operations(
     app_id: &AppId,
     identity_id: &IdentityId,
 ) -> Result<Vec<OperationState>, ApiError> {
-    let facts = facts(conn, app_id, identity_id)?;
+    let facts = facts(conn, rules, app_id, identity_id)?;
     Ok(rules.evaluate(&facts))
 }
 
@@ -553,11 +611,12 @@ pub fn operations(
 /// whose code is the reason.
 pub fn validate_operation(
     conn: &mut DbConnection,
+    rules: &OperationRules,
     rule: &Rule,
     app_id: &AppId,
     identity_id: &IdentityId,
 ) -> Result<(), ApiError> {
-    let facts = facts(conn, app_id, identity_id)?;
+    let facts = facts(conn, rules, app_id, identity_id)?;
     match rule.blocking_reason(&facts) {
         None => Ok(()),
         Some(reason) => Err(ApiError::refused(reason.refusal(), reason.message())),

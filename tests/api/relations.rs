@@ -4,9 +4,9 @@
 
 use serde_json::{json, Value};
 
-use crate::backend_tests;
-use crate::helpers::{assert_error, detail_fields, json, TestApp};
-use crate::identities::{company, create, person};
+use crate::helpers::{assert_error, detail_fields, json, TestApp, TestDatabase};
+use crate::identities::{company, create, person, reference_person};
+use crate::{backend_tests, database_tests};
 
 backend_tests!(
     relations_are_kept_checked_and_answered,
@@ -14,6 +14,8 @@ backend_tests!(
     the_owners_never_exceed_the_whole_company_under_concurrent_writes,
     a_related_person_cannot_be_deleted_but_can_be_erased,
 );
+
+database_tests!(related_parties_decide_a_companys_operations);
 
 struct Firm {
     company: String,
@@ -382,4 +384,255 @@ async fn a_related_person_cannot_be_deleted_but_can_be_erased(app: TestApp) {
     )
     .await;
     assert_eq!(answer["data"]["relations"], json!([]));
+}
+
+/// The KYB example of the default rules file, and a rule without `related`.
+const KYB_RULES: &str = r#"
+[[operation]]
+action = "create"
+code = "deposit:wire"
+level = "basic"
+status = "approved"
+
+[[operation]]
+action = "create"
+code = "withdrawal:company_wire"
+level = "basic"
+status = "approved"
+related = { roles = ["beneficialOwner", "director"], min_ownership = 25, level = "basic", status = "approved" }
+"#;
+
+/// An identity with an identity document and a face image, so a basic
+/// verification starts with it.
+fn with_documents(mut body: Value) -> Value {
+    let reference = reference_person();
+    body["documents"] = reference["documents"].clone();
+    body["faceImages"] = reference["faceImages"].clone();
+    body
+}
+
+async fn sandbox(app: &TestApp, outcome: &str, id: &str, email: &str) {
+    let (status, body) = json(
+        app.post(
+            &format!("/sandbox/identities/{outcome}"),
+            &json!({"identityId": id, "email": email}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn kyb_wire(app: &TestApp, id: &str) -> Option<String> {
+    let (status, body) = json(
+        app.get(&format!("/identities/{id}/operations"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let op = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|op| op["code"] == "withdrawal:company_wire")
+        .unwrap()
+        .clone();
+    assert_eq!(op["active"], op.get("reason").is_none(), "{op}");
+    op.get("reason").map(|r| r.as_str().unwrap().to_owned())
+}
+
+/// The company's `identity.operations_changed` events so far: whether the
+/// KYB operation was active in each.
+async fn kyb_changes(app: &TestApp, company: &str) -> Vec<bool> {
+    let (status, body) = json(
+        app.get(&format!(
+            "/events?filter[identityId]={company}&filter[type]=in:identity.operations_changed"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            event["data"]["operations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|op| op["code"] == "withdrawal:company_wire")
+                .unwrap()["active"]
+                .as_bool()
+                .unwrap()
+        })
+        .collect()
+}
+
+async fn related_parties_decide_a_companys_operations(db: TestDatabase) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, KYB_RULES).unwrap();
+    let app = TestApp::spawn_with(db, &[("KYC_OPERATION_RULES", rules.to_str().unwrap())]).await;
+    let missing = Some("related_party_kyc_missing".to_owned());
+
+    let mut people = Vec::new();
+    for i in 0..3 {
+        let email = format!("kyb{i}@example.com");
+        let p = create(&app, &with_documents(person(&email))).await;
+        people.push((p["id"].as_str().unwrap().to_owned(), email));
+    }
+    let (director, owner, small_owner) = (&people[0], &people[1], &people[2]);
+    let c = create(
+        &app,
+        &with_documents(company("kyb@example.com", &director.0)),
+    )
+    .await;
+    let company = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        kyb_wire(&app, &company).await,
+        Some("kyc_required_status_not_reached".into()),
+        "the company's own KYC is reported first"
+    );
+    sandbox(&app, "approve", &company, "kyb@example.com").await;
+    assert_eq!(
+        kyb_wire(&app, &company).await,
+        missing,
+        "a company with no related party has not shown its KYB"
+    );
+    // identityOwner is not a relation: approving the owner changes nothing.
+    sandbox(&app, "approve", &director.0, &director.1).await;
+    assert_eq!(kyb_wire(&app, &company).await, missing);
+    // A person is not concerned by `related`: their own KYC decides.
+    assert_eq!(kyb_wire(&app, &director.0).await, None);
+
+    for (person, role, share) in [
+        (director, "director", None),
+        (owner, "beneficialOwner", Some(30)),
+        (small_owner, "beneficialOwner", Some(10)),
+    ] {
+        let mut body = json!({"personId": person.0, "role": role});
+        if let Some(share) = share {
+            body["ownershipPercent"] = json!(share);
+        }
+        let (status, answer) = relate(&app, &company, body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(
+        kyb_wire(&app, &company).await,
+        missing,
+        "the 30 % owner is pending"
+    );
+    let (status, body) = json(
+        app.post(
+            "/operations/validate",
+            &json!({"action": "create", "code": "withdrawal:company_wire", "identityId": company}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, 422, "related_party_kyc_missing");
+    // So far: the company's approval (deposit:wire opened), the approved
+    // director's relation (alone, they met the requirement), the pending
+    // 30 % owner's relation.
+    assert_eq!(kyb_changes(&app, &company).await, vec![false, true, false]);
+
+    // The owner's approval is a change of the company's operations too;
+    // the 10 % owner, still pending, is not asked about.
+    sandbox(&app, "approve", &owner.0, &owner.1).await;
+    assert_eq!(kyb_wire(&app, &company).await, None);
+    assert_eq!(
+        kyb_changes(&app, &company).await,
+        vec![false, true, false, true]
+    );
+    let (status, body) = json(
+        app.post(
+            "/operations/validate",
+            &json!({"action": "create", "code": "withdrawal:company_wire", "identityId": company}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+
+    // Blocking a related person closes it again, unblocking reopens it.
+    for (path, active) in [("block", false), ("unblock", true)] {
+        let (status, body) = json(
+            app.post(
+                &format!("/identities/{}/{path}", director.0),
+                &json!({"reason": "test"}),
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(kyb_wire(&app, &company).await.is_none(), active, "{path}");
+    }
+    assert_eq!(
+        kyb_changes(&app, &company).await,
+        vec![false, true, false, true, false, true]
+    );
+
+    // Raising the small owner to 25 % asks about them: pending, so closed.
+    let relations = json(
+        app.get(&format!("/identities/{company}/relations"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .1;
+    let small = relations["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["personId"] == json!(small_owner.0))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = json(
+        app.patch(
+            &format!("/identities/{company}/relations/{small}"),
+            &json!({"ownershipPercent": 25}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(kyb_wire(&app, &company).await, missing);
+    // Rejecting them keeps it closed (no change, no event); removing the
+    // relation reopens it.
+    sandbox(&app, "reject", &small_owner.0, &small_owner.1).await;
+    assert_eq!(
+        kyb_changes(&app, &company).await,
+        vec![false, true, false, true, false, true, false]
+    );
+    let (status, _) = json(
+        app.delete(&format!("/identities/{company}/relations/{small}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(kyb_wire(&app, &company).await, None);
+    assert_eq!(
+        kyb_changes(&app, &company).await,
+        vec![false, true, false, true, false, true, false, true]
+    );
 }
