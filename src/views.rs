@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::db::identities::{DocumentRow, IdentityRow, NewDocument};
 use crate::db::relations::RelationRow;
+use crate::domain::decisions::{RejectLabel, RejectLabels, RejectType};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::identity::{Country, Email, Gender, IdentityData, IdentityKind, RefId};
 use crate::domain::ids::{
@@ -337,6 +338,9 @@ pub struct VerificationView {
     pub created_at: NaiveDateTime,
     #[serde(with = "wire")]
     pub updated_at: NaiveDateTime,
+    /// The decision's structured details (those of its latest decision).
+    #[serde(flatten)]
+    pub decision: DecisionView,
     pub history: Vec<VerificationEventView>,
 }
 
@@ -348,6 +352,38 @@ pub struct VerificationEventView {
     pub reason: Option<String>,
     #[serde(with = "wire")]
     pub created_at: NaiveDateTime,
+    #[serde(flatten)]
+    pub decision: DecisionView,
+}
+
+/// What a decision says beyond its status and reason, each key present only
+/// when it applies: `rejectType` and `rejectLabels` (`[]` when none were
+/// given) for a rejection, `clientComment` when one was written. The
+/// internal comment has no place here: it never leaves the service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_type: Option<RejectType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject_labels: Option<Vec<RejectLabel>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_comment: Option<String>,
+}
+
+impl DecisionView {
+    pub fn new(
+        reject_type: Option<RejectType>,
+        labels: Option<RejectLabels>,
+        client_comment: Option<String>,
+    ) -> DecisionView {
+        DecisionView {
+            reject_labels: reject_type
+                .map(|_| labels.map(|l| l.labels().to_vec()).unwrap_or_default()),
+            reject_type,
+            client_comment,
+        }
+    }
 }
 
 /// One entry of an identity's history: a verification status change, a
@@ -364,6 +400,8 @@ pub struct IdentityEventView {
     pub reason: Option<String>,
     #[serde(with = "wire")]
     pub created_at: NaiveDateTime,
+    #[serde(flatten)]
+    pub decision: DecisionView,
 }
 
 impl From<crate::db::kyc::EventRow> for IdentityEventView {
@@ -376,6 +414,7 @@ impl From<crate::db::kyc::EventRow> for IdentityEventView {
             status: row.status,
             reason: row.reason,
             created_at: row.created_at,
+            decision: DecisionView::new(row.reject_type, row.reject_labels, row.client_comment),
         }
     }
 }

@@ -8,7 +8,8 @@ use diesel::prelude::*;
 
 use super::identities::{IdentityRow, StoredPii};
 use super::schema::{
-    documents, idempotency_keys, identities, identity_metadata, server_secrets, webhook_endpoints,
+    documents, idempotency_keys, identities, identity_events, identity_metadata, server_secrets,
+    verifications, webhook_endpoints,
 };
 use super::{DbConnection, WriteConn};
 use crate::domain::document::DocumentLocation;
@@ -165,6 +166,29 @@ pub fn erase(
             .filter(identity_metadata::app_id.eq(app_id))
             .filter(identity_metadata::identity_id.eq(id)),
     )
+    .execute(&mut **conn)?;
+    // Reviewers' free text may describe the person: it goes too. What a
+    // decision was (status, rejection type and labels) stays.
+    diesel::update(
+        verifications::table
+            .filter(verifications::app_id.eq(app_id))
+            .filter(verifications::identity_id.eq(id)),
+    )
+    .set((
+        verifications::reason.eq(None::<String>),
+        verifications::client_comment.eq(None::<String>),
+    ))
+    .execute(&mut **conn)?;
+    diesel::update(
+        identity_events::table
+            .filter(identity_events::app_id.eq(app_id))
+            .filter(identity_events::identity_id.eq(id)),
+    )
+    .set((
+        identity_events::reason.eq(None::<String>),
+        identity_events::client_comment.eq(None::<String>),
+        identity_events::internal_comment.eq(None::<String>),
+    ))
     .execute(&mut **conn)
     .map(|_| ())
 }

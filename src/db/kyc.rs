@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::{identity_events, verifications};
 use super::{keyset, Cursor, DbConnection, MultiBackend, WriteConn};
+use crate::domain::decisions::{RejectLabels, RejectType};
 use crate::domain::ids::{AppId, HistoryEntryId, IdentityId, VerificationId};
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::list_query::{Condition, Filter, ListQuery, VerificationFilter};
@@ -26,6 +27,11 @@ pub struct VerificationRow {
     pub risk_rating: Option<RiskRating>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Set exactly when rejected.
+    pub reject_type: Option<RejectType>,
+    pub reject_labels: Option<RejectLabels>,
+    /// The latest decision's comment for the customer.
+    pub client_comment: Option<String>,
 }
 
 /// An entry of an identity's history, as read and as inserted: entries are
@@ -42,6 +48,11 @@ pub struct EventRow {
     pub status: Option<VerificationStatus>,
     pub reason: Option<String>,
     pub created_at: NaiveDateTime,
+    pub reject_type: Option<RejectType>,
+    pub reject_labels: Option<RejectLabels>,
+    pub client_comment: Option<String>,
+    /// For reviewers only: never put in an API answer or an event.
+    pub internal_comment: Option<String>,
 }
 
 /// A verification's decision: what `update_status` writes.
@@ -52,6 +63,9 @@ pub struct StatusChange<'a> {
     pub reason: Option<&'a str>,
     pub risk_rating: Option<RiskRating>,
     pub updated_at: NaiveDateTime,
+    pub reject_type: Option<RejectType>,
+    pub reject_labels: Option<&'a RejectLabels>,
+    pub client_comment: Option<&'a str>,
 }
 
 pub fn insert_verification(conn: &mut WriteConn<'_>, row: &VerificationRow) -> QueryResult<()> {
@@ -194,9 +208,43 @@ fn filtered<'a>(
                 In(vs) => query.filter(verifications::level.eq_any(vs)),
                 _ => return Err(unsupported()),
             },
+            VerificationFilter::RejectType => match condition {
+                Eq(v) => query.filter(verifications::reject_type.eq(v)),
+                In(vs) => query.filter(verifications::reject_type.eq_any(vs)),
+                _ => return Err(unsupported()),
+            },
+            VerificationFilter::RejectLabels => match condition {
+                Eq(v) => query.filter(has_any_label(std::slice::from_ref(v))),
+                In(vs) => query.filter(has_any_label(vs)),
+                _ => return Err(unsupported()),
+            },
         };
     }
     Ok(query)
+}
+
+type Condition_ = Box<
+    dyn BoxableExpression<verifications::table, MultiBackend, SqlType = diesel::sql_types::Bool>,
+>;
+
+/// Rejected with any of these labels (catalogue names, checked by the list
+/// spec, so they hold no `LIKE` wildcard): the stored names are joined by
+/// commas, so `,stored,` holds `,name,` exactly when the name is one.
+fn has_any_label(labels: &[String]) -> Condition_ {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Bool, Text};
+    let one = |label: &String| -> Condition_ {
+        Box::new(
+            sql::<Bool>("(',' || verifications.reject_labels || ',') LIKE ")
+                .bind::<Text, _>(format!("%,{label},%")),
+        )
+    };
+    let mut labels = labels.iter();
+    let first = labels
+        .next()
+        .map(one)
+        .unwrap_or_else(|| Box::new(sql::<Bool>("FALSE")));
+    labels.fold(first, |any, label| Box::new(any.or(one(label))))
 }
 
 /// The matches of `query`'s filters in its order.

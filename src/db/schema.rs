@@ -155,6 +155,9 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         identity_deleted_at -> Nullable<Timestamp>,
+        reject_type -> Nullable<Text>,
+        reject_labels -> Nullable<Text>,
+        client_comment -> Nullable<Text>,
     }
 }
 
@@ -169,6 +172,10 @@ diesel::table! {
         status -> Nullable<Text>,
         reason -> Nullable<Text>,
         created_at -> Timestamp,
+        reject_type -> Nullable<Text>,
+        reject_labels -> Nullable<Text>,
+        client_comment -> Nullable<Text>,
+        internal_comment -> Nullable<Text>,
     }
 }
 

@@ -8,6 +8,7 @@ use diesel::deserialize::{self, FromSql};
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
+use crate::domain::decisions::{RejectLabels, RejectType};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::events::EventType;
 use crate::domain::identity::{Country, Email, Gender, IdentityKind, RefId};
@@ -72,5 +73,7 @@ text_columns!(
     Level,
     VerificationStatus,
     RiskRating,
+    RejectType,
+    RejectLabels,
     EventType,
 );

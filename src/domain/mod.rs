@@ -3,6 +3,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod crypto;
+pub mod decisions;
 pub mod document;
 pub mod email_search;
 pub mod errors;

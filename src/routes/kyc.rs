@@ -9,11 +9,12 @@ use super::{idempotent, stream};
 use super::{parse_id, Body};
 use crate::app::AppState;
 use crate::auth::{ApiKey, AuthenticatedApp};
+use crate::domain::decisions::{Decision, DecisionFields, RejectLabel, RejectType};
 use crate::domain::ids::{IdentityId, VerificationId};
 use crate::domain::input::bounded_text;
 use crate::domain::kyc::{RiskRating, VerificationStatus};
-use crate::error::{ApiError, FieldError, Refusal};
-use crate::services::kyc::{self as service, Decision, VerificationListing};
+use crate::error::{ApiError, Refusal};
+use crate::services::kyc::{self as service, VerificationListing};
 use crate::services::write::{Answer, Operation};
 use crate::views::Data;
 
@@ -45,16 +46,10 @@ pub struct DecisionBody {
     status: VerificationStatus,
     reason: Option<String>,
     risk_rating: Option<RiskRating>,
-}
-
-fn optional_reason(reason: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
-    reason.and_then(|r| match bounded_text(&r, 500) {
-        Ok(r) => Some(r),
-        Err(m) => {
-            errors.push(FieldError::new("reason", m));
-            None
-        }
-    })
+    reject_type: Option<RejectType>,
+    reject_labels: Option<Vec<RejectLabel>>,
+    client_comment: Option<String>,
+    internal_comment: Option<String>,
 }
 
 pub async fn decide(
@@ -66,22 +61,16 @@ pub async fn decide(
 ) -> Result<HttpResponse, ApiError> {
     idempotent::answer(&state, &auth, &req, |claim| async {
         let id: VerificationId = parse_id("id", &id)?;
-        let mut errors = Vec::new();
-        if body.status == VerificationStatus::Pending {
-            errors.push(FieldError::new(
-                "status",
-                "must be inReview, approved or rejected",
-            ));
-        }
-        let reason = optional_reason(body.reason, &mut errors);
-        if !errors.is_empty() {
-            return Err(ApiError::Validation(errors));
-        }
-        let decision = Decision {
-            status: body.status,
-            reason,
+        let decision = Decision::new(DecisionFields {
+            status: Some(body.status),
+            reason: body.reason,
             risk_rating: body.risk_rating,
-        };
+            reject_type: body.reject_type,
+            reject_labels: body.reject_labels,
+            client_comment: body.client_comment,
+            internal_comment: body.internal_comment,
+        })
+        .map_err(ApiError::Validation)?;
         let app_id = auth.app_id.clone();
         state
             .write
@@ -178,10 +167,14 @@ pub struct SandboxBody {
     identity_id: String,
     email: String,
     reason: Option<String>,
+    reject_type: Option<RejectType>,
+    reject_labels: Option<Vec<RejectLabel>>,
+    client_comment: Option<String>,
+    internal_comment: Option<String>,
 }
 
 /// The sandbox's approve or reject: settles the identity's verification
-/// and answers `message`.
+/// with the decision the body describes and answers `message`.
 async fn sandbox_settle(
     state: web::Data<AppState>,
     auth: AuthenticatedApp,
@@ -192,11 +185,16 @@ async fn sandbox_settle(
 ) -> Result<HttpResponse, ApiError> {
     idempotent::answer(&state, &auth, &req, |claim| async {
         let identity_id: IdentityId = parse_id("identityId", &body.identity_id)?;
-        let mut errors = Vec::new();
-        let reason = optional_reason(body.reason, &mut errors);
-        if !errors.is_empty() {
-            return Err(ApiError::Validation(errors));
-        }
+        let decision = Decision::new(DecisionFields {
+            status: Some(outcome),
+            reason: body.reason,
+            risk_rating: None,
+            reject_type: body.reject_type,
+            reject_labels: body.reject_labels,
+            client_comment: body.client_comment,
+            internal_comment: body.internal_comment,
+        })
+        .map_err(ApiError::Validation)?;
         let email = body.email;
         let operation = if outcome == VerificationStatus::Approved {
             Operation::SandboxApprove
@@ -210,16 +208,7 @@ async fn sandbox_settle(
                 auth.actor(),
                 operation,
                 claim,
-                move |tx| {
-                    service::sandbox_settle(
-                        tx,
-                        &app_id,
-                        &identity_id,
-                        &email,
-                        outcome,
-                        reason.as_deref(),
-                    )
-                },
+                move |tx| service::sandbox_settle(tx, &app_id, &identity_id, &email, &decision),
                 move |()| Answer::json(200, &json!({ "message": message })),
             )
             .await
@@ -233,6 +222,8 @@ pub async fn sandbox_approve(
     req: HttpRequest,
     Body(body): Body<SandboxBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // The reference's approval takes no reason; the rejection's fields are
+    // refused by the decision itself.
     if body.reason.is_some() {
         return Err(ApiError::invalid(
             "reason",

@@ -268,6 +268,10 @@ impl WriteObserver for EventRecorder {
                         ("to", json!(to)),
                         ("reason", object["reason"].clone()),
                         ("riskRating", object["riskRating"].clone()),
+                        // Null when they do not apply, like `reason`.
+                        ("rejectType", object["rejectType"].clone()),
+                        ("rejectLabels", object["rejectLabels"].clone()),
+                        ("clientComment", object["clientComment"].clone()),
                     ];
                     out.push(
                         EventType::VerificationStatusChanged,

@@ -13,11 +13,12 @@ use crate::db::relations as relations_q;
 use crate::db::Cursor;
 use crate::db::{self, DbConnection};
 use crate::domain::crypto::KeyRing;
+use crate::domain::decisions::{Decision, RejectType};
 use crate::domain::document::DocumentType;
 use crate::domain::identity::Email;
 use crate::domain::identity::IdentityKind;
 use crate::domain::ids::{AppId, HistoryEntryId, IdentityId, VerificationId};
-use crate::domain::kyc::{levels_supported_by, Level, RiskRating, VerificationStatus};
+use crate::domain::kyc::{levels_supported_by, Level, VerificationStatus};
 use crate::domain::list_query::{ListSpec, Sort, VerificationFilter, VERIFICATION_LIST};
 use crate::domain::operations::{
     KycFacts, OperationRules, OperationState, RelatedPartyFacts, Rule,
@@ -27,7 +28,9 @@ use crate::error::{ApiError, Refusal};
 use crate::services::listing::Listing;
 use crate::services::write::{Change, Tx};
 use crate::storage::Storage;
-use crate::views::{IdentityView, KycStatusView, VerificationEventView, VerificationView};
+use crate::views::{
+    DecisionView, IdentityView, KycStatusView, VerificationEventView, VerificationView,
+};
 use diesel::QueryResult;
 
 pub const EVENT_VERIFICATION: &str = "verification";
@@ -51,13 +54,16 @@ fn after(previous: NaiveDateTime) -> NaiveDateTime {
     db::now().max(previous + chrono::Duration::microseconds(1))
 }
 
+/// Adds the verification's history entry for `status`: its decision's
+/// reason, rejection and comments (none for a start).
 fn record(
     tx: &mut Tx<'_, '_>,
     verification: &VerificationRow,
     status: VerificationStatus,
-    reason: Option<&str>,
+    decision: Option<&Decision>,
     at: NaiveDateTime,
 ) -> Result<(), ApiError> {
+    let rejection = decision.and_then(Decision::rejection);
     q::insert_event(
         tx.conn(),
         &EventRow {
@@ -68,11 +74,29 @@ fn record(
             verification_id: Some(verification.id.clone()),
             level: Some(verification.level),
             status: Some(status),
-            reason: reason.map(str::to_owned),
+            reason: decision.and_then(|d| d.reason.clone()),
             created_at: at,
+            reject_type: rejection.map(|r| r.reject_type),
+            reject_labels: rejection.and_then(|r| r.labels.clone()),
+            client_comment: decision.and_then(|d| d.client_comment.clone()),
+            internal_comment: decision.and_then(|d| d.internal_comment.clone()),
         },
     )?;
     Ok(())
+}
+
+/// A level whose latest verification was rejected for good takes no new
+/// one.
+fn refuse_if_final(level: Level, latest: Option<&VerificationRow>) -> Result<(), ApiError> {
+    match latest {
+        Some(row) if row.reject_type == Some(RejectType::Final) => Err(ApiError::refused(
+            Refusal::VerificationRejectedFinal,
+            format!(
+                "The identity's {level} verification was rejected as final: no new {level} verification is accepted."
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn start(
@@ -91,6 +115,9 @@ fn start(
         risk_rating: None,
         created_at: at,
         updated_at: at,
+        reject_type: None,
+        reject_labels: None,
+        client_comment: None,
     };
     q::insert_verification(tx.conn(), &row)?;
     tx.record(Change::VerificationCreated {
@@ -109,10 +136,12 @@ fn start(
         risk_rating: None,
         created_at: at,
         updated_at: at,
+        decision: DecisionView::default(),
         history: vec![VerificationEventView {
             status: Some(VerificationStatus::Pending),
             reason: None,
             created_at: at,
+            decision: DecisionView::default(),
         }],
     });
     Ok(row)
@@ -161,6 +190,9 @@ pub fn start_verifications(
             Some(row) => row.status == VerificationStatus::Rejected,
         };
         if fresh_needed {
+            refuse_if_final(level, latest.get(&level))?;
+        }
+        if fresh_needed {
             started.push(start(tx, identity, level, at)?);
             at = after(at);
         }
@@ -168,29 +200,32 @@ pub fn start_verifications(
     Ok(started)
 }
 
-/// The effects of a status change on the verification, its history and the
+/// The effects of a decision on the verification, its history and the
 /// identity (confirmation on basic approval, risk rating).
 fn apply_decision(
     tx: &mut Tx<'_, '_>,
     verification: &VerificationRow,
-    next: VerificationStatus,
-    reason: Option<&str>,
-    risk_rating: Option<RiskRating>,
+    decision: &Decision,
     at: NaiveDateTime,
 ) -> Result<(), ApiError> {
     let current = verification.status;
+    let next = decision.status();
     current
         .transition(next)
         .map_err(|e| ApiError::refused(Refusal::InvalidStatusTransition, e.message()))?;
+    let rejection = decision.rejection();
     q::update_status(
         tx.conn(),
         &verification.app_id,
         &verification.id,
         &StatusChange {
             status: next,
-            reason,
-            risk_rating: risk_rating.or(verification.risk_rating),
+            reason: decision.reason.as_deref(),
+            risk_rating: decision.risk_rating.or(verification.risk_rating),
             updated_at: at,
+            reject_type: rejection.map(|r| r.reject_type),
+            reject_labels: rejection.and_then(|r| r.labels.as_ref()),
+            client_comment: decision.client_comment.as_deref(),
         },
     )?;
     tx.record(Change::VerificationStatusChanged {
@@ -200,7 +235,8 @@ fn apply_decision(
         from: current.as_str(),
         to: next.as_str(),
     });
-    record(tx, verification, next, reason, at)?;
+    record(tx, verification, next, Some(decision), at)?;
+    let risk_rating = decision.risk_rating;
 
     let confirms = verification.level == Level::Basic && next == VerificationStatus::Approved;
     if confirms || risk_rating.is_some() {
@@ -234,12 +270,6 @@ fn apply_decision(
     Ok(())
 }
 
-pub struct Decision {
-    pub status: VerificationStatus,
-    pub reason: Option<String>,
-    pub risk_rating: Option<RiskRating>,
-}
-
 pub fn decide(
     tx: &mut Tx<'_, '_>,
     app_id: &AppId,
@@ -251,14 +281,7 @@ pub fn decide(
     identity_q::find_live_for_update(tx.read(), app_id, &verification.identity_id)?
         .ok_or_else(verification_not_found)?;
     let verification = q::find(tx.read(), app_id, id)?.ok_or_else(verification_not_found)?;
-    apply_decision(
-        tx,
-        &verification,
-        decision.status,
-        decision.reason.as_deref(),
-        decision.risk_rating,
-        db::now(),
-    )?;
+    apply_decision(tx, &verification, &decision, db::now())?;
     get_verification(tx.read(), app_id, id)
 }
 
@@ -269,8 +292,7 @@ pub fn sandbox_settle(
     app_id: &AppId,
     identity_id: &IdentityId,
     email: &str,
-    outcome: VerificationStatus,
-    reason: Option<&str>,
+    outcome: &Decision,
 ) -> Result<(), ApiError> {
     let identity = identity_q::find_live_for_update(tx.read(), app_id, identity_id)?
         .ok_or_else(identity_not_found)?;
@@ -288,13 +310,16 @@ pub fn sandbox_settle(
             open.push(row.clone());
         }
     }
-    if !open.iter().any(|v| v.level == Level::Basic) && outcome == VerificationStatus::Approved {
+    if !open.iter().any(|v| v.level == Level::Basic)
+        && outcome.status() == VerificationStatus::Approved
+    {
         let documents = identity_q::live_documents_of(tx.read(), app_id, &[&identity.id])?;
         let types: Vec<DocumentType> = documents.iter().map(|d| d.document_type).collect();
         let basic_done = latest
             .get(&Level::Basic)
             .is_some_and(|v| v.status == VerificationStatus::Approved);
         if !basic_done && levels_supported_by(types).contains(&Level::Basic) {
+            refuse_if_final(Level::Basic, latest.get(&Level::Basic))?;
             open.insert(0, start(tx, &identity, Level::Basic, at)?);
             at = after(at);
         }
@@ -306,7 +331,7 @@ pub fn sandbox_settle(
         ));
     }
     for verification in &open {
-        apply_decision(tx, verification, outcome, reason, None, at)?;
+        apply_decision(tx, verification, outcome, at)?;
         at = after(at);
     }
     Ok(())
@@ -354,6 +379,10 @@ pub fn set_blocked(
                 status: None,
                 reason: Some(reason.to_string()),
                 created_at: at,
+                reject_type: None,
+                reject_labels: None,
+                client_comment: None,
+                internal_comment: None,
             },
         )?;
     }
@@ -391,6 +420,11 @@ pub fn verification_views(
                 status: event.status,
                 reason: event.reason,
                 created_at: event.created_at,
+                decision: DecisionView::new(
+                    event.reject_type,
+                    event.reject_labels,
+                    event.client_comment,
+                ),
             });
         }
     }
@@ -406,6 +440,7 @@ pub fn verification_views(
             risk_rating: row.risk_rating,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            decision: DecisionView::new(row.reject_type, row.reject_labels, row.client_comment),
         })
         .collect())
 }

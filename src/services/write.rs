@@ -686,6 +686,7 @@ mod tests {
             risk_rating: None,
             created_at: at,
             updated_at: at,
+            decision: Default::default(),
             history: Vec::new(),
         }
     }

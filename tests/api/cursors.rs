@@ -156,7 +156,7 @@ async fn verification_cursors_page_through_ties(app: TestApp) {
     let rows: Vec<String> = (0..n)
         .map(|i| {
             format!(
-                "('{}', '{}', '{id}', 'basic', '{}', NULL, NULL, '2025-01-01 00:00:0{}', '2025-01-01 00:00:00', NULL)",
+                "('{}', '{}', '{id}', 'basic', '{}', NULL, NULL, '2025-01-01 00:00:0{}', '2025-01-01 00:00:00', NULL, NULL, NULL, NULL)",
                 uuid::Uuid::new_v4(),
                 app.app_id,
                 if i % 2 == 0 { "rejected" } else { "approved" },

@@ -25,7 +25,7 @@ async fn all_verifications_stream_across_chunks(app: TestApp) {
     let rows: Vec<String> = (0..n)
         .map(|i| {
             format!(
-                "('{}', '{}', '{id}', 'basic', 'rejected', NULL, NULL, '2025-01-01 00:00:{:02}.{i:06}', '2025-01-01 00:00:00', NULL)",
+                "('{}', '{}', '{id}', 'basic', 'rejected', NULL, NULL, '2025-01-01 00:00:{:02}.{i:06}', '2025-01-01 00:00:00', NULL, NULL, NULL, NULL)",
                 uuid::Uuid::new_v4(),
                 app.app_id,
                 i % 60

@@ -6,6 +6,7 @@ mod audit;
 mod cli;
 mod cursors;
 mod custody;
+mod decisions;
 mod documents;
 mod events;
 mod faults;

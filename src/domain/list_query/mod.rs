@@ -123,6 +123,10 @@ pub enum VerificationFilter {
     IdentityId,
     Status,
     Level,
+    /// A rejection's type (`retry`, `final`).
+    RejectType,
+    /// A rejection with any of these labels.
+    RejectLabels,
 }
 
 impl FilterField for IdentityFilter {
@@ -437,6 +441,27 @@ pub static VERIFICATION_LIST: ListSpec<VerificationFilter> = ListSpec {
             field: VerificationFilter::Level,
             operators: EQ_IN,
             kind: ValueKind::OneOf(&["basic", "enhanced"]),
+        },
+        FilterSpec {
+            field: VerificationFilter::RejectType,
+            operators: EQ_IN,
+            kind: ValueKind::OneOf(&["retry", "final"]),
+        },
+        FilterSpec {
+            field: VerificationFilter::RejectLabels,
+            operators: EQ_IN,
+            kind: ValueKind::OneOf(&[
+                "documentUnreadable",
+                "documentExpired",
+                "documentMismatch",
+                "selfieMismatch",
+                "underage",
+                "sanctionsMatch",
+                "pepMatch",
+                "fraudSuspicion",
+                "duplicateIdentity",
+                "other",
+            ]),
         },
     ],
     sort_fields: TIMESTAMPS,
