@@ -15,6 +15,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::app::AppState;
 use crate::db::{Db, DbConnection};
+use crate::domain::api_key::Scope;
 use crate::domain::audit::RequestContext;
 use crate::domain::ids::{ApiKeyId, AppId};
 use crate::error::ApiError;
@@ -51,6 +52,25 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
         .unwrap_or_default()
 }
 
+/// The scope a route's key needs, put in the request's extensions by the
+/// route table (`routes::with_access`).
+#[derive(Debug, Clone, Copy)]
+pub struct RequiredScope(pub Scope);
+
+/// The scope the route needs; a route that takes a key but declares none
+/// is a mistake in the route table, refused rather than let through.
+fn required_scope(req: &HttpRequest) -> Result<Scope, ApiError> {
+    req.extensions()
+        .get::<RequiredScope>()
+        .map(|required| required.0)
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!(
+                "the route {} declares no scope",
+                req.path()
+            ))
+        })
+}
+
 /// Header names are case-insensitive, so `apikey` and `APIKEY` work too.
 pub const API_KEY_HEADER: &str = "apikey";
 
@@ -60,6 +80,7 @@ pub const API_KEY_HEADER: &str = "apikey";
 #[derive(Clone)]
 pub struct ApiKey {
     presented: String,
+    required: Scope,
     span: tracing::Span,
     usage: Option<KeyUsage>,
     request: RequestContext,
@@ -79,6 +100,7 @@ impl ApiKey {
             Some(Ok(v)) if v.trim().is_empty() => Err(ApiError::ApiKeyMissing),
             Some(Ok(v)) => Ok(ApiKey {
                 presented: v.trim().to_owned(),
+                required: required_scope(req)?,
                 span: tracing::Span::current(),
                 usage: req
                     .app_data::<web::Data<AppState>>()
@@ -88,9 +110,13 @@ impl ApiKey {
         }
     }
 
-    /// The app this key belongs to, or `api_key_invalid`.
+    /// The app this key belongs to, or `api_key_invalid`; then
+    /// `insufficient_scope` when the key may not use the route.
     pub fn authenticate(&self, conn: &mut DbConnection) -> Result<AuthenticatedApp, ApiError> {
         let owner = tenancy::authenticate(conn, &self.presented)?;
+        if !owner.scopes.allows(self.required) {
+            return Err(ApiError::InsufficientScope(self.required));
+        }
         // The request's log line names the tenant (never the key).
         self.span
             .record("app_id", tracing::field::display(&owner.app_id));
@@ -135,11 +161,39 @@ impl FromRequest for AuthenticatedApp {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let key = ApiKey::from_request(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let (done, waiting) = tokio::sync::watch::channel(false);
+        req.extensions_mut().insert(KeyCheck(waiting));
         Box::pin(async move {
-            let key = key?;
-            let state =
-                state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
-            state.db.run(move |conn| key.authenticate(conn)).await
+            let checked = async {
+                let key = key?;
+                let state =
+                    state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
+                state.db.run(move |conn| key.authenticate(conn)).await
+            }
+            .await;
+            let _ = done.send(true);
+            checked
         })
+    }
+}
+
+/// Whether the request's key check (`AuthenticatedApp`) has finished. A
+/// body extractor that refuses the body waits for it first: actix answers
+/// the first error it polls among a handler's extractors, and the key
+/// check comes first in every handler, so a caller without a valid key
+/// (or scope) gets 401 (or 403) and learns nothing of the body's rules,
+/// however fast the body was refused.
+#[derive(Clone)]
+pub struct KeyCheck(tokio::sync::watch::Receiver<bool>);
+
+impl KeyCheck {
+    /// The request's key check, if its handler makes one.
+    pub fn of(req: &HttpRequest) -> Option<KeyCheck> {
+        req.extensions().get::<KeyCheck>().cloned()
+    }
+
+    /// Resolves once the key check has finished (or was dropped).
+    pub async fn finished(mut self) {
+        let _ = self.0.wait_for(|done| *done).await;
     }
 }

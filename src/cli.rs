@@ -134,10 +134,15 @@ enum AppsCommand {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Create another API key for an app; prints {"keyId", "appId", "apiKey"}.
+    /// Create another API key for an app; prints {"keyId", "appId", "apiKey", "scopes"}.
     Create {
         #[arg(value_name = "APP_ID")]
         app_id: String,
+        /// What the key may do: `*` (everything) or some of identities:read,
+        /// identities:write, documents:read, kyc:review, webhooks:manage,
+        /// audit:read, comma-separated.
+        #[arg(long, default_value = "*")]
+        scopes: String,
     },
     /// Revoke an API key; requests using it are refused at once. Fails for
     /// an unknown or already revoked key.
@@ -145,7 +150,8 @@ enum KeysCommand {
         #[arg(value_name = "KEY_ID")]
         key_id: String,
     },
-    /// List an app's keys: id, prefix, created, revoked (never the secret).
+    /// List an app's keys: id, prefix, scopes, created, last used, revoked
+    /// (never the secret).
     List {
         #[arg(value_name = "APP_ID")]
         app_id: String,
@@ -226,9 +232,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&settings)?;
             let write = WritePath::new(db.clone(), Vec::new());
             match command {
-                KeysCommand::Create { app_id } => {
-                    print_json(&tenancy::create_key(&write, Actor::cli(), &app_id)?)
-                }
+                KeysCommand::Create { app_id, scopes } => print_json(&tenancy::create_key(
+                    &write,
+                    Actor::cli(),
+                    &app_id,
+                    &scopes,
+                )?),
                 KeysCommand::Revoke { key_id } => {
                     tenancy::revoke_key(&write, Actor::cli(), &key_id)?;
                     print_json(&json!({"keyId": key_id, "revoked": true}))

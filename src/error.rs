@@ -9,6 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::domain::api_key::Scope;
+
 pub use crate::domain::errors::{FieldError, Refusal};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,9 @@ pub enum ApiError {
     ApiKeyMissing,
     #[error("api key invalid")]
     ApiKeyInvalid,
+    /// The key is valid but may not use this route.
+    #[error("insufficient scope")]
+    InsufficientScope(Scope),
     /// The database cannot be reached or written (gone, read-only).
     #[error("database unavailable")]
     DatabaseUnavailable(#[source] anyhow::Error),
@@ -148,6 +153,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::ApiKeyMissing => "api_key_missing",
             ApiError::ApiKeyInvalid => "api_key_invalid",
+            ApiError::InsufficientScope(_) => "insufficient_scope",
             ApiError::DatabaseUnavailable(_) => "database_unavailable",
             ApiError::DatabaseTimeout(_) => "database_timeout",
             ApiError::InsufficientStorage(_) => "insufficient_storage",
@@ -176,6 +182,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => "This route does not accept that method.".into(),
             ApiError::ApiKeyMissing => "Send your API key in the apiKey header.".into(),
             ApiError::ApiKeyInvalid => "The API key is unknown or revoked.".into(),
+            ApiError::InsufficientScope(scope) => {
+                format!("This API key lacks the scope `{scope}`, which this route needs.")
+            }
             ApiError::DatabaseUnavailable(_) => "The database is unavailable; retry later.".into(),
             ApiError::DatabaseTimeout(_) => {
                 "The database did not answer in time; retry later (a change may have been made)."
@@ -245,6 +254,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::ApiKeyMissing | ApiError::ApiKeyInvalid => StatusCode::UNAUTHORIZED,
+            ApiError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             ApiError::DatabaseUnavailable(_)
             | ApiError::DatabaseTimeout(_)
             | ApiError::InsufficientStorage(_)

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::{api_keys, apps, server_secrets};
 use super::{now, DbConnection, WriteConn};
-use crate::domain::api_key::KeyHash;
+use crate::domain::api_key::{KeyHash, Scopes};
 use crate::domain::ids::{ApiKeyId, AppId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -27,6 +27,7 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<NaiveDateTime>,
     /// When the key was last used, to the hour (see `stamp_key_use`).
     pub last_used_at: Option<NaiveDateTime>,
+    pub scopes: Scopes,
 }
 
 pub fn insert_app(conn: &mut WriteConn<'_>, name: &str) -> QueryResult<AppRow> {
@@ -89,6 +90,7 @@ pub fn insert_api_key(
     app_id: &AppId,
     hash: &KeyHash,
     prefix: &str,
+    scopes: &Scopes,
 ) -> QueryResult<ApiKeyRow> {
     let row = ApiKeyRow {
         id: ApiKeyId::new(),
@@ -98,6 +100,7 @@ pub fn insert_api_key(
         created_at: now(),
         revoked_at: None,
         last_used_at: None,
+        scopes: scopes.clone(),
     };
     diesel::insert_into(api_keys::table)
         .values(&row)

@@ -8,6 +8,7 @@ use diesel::deserialize::{self, FromSql};
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
+use crate::domain::api_key::Scopes;
 use crate::domain::decisions::{RejectLabels, RejectType};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::events::EventType;
@@ -75,5 +76,6 @@ text_columns!(
     RiskRating,
     RejectType,
     RejectLabels,
+    Scopes,
     EventType,
 );

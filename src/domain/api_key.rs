@@ -6,6 +6,8 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::stored::{text_enum, StoredText};
+
 const PREFIX: &str = "kyc_";
 /// 40 alphanumeric characters: about 238 bits of entropy, so a plain (fast)
 /// hash is enough; there is nothing to brute-force.
@@ -71,6 +73,123 @@ impl KeyHash {
     }
 }
 
+text_enum! {
+    /// What an API key may do; each route needs one (`routes::ROUTES`).
+    pub enum Scope {
+        /// Identities, their relations, verifications, history, operations
+        /// and events.
+        #[strum(serialize = "identities:read")]
+        #[serde(rename = "identities:read")]
+        IdentitiesRead,
+        /// Create, change, delete and erase identities and their relations;
+        /// upload forms for documents.
+        #[strum(serialize = "identities:write")]
+        #[serde(rename = "identities:write")]
+        IdentitiesWrite,
+        /// Download URLs for documents and face images.
+        #[strum(serialize = "documents:read")]
+        #[serde(rename = "documents:read")]
+        DocumentsRead,
+        /// Decisions, block and unblock (and the sandbox's settlements);
+        /// signing in to the review console.
+        #[strum(serialize = "kyc:review")]
+        #[serde(rename = "kyc:review")]
+        KycReview,
+        /// Webhook endpoints, their deliveries, redelivery.
+        #[strum(serialize = "webhooks:manage")]
+        #[serde(rename = "webhooks:manage")]
+        WebhooksManage,
+        /// The audit log and its head.
+        #[strum(serialize = "audit:read")]
+        #[serde(rename = "audit:read")]
+        AuditRead,
+    }
+}
+
+/// A key's scopes: every scope (`*`, what every key made before scopes
+/// has), or a set of them. Stored as `*` or the names joined by commas in
+/// declaration order.
+#[derive(
+    Debug, Clone, PartialEq, Eq, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub struct Scopes {
+    /// `None` for every scope.
+    listed: Option<Vec<Scope>>,
+    stored: String,
+}
+
+/// How every scope is written.
+pub const EVERY_SCOPE: &str = "*";
+
+impl Scopes {
+    pub fn every() -> Scopes {
+        Scopes {
+            listed: None,
+            stored: EVERY_SCOPE.to_owned(),
+        }
+    }
+
+    /// `*`, or scope names separated by commas (spaces around them are
+    /// ignored; a name given twice counts once). The error says what is
+    /// wrong in words an operator can act on.
+    pub fn parse(text: &str) -> Result<Scopes, String> {
+        let names: Vec<&str> = text.split(',').map(str::trim).collect();
+        if names == [EVERY_SCOPE] {
+            return Ok(Scopes::every());
+        }
+        let mut listed = Vec::new();
+        for name in names {
+            if name == EVERY_SCOPE {
+                return Err("`*` already means every scope: give it alone".into());
+            }
+            let scope = Scope::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "`{name}` is not a scope; expected `*` or some of {}",
+                    known.join(", ")
+                )
+            })?;
+            listed.push(scope);
+        }
+        listed.sort();
+        listed.dedup();
+        let stored = listed
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Scopes {
+            listed: Some(listed),
+            stored,
+        })
+    }
+
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.listed
+            .as_ref()
+            .is_none_or(|listed| listed.contains(&scope))
+    }
+
+    /// As `keys list` shows them: `["*"]` or the names.
+    pub fn names(&self) -> Vec<&'static str> {
+        match &self.listed {
+            None => vec![EVERY_SCOPE],
+            Some(listed) => listed.iter().map(|s| s.as_str()).collect(),
+        }
+    }
+}
+
+impl StoredText for Scopes {
+    fn stored(&self) -> &str {
+        &self.stored
+    }
+
+    fn from_stored(s: &str) -> Option<Self> {
+        Scopes::parse(s).ok().filter(|scopes| scopes.stored == s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +211,34 @@ mod tests {
             .hash()
             .matches(&ApiKeySecret::from_presented("kyc_examplf").hash()));
         assert_eq!(key.hash().as_str().len(), 64);
+    }
+
+    #[test]
+    fn scopes_parse_store_and_allow() {
+        let every = Scopes::parse("*").unwrap();
+        assert!(Scope::ALL.iter().all(|&s| every.allows(s)));
+        assert_eq!(every.stored(), "*");
+        assert_eq!(every.names(), ["*"]);
+        let two = Scopes::parse(" kyc:review , identities:read,kyc:review").unwrap();
+        assert_eq!(two.stored(), "identities:read,kyc:review");
+        assert!(two.allows(Scope::KycReview) && two.allows(Scope::IdentitiesRead));
+        assert!(!two.allows(Scope::IdentitiesWrite) && !two.allows(Scope::AuditRead));
+        assert_eq!(Scopes::from_stored("identities:read,kyc:review"), Some(two));
+        for bad in [
+            "",
+            "identities",
+            "kyc:review,*",
+            "identities:read,",
+            "Identities:Read",
+        ] {
+            assert!(Scopes::parse(bad).is_err(), "{bad:?}");
+        }
+        // Only the stored form reads back: anything else was not written by us.
+        assert_eq!(Scopes::from_stored("kyc:review,identities:read"), None);
+        for &scope in Scope::ALL {
+            let one = Scopes::parse(scope.as_str()).unwrap();
+            assert_eq!(one.names(), [scope.as_str()]);
+            assert_eq!(Scopes::from_stored(one.stored()), Some(one));
+        }
     }
 }

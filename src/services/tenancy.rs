@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::write::{Actor, Change, Operation, Tx, WritePath};
 use crate::db::{self, apps as q, DbConnection};
-use crate::domain::api_key::ApiKeySecret;
+use crate::domain::api_key::{ApiKeySecret, Scopes};
 use crate::domain::crypto::KeyRing;
 use crate::error::ApiError;
 
@@ -35,6 +35,7 @@ pub struct CreatedKey {
     pub key_id: ApiKeyId,
     pub app_id: AppId,
     pub api_key: String,
+    pub scopes: Vec<&'static str>,
 }
 
 pub fn validate_app_name(name: &str) -> anyhow::Result<&str> {
@@ -58,7 +59,7 @@ fn insert_app_with_key(tx: &mut Tx<'_, '_>, name: &str) -> anyhow::Result<Create
     tx.record(Change::AppCreated {
         app_id: app.id.clone(),
     });
-    let key_id = insert_key(tx, &app.id, &secret)?;
+    let key_id = insert_key(tx, &app.id, &secret, &Scopes::every())?;
     Ok(CreatedApp {
         app_id: app.id,
         key_id,
@@ -70,8 +71,15 @@ fn insert_key(
     tx: &mut Tx<'_, '_>,
     app_id: &AppId,
     secret: &ApiKeySecret,
+    scopes: &Scopes,
 ) -> anyhow::Result<ApiKeyId> {
-    let key = q::insert_api_key(tx.conn(), app_id, &secret.hash(), &secret.display_prefix())?;
+    let key = q::insert_api_key(
+        tx.conn(),
+        app_id,
+        &secret.hash(),
+        &secret.display_prefix(),
+        scopes,
+    )?;
     tx.record(Change::ApiKeyCreated {
         app_id: app_id.clone(),
         key_id: key.id.clone(),
@@ -86,19 +94,27 @@ pub fn create_app(write: &WritePath, actor: Actor, name: &str) -> anyhow::Result
     })
 }
 
-pub fn create_key(write: &WritePath, actor: Actor, app_id: &str) -> anyhow::Result<CreatedKey> {
+/// A new key of the app with these scopes (`*`, or names joined by commas).
+pub fn create_key(
+    write: &WritePath,
+    actor: Actor,
+    app_id: &str,
+    scopes: &str,
+) -> anyhow::Result<CreatedKey> {
     let app_id =
         AppId::parse(app_id).ok_or_else(|| anyhow!("`{app_id}` is not an app id (a UUID)"))?;
+    let scopes = Scopes::parse(scopes).map_err(|problem| anyhow!("--scopes: {problem}"))?;
     write.run_blocking(actor, Operation::ApiKeyCreate, |tx| {
         if q::find_app(tx.read(), &app_id)?.is_none() {
             bail!("no app with id {app_id}");
         }
         let secret = ApiKeySecret::generate();
-        let key_id = insert_key(tx, &app_id, &secret)?;
+        let key_id = insert_key(tx, &app_id, &secret, &scopes)?;
         Ok(CreatedKey {
             key_id,
             app_id: app_id.clone(),
             api_key: secret.expose().to_string(),
+            scopes: scopes.names(),
         })
     })
 }
@@ -193,7 +209,7 @@ fn bootstrap_once(
                     }
                     Some(_) => {}
                     None => {
-                        insert_key(tx, &app.id, &secret)?;
+                        insert_key(tx, &app.id, &secret, &Scopes::every())?;
                     }
                 }
                 Ok(Bootstrap::KeyEnsured { app_id: app.id })
@@ -214,6 +230,7 @@ pub struct KeyOwner {
     pub key_id: ApiKeyId,
     /// The key's last noted use (to the hour), as read with it.
     pub last_used_at: Option<NaiveDateTime>,
+    pub scopes: Scopes,
 }
 
 /// How precisely a key's last use is kept: a busy key costs one write per
@@ -292,6 +309,7 @@ pub fn authenticate(conn: &mut DbConnection, presented: &str) -> Result<KeyOwner
         app_id: key.app_id,
         key_id: key.id,
         last_used_at: key.last_used_at,
+        scopes: key.scopes,
     })
 }
 
@@ -306,6 +324,7 @@ pub struct KeyListing {
     /// To the hour ([`KEY_USE_GRANULARITY`]); `null` if never used.
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    pub scopes: Vec<&'static str>,
 }
 
 /// The keys of an app, oldest first, for `keys list`.
@@ -325,6 +344,7 @@ pub fn list_keys(db: &crate::db::Db, app_id: &str) -> anyhow::Result<Vec<KeyList
             created_at: format(key.created_at),
             last_used_at: key.last_used_at.map(format),
             revoked_at: key.revoked_at.map(format),
+            scopes: key.scopes.names(),
         })
         .collect())
 }

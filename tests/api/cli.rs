@@ -92,7 +92,14 @@ async fn app_and_key_commands(db: TestDatabase) {
     );
     assert_eq!(
         listed[0].as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["createdAt", "keyId", "lastUsedAt", "prefix", "revokedAt"]
+        [
+            "createdAt",
+            "keyId",
+            "lastUsedAt",
+            "prefix",
+            "revokedAt",
+            "scopes"
+        ]
     );
     assert!(listed[0]["lastUsedAt"].is_null(), "never used yet");
     assert!(created["apiKey"]

@@ -21,6 +21,7 @@ mod openapi;
 mod relations;
 mod replicas;
 mod rotation;
+mod scopes;
 mod tenancy;
 mod webhooks;
 mod write_path;

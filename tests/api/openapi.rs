@@ -106,6 +106,39 @@ fn openapi_describes_exactly_the_routes_of_the_server() {
 }
 
 #[test]
+fn every_operation_states_the_scope_its_route_needs() {
+    use kyc_api::routes::{Access, ROUTE_ACCESS};
+    let doc = document();
+    let mut problems = Vec::new();
+    for (method, path, access) in ROUTE_ACCESS {
+        let operation = &doc["paths"][normalise(path).as_str()][*method];
+        let stated = operation["x-required-scope"].as_str();
+        let needed = match access {
+            Access::Public => None,
+            Access::Key(scope) => Some(scope.as_str()),
+        };
+        if stated != needed {
+            problems.push(format!(
+                "{} {path}: openapi.yaml says {stated:?}, the server needs {needed:?}",
+                method.to_uppercase()
+            ));
+        }
+        if needed.is_some() && operation["responses"]["403"].is_null() {
+            problems.push(format!(
+                "{} {path}: no 403 documented",
+                method.to_uppercase()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(
+        ROUTE_ACCESS.len(),
+        server_routes().len(),
+        "every route has its access"
+    );
+}
+
+#[test]
 fn every_operation_has_a_unique_operation_id_and_documented_responses() {
     let doc = document();
     let mut ids = BTreeSet::new();
