@@ -34,4 +34,7 @@ pub struct AppState {
     /// `KYC_ENCRYPTION_KEYS` (or sandbox's generated key): seals secrets
     /// at rest.
     pub keys: Arc<crate::domain::crypto::KeyRing>,
+    /// Signs and opens the review console's session tokens (its key is
+    /// shared by every replica through the database).
+    pub console: crate::services::console::SessionSigner,
 }

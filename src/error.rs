@@ -164,6 +164,29 @@ impl ApiError {
         }
     }
 
+    /// What a person is told, the fields of a validation failure included
+    /// (`reason: must not be empty`): the review console's wording. Says no
+    /// more than the JSON answer does.
+    pub fn to_message(&self) -> String {
+        match self {
+            ApiError::Validation(details) => details
+                .iter()
+                .map(|d| format!("{}: {}", d.field, d.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            ApiError::Refused { details, .. } if !details.is_empty() => format!(
+                "{} ({})",
+                self.public_message(),
+                details
+                    .iter()
+                    .map(|d| format!("{}: {}", d.field, d.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            _ => self.public_message(),
+        }
+    }
+
     fn public_message(&self) -> String {
         match self {
             ApiError::Validation(_) => "The request is invalid; see details.".into(),

@@ -185,7 +185,7 @@ impl Application {
             }
         };
 
-        let (key, cursor_key, keys) = {
+        let (key, cursor_key, console_key, keys) = {
             let (db, write, settings) = (db.clone(), write.clone(), settings.clone());
             actix_web::rt::task::spawn_blocking(move || {
                 let keys = tenancy::key_ring(&write, &db, settings.encryption_keys.clone())?;
@@ -196,6 +196,12 @@ impl Application {
                         &db,
                         &keys,
                         crate::services::cursor::SECRET_NAME,
+                    )?,
+                    tenancy::shared_secret(
+                        &write,
+                        &db,
+                        &keys,
+                        crate::services::console::SECRET_NAME,
                     )?,
                     keys,
                 ))
@@ -243,6 +249,7 @@ impl Application {
                 .map(|rate| Arc::new(crate::services::rate_limit::RateLimits::per_second(rate))),
             storage_check: Default::default(),
             cursors: crate::services::cursor::CursorSigner::new(cursor_key.as_bytes()),
+            console: crate::services::console::SessionSigner::new(console_key.as_bytes()),
             keys,
         });
         crate::telemetry::metrics();
@@ -276,6 +283,7 @@ impl Application {
                 )
                 .app_data(web::PathConfig::default().error_handler(routes::path_error))
                 .configure(routes::configure)
+                .configure(routes::console::configure)
                 .configure(|cfg| {
                     if sandbox {
                         routes::configure_sandbox(cfg)

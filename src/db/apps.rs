@@ -126,6 +126,15 @@ pub fn find_key_by_hash(conn: &mut DbConnection, hash: &KeyHash) -> QueryResult<
         .optional())
 }
 
+/// A key by its public id (revoked ones too).
+pub fn find_key(conn: &mut DbConnection, id: &ApiKeyId) -> QueryResult<Option<ApiKeyRow>> {
+    api_keys::table
+        .filter(api_keys::id.eq(id))
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// Notes that a key was used at `at`, unless a use since `stale_before` is
 /// already noted (so concurrent stamps of one key write once); returns
 /// whether it wrote.

@@ -9,6 +9,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod console;
 pub mod custody;
 pub mod events;
 mod fault;

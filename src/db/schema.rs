@@ -181,6 +181,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    console_sessions (id) {
+        id -> Text,
+        app_id -> Text,
+        api_key_id -> Text,
+        created_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     events (id) {
         id -> Text,
         app_id -> Text,
@@ -289,6 +299,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     identities,
     documents,
     events,
+    console_sessions,
     identity_operations,
     identity_metadata,
     idempotency_keys,

@@ -14,8 +14,8 @@ use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
 use crate::domain::events::EventType;
 use crate::domain::identity::{Country, Email, Gender, IdentityKind, RefId};
 use crate::domain::ids::{
-    ApiKeyId, AppId, AttemptId, DeliveryId, DocumentId, EventId, HistoryEntryId, IdentityId,
-    RelationId, VerificationId, WebhookEndpointId,
+    ApiKeyId, AppId, AttemptId, ConsoleSessionId, DeliveryId, DocumentId, EventId, HistoryEntryId,
+    IdentityId, RelationId, VerificationId, WebhookEndpointId,
 };
 use crate::domain::kyc::{Level, RiskRating, VerificationStatus};
 use crate::domain::relations::RelationRole;
@@ -61,6 +61,7 @@ text_columns!(
     DeliveryId,
     AttemptId,
     RelationId,
+    ConsoleSessionId,
     RelationRole,
     DeliveryStatus,
     IdentityKind,

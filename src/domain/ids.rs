@@ -97,6 +97,8 @@ id_type! {
     AuditId(now_v7);
     /// A company's relation to one of its people.
     RelationId(new_v4);
+    /// A review console sign-in.
+    ConsoleSessionId(new_v4);
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! response. Routing lives in `configure`.
 
 pub mod audit;
+pub mod console;
 pub mod deadline;
 pub mod documents;
 pub mod events;

@@ -104,6 +104,11 @@ fn targets_of(change: &Change) -> Option<(&str, Vec<Target>)> {
             ],
         ),
         Change::AppCreated { app_id } => (app_id.as_str(), vec![t("app", app_id.as_str())]),
+        Change::ConsoleSessionStarted { app_id, session_id }
+        | Change::ConsoleSessionEnded { app_id, session_id } => (
+            app_id.as_str(),
+            vec![t("console_session", session_id.as_str())],
+        ),
         Change::ApiKeyCreated { app_id, key_id } | Change::ApiKeyRevoked { app_id, key_id } => {
             (app_id.as_str(), vec![t("api_key", key_id.as_str())])
         }

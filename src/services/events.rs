@@ -292,7 +292,9 @@ impl WriteObserver for EventRecorder {
                 | Change::ApiKeyCreated { .. }
                 | Change::ApiKeyRevoked { .. }
                 | Change::ApiKeyUsed { .. }
-                | Change::ServerSecretCreated { .. } => {}
+                | Change::ServerSecretCreated { .. }
+                | Change::ConsoleSessionStarted { .. }
+                | Change::ConsoleSessionEnded { .. } => {}
             }
         }
         if self.rules.ask_about_related_parties() {

@@ -3,6 +3,7 @@
 //! (`write`), which hands them a `Tx`.
 
 pub mod audit;
+pub mod console;
 pub mod cursor;
 pub mod custody;
 pub mod documents;

@@ -21,7 +21,8 @@ use crate::db::{ConnectionFault, Db, DbConnection, DbError, WriteConn};
 use crate::domain::audit::{Outcome, RequestContext, Target};
 use crate::domain::crypto::DataKey;
 use crate::domain::ids::{
-    ApiKeyId, AppId, DeliveryId, DocumentId, IdentityId, VerificationId, WebhookEndpointId,
+    ApiKeyId, AppId, ConsoleSessionId, DeliveryId, DocumentId, IdentityId, VerificationId,
+    WebhookEndpointId,
 };
 use crate::error::ApiError;
 use crate::views::{DocumentView, IdentityView, VerificationView};
@@ -105,6 +106,9 @@ pub enum Operation {
     RelationCreate,
     RelationUpdate,
     RelationDelete,
+    /// A reviewer signing in to the console, and out.
+    ConsoleSignIn,
+    ConsoleSignOut,
 }
 
 impl Operation {
@@ -142,6 +146,8 @@ impl Operation {
             Operation::RelationCreate => "relation.create",
             Operation::RelationUpdate => "relation.update",
             Operation::RelationDelete => "relation.delete",
+            Operation::ConsoleSignIn => "console.sign_in",
+            Operation::ConsoleSignOut => "console.sign_out",
         }
     }
 
@@ -239,6 +245,14 @@ pub enum Change {
         app_id: AppId,
         delivery_id: DeliveryId,
     },
+    ConsoleSessionStarted {
+        app_id: AppId,
+        session_id: ConsoleSessionId,
+    },
+    ConsoleSessionEnded {
+        app_id: AppId,
+        session_id: ConsoleSessionId,
+    },
 }
 
 impl Change {
@@ -263,7 +277,9 @@ impl Change {
             | Change::WebhookEndpointUpdated { .. }
             | Change::WebhookEndpointDeleted { .. }
             | Change::WebhookSecretRotated { .. }
-            | Change::WebhookDeliveryScheduled { .. } => None,
+            | Change::WebhookDeliveryScheduled { .. }
+            | Change::ConsoleSessionStarted { .. }
+            | Change::ConsoleSessionEnded { .. } => None,
         }
     }
 
@@ -289,6 +305,8 @@ impl Change {
             Change::WebhookEndpointDeleted { .. } => "webhook_endpoint.deleted",
             Change::WebhookSecretRotated { .. } => "webhook_endpoint.secret_rotated",
             Change::WebhookDeliveryScheduled { .. } => "webhook_delivery.scheduled",
+            Change::ConsoleSessionStarted { .. } => "console_session.started",
+            Change::ConsoleSessionEnded { .. } => "console_session.ended",
         }
     }
 }

@@ -4,6 +4,7 @@ mod helpers;
 
 mod audit;
 mod cli;
+mod console;
 mod cursors;
 mod custody;
 mod decisions;
