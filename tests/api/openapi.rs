@@ -106,6 +106,20 @@ fn openapi_describes_exactly_the_routes_of_the_server() {
 }
 
 #[test]
+fn the_audit_actions_are_the_servers() {
+    let doc = document();
+    let stated: Vec<&str> = doc["components"]["schemas"]["AuditRecord"]["properties"]["action"]
+        ["enum"]
+        .as_sequence()
+        .expect("AuditRecord.action is an enum")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let server: Vec<&str> = kyc_api::services::audit::actions().collect();
+    assert_eq!(stated, server);
+}
+
+#[test]
 fn every_operation_states_the_scope_its_route_needs() {
     use kyc_api::routes::{Access, ROUTE_ACCESS};
     let doc = document();
