@@ -440,3 +440,74 @@ pub fn identity_page(
         audit,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session {
+            id: ConsoleSessionId::new(),
+            app_id: AppId::new(),
+            key_id: ApiKeyId::new(),
+            csrf: random_token(),
+            issued_at: Utc::now().timestamp(),
+        }
+    }
+
+    #[test]
+    fn tokens_open_only_with_their_key_and_before_they_expire() {
+        let signer = SessionSigner::new(b"console test key");
+        let session = session();
+        let token = signer.issue(&session).unwrap();
+        let opened = signer.open(&token).expect("opens");
+        assert_eq!(opened.id, session.id);
+        assert_eq!(opened.app_id, session.app_id);
+        assert_eq!(opened.key_id, session.key_id);
+        assert!(opened.csrf_matches(session.csrf()));
+        assert!(!opened.csrf_matches("forged"));
+        assert!(!opened.due_for_renewal(), "just issued");
+
+        assert!(SessionSigner::new(b"another key").open(&token).is_none());
+        let mut tampered = token.clone();
+        tampered.insert(tampered.len() - 3, 'x');
+        assert!(signer.open(&tampered).is_none());
+
+        // Expired, or made for another purpose with the same key: refused.
+        let expired = Claims {
+            aud: AUDIENCE.to_owned(),
+            sid: session.id.to_string(),
+            app: session.app_id.to_string(),
+            key: session.key_id.to_string(),
+            csrf: "x".into(),
+            iat: 0,
+            exp: Utc::now().timestamp() - 1,
+        };
+        let key = EncodingKey::from_secret(b"console test key");
+        let header = Header::new(Algorithm::HS256);
+        assert!(signer
+            .open(&jsonwebtoken::encode(&header, &expired, &key).unwrap())
+            .is_none());
+        let other = Claims {
+            aud: "kyc-api:list-cursor".into(),
+            exp: Utc::now().timestamp() + 60,
+            ..expired
+        };
+        assert!(signer
+            .open(&jsonwebtoken::encode(&header, &other, &key).unwrap())
+            .is_none());
+    }
+
+    #[test]
+    fn an_older_token_is_due_for_renewal() {
+        let session = Session {
+            issued_at: Utc::now().timestamp() - RENEW_AFTER.num_seconds(),
+            ..session()
+        };
+        assert!(session.due_for_renewal());
+        assert!(
+            !format!("{session:?}").contains(session.csrf()),
+            "no token in Debug"
+        );
+    }
+}
