@@ -69,13 +69,14 @@ fn spawn_maintenance(write: WritePath, storage: Arc<Storage>, settings: Arc<Sett
         let mut every = tokio::time::interval(settings.maintenance_interval);
         loop {
             every.tick().await;
-            let (linked, events, keys) = {
+            let (linked, events, keys, sessions) = {
                 let (write, settings) = (write.clone(), settings.clone());
                 match actix_web::rt::task::spawn_blocking(move || {
                     (
                         crate::services::audit::link_pending(&write),
                         crate::services::events::prune(&write, settings.event_retention),
                         crate::services::idempotency::prune(&write, settings.idempotency_ttl),
+                        crate::services::console::prune(&write),
                     )
                 })
                 .await
@@ -97,6 +98,7 @@ fn spawn_maintenance(write: WritePath, storage: Arc<Storage>, settings: Arc<Sett
                 ("linked audit records left unlinked", linked),
                 ("pruned expired events", events),
                 ("pruned expired idempotency records", keys),
+                ("pruned console sessions past their age", sessions),
                 (
                     "erased identities deleted longer than KYC_RETENTION_DAYS ago",
                     erased,

@@ -50,3 +50,9 @@ pub fn find(
         .first(conn)
         .optional()
 }
+
+/// Deletes sessions signed in before `before`.
+pub fn prune(conn: &mut WriteConn<'_>, before: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(console_sessions::table.filter(console_sessions::created_at.lt(before)))
+        .execute(&mut **conn)
+}

@@ -40,6 +40,7 @@ pub fn audited(operation: Operation) -> bool {
             | Operation::WebhookDispatch
             | Operation::IdempotencyClaim
             | Operation::IdempotencyPrune
+            | Operation::ConsoleSessionPrune
             | Operation::AuditLink
     )
 }

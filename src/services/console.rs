@@ -26,6 +26,9 @@ const AUDIENCE: &str = "kyc-api:console";
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::minutes(15);
 /// A token older than this is renewed on its next use.
 pub const RENEW_AFTER: chrono::Duration = chrono::Duration::minutes(1);
+/// However busy, a session ends this long after its sign-in (a working
+/// day); maintenance then deletes its row.
+pub const MAX_SESSION_AGE: chrono::Duration = chrono::Duration::hours(12);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -213,7 +216,11 @@ pub fn check(conn: &mut DbConnection, session: &Session) -> Result<Result<(), Re
     let Some(row) = q::find(conn, &session.id)? else {
         return Ok(Err(Refused::SignIn));
     };
-    if row.ended_at.is_some() || row.app_id != session.app_id || row.api_key_id != session.key_id {
+    if row.ended_at.is_some()
+        || row.created_at < db::now() - MAX_SESSION_AGE
+        || row.app_id != session.app_id
+        || row.api_key_id != session.key_id
+    {
         return Ok(Err(Refused::SignIn));
     }
     let Some(key) = keys_q::find_key(conn, &session.key_id)? else {
@@ -251,6 +258,15 @@ pub async fn sign_out(
             },
         )
         .await
+}
+
+/// Deletes the rows of sessions past [`MAX_SESSION_AGE`] (signed out or
+/// not, they are over); safe on several replicas at once.
+pub fn prune(write: &WritePath) -> Result<usize, ApiError> {
+    let before = db::now() - MAX_SESSION_AGE;
+    write.run_blocking(Actor::Server, Operation::ConsoleSessionPrune, |tx| {
+        Ok::<_, ApiError>(q::prune(tx.conn(), before)?)
+    })
 }
 
 /// One line of the review queue: an open verification and whose it is.

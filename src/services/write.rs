@@ -109,6 +109,8 @@ pub enum Operation {
     /// A reviewer signing in to the console, and out.
     ConsoleSignIn,
     ConsoleSignOut,
+    /// Deleting console sessions past their age.
+    ConsoleSessionPrune,
 }
 
 impl Operation {
@@ -148,6 +150,7 @@ impl Operation {
             Operation::RelationDelete => "relation.delete",
             Operation::ConsoleSignIn => "console.sign_in",
             Operation::ConsoleSignOut => "console.sign_out",
+            Operation::ConsoleSessionPrune => "console.session_prune",
         }
     }
 

@@ -352,6 +352,16 @@ async fn a_reviewer_signs_in_decides_and_signs_out(app: TestApp) {
     let replayed = get(&app, "/console/queue", &session).await;
     assert_eq!(replayed.status, 303, "a signed-out token is refused");
 
+    // However busy, a session ends 12 hours after its sign-in.
+    let aged = sign_in(&app, &reviewer)
+        .await
+        .cookie("kyc_console")
+        .unwrap();
+    assert_eq!(get(&app, "/console/queue", &aged).await.status, 200);
+    app.db
+        .execute("UPDATE console_sessions SET created_at = '2000-01-01 00:00:00'");
+    assert_eq!(get(&app, "/console/queue", &aged).await.status, 303);
+
     // Revoking the key ends its sessions at the next request.
     let again = sign_in(&app, &reviewer).await;
     let session = again.cookie("kyc_console").unwrap();
