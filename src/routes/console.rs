@@ -580,7 +580,6 @@ async fn decide(
     let write = state.write.clone();
     let request = request_context(&req);
     act(state.clone(), req, body, move |session, form| async move {
-        let identity_id = form.get("identityId").unwrap_or_default().to_owned();
         let outcome = async {
             let id: VerificationId = super::parse_id("id", &id)?;
             let decision = decision_of(&form)?;
@@ -592,10 +591,21 @@ async fn decide(
                     move |tx| kyc::decide(tx, &app_id, &id, decision),
                 )
                 .await
-                .map(|_| ())
         }
         .await;
-        (identity_id, outcome)
+        match outcome {
+            // Back to the verification's own identity, never to a page the
+            // form names.
+            Ok(view) => (view.identity_id.to_string(), Ok(())),
+            Err(e) => {
+                let shown = form
+                    .get("identityId")
+                    .and_then(IdentityId::parse)
+                    .map(|id| id.to_string())
+                    .unwrap_or_default();
+                (shown, Err(e))
+            }
+        }
     })
     .await
 }
