@@ -233,6 +233,27 @@ async fn a_reviewer_signs_in_decides_and_signs_out(app: TestApp) {
     );
     let csrf = identity.csrf();
 
+    // Another app's reviewer finds nothing of ours, and cannot decide.
+    let (_, other_key) = app.create_other_app("elsewhere");
+    let other = sign_in(&app, &other_key)
+        .await
+        .cookie("kyc_console")
+        .unwrap();
+    let hidden = get(&app, &format!("/console/identities/{id}"), &other).await;
+    assert_eq!(hidden.status, 404);
+    assert!(!hidden.body.contains("João"), "{}", hidden.body);
+    let other_csrf = get(&app, "/console/queue", &other).await.csrf();
+    let refused = post(
+        &app,
+        &format!("/console/verifications/{verification}/decision"),
+        &other,
+        &[("csrf", &other_csrf), ("status", "rejected")],
+    )
+    .await;
+    assert_eq!(refused.status, 404);
+    let queue = get(&app, "/console/queue", &other).await;
+    assert!(!queue.body.contains(&id), "another app's queue");
+
     // A form without its token changes nothing.
     let forged = post(
         &app,
