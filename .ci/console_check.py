@@ -18,6 +18,8 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 BASE = os.environ["KYC_CONSOLE_BASE_URL"]
 ADMIN_KEY = os.environ["KYC_CONSOLE_API_KEY"]
@@ -74,6 +76,13 @@ def upload(filename):
     return data["documentUrl"]
 
 
+def follow(driver, element):
+    """Clicks something that loads a new page, and waits until it has."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+
+
 def shot(driver, name):
     path = os.path.join(SHOTS, f"{name}.png")
     driver.save_screenshot(path)
@@ -115,14 +124,15 @@ def main():
         driver.get(BASE + "/console/login")
         shot(driver, "01-sign-in")
         driver.find_element(By.ID, "api-key").send_keys(reader)
-        driver.find_element(By.ID, "sign-in").click()
-        check("kyc:review" in driver.page_source, "a reader's key was not refused")
+        follow(driver, driver.find_element(By.ID, "sign-in"))
+        problem = driver.find_element(By.CSS_SELECTOR, ".problem").text
+        check("does not have the kyc:review scope" in problem, f"a reader's key was not refused: {problem}")
         check(driver.get_cookie("kyc_console") is None, "a reader's key got a session")
         shot(driver, "02-sign-in-refused")
 
         # The reviewer signs in and lands on the queue.
         driver.find_element(By.ID, "api-key").send_keys(reviewer)
-        driver.find_element(By.ID, "sign-in").click()
+        follow(driver, driver.find_element(By.ID, "sign-in"))
         check(driver.current_url.endswith("/console/queue"), f"not on the queue: {driver.current_url}")
         check("Ana Console" in driver.page_source, "the identity is not in the queue")
         session = driver.get_cookie("kyc_console")
@@ -130,13 +140,14 @@ def main():
         shot(driver, "03-queue")
 
         # The identity page, its images loaded through short-lived URLs.
-        driver.find_element(By.LINK_TEXT, "Ana Console").click()
+        follow(driver, driver.find_element(By.LINK_TEXT, "Ana Console"))
         check(identity_id in driver.current_url, f"not on the identity: {driver.current_url}")
         images = driver.find_elements(By.CSS_SELECTOR, "img.document")
         check(len(images) == 2, f"{len(images)} document images")
         for image in images:
-            loaded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
-            check(loaded == 2, f"an image did not load: {image.get_attribute('src')}")
+            WebDriverWait(driver, 10).until(lambda d: d.execute_script("return arguments[0].complete", image))
+            width = driver.execute_script("return arguments[0].naturalWidth", image)
+            check(width == 2, f"an image did not load: {image.get_attribute('src')}")
         shot(driver, "04-identity")
         driver.set_window_size(390, 900)
         width = driver.execute_script("return document.documentElement.scrollWidth")
@@ -161,7 +172,7 @@ def main():
         form = driver.find_element(By.CSS_SELECTOR, "form.decision")
         form.find_element(By.CSS_SELECTOR, "input[name=status][value=approved]").click()
         form.find_element(By.CSS_SELECTOR, "input[name=reason]").send_keys("documents checked in the browser")
-        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        follow(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
         status = driver.find_element(By.CSS_SELECTOR, ".verification .status").text
         check(status == "approved", f"status shown: {status}")
         operations_after = driver.find_element(By.ID, "operations").text
@@ -173,7 +184,7 @@ def main():
         check(verification["reason"] == "documents checked in the browser", "reason not kept")
 
         # Sign out: back to the sign-in page, the old token refused.
-        driver.find_element(By.ID, "sign-out").click()
+        follow(driver, driver.find_element(By.ID, "sign-out"))
         check(driver.current_url.endswith("/console/login"), f"after sign-out: {driver.current_url}")
         shot(driver, "07-signed-out")
         replay = requests.get(
