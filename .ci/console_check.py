@@ -18,7 +18,7 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 BASE = os.environ["KYC_CONSOLE_BASE_URL"]
@@ -77,10 +77,22 @@ def upload(filename):
 
 
 def follow(driver, element):
-    """Clicks something that loads a new page, and waits until it has."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    """Clicks something that loads a new page, and waits until the new page
+    has loaded: the old page's window carries a mark the new one does not.
+    (Watching an old element go stale races with Chromium's navigation: it
+    may answer with a generic inspector error instead.)"""
+    driver.execute_script("window.kycOldPage = true")
     element.click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+
+    def loaded(driver):
+        try:
+            return driver.execute_script(
+                "return window.kycOldPage === undefined && document.readyState === 'complete'"
+            )
+        except WebDriverException:
+            return False  # between two pages
+
+    WebDriverWait(driver, 10).until(loaded)
 
 
 def shot(driver, name):
