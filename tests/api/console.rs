@@ -4,11 +4,10 @@
 //! decision and a block through the same write path as the API, sign-out
 //! and revocation ending the session.
 
-use serde_json::Value;
-
 use crate::backend_tests;
 use crate::helpers::{json, run_cli, TestApp};
 use crate::identities::{create, reference_person};
+use crate::scopes::key_with;
 
 backend_tests!(a_reviewer_signs_in_decides_and_signs_out);
 
@@ -92,23 +91,6 @@ async fn post(app: &TestApp, path: &str, cookie: &str, form: &[(&str, &str)]) ->
             .unwrap(),
     )
     .await
-}
-
-fn key_with(app: &TestApp, scopes: &str) -> (String, String) {
-    let out = run_cli(
-        &app.db.url,
-        &["keys", "create", &app.app_id, "--scopes", scopes],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-    (
-        created["keyId"].as_str().unwrap().to_owned(),
-        created["apiKey"].as_str().unwrap().to_owned(),
-    )
 }
 
 /// Signs in with `key`: the login page's token, then the form.

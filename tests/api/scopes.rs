@@ -17,7 +17,8 @@ backend_tests!(
     keys_are_made_and_listed_with_scopes
 );
 
-fn key_with(app: &TestApp, scopes: &str) -> String {
+/// A new key of the test app with these scopes: (key id, secret).
+pub fn key_with(app: &TestApp, scopes: &str) -> (String, String) {
     let out = run_cli(
         &app.db.url,
         &["keys", "create", &app.app_id, "--scopes", scopes],
@@ -28,7 +29,10 @@ fn key_with(app: &TestApp, scopes: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-    created["apiKey"].as_str().unwrap().to_owned()
+    (
+        created["keyId"].as_str().unwrap().to_owned(),
+        created["apiKey"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// The route's path with a fresh id for every parameter.
@@ -61,13 +65,13 @@ async fn every_route_needs_its_scope(app: TestApp) {
     let mut only = HashMap::new();
     let mut all_but = HashMap::new();
     for &scope in Scope::ALL {
-        only.insert(scope, key_with(&app, scope.as_str()));
+        only.insert(scope, key_with(&app, scope.as_str()).1);
         let others: Vec<&str> = Scope::ALL
             .iter()
             .filter(|&&other| other != scope)
             .map(|other| other.as_str())
             .collect();
-        all_but.insert(scope, key_with(&app, &others.join(",")));
+        all_but.insert(scope, key_with(&app, &others.join(",")).1);
     }
     let mut checked = 0;
     for (method, path, access) in ROUTE_ACCESS {
