@@ -82,10 +82,11 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::AuditRecordNotFound
         | Refusal::RelationNotFound
         | Refusal::RelatedPersonNotFound
-        | Refusal::IdentityOwnerNotFound => StatusCode::NOT_FOUND,
-        Refusal::EmailAlreadyInUse | Refusal::RefIdAlreadyInUse | Refusal::UnknownOperation => {
-            StatusCode::BAD_REQUEST
-        }
+        | Refusal::IdentityOwnerNotFound
+        // Which operations exist is the rules file's business, which no
+        // schema can state: like an unknown id, an unknown one is not found.
+        | Refusal::UnknownOperation => StatusCode::NOT_FOUND,
+        Refusal::EmailAlreadyInUse | Refusal::RefIdAlreadyInUse => StatusCode::BAD_REQUEST,
         Refusal::IdentityOwnerInUse
         | Refusal::RelatedPartyInUse
         | Refusal::InvalidStatusTransition
@@ -135,6 +136,43 @@ impl ApiError {
     /// A single-field validation failure.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// Every code the server can answer, with its HTTP status: the list
+    /// `openapi.yaml`'s `ErrorCode` and each operation's error enums are
+    /// held to (tests/api/openapi.rs). A variant added to `ApiError` needs a
+    /// line here; `code` and `status_code` have no wildcard arm, so it
+    /// cannot be forgotten there.
+    pub fn catalogue() -> Vec<(&'static str, u16)> {
+        use strum::IntoEnumIterator;
+        let cause = || anyhow::anyhow!("catalogue");
+        let mut errors = vec![
+            ApiError::Validation(Vec::new()),
+            ApiError::MalformedJson(String::new()),
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge,
+            ApiError::RequestTimeout,
+            ApiError::RateLimited {
+                limit: 1,
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::ApiKeyMissing,
+            ApiError::ApiKeyInvalid,
+            ApiError::InsufficientScope(Scope::IdentitiesRead),
+            ApiError::DatabaseUnavailable(cause()),
+            ApiError::DatabaseTimeout(cause()),
+            ApiError::InsufficientStorage(cause()),
+            ApiError::MigrationsPending,
+            ApiError::StorageUnavailable(cause()),
+            ApiError::Internal(cause()),
+        ];
+        errors.extend(Refusal::iter().map(|refusal| ApiError::refused(refusal, "")));
+        errors
+            .iter()
+            .map(|error| (error.code(), error.status_code().as_u16()))
+            .collect()
     }
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {

@@ -28,7 +28,7 @@ impl FieldError {
 
 /// Domain refusals, each with its stable code (`crate::error` gives each
 /// its HTTP status).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumIter)]
 pub enum Refusal {
     IdentityNotFound,
     DocumentNotFound,

@@ -520,8 +520,12 @@ pub fn query_text(db: &TestDatabase, sql: &str) -> String {
 }
 
 /// Reads a response as (status, JSON body); an empty body reads as Null.
+/// Every error answer read here must carry a code that `openapi.yaml` lists
+/// for its route and status: the whole suite checks the contract's error
+/// enums against what the server really answers.
 pub async fn json(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
+    let path = response.url().path().to_string();
     let bytes = response.bytes().await.expect("body");
     let body = if bytes.is_empty() {
         Value::Null
@@ -529,6 +533,11 @@ pub async fn json(response: reqwest::Response) -> (u16, Value) {
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes)))
     };
+    if status >= 400 {
+        if let Some(code) = body["code"].as_str() {
+            crate::openapi::assert_documented_error(&path, status, code);
+        }
+    }
     (status, body)
 }
 

@@ -729,7 +729,7 @@ async fn operation_validation(app: TestApp) {
     .await;
     assert_error(status, &body, 422, "identity_kyc_is_missing");
     let (status, body) = json(validate("confirm", "deposit:wire", id).await.unwrap()).await;
-    assert_error(status, &body, 400, "unknown_operation");
+    assert_error(status, &body, 404, "unknown_operation");
     let (status, body) = json(
         validate("create", "deposit:wire", &uuid::Uuid::new_v4().to_string())
             .await
@@ -820,7 +820,7 @@ async fn a_custom_rules_file_replaces_the_default() {
         .unwrap(),
     )
     .await;
-    assert_error(status, &body, 400, "unknown_operation");
+    assert_error(status, &body, 404, "unknown_operation");
 }
 
 #[tokio::test]

@@ -206,3 +206,178 @@ async fn serves_the_openapi_document_without_an_api_key(app: TestApp) {
 }
 
 crate::backend_tests!(serves_the_openapi_document_without_an_api_key);
+
+fn spec() -> &'static serde_yaml::Value {
+    static SPEC: std::sync::OnceLock<serde_yaml::Value> = std::sync::OnceLock::new();
+    SPEC.get_or_init(document)
+}
+
+/// A response object, with a `$ref` to `components/responses` followed.
+fn resolved<'a>(
+    doc: &'a serde_yaml::Value,
+    response: &'a serde_yaml::Value,
+) -> &'a serde_yaml::Value {
+    match response["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference
+                .strip_prefix("#/components/responses/")
+                .unwrap_or_else(|| {
+                    panic!("a response $ref into components/responses: {reference}")
+                });
+            &doc["components"]["responses"][name]
+        }
+        None => response,
+    }
+}
+
+/// The codes an error response lists: its schema is `allOf` of `Error` and
+/// an object whose `code` is an enum.
+fn listed_codes(response: &serde_yaml::Value) -> Option<Vec<String>> {
+    let parts = response["content"]["application/json"]["schema"]["allOf"].as_sequence()?;
+    if parts.first()?["$ref"].as_str() != Some("#/components/schemas/Error") {
+        return None;
+    }
+    let codes = parts.get(1)?["properties"]["code"]["enum"].as_sequence()?;
+    Some(
+        codes
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// Spec paths matching a request path, the most literal first.
+fn matching_paths(doc: &serde_yaml::Value, path: &str) -> Vec<String> {
+    let wanted: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for template in doc["paths"].as_mapping().unwrap().keys() {
+        let template = template.as_str().unwrap();
+        let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+        let rest_param = template == "/files/{key}";
+        let fits = if rest_param {
+            wanted.len() >= 2 && wanted[0] == "files"
+        } else {
+            parts.len() == wanted.len()
+                && parts
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(p, w)| p.starts_with('{') || p == w)
+        };
+        if fits {
+            let literal = parts.iter().filter(|p| !p.starts_with('{')).count();
+            found.push((literal, template.to_string()));
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    let best = found.first().map(|(literal, _)| *literal);
+    found
+        .into_iter()
+        .filter(|(literal, _)| Some(*literal) == best)
+        .map(|(_, template)| template)
+        .collect()
+}
+
+/// Called for every error answer the API tests read (`helpers::json`):
+/// the code must be one that `openapi.yaml` lists for that route and
+/// status. A method the route does not take (405) is the one answer no
+/// operation lists; a path no route has is the router's `not_found`.
+pub fn assert_documented_error(path: &str, status: u16, code: &str) {
+    if status == 405 && code == "method_not_allowed" {
+        return;
+    }
+    let doc = spec();
+    let templates = matching_paths(doc, path);
+    if templates.is_empty() {
+        assert_eq!(
+            (status, code),
+            (404, "not_found"),
+            "{path} is no route of openapi.yaml"
+        );
+        return;
+    }
+    let mut listed = BTreeSet::new();
+    for template in &templates {
+        for (method, operation) in doc["paths"][template.as_str()].as_mapping().unwrap() {
+            if !HTTP_METHODS.contains(&method.as_str().unwrap()) {
+                continue;
+            }
+            let response = &operation["responses"][status.to_string().as_str()];
+            if !response.is_null() {
+                listed.extend(listed_codes(resolved(doc, response)).unwrap_or_default());
+            }
+        }
+    }
+    assert!(
+        listed.contains(code),
+        "openapi.yaml does not list `{code}` for {status} on {templates:?} (it lists {listed:?})"
+    );
+}
+
+#[test]
+fn the_error_codes_are_the_servers() {
+    let doc = document();
+    let stated: BTreeSet<String> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_sequence()
+        .expect("ErrorCode is an enum")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let server: BTreeSet<String> = kyc_api::error::ApiError::catalogue()
+        .into_iter()
+        .map(|(code, _)| code.to_string())
+        .collect();
+    assert_eq!(stated, server);
+}
+
+/// Each error response of each operation lists its codes, and each code is
+/// one the server answers with that status.
+#[test]
+fn every_error_response_lists_codes_of_its_status() {
+    let doc = document();
+    let status_of: std::collections::BTreeMap<&str, u16> =
+        kyc_api::error::ApiError::catalogue().into_iter().collect();
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_mapping().unwrap() {
+        for (method, operation) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if !HTTP_METHODS.contains(&method) {
+                continue;
+            }
+            let where_ = format!("{} {}", method.to_uppercase(), path.as_str().unwrap());
+            for (status, response) in operation["responses"].as_mapping().unwrap() {
+                let status: u16 = status.as_str().unwrap().parse().unwrap();
+                if status < 400 {
+                    continue;
+                }
+                match listed_codes(resolved(&doc, response)) {
+                    None => problems.push(format!("{where_} {status}: no code enum")),
+                    Some(codes) => {
+                        for code in codes {
+                            match status_of.get(code.as_str()) {
+                                Some(s) if *s == status => {}
+                                Some(s) => problems.push(format!(
+                                    "{where_} {status}: `{code}` is answered with {s}"
+                                )),
+                                None => {
+                                    problems.push(format!("{where_} {status}: `{code}` is no code"))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn request_paths_find_their_templates() {
+    let doc = document();
+    assert_eq!(
+        matching_paths(&doc, "/identities/abc"),
+        ["/identities/{id}"]
+    );
+    assert_eq!(matching_paths(&doc, "/files/a/b/c.png"), ["/files/{key}"]);
+    assert!(matching_paths(&doc, "/nope").is_empty());
+}
