@@ -6,7 +6,18 @@
 #   2. openapi-python-client generates a Python client from openapi.yaml and
 #      .ci/sdk_smoke.py drives an identity's life cycle through it;
 #   3. .ci/webhook_check.py verifies webhook deliveries with the Python
-#      `standardwebhooks` package (an implementation independent of ours).
+#      `standardwebhooks` package (an implementation independent of ours);
+#   4. openapi-typescript + openapi-fetch generate a TypeScript client:
+#      .ci/ts/lifecycle.ts must pass `tsc --noEmit --strict` and then drive a
+#      person and its company through their life cycle, and
+#      .ci/ts/company_without_owner.ts must FAIL to type-check (a company
+#      needs `identityOwner`).
+#
+# Before any server starts, Redocly (`recommended`) and Spectral
+# (`spectral:oas`) lint openapi.yaml: any error fails the script (warnings
+# are printed). The Node tools are pinned by .ci/ts/package.json and its
+# lock and installed once into $KYC_CI_NODE (default
+# ~/.cache/kyc-api-ci/node).
 #
 # Both run against SQLite (a fresh file) and PostgreSQL (a fresh database on
 # postgres://postgres@127.0.0.1:5432, dropped at the end). The Python tools
@@ -91,6 +102,53 @@ if ! venv_has "schemathesis==$SCHEMATHESIS_VERSION" "openapi-python-client==$OPE
 fi
 # openapi-python-client runs ruff from the same venv.
 export PATH="$VENV/bin:$PATH"
+
+NODE_TOOLS="${KYC_CI_NODE:-$HOME/.cache/kyc-api-ci/node}"
+if ! cmp -s "$REPO/.ci/ts/package-lock.json" "$NODE_TOOLS/package-lock.json" ||
+    [ ! -x "$NODE_TOOLS/node_modules/.bin/tsc" ]; then
+    log "installing the Node tools of .ci/ts/package.json into $NODE_TOOLS"
+    rm -rf "$NODE_TOOLS"
+    mkdir -p "$NODE_TOOLS"
+    cp "$REPO/.ci/ts/package.json" "$REPO/.ci/ts/package-lock.json" "$NODE_TOOLS/"
+    (cd "$NODE_TOOLS" && npm ci --silent --no-audit --no-fund) || die "cannot install the Node tools"
+fi
+NODE_BIN="$NODE_TOOLS/node_modules/.bin"
+
+# --- lint ----------------------------------------------------------------------
+
+log "Redocly lint (recommended)"
+"$NODE_BIN/redocly" lint --extends=recommended "$REPO/openapi.yaml" >"$WORK/redocly.log" 2>&1 || {
+    cat "$WORK/redocly.log" >&2
+    die "Redocly found errors in openapi.yaml"
+}
+grep -E 'Woohoo|warning' "$WORK/redocly.log" >&2 || true
+log "Spectral lint (spectral:oas)"
+printf '{"extends": ["spectral:oas"]}\n' >"$WORK/spectral.json"
+"$NODE_BIN/spectral" lint --ruleset "$WORK/spectral.json" --fail-severity error "$REPO/openapi.yaml" >&2 ||
+    die "Spectral found errors in openapi.yaml"
+
+# --- TypeScript client ---------------------------------------------------------
+
+log "generating the TypeScript client and type-checking .ci/ts"
+TS="$WORK/ts"
+mkdir -p "$TS"
+cp "$REPO"/.ci/ts/*.ts "$REPO"/.ci/ts/tsconfig*.json "$REPO/.ci/ts/package.json" "$TS/"
+ln -s "$NODE_TOOLS/node_modules" "$TS/node_modules"
+"$NODE_BIN/openapi-typescript" "$REPO/openapi.yaml" -o "$TS/schema.ts" >"$WORK/openapi-typescript.log" 2>&1 || {
+    cat "$WORK/openapi-typescript.log" >&2
+    die "openapi-typescript could not generate types"
+}
+(cd "$TS" && "$NODE_BIN/tsc" -p tsconfig.json --noEmit --strict) || die "the TypeScript life cycle does not type-check"
+if (cd "$TS" && "$NODE_BIN/tsc" -p tsconfig.negative.json --noEmit --strict) >"$WORK/negative.log" 2>&1; then
+    die "a company without identityOwner type-checked: the generated types do not require it"
+fi
+grep -q "Property 'identityOwner' is missing" "$WORK/negative.log" || {
+    cat "$WORK/negative.log" >&2
+    die "company_without_owner.ts failed to type-check, but not for want of identityOwner"
+}
+(cd "$TS" && "$NODE_BIN/tsc" -p tsconfig.json --noEmit false --outDir "$TS/out") ||
+    die "cannot compile the TypeScript life cycle"
+echo '{"type": "module"}' >"$TS/out/package.json"
 
 # --- server ------------------------------------------------------------------
 
@@ -235,6 +293,13 @@ run_sdk_smoke() {
         die "the generated client failed against $name"
 }
 
+run_typescript_client() {
+    local name=$1
+    log "generated TypeScript client against $name"
+    (cd "$TS" && node out/lifecycle.js "$BASE_URL" "$API_KEY") ||
+        die "the generated TypeScript client failed against $name"
+}
+
 run_webhook_check() {
     local name=$1
     log "webhook deliveries verified by the Python standardwebhooks package against $name"
@@ -260,6 +325,7 @@ for backend in $BACKENDS; do
     esac
     run_schemathesis "$backend"
     run_sdk_smoke "$backend"
+    run_typescript_client "$backend"
     run_webhook_check "$backend"
     stop_server
 done

@@ -84,18 +84,22 @@ def _unique_email(email):
     return f"{local}@{domain}"
 
 
-def _fix_metadata(body):
-    """OpenAPI 3.0 cannot bound an object's keys (`propertyNames` is 3.1):
-    keep generated ones within the documented 1 to 40 characters without
-    brackets or control characters."""
-    metadata = body.get("metadata")
-    if not isinstance(metadata, dict):
-        return
-    fixed = {}
-    for key, value in metadata.items():
-        key = "".join(c for c in key if c not in "[]" and c.isprintable())[:40] or "k"
-        fixed[key] = value
-    body["metadata"] = fixed
+def _fix_metadata_count(identity, fixed):
+    """The merged metadata may hold at most 50 keys (stored data): drop new
+    keys the identity's current ones leave no room for."""
+    current_keys = set(identity.get("metadata") or {})
+    changes = fixed["metadata"]
+    kept = {}
+    count = len(current_keys)
+    for key, value in changes.items():
+        if value is None:
+            count -= key in current_keys
+            kept[key] = value
+    for key, value in changes.items():
+        if value is not None and (key in current_keys or count < 50):
+            count += key not in current_keys
+            kept[key] = value
+    fixed["metadata"] = kept
 
 
 def _unique_ref_id(body):
@@ -104,9 +108,21 @@ def _unique_ref_id(body):
         body["refId"] = body["refId"][:100] + "-" + uuid.uuid4().hex
 
 
-def _fix_identity(body, self_id=None):
-    """Makes a complete identity (create body or merged patch) obey the cross-field rules."""
-    if self_id is not None and self_id == _state.get("owner"):
+def _fix_create(body):
+    """A create body: what the schema cannot state. A person's age window
+    moves with today's date; a company's owner must be a live person of the
+    app (stored data)."""
+    if body.get("type") == "person":
+        body["birthday"] = _valid_birthday(body.get("birthday"))
+    elif body.get("type") == "company":
+        body["identityOwner"] = _owner_id()
+
+
+def _fix_merged(body, self_id):
+    """A patch merged over the stored identity must obey the person/company
+    rules: the patch schema cannot, since which rules apply depends on the
+    stored type (stored data)."""
+    if self_id == _state.get("owner"):
         body["type"] = "person"  # companies of other cases are owned by it
     kind = body.get("type")
     tax = body.get("tax") if isinstance(body.get("tax"), dict) else None
@@ -159,7 +175,7 @@ def _fix_patch(identity_id, patch):
     if identity["identityConfirmed"]:
         # Changing the type would change locked fields (birthday, gender).
         merged["type"] = before["type"]
-    _fix_identity(merged, self_id=identity_id)
+    _fix_merged(merged, identity_id)
     if identity["identityConfirmed"]:
         for key in LOCKED:
             merged.pop(key, None)
@@ -177,22 +193,7 @@ def _fix_patch(identity_id, patch):
     if "email" in patch:
         fixed["email"] = _unique_email(fixed["email"])
     if isinstance(fixed.get("metadata"), dict):
-        # The merged metadata may hold at most 50 keys: drop new keys the
-        # identity's current ones leave no room for.
-        _fix_metadata(fixed)
-        current_keys = set(identity.get("metadata") or {})
-        changes = fixed["metadata"]
-        kept = {}
-        count = len(current_keys)
-        for key, value in changes.items():
-            if value is None:
-                count -= key in current_keys
-                kept[key] = value
-        for key, value in changes.items():
-            if value is not None and (key in current_keys or count < 50):
-                count += key not in current_keys
-                kept[key] = value
-        fixed["metadata"] = kept
+        _fix_metadata_count(identity, fixed)
     return fixed
 
 
@@ -274,10 +275,9 @@ def before_call(context, case, kwargs):
     label = case.operation.label
     body = copy.deepcopy(case.body)
     if label == "POST /identities":
-        _fix_identity(body)
+        _fix_create(body)
         body["email"] = _unique_email(body["email"])
         _unique_ref_id(body)
-        _fix_metadata(body)
     elif label == "PATCH /identities/{id}":
         body = _fix_patch(case.path_parameters["id"], body)
         if _rejected_for_good(case.path_parameters["id"]):
@@ -286,7 +286,6 @@ def before_call(context, case, kwargs):
             body.pop("documents", None)
             body.pop("faceImages", None)
         _unique_ref_id(body)
-        _fix_metadata(body)
     elif label in ("POST /sandbox/identities/approve", "POST /sandbox/identities/reject"):
         found = _get(f"/identities/{body['identityId']}")
         if found is not None:
