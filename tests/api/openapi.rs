@@ -268,7 +268,7 @@ fn matching_paths(doc: &serde_yaml::Value, path: &str) -> Vec<String> {
             found.push((literal, template.to_string()));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(literal, _)| std::cmp::Reverse(*literal));
     let best = found.first().map(|(literal, _)| *literal);
     found
         .into_iter()
