@@ -303,7 +303,8 @@ run_typescript_client() {
 run_webhook_check() {
     local name=$1
     log "webhook deliveries verified by the Python standardwebhooks package against $name"
-    "$VENV/bin/python" "$REPO/.ci/webhook_check.py" --url "$BASE_URL" --api-key "$API_KEY" ||
+    "$VENV/bin/python" "$REPO/.ci/webhook_check.py" --url "$BASE_URL" --api-key "$API_KEY" \
+        --spec "$REPO/openapi.yaml" ||
         die "webhook deliveries did not verify against $name"
 }
 

@@ -5,8 +5,11 @@ Standard Webhooks: the Python `standardwebhooks` package (run by
     python .ci/webhook_check.py --url http://127.0.0.1:8080 --api-key KEY
 
 Starts a receiver on a loopback port, registers it as a webhook endpoint,
-creates an identity, and verifies the signature of every delivery it
-receives. Exits non-zero when a delivery is missing or fails verification.
+creates, patches, blocks and unblocks an identity, verifies the signature of
+every delivery it receives and validates each body against the payload
+schema of its type in openapi.yaml's `webhooks` section (JSON Schema 2020-12,
+jsonschema_rs). Exits non-zero when a delivery is missing, fails
+verification or breaks its schema.
 """
 
 import argparse
@@ -17,7 +20,9 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import jsonschema_rs
 import requests
+import yaml
 from standardwebhooks import Webhook, WebhookVerificationError
 
 received = []
@@ -45,7 +50,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--api-key", required=True)
+    parser.add_argument("--spec", required=True, help="openapi.yaml")
     args = parser.parse_args()
+    with open(args.spec) as file:
+        spec = yaml.safe_load(file)
     headers = {"apiKey": args.api_key}
 
     # Schemathesis ran first and left endpoints with unreachable URLs whose
@@ -65,7 +73,7 @@ def main():
 
     endpoint = requests.post(
         f"{args.url}/webhook-endpoints",
-        json={"url": hook_url, "eventTypes": ["identity.created", "identity.updated"]},
+        json={"url": hook_url},
         headers=headers,
         timeout=10,
     )
@@ -92,20 +100,28 @@ def main():
     )
     if patched.status_code != 200:
         fail(f"patching the identity: {patched.status_code} {patched.text}")
+    for action, reason in (("block", "checking webhooks"), ("unblock", "checked")):
+        done = requests.post(
+            f"{args.url}/identities/{identity_id}/{action}", json={"reason": reason}, headers=headers, timeout=10
+        )
+        if done.status_code != 200:
+            fail(f"{action}: {done.status_code} {done.text}")
+    wanted = ["identity.blocked", "identity.created", "identity.unblocked", "identity.updated"]
 
-    # Schemathesis ran before: only this identity's two events count.
+    def about_ours(body):
+        data = json.loads(body)["data"]
+        return identity_id in (data.get("object", {}).get("id"), data.get("identityId"))
+
+    # Schemathesis ran before: only this identity's events count.
     deadline = time.time() + 40
     while time.time() < deadline:
         with lock:
-            ours = [
-                (h, b) for h, b in received
-                if json.loads(b)["data"].get("object", {}).get("id") == identity_id
-            ]
-        if len(ours) >= 2:
+            ours = [(h, b) for h, b in received if about_ours(b)]
+        if set(wanted) <= {json.loads(b)["type"] for _, b in ours}:
             break
         time.sleep(0.1)
     else:
-        fail(f"expected 2 deliveries for {identity_id} within 40 s, got {len(ours)}")
+        fail(f"expected {wanted} for {identity_id} within 40 s, got {len(ours)} deliveries")
 
     wh = Webhook(secret)
     for hdrs, body in ours:
@@ -116,15 +132,27 @@ def main():
             fail(f"a delivery did not verify: {e}: {lowered} {body}")
         if event["id"] != lowered["webhook-id"]:
             fail("webhook-id is not the event id")
-    types = sorted(json.loads(b)["type"] for _, b in ours)
-    if types != ["identity.created", "identity.updated"]:
+        if event["type"] not in spec["webhooks"]:
+            fail(f"{event['type']} is not in openapi.yaml's webhooks section")
+        # The whole document as the root, so that the payload schema's
+        # `#/components/...` references resolve.
+        pointer = f"#/webhooks/{event['type']}/post/requestBody/content/application~1json/schema"
+        validator = jsonschema_rs.Draft202012Validator({**spec, "$ref": pointer})
+        problems = [error.message for error in validator.iter_errors(json.loads(body))]
+        if problems:
+            fail(f"a {event['type']} delivery breaks its schema: {problems[:3]}: {body}")
+    types = sorted({json.loads(b)["type"] for _, b in ours})
+    if not set(wanted) <= set(types):
         fail(f"unexpected event types {types}")
     try:
         Webhook("whsec_" + "QUJD" * 8).verify(ours[0][1], {k.lower(): v for k, v in ours[0][0].items()})
         fail("a wrong secret verified a delivery")
     except WebhookVerificationError:
         pass
-    print(f"webhook check: {len(ours)} deliveries verified by the Python standardwebhooks package")
+    print(
+        f"webhook check: {len(ours)} deliveries ({', '.join(types)}) verified by the Python "
+        "standardwebhooks package and valid against openapi.yaml's webhooks section"
+    )
 
 
 if __name__ == "__main__":
