@@ -381,3 +381,56 @@ fn request_paths_find_their_templates() {
     assert_eq!(matching_paths(&doc, "/files/a/b/c.png"), ["/files/{key}"]);
     assert!(matching_paths(&doc, "/nope").is_empty());
 }
+
+/// The headers the server sends are declared: `x-request-id` on every
+/// response, `Idempotent-Replayed` on the success of every operation that
+/// takes an `Idempotency-Key`, the rate-limit headers on the success of
+/// every keyed operation, `Allow` on the 405 answer.
+#[test]
+fn responses_declare_the_headers_the_server_sends() {
+    let doc = document();
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_mapping().unwrap() {
+        for (method, operation) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if !HTTP_METHODS.contains(&method) {
+                continue;
+            }
+            let where_ = format!("{} {}", method.to_uppercase(), path.as_str().unwrap());
+            let idempotent = operation["parameters"].as_sequence().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["$ref"].as_str() == Some("#/components/parameters/IdempotencyKey"))
+            });
+            let keyed = operation["security"]
+                .as_sequence()
+                .is_none_or(|s| !s.is_empty());
+            for (status, response) in operation["responses"].as_mapping().unwrap() {
+                let status = status.as_str().unwrap();
+                let headers = &resolved(&doc, response)["headers"];
+                let mut wanted = vec!["x-request-id"];
+                if status.starts_with('2') {
+                    if idempotent {
+                        wanted.push("Idempotent-Replayed");
+                    }
+                    if keyed {
+                        wanted.extend([
+                            "RateLimit-Limit",
+                            "RateLimit-Remaining",
+                            "RateLimit-Reset",
+                        ]);
+                    }
+                }
+                for header in wanted {
+                    if headers[header].is_null() {
+                        problems.push(format!("{where_} {status}: no `{header}` header"));
+                    }
+                }
+            }
+        }
+    }
+    let method_not_allowed = &doc["components"]["responses"]["MethodNotAllowed"]["headers"];
+    if method_not_allowed["Allow"].is_null() {
+        problems.push("MethodNotAllowed: no `Allow` header".into());
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
