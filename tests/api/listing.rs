@@ -13,6 +13,7 @@ backend_tests!(
     brackets_may_be_percent_encoded,
     malformed_queries_are_named,
     all_true_streams_every_match,
+    all_true_total_is_the_rows_sent_while_writers_race,
     email_patterns_with_an_at_sign_page_exactly,
     email_search_keys_follow_changes,
 );
@@ -294,22 +295,7 @@ async fn malformed_queries_are_named(app: TestApp) {
 async fn all_true_streams_every_match(app: TestApp) {
     // More rows than one streamed chunk (500), inserted directly for speed.
     let n = 1203;
-    let mut values = Vec::new();
-    for i in 0..n {
-        values.push(format!(
-            "('{id}', '{app}', 'person', 'Bulk {i}', 'bulk{i}@example.com', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
-             '910000000', FALSE, 'PT', '{i}', NULL, NULL, NULL, FALSE, FALSE, NULL, '2025-01-01 00:00:{s:02}.{i:06}', '2025-01-01 00:00:00', NULL, \
-             'example.com', '{local_reversed}', 'bulk{i}@example.com', NULL, NULL, NULL)",
-            id = uuid::Uuid::new_v4(),
-            app = app.app_id,
-            s = i % 60,
-            local_reversed = format!("bulk{i}").chars().rev().collect::<String>(),
-        ));
-    }
-    app.db.execute(&format!(
-        "INSERT INTO identities VALUES {}",
-        values.join(",")
-    ));
+    insert_bulk(&app, n);
     create(&app, &person("someone-else@example.com")).await;
 
     let body = list(&app, "all=true&filter[email]=like:bulk").await;
@@ -493,4 +479,68 @@ async fn email_search_keys_follow_changes(app: TestApp) {
         .status();
     assert_eq!(status, 204);
     assert_eq!(list(&app, "filter[email]=like:lima@new.").await["total"], 0);
+}
+
+/// `n` persons (`bulk<i>@example.com`), inserted directly for speed.
+fn insert_bulk(app: &TestApp, n: usize) {
+    let mut values = Vec::new();
+    for i in 0..n {
+        values.push(format!(
+            "('{id}', '{app}', 'person', 'Bulk {i}', 'bulk{i}@example.com', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
+             '910000000', FALSE, 'PT', '{i}', NULL, NULL, NULL, FALSE, FALSE, NULL, '2025-01-01 00:00:{s:02}.{i:06}', '2025-01-01 00:00:00', NULL, \
+             'example.com', '{local_reversed}', 'bulk{i}@example.com', NULL, NULL, NULL)",
+            id = uuid::Uuid::new_v4(),
+            app = app.app_id,
+            s = i % 60,
+            local_reversed = format!("bulk{i}").chars().rev().collect::<String>(),
+        ));
+    }
+    app.db.execute(&format!(
+        "INSERT INTO identities VALUES {}",
+        values.join(",")
+    ));
+}
+
+/// An `all=true` answer is one read snapshot from its count to its last
+/// row: while a writer creates and deletes identities through the API, each
+/// stream's `total` is exactly the rows it sends, none twice.
+async fn all_true_total_is_the_rows_sent_while_writers_race(app: TestApp) {
+    insert_bulk(&app, 1500);
+    let victims = ids(&list(&app, "all=true").await);
+    let stop = std::cell::Cell::new(false);
+    // Both futures run at once on this task (`join!`), sharing the server.
+    let writer = async {
+        let mut changes = 0;
+        for (i, victim) in victims.iter().enumerate() {
+            if stop.get() {
+                break;
+            }
+            create(&app, &person(&format!("racer{i}@example.com"))).await;
+            let response = app
+                .delete(&format!("/identities/{victim}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 204);
+            changes += 2;
+        }
+        changes
+    };
+    let readers = async {
+        for _ in 0..6 {
+            let body = list(&app, "all=true").await;
+            let sent = ids(&body);
+            assert_eq!(body["total"], sent.len(), "total is the rows sent");
+            let mut unique = sent.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), sent.len(), "no row twice");
+        }
+        stop.set(true);
+    };
+    let (changes, ()) = tokio::join!(writer, readers);
+    assert!(
+        changes >= 6,
+        "the writer raced the streams ({changes} changes)"
+    );
 }
