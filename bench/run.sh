@@ -37,7 +37,7 @@ TOOLS_TARGET=${TOOLS_TARGET_DIR:-$TARGET/tools}
 KYC_LOG=${KYC_LOG:-warn}         # per-request info logs are an extra cost; see BENCHMARKS.md
 KYC_DB_POOL_SIZE=${KYC_DB_POOL_SIZE:-10}
 KYC_WORKERS=${KYC_WORKERS:-0}
-SCENARIOS=${SCENARIOS:-"ceiling create create_limit get get_limit list_first list_deep list_middle list_page_middle list_cursor_middle list_cursor_shallow list_rare list_substring list_verifications list_verifications_pending operations all"}
+SCENARIOS=${SCENARIOS:-"ceiling create create_limit get get_limit list_first list_deep list_middle list_page_middle list_cursor_middle list_cursor_shallow list_rare list_substring list_verifications list_verifications_pending operations all all_export"}
 WAIT_FOR_IDLE=${WAIT_FOR_IDLE:-600}   # wait up to this many seconds for no rustc before each run
 LIKE_COMMON=${LIKE_COMMON:-"@mail7."} # matches 1 identity in 50
 OUT=${OUT:-$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -309,6 +309,28 @@ for BACKEND in $BACKENDS; do
           log "$BACKEND all run $r: $stats rows/total=$count rss=$(hwm_kib "$SERVER_PID")KiB"
         done
         stop_server
+        ;;
+      all_export)
+        # The database's own export of the rows scenario `all` streams (the
+        # second app's live identities, in the same order), as JSON: what
+        # all=true is measured against.
+        wait_idle >/dev/null
+        order="ORDER BY created_at DESC, id DESC"
+        where="WHERE app_id = '$ALL_APP_ID' AND deleted_at IS NULL"
+        for r in $(seq 1 "$ALL_RUNS"); do
+          t0=$(date +%s%N)
+          if [[ $BACKEND == sqlite ]]; then
+            sqlite3 -json "$DB_FILE" "SELECT * FROM identities $where $order" >"$WORK/export.json"
+          else
+            psql -qAt "$DB_URL" -c "COPY (SELECT row_to_json(i) FROM identities i $where $order) TO STDOUT" >"$WORK/export.json"
+          fi
+          t1=$(date +%s%N)
+          size=$(stat -c %s "$WORK/export.json")
+          rows=$(if [[ $BACKEND == sqlite ]]; then grep -c '^{\|^\[{\|^,{' "$WORK/export.json" || true; else wc -l <"$WORK/export.json"; fi)
+          secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
+          record "$BACKEND" all_export "\"run\":$r" "\"seconds\":$secs" "\"bytes\":$size" "\"rows\":$rows"
+          log "$BACKEND all_export run $r: ${secs}s $size bytes $rows rows"
+        done
         ;;
       create_limit | get_limit)
         mode=${S%_limit}

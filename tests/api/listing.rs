@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, detail_fields, json, TestApp};
+use crate::helpers::{assert_error, detail_fields, json, query_count, TestApp};
 use crate::identities::{company, create, person};
 
 backend_tests!(
@@ -14,9 +14,19 @@ backend_tests!(
     malformed_queries_are_named,
     all_true_streams_every_match,
     all_true_total_is_the_rows_sent_while_writers_race,
+    indexed_substrings_answer_what_a_full_scan_answers,
+    the_substring_index_follows_every_change,
     email_patterns_with_an_at_sign_page_exactly,
     email_search_keys_follow_changes,
 );
+
+/// The columns of a directly inserted identity row, in the order of the
+/// tests' VALUES (named, so that a column added later does not break them).
+const IDENTITY_COLUMNS: &str = "id, app_id, identity_type, name, email, birthday, gender, \
+    address_street, address_city, address_state, address_postal_code, address_country, \
+    phone_number, phone_sms, tax_country, tax_id_number, tax_state, tax_formation_region, \
+    identity_owner, blocked, identity_confirmed, risk_rating, created_at, updated_at, deleted_at, \
+    email_domain, email_local_reversed, email_normalized, ref_id, wrapped_key, erased_at";
 
 async fn list(app: &TestApp, query: &str) -> Value {
     let (status, body) = json(
@@ -361,7 +371,7 @@ async fn email_patterns_with_an_at_sign_page_exactly(app: TestApp) {
         })
         .collect();
     app.db.execute(&format!(
-        "INSERT INTO identities VALUES {}",
+        "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES {}",
         values.join(",")
     ));
     rows.sort();
@@ -496,7 +506,7 @@ fn insert_bulk(app: &TestApp, n: usize) {
         ));
     }
     app.db.execute(&format!(
-        "INSERT INTO identities VALUES {}",
+        "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES {}",
         values.join(",")
     ));
 }
@@ -542,5 +552,184 @@ async fn all_true_total_is_the_rows_sent_while_writers_race(app: TestApp) {
     assert!(
         changes >= 6,
         "the writer raced the streams ({changes} changes)"
+    );
+}
+
+/// The ids of every match of `query` (all=true).
+async fn all_ids(app: &TestApp, query: &str) -> Vec<String> {
+    let body = list(app, &format!("all=true&{query}")).await;
+    let mut found = ids(&body);
+    assert_eq!(body["total"], found.len());
+    found.sort();
+    found
+}
+
+/// Substring filters may read candidates from an index (PostgreSQL's
+/// pg_trgm today) but keep their `LIKE`: every answer must be what that
+/// `LIKE` alone finds over the table, whatever the case, accents, quotes,
+/// wildcards or length of the pattern.
+async fn indexed_substrings_answer_what_a_full_scan_answers(app: TestApp) {
+    let names = [
+        "Élodie Martin",
+        "ÉLODIE MARTIN",
+        "Straße Weg",
+        "Çağlar Öztürk",
+        "O\"Brien \"Quote\"",
+        "Ana_Paula 100%",
+        "José da Silva",
+        "Zoë Åberg",
+        "Mary-Ann O'Neil",
+        "李小龙 Bruce",
+        "Back\\Slash",
+        "abcabcabc",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let mut body = person(&format!("user.{i}_x%{}@Mail{}.Example.com", i * 7, i % 3));
+        body["name"] = json!(name);
+        create(&app, &body).await;
+    }
+    let mut deleted = person("deleted.martin@mail1.example.com");
+    deleted["name"] = json!("Élodie Deleted");
+    let gone = create(&app, &deleted).await;
+    let response = app
+        .delete(&format!("/identities/{}", gone["id"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    let patterns = [
+        "élodie",
+        "ÉLO",
+        "lodie",
+        "é",
+        "el",
+        "martin",
+        "MARTIN",
+        "straße",
+        "STRASSE",
+        "çağ",
+        "ÖZT",
+        "\"quote\"",
+        "o\"b",
+        "_paula",
+        "100%",
+        "%",
+        "_",
+        "a_p",
+        "josé",
+        "zoë",
+        "åberg",
+        "'ne",
+        "李小",
+        "小龙",
+        "\\s",
+        "abcabc",
+        "bca",
+        "mail1",
+        "MAIL2.EX",
+        "x%1",
+        "user.1",
+        "ser.",
+        ".example",
+        "example.co",
+        "zzz",
+        "ab",
+    ];
+    for pattern in patterns {
+        let like = kyc_api::domain::list_query::like_pattern(pattern).replace('\'', "''");
+        for (field, column) in [("name", "lower(name)"), ("email", "email_normalized")] {
+            let encoded =
+                percent_encoding::utf8_percent_encode(pattern, percent_encoding::NON_ALPHANUMERIC);
+            let found = all_ids(&app, &format!("filter[{field}]=like:{encoded}")).await;
+            let scan = format!(
+                "SELECT COUNT(*) AS count FROM identities WHERE app_id = '{}' \
+                 AND deleted_at IS NULL AND {column} LIKE '{like}' ESCAPE '\\'",
+                app.app_id
+            );
+            let expected = query_count(&app.db, &scan);
+            let listed = found.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>();
+            let agreeing = if listed.is_empty() {
+                0
+            } else {
+                query_count(&app.db, &format!("{scan} AND id IN ({})", listed.join(",")))
+            };
+            assert_eq!(
+                (found.len() as i64, agreeing),
+                (expected, expected),
+                "filter[{field}]=like:{pattern}: the list and a full scan disagree"
+            );
+        }
+    }
+}
+
+/// Substring searches follow creates, patches of email and name, deletes
+/// and erasure: they find what the identities hold now, never what they
+/// held (any search index must be kept in step by every write).
+async fn the_substring_index_follows_every_change(app: TestApp) {
+    let mut body = person("first.address@alpha.example.com");
+    body["name"] = json!("Original Name");
+    let created = create(&app, &body).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        all_ids(&app, "filter[name]=like:original").await,
+        std::slice::from_ref(&id)
+    );
+    assert_eq!(
+        all_ids(&app, "filter[email]=like:first.addr").await,
+        std::slice::from_ref(&id)
+    );
+
+    let (status, _) = json(
+        app.patch(
+            &format!("/identities/{id}"),
+            &json!({"name": "Renamed Person", "email": "second.address@beta.example.com"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(all_ids(&app, "filter[name]=like:original").await.is_empty());
+    assert!(all_ids(&app, "filter[email]=like:first.addr")
+        .await
+        .is_empty());
+    assert_eq!(
+        all_ids(&app, "filter[name]=like:renamed").await,
+        std::slice::from_ref(&id)
+    );
+    assert_eq!(
+        all_ids(&app, "filter[email]=like:second.addr").await,
+        std::slice::from_ref(&id)
+    );
+
+    let response = app
+        .delete(&format!("/identities/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(all_ids(&app, "filter[name]=like:renamed").await.is_empty());
+    let response = app
+        .post(&format!("/identities/{id}/erase"), &json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let remaining = "SELECT COUNT(*) AS count FROM identities WHERE lower(name) LIKE '%renamed%' \
+         OR email_normalized LIKE '%second.addr%'";
+    assert_eq!(
+        query_count(&app.db, remaining),
+        0,
+        "erasure leaves no searchable trace"
+    );
+    // A later identity is found under its own name.
+    let mut later = person("later@alpha.example.com");
+    later["name"] = json!("Later Person");
+    let later = create(&app, &later).await;
+    assert_eq!(
+        all_ids(&app, "filter[name]=like:later").await,
+        [later["id"].as_str().unwrap().to_string()]
     );
 }

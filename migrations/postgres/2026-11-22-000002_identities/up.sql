@@ -72,7 +72,18 @@ CREATE INDEX documents_identity_idx
 -- filter[email]=like:… and filter[name]=like:… are substring matches on
 -- lower(column); trigram indexes serve them. (SQLite has no equivalent: there
 -- the per-app order index is walked, see README "Listing".)
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
+--
+-- pg_trgm ships with PostgreSQL (contrib) and is a trusted extension since
+-- PostgreSQL 13: the database's owner may create it. A role that may not
+-- gets the message below instead of a bare permission error.
+DO $$
+BEGIN
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE EXCEPTION 'kyc-api needs the pg_trgm extension, and this role may not create it'
+        USING HINT = 'As a superuser (or the database owner on PostgreSQL 13+), run in this database: CREATE EXTENSION pg_trgm; then start kyc-api again.';
+END
+$$;
 CREATE INDEX identities_email_trgm_idx
     ON identities USING gin (lower(email) gin_trgm_ops) WHERE deleted_at IS NULL;
 CREATE INDEX identities_name_trgm_idx
