@@ -25,9 +25,10 @@
 # ~/.cache/kyc-api-ci/venv), created once and reused. Nothing is written into
 # the repository. Any failure fails the script.
 #
-# About 4 minutes in all (2 x 120 s of schemathesis, ~10 s of client
-# generation and smoke test per backend), plus ~1 minute the first time for
-# the venv. Knobs: KYC_CONTRACT_MAX_EXAMPLES (default 25 per operation and
+# About 8 minutes in all (2 x 120 s of schemathesis plus its other phases,
+# ~30 s of linting, client generation and type-checking, ~20 s of clients
+# and webhook checks per backend), plus ~1 minute the first time for the
+# venv and the Node tools. Knobs: KYC_CONTRACT_MAX_EXAMPLES (default 25 per operation and
 # phase), KYC_CONTRACT_MAX_TIME (default 120 s per schemathesis run),
 # KYC_CONTRACT_BACKENDS (default "sqlite postgres"), KYC_HOOK_LOG (a file to
 # log every positive case the hooks below see, for investigating).
@@ -194,12 +195,16 @@ start_server() {
 # --- schemathesis --------------------------------------------------------------
 
 # Hooks that keep *positive* cases valid under the rules a JSON Schema cannot
-# state (they depend on another field, on today's date, on stored data):
-# a person's age window, person/company fields, US states, unique emails, an
-# existing identity owner, the identity's own email for the sandbox routes,
-# an operation code from the server's rules. Negative cases are never
-# touched, and no check is relaxed: a server that refuses one of these
-# requests still fails `positive_data_acceptance`.
+# state, because they depend on today's date or on stored data: a person's
+# age window, unique emails and refIds, a live identity owner, a patch
+# merged over the stored identity (which person/company rules apply depends
+# on the stored type), the identity's own email for the sandbox routes, an
+# operation code from the server's rules, a real cursor, the share left to
+# a company's owners. Person/company fields, US states and metadata keys
+# are the schema's (OpenAPI 3.1: oneOf, if/then, propertyNames), not the
+# hooks'. Negative cases are never touched, and no check is relaxed: a
+# server that refuses one of these requests still fails
+# `positive_data_acceptance`.
 # The hooks live in .ci/kyc_contract_hooks.py (on PYTHONPATH below).
 
 # Statuses a valid request may get besides the defaults (2xx, 401, 403, 404,
