@@ -62,7 +62,14 @@ pub async fn post_form(
     let url = presigned["url"].as_str().unwrap();
     match client.post(url).multipart(form()).send().await {
         Ok(response) => response,
-        Err(err) if format!("{err:?}").contains("IncompleteMessage") => {
+        // A kept-alive connection the server closed just as the form went
+        // out: the answer (IncompleteMessage) or the body (BrokenPipe) is
+        // cut. The network's race, not the server's: send it again once.
+        Err(err)
+            if ["IncompleteMessage", "BrokenPipe"]
+                .iter()
+                .any(|cut| format!("{err:?}").contains(cut)) =>
+        {
             client.post(url).multipart(form()).send().await.unwrap()
         }
         Err(err) => panic!("posting the form failed: {err:?}"),
