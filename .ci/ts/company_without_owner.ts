@@ -1,4 +1,4 @@
-// Must NOT type-check (.ci/typescript.sh asserts that tsc refuses it): a
+// Must NOT type-check (.ci/contract.sh asserts that tsc refuses it): a
 // company needs `identityOwner`, and the generated types must say so.
 import type { components } from "./schema.js";
 

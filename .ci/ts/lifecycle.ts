@@ -1,6 +1,6 @@
 // Drives an identity's life cycle through a client generated from
 // openapi.yaml with openapi-typescript and openapi-fetch (run by
-// .ci/typescript.sh after `tsc --noEmit --strict` has checked this file):
+// .ci/contract.sh after `tsc --noEmit --strict` has checked this file):
 // a person and the company it owns, narrowed by `type`, a relation, a
 // sandbox approval, block and unblock, typed error codes, deletion.
 //
