@@ -15,6 +15,21 @@ fn document() -> serde_yaml::Value {
     serde_yaml::from_str(OPENAPI_YAML).expect("openapi.yaml is valid YAML")
 }
 
+/// Every operation of the spec, labelled `METHOD /path`.
+fn operations(doc: &serde_yaml::Value) -> Vec<(String, &serde_yaml::Value)> {
+    let mut found = Vec::new();
+    for (path, item) in doc["paths"].as_mapping().expect("openapi.yaml has `paths`") {
+        for (method, operation) in item.as_mapping().expect("a path item is a mapping") {
+            let method = method.as_str().expect("path item keys are strings");
+            if HTTP_METHODS.contains(&method) {
+                let path = path.as_str().expect("paths are strings");
+                found.push((format!("{} {path}", method.to_uppercase()), operation));
+            }
+        }
+    }
+    found
+}
+
 /// `/files/{key:.*}` (actix) → `/files/{key}` (OpenAPI).
 fn normalise(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -156,27 +171,20 @@ fn every_operation_states_the_scope_its_route_needs() {
 fn every_operation_has_a_unique_operation_id_and_documented_responses() {
     let doc = document();
     let mut ids = BTreeSet::new();
-    for (path, item) in doc["paths"].as_mapping().unwrap() {
-        for (method, operation) in item.as_mapping().unwrap() {
-            let method = method.as_str().unwrap();
-            if !HTTP_METHODS.contains(&method) {
-                continue;
-            }
-            let label = format!("{} {}", method.to_uppercase(), path.as_str().unwrap());
-            let id = operation["operationId"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{label} has no operationId"));
-            assert!(ids.insert(id.to_string()), "operationId {id} is used twice");
-            let responses = operation["responses"]
-                .as_mapping()
-                .unwrap_or_else(|| panic!("{label} has no responses"));
-            assert!(
-                responses
-                    .keys()
-                    .any(|status| status.as_str().is_some_and(|s| s.starts_with('2'))),
-                "{label} documents no success response"
-            );
-        }
+    for (label, operation) in operations(&doc) {
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{label} has no operationId"));
+        assert!(ids.insert(id.to_string()), "operationId {id} is used twice");
+        let responses = operation["responses"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{label} has no responses"));
+        assert!(
+            responses
+                .keys()
+                .any(|status| status.as_str().is_some_and(|s| s.starts_with('2'))),
+            "{label} documents no success response"
+        );
     }
 }
 
@@ -337,30 +345,22 @@ fn every_error_response_lists_codes_of_its_status() {
     let status_of: std::collections::BTreeMap<&str, u16> =
         kyc_api::error::ApiError::catalogue().into_iter().collect();
     let mut problems = Vec::new();
-    for (path, item) in doc["paths"].as_mapping().unwrap() {
-        for (method, operation) in item.as_mapping().unwrap() {
-            let method = method.as_str().unwrap();
-            if !HTTP_METHODS.contains(&method) {
+    for (where_, operation) in operations(&doc) {
+        for (status, response) in operation["responses"].as_mapping().unwrap() {
+            let status: u16 = status.as_str().unwrap().parse().unwrap();
+            if status < 400 {
                 continue;
             }
-            let where_ = format!("{} {}", method.to_uppercase(), path.as_str().unwrap());
-            for (status, response) in operation["responses"].as_mapping().unwrap() {
-                let status: u16 = status.as_str().unwrap().parse().unwrap();
-                if status < 400 {
-                    continue;
-                }
-                match listed_codes(resolved(&doc, response)) {
-                    None => problems.push(format!("{where_} {status}: no code enum")),
-                    Some(codes) => {
-                        for code in codes {
-                            match status_of.get(code.as_str()) {
-                                Some(s) if *s == status => {}
-                                Some(s) => problems.push(format!(
-                                    "{where_} {status}: `{code}` is answered with {s}"
-                                )),
-                                None => {
-                                    problems.push(format!("{where_} {status}: `{code}` is no code"))
-                                }
+            match listed_codes(resolved(&doc, response)) {
+                None => problems.push(format!("{where_} {status}: no code enum")),
+                Some(codes) => {
+                    for code in codes {
+                        match status_of.get(code.as_str()) {
+                            Some(s) if *s == status => {}
+                            Some(s) => problems
+                                .push(format!("{where_} {status}: `{code}` is answered with {s}")),
+                            None => {
+                                problems.push(format!("{where_} {status}: `{code}` is no code"))
                             }
                         }
                     }
@@ -390,40 +390,29 @@ fn request_paths_find_their_templates() {
 fn responses_declare_the_headers_the_server_sends() {
     let doc = document();
     let mut problems = Vec::new();
-    for (path, item) in doc["paths"].as_mapping().unwrap() {
-        for (method, operation) in item.as_mapping().unwrap() {
-            let method = method.as_str().unwrap();
-            if !HTTP_METHODS.contains(&method) {
-                continue;
-            }
-            let where_ = format!("{} {}", method.to_uppercase(), path.as_str().unwrap());
-            let idempotent = operation["parameters"].as_sequence().is_some_and(|ps| {
-                ps.iter()
-                    .any(|p| p["$ref"].as_str() == Some("#/components/parameters/IdempotencyKey"))
-            });
-            let keyed = operation["security"]
-                .as_sequence()
-                .is_none_or(|s| !s.is_empty());
-            for (status, response) in operation["responses"].as_mapping().unwrap() {
-                let status = status.as_str().unwrap();
-                let headers = &resolved(&doc, response)["headers"];
-                let mut wanted = vec!["x-request-id"];
-                if status.starts_with('2') {
-                    if idempotent {
-                        wanted.push("Idempotent-Replayed");
-                    }
-                    if keyed {
-                        wanted.extend([
-                            "RateLimit-Limit",
-                            "RateLimit-Remaining",
-                            "RateLimit-Reset",
-                        ]);
-                    }
+    for (where_, operation) in operations(&doc) {
+        let idempotent = operation["parameters"].as_sequence().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["$ref"].as_str() == Some("#/components/parameters/IdempotencyKey"))
+        });
+        let keyed = operation["security"]
+            .as_sequence()
+            .is_none_or(|s| !s.is_empty());
+        for (status, response) in operation["responses"].as_mapping().unwrap() {
+            let status = status.as_str().unwrap();
+            let headers = &resolved(&doc, response)["headers"];
+            let mut wanted = vec!["x-request-id"];
+            if status.starts_with('2') {
+                if idempotent {
+                    wanted.push("Idempotent-Replayed");
                 }
-                for header in wanted {
-                    if headers[header].is_null() {
-                        problems.push(format!("{where_} {status}: no `{header}` header"));
-                    }
+                if keyed {
+                    wanted.extend(["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]);
+                }
+            }
+            for header in wanted {
+                if headers[header].is_null() {
+                    problems.push(format!("{where_} {status}: no `{header}` header"));
                 }
             }
         }
