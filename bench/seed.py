@@ -6,7 +6,8 @@ Every seeded identity is a copy of one template identity that the server
 itself created from the reference body, with all its child rows (documents,
 verifications, identity history events, whatever tables reference
 identities(id)), so each column is exactly what the server writes. Only ids
-(fresh UUIDv4 strings), app_id, email and timestamps differ:
+(fresh UUIDv4 strings), app_id, email, timestamps and the personal fields
+(in the clear, without a data key: see PLAIN_PII) differ:
   email      seed<TAG><n>@mail<n % 50>.example.com  (like:@mail7. matches 1 in 50),
              and its search keys (email_normalized, email_domain, email_local_reversed) as the server writes them
   timestamps 2025-01-01 00:00:00 + n * 10 ms + 7 us (6 decimals, as the server writes)
@@ -44,7 +45,10 @@ if dialect == "sqlite":
     tables = [r[0] for r in query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
 else:
     tables = [r[0] for r in query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
-children = [t for t in tables if t not in ("identities", "bench_ids") and "identity_id" in columns(t)]
+# Not copied: the event outbox and the audit trail (their rows are sealed
+# under, or chained to, the template's own ids; no scenario reads them).
+children = [t for t in tables if t not in ("identities", "bench_ids", "events", "audit_log")
+            and "identity_id" in columns(t)]
 # verifications before the events that reference them
 children.sort(key=lambda t: 1 if "verification_id" in columns(t) else 0)
 
@@ -92,7 +96,34 @@ if dialect == "postgres":
     print("CREATE INDEX ON kids (n, old); ANALYZE kids; ANALYZE seed;")
 
 
+# The template's personal fields are sealed under its own data key and bound
+# to its id, so they cannot be copied: seeded rows hold them in the clear
+# with no data key, which the server reads as a row written before
+# encryption at rest (and seals on its first change).
+with open(f"{__import__('os').path.dirname(__file__)}/reference_person.json") as f:
+    reference = json.load(f)
+
+
+def literal(v):
+    return "NULL" if v is None else "'" + str(v).replace("'", "''") + "'"
+
+
+PLAIN_PII = {
+    "birthday": reference.get("birthday"),
+    "address_street": reference["address"]["street"],
+    "address_state": reference["address"].get("state"),
+    "address_postal_code": reference["address"]["postalCode"],
+    "phone_number": reference["phone"]["number"],
+    "tax_id_number": reference["tax"]["idNumber"],
+    "tax_state": reference["tax"].get("state"),
+    "tax_formation_region": reference["tax"].get("formationRegion"),
+    "wrapped_key": None,
+}
+
+
 def value(table, col):
+    if table == "identities" and col in PLAIN_PII:
+        return literal(PLAIN_PII[col])
     if col == "id":
         return "s.id" if table == "identities" else "k.new"
     if col == "app_id":
