@@ -601,13 +601,198 @@ macro_rules! starting_with {
     }};
 }
 
+/// What finds the candidates of the substring filters of one query.
+///
+/// On PostgreSQL the pg_trgm GIN indexes on `email_normalized` and
+/// `lower(name)` (migration 2) serve the `LIKE` itself, inside the one walk
+/// that counts and pages (`page_and_total_in_one_walk`). On SQLite the
+/// `identity_search` FTS5 trigram table (migration 22, keyed by
+/// `identities.search_id`) proposes candidates, and only when they are few:
+/// see [`SubstringIndex::of`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubstringIndex {
+    /// Every filter is answered without the FTS5 table: PostgreSQL, or a
+    /// SQLite query whose substrings are short or common.
+    Planner,
+    /// SQLite: each substring filter here takes its candidates from the
+    /// FTS5 table, and the query is driven from them (not from the app's
+    /// listing index).
+    Fts5(Vec<FtsQuery>),
+}
+
+/// The FTS5 query that finds the candidates of one substring filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FtsQuery {
+    column: &'static str,
+    substring: String,
+    fts_match: String,
+}
+
+/// The search column of a substring filter (FTS5 and its vocabulary).
+fn search_column(filter: &Filter<IdentityFilter>) -> Option<(&'static str, &str)> {
+    match (&filter.field, &filter.condition) {
+        (IdentityFilter::Name, Condition::Like(v)) => Some(("name", v)),
+        (IdentityFilter::Email, Condition::Like(v))
+            if EmailLike::parse(v) == EmailLike::Substring =>
+        {
+            Some(("email_normalized", v))
+        }
+        _ => None,
+    }
+}
+
+/// Trigrams of a pattern looked up in the vocabulary, at most.
+const TRIGRAMS_LOOKED_UP: usize = 32;
+
+/// The FTS5 path is taken when its candidates are at most this fraction
+/// (1 / N) of the identities stored. A candidate costs about
+/// `CANDIDATE_COST` index entries of the walk it replaces: it is found in
+/// the FTS5 posting list, its row fetched by `search_id`, and the
+/// candidates sorted for the page, while the walk reads one entry of the
+/// covering listing index per identity of the app (BENCHMARKS.md,
+/// "Substring search on SQLite").
+const CANDIDATE_COST: i64 = 8;
+
+impl SubstringIndex {
+    /// The substring index for `filters` on `conn`'s backend.
+    ///
+    /// On SQLite, for each substring filter of 3 characters or more: any
+    /// match contains every trigram of the pattern, so the rarest one alone
+    /// (by the index's own document counts, `identity_search_terms`) finds
+    /// every candidate, and the `LIKE` beside it keeps the answer exact (a
+    /// phrase query would read the posting lists of common trigrams too:
+    /// `mai` and `ail` in `mail7.`). When even the rarest trigram is common,
+    /// the candidates would cost more than walking the app's listing index,
+    /// so the filter is left to the walk. A trigram the vocabulary does not
+    /// hold (no such identity, or a letter the tokenizer folds differently
+    /// from Rust's lowercase) makes the query the whole phrase, which FTS5
+    /// folds itself.
+    pub fn of(conn: &mut DbConnection, filters: &[Filter<IdentityFilter>]) -> QueryResult<Self> {
+        if matches!(conn, DbConnection::Postgresql(_)) {
+            return Ok(SubstringIndex::Planner);
+        }
+        let substrings: Vec<_> = filters
+            .iter()
+            .filter_map(search_column)
+            .filter(|(_, substring)| substring.to_lowercase().chars().count() >= 3)
+            .collect();
+        if substrings.is_empty() {
+            return Ok(SubstringIndex::Planner);
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        // Identities ever stored (search ids are never reused): the scale
+        // the document counts compare with, read from the index's end.
+        let stored = diesel::sql_query("SELECT coalesce(max(search_id), 0) AS n FROM identities")
+            .get_result::<Count>(conn)?
+            .n;
+        let mut queries = Vec::new();
+        for (column, substring) in substrings {
+            let lowered: Vec<char> = substring.to_lowercase().chars().collect();
+            let mut trigrams: Vec<String> =
+                lowered.windows(3).map(|w| w.iter().collect()).collect();
+            trigrams.sort();
+            trigrams.dedup();
+            trigrams.truncate(TRIGRAMS_LOOKED_UP);
+            let mut rarest: Option<(i64, String)> = None;
+            let mut all_known = true;
+            for trigram in trigrams {
+                let found: Option<Count> = diesel::sql_query(
+                    "SELECT doc AS n FROM identity_search_terms WHERE term = ? AND col = ?",
+                )
+                .bind::<diesel::sql_types::Text, _>(&trigram)
+                .bind::<diesel::sql_types::Text, _>(column)
+                .get_result(conn)
+                .optional()?;
+                match found {
+                    Some(Count { n }) if rarest.as_ref().is_none_or(|(r, _)| n < *r) => {
+                        rarest = Some((n, trigram));
+                    }
+                    Some(_) => {}
+                    None => all_known = false,
+                }
+            }
+            let phrase = match rarest {
+                Some((candidates, _)) if all_known && candidates * CANDIDATE_COST > stored => {
+                    continue;
+                }
+                Some((_, trigram)) if all_known => trigram,
+                _ => lowered.iter().collect(),
+            };
+            queries.push(FtsQuery {
+                column,
+                substring: substring.to_string(),
+                fts_match: format!("{column} : \"{}\"", phrase.replace('"', "\"\"")),
+            });
+        }
+        Ok(if queries.is_empty() {
+            SubstringIndex::Planner
+        } else {
+            SubstringIndex::Fts5(queries)
+        })
+    }
+
+    /// Whether a substring filter on `substring` takes its candidates from
+    /// the FTS5 table (else it walks the app's listing index once).
+    fn serves(&self, substring: &str) -> bool {
+        match self {
+            SubstringIndex::Fts5(queries) => queries.iter().any(|q| q.substring == substring),
+            SubstringIndex::Planner => false,
+        }
+    }
+}
+
+/// Restricts `query` to the identities whose `column` the FTS5 index says
+/// may contain `substring`, when the index serves it. A candidate test
+/// only: the caller keeps its `LIKE` for the exact answer.
+fn fts_candidates<'a>(
+    query: BoxedIdentities<'a>,
+    index: &SubstringIndex,
+    column: &str,
+    substring: &str,
+) -> BoxedIdentities<'a> {
+    let SubstringIndex::Fts5(queries) = index else {
+        return query;
+    };
+    let Some(found) = queries
+        .iter()
+        .find(|q| q.column == column && q.substring == substring)
+    else {
+        return query;
+    };
+    query.filter(
+        diesel::dsl::sql::<Bool>(
+            "identities.search_id IN (SELECT rowid FROM identity_search WHERE identity_search MATCH ",
+        )
+        .bind::<diesel::sql_types::Text, _>(found.fts_match.clone())
+        .sql(")"),
+    )
+}
+
 /// The app's live identities that pass `filters`.
 fn apply_filters<'a>(
     app_id: &'a AppId,
     filters: &'a [Filter<IdentityFilter>],
+    index: &SubstringIndex,
 ) -> QueryResult<BoxedIdentities<'a>> {
     use Condition::*;
-    let mut query = live(app_id);
+    let mut query = match index {
+        // Driven from the candidates: `+` keeps SQLite from taking the app
+        // condition as the way in (every identity index starts with
+        // `app_id`, and without statistics the planner believes an app has
+        // ten identities), so it looks the candidates up by `search_id`.
+        SubstringIndex::Fts5(_) => identities::table
+            .filter(
+                diesel::dsl::sql::<Bool>("+identities.app_id = ")
+                    .bind::<diesel::sql_types::Text, _>(app_id),
+            )
+            .filter(identities::deleted_at.is_null())
+            .into_boxed(),
+        SubstringIndex::Planner => live(app_id),
+    };
     for Filter { field, condition } in filters {
         let unsupported = || keyset::unsupported(*field, condition);
         query = match field {
@@ -622,11 +807,12 @@ fn apply_filters<'a>(
             IdentityFilter::Email => match condition {
                 Eq(v) => query.filter(identities::email_normalized.eq(Email::normalize(v))),
                 Like(v) => match EmailLike::parse(v) {
-                    EmailLike::Substring => query.filter(
-                        identities::email_normalized
-                            .like(like_pattern(v))
-                            .escape('\\'),
-                    ),
+                    EmailLike::Substring => fts_candidates(query, index, "email_normalized", v)
+                        .filter(
+                            identities::email_normalized
+                                .like(like_pattern(v))
+                                .escape('\\'),
+                        ),
                     EmailLike::Anything => query,
                     EmailLike::Nothing => query.filter(diesel::dsl::sql::<Bool>("1 = 0")),
                     EmailLike::Parts {
@@ -673,7 +859,8 @@ fn apply_filters<'a>(
             },
             IdentityFilter::Name => match condition {
                 Eq(v) => query.filter(identities::name.eq(v)),
-                Like(v) => query.filter(lower(identities::name).like(like_pattern(v)).escape('\\')),
+                Like(v) => fts_candidates(query, index, "name", v)
+                    .filter(lower(identities::name).like(like_pattern(v)).escape('\\')),
                 _ => return Err(unsupported()),
             },
             IdentityFilter::RelatedPersonId => match condition {
@@ -713,8 +900,9 @@ fn sorted_matches<'a>(
     app_id: &'a AppId,
     filters: &'a [Filter<IdentityFilter>],
     sort: &Sort,
+    index: &SubstringIndex,
 ) -> QueryResult<BoxedIdentities<'a>> {
-    let query = apply_filters(app_id, filters)?;
+    let query = apply_filters(app_id, filters, index)?;
     Ok(keyset::order_by!(
         query,
         sort,
@@ -727,25 +915,29 @@ fn sorted_matches<'a>(
 /// One page of matches and their total. Callers run it in one snapshot
 /// (`db::read_snapshot`), so the page agrees with the total.
 ///
-/// A substring that no index range can find (`like:` on a name, or on an
-/// email without `@`) visits every match anyway to count it, so the page
-/// comes from the same walk. Everything else is index ranges: a count, then
-/// the page.
+/// A substring (`like:` on a name, or on an email without `@`) is answered
+/// by one walk that counts and pages (`page_and_total_in_one_walk`), unless
+/// SQLite's FTS5 table serves it ([`SubstringIndex::of`]: 3 characters or
+/// more, with few candidates); then, like every other filter, by a count
+/// over the candidates and then the page.
 pub fn page_and_total(
     conn: &mut DbConnection,
     app_id: &AppId,
     query: &IdentityQuery,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
+    let index = SubstringIndex::of(conn, &query.filters)?;
     let unindexed_substring = query.filters.iter().any(|f| match &f.condition {
         Condition::Like(v) => {
-            f.field != IdentityFilter::Email || EmailLike::parse(v) == EmailLike::Substring
+            let substring =
+                f.field != IdentityFilter::Email || EmailLike::parse(v) == EmailLike::Substring;
+            substring && !index.serves(v)
         }
         _ => false,
     });
     if unindexed_substring {
-        page_and_total_in_one_walk(conn, app_id, query)
+        page_and_total_in_one_walk(conn, app_id, query, &index)
     } else {
-        page_and_total_by_count(conn, app_id, query)
+        page_and_total_by_count(conn, app_id, query, &index)
     }
 }
 
@@ -755,8 +947,11 @@ fn page_and_total_by_count(
     conn: &mut DbConnection,
     app_id: &AppId,
     query: &IdentityQuery,
+    index: &SubstringIndex,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
-    let total = count(conn, app_id, query)?;
+    let total = apply_filters(app_id, &query.filters, index)?
+        .count()
+        .get_result(conn)?;
     // (`all=true` is streamed by `list_after`; unlimited here means all.)
     let limit = query.page.limit().unwrap_or(total);
     let offset = query.page.offset();
@@ -774,11 +969,11 @@ fn page_and_total_by_count(
         ..query.sort
     };
     let key = if total > SORT_IS_CHEAP_BELOW {
-        single_email_key(conn, app_id, query)?
+        single_email_key(conn, app_id, query, index)?
     } else {
         None
     };
-    let mut page = sorted_matches(app_id, &query.filters, &sort)?;
+    let mut page = sorted_matches(app_id, &query.filters, &sort, index)?;
     page = match &key {
         Some(EmailKey::Domain(domain)) => page.filter(identities::email_domain.eq(domain)),
         Some(EmailKey::LocalReversed(local)) => {
@@ -816,6 +1011,7 @@ fn single_email_key(
     conn: &mut DbConnection,
     app_id: &AppId,
     query: &IdentityQuery,
+    index: &SubstringIndex,
 ) -> QueryResult<Option<EmailKey>> {
     let Some((local, domain)) = query.filters.iter().find_map(|f| match &f.condition {
         Condition::Like(v) if f.field == IdentityFilter::Email => match EmailLike::parse(v) {
@@ -834,7 +1030,8 @@ fn single_email_key(
     }
     macro_rules! one_value {
         ($column:expr) => {{
-            let matches = || apply_filters(app_id, &query.filters).map(|q| q.select($column));
+            let matches =
+                || apply_filters(app_id, &query.filters, index).map(|q| q.select($column));
             let first: Option<String> = matches()?.order($column.asc()).first(conn).optional()?;
             let last: Option<String> = matches()?.order($column.desc()).first(conn).optional()?;
             first.filter(|f| Some(f) == last.as_ref())
@@ -873,8 +1070,8 @@ fn rows_in_order(
 }
 
 /// One page and the total number of matches from a single walk over the
-/// matches, for filters that no index can answer (`like:` on a name, or on
-/// an email without `@`).
+/// matches, for filters that no index range answers (`like:` on a name, or
+/// on an email without `@`, that SQLite's FTS5 table does not serve).
 ///
 /// Both backends must visit every match of such a filter to count it (the
 /// PostgreSQL trigram index only yields candidates to recheck against the
@@ -889,6 +1086,7 @@ fn page_and_total_in_one_walk(
     conn: &mut DbConnection,
     app_id: &AppId,
     query: &IdentityQuery,
+    index: &SubstringIndex,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
     use diesel::connection::DefaultLoadingMode;
     let offset = usize::try_from(query.page.offset()).unwrap_or(usize::MAX);
@@ -900,7 +1098,8 @@ fn page_and_total_in_one_walk(
     let mut total: i64 = 0;
     let mut page_ids: Vec<IdentityId> = Vec::new();
     {
-        let walk = sorted_matches(app_id, &query.filters, &query.sort)?.select(identities::id);
+        let walk =
+            sorted_matches(app_id, &query.filters, &query.sort, index)?.select(identities::id);
         for (position, id) in walk
             .load_iter::<IdentityId, DefaultLoadingMode>(conn)?
             .enumerate()
@@ -916,7 +1115,8 @@ fn page_and_total_in_one_walk(
 }
 
 pub fn count(conn: &mut DbConnection, app_id: &AppId, query: &IdentityQuery) -> QueryResult<i64> {
-    apply_filters(app_id, &query.filters)?
+    let index = SubstringIndex::of(conn, &query.filters)?;
+    apply_filters(app_id, &query.filters, &index)?
         .count()
         .get_result(conn)
 }
@@ -930,7 +1130,12 @@ pub fn list_after(
     after: Option<&Cursor>,
     limit: i64,
 ) -> QueryResult<Vec<IdentityRow>> {
-    let mut q = sorted_matches(app_id, &query.filters, &query.sort)?;
+    let mut q = sorted_matches(
+        app_id,
+        &query.filters,
+        &query.sort,
+        &SubstringIndex::of(conn, &query.filters)?,
+    )?;
     if let Some(cursor) = after {
         q = keyset::after_cursor!(
             q,
@@ -1009,7 +1214,12 @@ mod tests {
         let app = AppId::new();
         for filter in IDENTITY_LIST.every_offered_filter() {
             assert!(
-                apply_filters(&app, std::slice::from_ref(&filter)).is_ok(),
+                apply_filters(
+                    &app,
+                    std::slice::from_ref(&filter),
+                    &SubstringIndex::Planner
+                )
+                .is_ok(),
                 "{filter:?}"
             );
         }

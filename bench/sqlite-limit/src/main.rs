@@ -159,6 +159,7 @@ fn main() {
     let domain_at = id_cols.iter().position(|c| c == "email_domain").unwrap();
     let local_at = id_cols.iter().position(|c| c == "email_local_reversed").unwrap();
     let normalized_at = id_cols.iter().position(|c| c == "email_normalized").unwrap();
+    let search_at = id_cols.iter().position(|c| c == "search_id");
     eprintln!(
         "sqlite-limit: per create: 1 identity + {} child rows ({})",
         children.iter().map(|c| c.2.len()).sum::<usize>(),
@@ -200,6 +201,10 @@ fn main() {
                             row[domain_at] = Value::Text("bench.example".into());
                             row[email_at] = Value::Text(format!("{local}@bench.example"));
                             row[normalized_at] = Value::Text(format!("{local}@bench.example"));
+                            if let Some(at) = search_at {
+                                // Its insert trigger gives each identity a new one.
+                                row[at] = Value::Null;
+                            }
                             // Writers queue on an in-process mutex, as the server's
                             // do (Db::write), not in SQLite's sleeping busy handler.
                             let _turn = writers.lock().unwrap();
