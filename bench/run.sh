@@ -279,6 +279,9 @@ for BACKEND in $BACKENDS; do
       list_verifications) server_scenario "$BACKEND" list_verifications static "/verifications?page%5Bsize%5D=30" ;;
       list_verifications_pending) server_scenario "$BACKEND" list_verifications_pending static \
         "/verifications?filter%5Bstatus%5D=pending&page%5Bsize%5D=30" ;;
+      list_unfiltered_first) server_scenario "$BACKEND" list_unfiltered_first static "/identities?page%5Bsize%5D=30" ;;
+      list_substring_rare) server_scenario "$BACKEND" list_substring_rare static \
+        "/identities?filter%5Bemail%5D=like:$(enc "${RARE_LIKE%@}")&sort=-createdAt&page%5Bsize%5D=30" ;;
       list_rare) server_scenario "$BACKEND" list_rare static \
         "/identities?filter%5Bemail%5D=like:$(enc "$RARE_LIKE")&sort=-createdAt&page%5Bsize%5D=30" ;;
       operations)

@@ -31,6 +31,11 @@ LABELS = {
     "list_middle": "3d. list like:{like} page {middle} (middle: farthest from both ends)",
     "list_rare": "3c. list like:{rare} (1 match) page 1",
     "list_substring": "3e. list like:{substring} (no @: no index range) page 1",
+    "list_substring_rare": "3f. list like:{rare_substring} (no @, few matches) page 1",
+    "list_unfiltered_first": "3g. list, no filter, page 1",
+    "list_page_middle": "3h. list, no filter, page[number] in the middle",
+    "list_cursor_middle": "3i. list, no filter, the same page by page[after]",
+    "list_cursor_shallow": "3j. list, no filter, page 2 by page[after]",
     "operations": "4. GET /identities/:id/operations",
 }
 LIMITS = {"create": "create_limit", "get": "get_limit"}
@@ -44,13 +49,16 @@ for r in rows:
 for backend in backends:
     params = next((r for r in rows if r["backend"] == backend and r["scenario"] == "params"), {})
     seed = next((r for r in rows if r["backend"] == backend and r["scenario"] == "seed"), None)
-    for scenario in ["ceiling_get", "ceiling_post", "create", "get", "list_first", "list_deep", "list_middle", "list_rare", "list_substring", "operations"]:
+    for scenario in ["ceiling_get", "ceiling_post", "create", "get", "list_first", "list_deep", "list_middle", "list_rare", "list_substring",
+                     "list_substring_rare", "list_unfiltered_first", "list_page_middle", "list_cursor_middle",
+                     "list_cursor_shallow", "operations"]:
         rs = runs(backend, scenario)
         if not rs:
             continue
         label = (LABELS[scenario] + (" [{c} conns]" if rs[0].get("conns") else "")).format(c=rs[0].get("conns"), 
             like=params.get("like_common", "?"), deep=params.get("deep_page", "?"), rare=params.get("rare_like", "?"),
-            middle=(params.get("deep_page", 0) + 1) // 2, substring=params.get("like_common", "?").lstrip("@")
+            middle=(params.get("deep_page", 0) + 1) // 2, substring=params.get("like_common", "?").lstrip("@"),
+            rare_substring=params.get("rare_like", "?").rstrip("@")
         )
         if rs[0].get("missing"):
             print(f"| {backend} | {label} | route not implemented in this commit | | | | | | | |")
