@@ -810,3 +810,11 @@ pub fn request_count(metrics: &str, labels: &[&str]) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no request counter with {labels:?} in:\n{metrics}"))
 }
+
+/// The columns of a directly inserted identity row, in the order of the
+/// tests' VALUES (named, so that a column added later does not break them).
+pub const IDENTITY_COLUMNS: &str = "id, app_id, identity_type, name, email, birthday, gender, \
+    address_street, address_city, address_state, address_postal_code, address_country, \
+    phone_number, phone_sms, tax_country, tax_id_number, tax_state, tax_formation_region, \
+    identity_owner, blocked, identity_confirmed, risk_rating, created_at, updated_at, deleted_at, \
+    email_domain, email_local_reversed, email_normalized, ref_id, wrapped_key, erased_at";

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::backend_tests;
-use crate::helpers::{assert_error, detail_fields, json, query_count, TestApp};
+use crate::helpers::{assert_error, detail_fields, json, query_count, TestApp, IDENTITY_COLUMNS};
 use crate::identities::{company, create, person};
 
 backend_tests!(
@@ -19,14 +19,6 @@ backend_tests!(
     email_patterns_with_an_at_sign_page_exactly,
     email_search_keys_follow_changes,
 );
-
-/// The columns of a directly inserted identity row, in the order of the
-/// tests' VALUES (named, so that a column added later does not break them).
-const IDENTITY_COLUMNS: &str = "id, app_id, identity_type, name, email, birthday, gender, \
-    address_street, address_city, address_state, address_postal_code, address_country, \
-    phone_number, phone_sms, tax_country, tax_id_number, tax_state, tax_formation_region, \
-    identity_owner, blocked, identity_confirmed, risk_rating, created_at, updated_at, deleted_at, \
-    email_domain, email_local_reversed, email_normalized, ref_id, wrapped_key, erased_at";
 
 async fn list(app: &TestApp, query: &str) -> Value {
     let (status, body) = json(

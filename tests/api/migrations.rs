@@ -6,7 +6,7 @@ use kyc_api::db::{
 };
 
 use crate::database_tests;
-use crate::helpers::{Backend, TestDatabase};
+use crate::helpers::{Backend, TestDatabase, IDENTITY_COLUMNS};
 
 fn migration_names(backend: &str) -> Vec<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -221,9 +221,11 @@ async fn email_normalized_migration_fills_existing_rows(db: TestDatabase) {
     }
     // The unique index is on the normalized form now.
     let duplicate = diesel::sql_query(
-        "INSERT INTO identities VALUES ('dup', 'app', 'person', 'N', 'dora@münchen.de', NULL, NULL, \
-         'S', 'C', NULL, 'P', 'PT', '9', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, \
-         '2025-01-01 00:00:00', '2025-01-01 00:00:00', NULL, 'd', 'l', 'dora@münchen.de', NULL, NULL, NULL)",
+        &format!(
+            "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES ('dup', 'app', 'person', 'N', 'dora@münchen.de', NULL, NULL, \
+             'S', 'C', NULL, 'P', 'PT', '9', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, \
+             '2025-01-01 00:00:00', '2025-01-01 00:00:00', NULL, 'd', 'l', 'dora@münchen.de', NULL, NULL, NULL)"
+        ),
     )
     .execute(&mut conn);
     assert!(
