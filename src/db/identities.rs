@@ -646,33 +646,29 @@ fn search_column(filter: &Filter<IdentityFilter>) -> Option<(&'static str, &str)
     }
 }
 
-/// Trigrams of a pattern looked up in the vocabulary, at most.
-const TRIGRAMS_LOOKED_UP: usize = 32;
-
-/// The FTS5 path is taken when its candidates are at most 1 /
+/// The FTS5 path is taken when a pattern's candidates are at most 1 /
 /// `CANDIDATE_COST` of the identities stored. A candidate costs about that
 /// many index entries of the walk it replaces: it is found in the FTS5
-/// posting list, its row fetched by `search_id` and tested, and the
+/// posting lists, its row fetched by `search_id` and tested, and the
 /// candidates sorted for the page, while the walk reads one entry of the
-/// covering listing index per identity of the app. Measured on 46,000
-/// identities: ~2 µs per candidate (count and page) against ~0.17 µs per
-/// identity walked (BENCHMARKS.md, "Substring search on SQLite").
+/// covering listing index per identity of the app. Measured: ~2 µs per
+/// candidate against ~0.17 µs per identity walked on 46,000 identities, and
+/// 20,000 candidates in ~50 ms against a ~300 ms walk on 1,000,000
+/// (BENCHMARKS.md, "Substring search on SQLite").
 const CANDIDATE_COST: i64 = 12;
 
 impl SubstringIndex {
     /// The substring index for `filters` on `conn`'s backend.
     ///
-    /// On SQLite, for each substring filter of 3 characters or more: any
-    /// match contains every trigram of the pattern, so the rarest one alone
-    /// (by the index's own document counts, `identity_search_terms`) finds
-    /// every candidate, and the `LIKE` beside it keeps the answer exact (a
-    /// phrase query would read the posting lists of common trigrams too:
-    /// `mai` and `ail` in `mail7.`). When even the rarest trigram is common,
-    /// the candidates would cost more than walking the app's listing index,
-    /// so the filter is left to the walk. A trigram the vocabulary does not
-    /// hold (no such identity, or a letter the tokenizer folds differently
-    /// from Rust's lowercase) makes the query the whole phrase, which FTS5
-    /// folds itself.
+    /// On SQLite, each substring filter of 3 characters or more is looked up
+    /// as an FTS5 phrase (the trigram tokenizer matches it anywhere, folding
+    /// case at least as widely as `LIKE` does), counting its candidates only
+    /// up to the most worth taking: a probe that reads at most that many
+    /// postings, ~30 ns each. Few enough, and the filter takes them as its
+    /// candidates (the `LIKE` beside them still decides); more, and the
+    /// walk of the app's listing index is cheaper. (FTS5's vocabulary table
+    /// would give each trigram's document count, but it reads the whole
+    /// posting list to count it: 29 ms for `see` at 1,000,000 identities.)
     pub fn of(conn: &mut DbConnection, filters: &[Filter<IdentityFilter>]) -> QueryResult<Self> {
         if matches!(conn, DbConnection::Postgresql(_)) {
             return Ok(SubstringIndex::Planner);
@@ -690,64 +686,39 @@ impl SubstringIndex {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        // Identities ever stored (search ids are never reused): the scale
-        // the document counts compare with, read from the index's end.
+        // Identities ever stored (search ids are never reused), read from
+        // the end of their index: the scale the candidates compare with.
         let stored = diesel::sql_query("SELECT coalesce(max(search_id), 0) AS n FROM identities")
             .get_result::<Count>(conn)?
             .n;
+        let worth_taking = stored / CANDIDATE_COST;
         let mut queries = Vec::new();
         for (column, substring) in substrings {
-            let lowered: Vec<char> = substring.to_lowercase().chars().collect();
-            let mut trigrams: Vec<String> =
-                lowered.windows(3).map(|w| w.iter().collect()).collect();
-            trigrams.sort();
-            trigrams.dedup();
-            trigrams.truncate(TRIGRAMS_LOOKED_UP);
-            let mut rarest: Option<(i64, String)> = None;
-            let mut all_known = true;
-            for trigram in trigrams {
-                let found: Option<Count> = diesel::sql_query(
-                    "SELECT doc AS n FROM identity_search_terms WHERE term = ? AND col = ?",
-                )
-                .bind::<diesel::sql_types::Text, _>(&trigram)
-                .bind::<diesel::sql_types::Text, _>(column)
-                .get_result(conn)
-                .optional()?;
-                match found {
-                    Some(Count { n }) if rarest.as_ref().is_none_or(|(r, _)| n < *r) => {
-                        rarest = Some((n, trigram));
-                    }
-                    Some(_) => {}
-                    None => all_known = false,
-                }
+            let fts_match = format!(
+                "{column} : \"{}\"",
+                substring.to_lowercase().replace('"', "\"\"")
+            );
+            let candidates = diesel::sql_query(
+                "SELECT count(*) AS n FROM (SELECT rowid FROM identity_search \
+                 WHERE identity_search MATCH ? LIMIT ?)",
+            )
+            .bind::<diesel::sql_types::Text, _>(&fts_match)
+            .bind::<diesel::sql_types::BigInt, _>(worth_taking + 1)
+            .get_result::<Count>(conn)?
+            .n;
+            if candidates <= worth_taking {
+                queries.push(FtsQuery {
+                    column,
+                    substring: substring.to_string(),
+                    fts_match,
+                });
             }
-            let phrase = match rarest {
-                Some((candidates, _)) if all_known && candidates * CANDIDATE_COST > stored => {
-                    continue;
-                }
-                Some((_, trigram)) if all_known => trigram,
-                _ => lowered.iter().collect(),
-            };
-            queries.push(FtsQuery {
-                column,
-                substring: substring.to_string(),
-                fts_match: format!("{column} : \"{}\"", phrase.replace('"', "\"\"")),
-            });
         }
         Ok(if queries.is_empty() {
             SubstringIndex::Planner
         } else {
             SubstringIndex::Fts5(queries)
         })
-    }
-
-    /// Whether a substring filter on `substring` takes its candidates from
-    /// the FTS5 table (else it walks the app's listing index once).
-    fn serves(&self, substring: &str) -> bool {
-        match self {
-            SubstringIndex::Fts5(queries) => queries.iter().any(|q| q.substring == substring),
-            SubstringIndex::Planner => false,
-        }
     }
 }
 
@@ -922,25 +893,23 @@ fn sorted_matches<'a>(
 /// (`db::read_snapshot`), so the page agrees with the total.
 ///
 /// A substring (`like:` on a name, or on an email without `@`) is answered
-/// by one walk that counts and pages (`page_and_total_in_one_walk`), unless
-/// SQLite's FTS5 table serves it ([`SubstringIndex::of`]: 3 characters or
-/// more, with few candidates); then, like every other filter, by a count
-/// over the candidates and then the page.
+/// by one walk over its matches that counts and pages
+/// (`page_and_total_in_one_walk`): over the app's listing index, or over
+/// the candidates SQLite's FTS5 table gives when they are few
+/// ([`SubstringIndex::of`]). Everything else is a count, then the page.
 pub fn page_and_total(
     conn: &mut DbConnection,
     app_id: &AppId,
     query: &IdentityQuery,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
     let index = SubstringIndex::of(conn, &query.filters)?;
-    let unindexed_substring = query.filters.iter().any(|f| match &f.condition {
+    let substring = query.filters.iter().any(|f| match &f.condition {
         Condition::Like(v) => {
-            let substring =
-                f.field != IdentityFilter::Email || EmailLike::parse(v) == EmailLike::Substring;
-            substring && !index.serves(v)
+            f.field != IdentityFilter::Email || EmailLike::parse(v) == EmailLike::Substring
         }
         _ => false,
     });
-    if unindexed_substring {
+    if substring {
         page_and_total_in_one_walk(conn, app_id, query, &index)
     } else {
         page_and_total_by_count(conn, app_id, query, &index)
@@ -1085,7 +1054,9 @@ fn rows_in_order(
 
 /// One page and the total number of matches from a single walk over the
 /// matches, for filters that no index range answers (`like:` on a name, or
-/// on an email without `@`, that SQLite's FTS5 table does not serve).
+/// on an email without `@`): on SQLite over the FTS5 candidates when
+/// [`SubstringIndex::of`] takes them (sorted once, read once: half the cost
+/// of a count and then a page over them).
 ///
 /// Both backends must visit every match of such a filter to count it (the
 /// PostgreSQL trigram index only yields candidates to recheck against the

@@ -25,9 +25,6 @@ CREATE VIRTUAL TABLE identity_search USING fts5(
     tokenize = 'trigram case_sensitive 0'
 );
 INSERT INTO identity_search (identity_search) VALUES ('rebuild');
--- Each trigram's document count per column: a query looks up the rarest
--- trigram of its pattern here (see db::identities::SubstringIndex).
-CREATE VIRTUAL TABLE identity_search_terms USING fts5vocab(identity_search, 'col');
 
 CREATE TRIGGER identities_search_insert AFTER INSERT ON identities
 BEGIN
