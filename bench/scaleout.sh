@@ -76,7 +76,7 @@ measure() { # SCENARIO MODE PATH REPLICAS ROUND
     local j; j=$(cat "$WORK/wrk-$i.json")
     [[ -n $j ]] || { log "wrk failed against replica $i"; exit 1; }
     parts+=("$j")
-    rps=$(python3 -c 'import json,sys; print(float(sys.argv[1]) + json.loads(sys.argv[2])["rps"])' "$rps" "$j")
+    rps=$(python3 -c 'import json,sys; print(round(float(sys.argv[1]) + json.loads(sys.argv[2])["rps"], 1))' "$rps" "$j")
   done
   local share; share=$(awk -v a="$m0" -v b="$m1" 'BEGIN{split(a,x," ");split(b,y," "); printf "%.2f", (y[1]-x[1])/(y[2]-x[2])}')
   local pg; pg=$(awk -v a="$p0" -v b="$p1" -v h="$(getconf CLK_TCK)" -v d="$DURATION" 'BEGIN{printf "%.2f", (b-a)/h/d}')
