@@ -221,7 +221,7 @@ async fn email_normalized_migration_fills_existing_rows(db: TestDatabase) {
     }
     // The unique index is on the normalized form now.
     let duplicate = diesel::sql_query(
-        &format!(
+        format!(
             "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES ('dup', 'app', 'person', 'N', 'dora@münchen.de', NULL, NULL, \
              'S', 'C', NULL, 'P', 'PT', '9', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, \
              '2025-01-01 00:00:00', '2025-01-01 00:00:00', NULL, 'd', 'l', 'dora@münchen.de', NULL, NULL, NULL)"
