@@ -650,7 +650,7 @@ pub struct FtsQuery {
     fts_match: String,
 }
 
-/// The search column of a substring filter (FTS5 and its vocabulary).
+/// The FTS5 column of a substring filter, and its substring.
 fn search_column(filter: &Filter<IdentityFilter>) -> Option<(&'static str, &str)> {
     match (&filter.field, &filter.condition) {
         (IdentityFilter::Name, Condition::Like(v)) => Some(("name", v)),
@@ -671,7 +671,7 @@ fn search_column(filter: &Filter<IdentityFilter>) -> Option<(&'static str, &str)
 /// covering listing index per identity of the app. Measured: ~2 µs per
 /// candidate against ~0.17 µs per identity walked on 46,000 identities, and
 /// 20,000 candidates in ~50 ms against a ~300 ms walk on 1,000,000
-/// (BENCHMARKS.md, "Substring search on SQLite").
+/// (BENCHMARKS.md, "Performance, second round").
 const CANDIDATE_COST: i64 = 12;
 
 impl SubstringIndex {
