@@ -24,23 +24,12 @@ pub fn wrapped_keys_of(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // By id alone, the app checked here: with `app_id = ?` beside a long
-    // `id IN (...)`, SQLite without statistics walks the whole app
-    // (db::identities::rows_in_order).
-    let found: Vec<(IdentityId, AppId, String)> = identities::table
+    identities::table
+        .filter(super::app_is_not_the_way_in!("identities.app_id", app_id))
         .filter(identities::id.eq_any(ids))
         .filter(identities::wrapped_key.is_not_null())
-        .select((
-            identities::id,
-            identities::app_id,
-            identities::wrapped_key.assume_not_null(),
-        ))
-        .load(conn)?;
-    Ok(found
-        .into_iter()
-        .filter(|(_, app, _)| app == app_id)
-        .map(|(id, _, key)| (id, key))
-        .collect())
+        .select((identities::id, identities::wrapped_key.assume_not_null()))
+        .load(conn)
 }
 
 /// Gives an identity written before encryption at rest its wrapped key,

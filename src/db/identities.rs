@@ -338,18 +338,10 @@ fn live<'a>(app_id: &'a AppId) -> BoxedIdentities<'a> {
 }
 
 /// The app's live identities, for a query whose own filter names the ids
-/// (or search ids) it wants. Without statistics, SQLite takes `app_id = ?`,
-/// which every identity index starts with, for more selective than a list
-/// of ten ids or more, and walks the whole app for them (250 ms for 12 ids
-/// among 1,000,000). `app_id || ''` is an expression no index is entered
-/// by, the same on both backends, so the ids are the way in and the app is
-/// checked on each row found.
+/// (or search ids) it wants: see [`super::app_is_not_the_way_in`].
 fn live_entered_by_ids<'a>(app_id: &'a AppId) -> BoxedIdentities<'a> {
     identities::table
-        .filter(
-            diesel::dsl::sql::<Bool>("identities.app_id || '' = ")
-                .bind::<diesel::sql_types::Text, _>(app_id),
-        )
+        .filter(super::app_is_not_the_way_in!("identities.app_id", app_id))
         .filter(identities::deleted_at.is_null())
         .into_boxed()
 }
@@ -382,17 +374,10 @@ pub fn blocked_of(
     app_id: &AppId,
     ids: &[&IdentityId],
 ) -> QueryResult<Vec<(IdentityId, bool)>> {
-    // By id alone, the app checked here: see `rows_in_order`.
-    let found: Vec<(IdentityId, AppId, bool)> = identities::table
-        .filter(identities::deleted_at.is_null())
+    live_entered_by_ids(app_id)
         .filter(identities::id.eq_any(ids))
-        .select((identities::id, identities::app_id, identities::blocked))
-        .load(conn)?;
-    Ok(found
-        .into_iter()
-        .filter(|(_, app, _)| app == app_id)
-        .map(|(id, _, blocked)| (id, blocked))
-        .collect())
+        .select((identities::id, identities::blocked))
+        .load(conn)
 }
 
 /// Like `find_live`, locking the row until the transaction ends, so that two
@@ -919,8 +904,8 @@ pub fn page_and_total(
     conn: &mut DbConnection,
     app_id: &AppId,
     query: &IdentityQuery,
+    index: &SubstringIndex,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
-    let index = SubstringIndex::of(conn, &query.filters)?;
     let substring = query.filters.iter().any(|f| match &f.condition {
         Condition::Like(v) => {
             f.field != IdentityFilter::Email || EmailLike::parse(v) == EmailLike::Substring
@@ -928,9 +913,9 @@ pub fn page_and_total(
         _ => false,
     });
     if substring {
-        page_and_total_in_one_walk(conn, app_id, query, &index)
+        page_and_total_in_one_walk(conn, app_id, query, index)
     } else {
-        page_and_total_by_count(conn, app_id, query, &index)
+        page_and_total_by_count(conn, app_id, query, index)
     }
 }
 
@@ -1054,18 +1039,10 @@ fn rows_in_order(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // Looked up by id alone and the app checked here: given `app_id = ?`
-    // beside `id IN (...)`, SQLite without statistics on `identities` (the
-    // server never runs ANALYZE) takes the app condition, which every
-    // secondary index starts with, for the more selective one once the list
-    // has ten ids or more, and reads the whole app for a page of 30
-    // (22 ms instead of 0.5 ms at 46,000 identities).
-    let mut rows: Vec<IdentityRow> = identities::table
-        .filter(identities::deleted_at.is_null())
+    let mut rows = live_entered_by_ids(app_id)
         .filter(identities::id.eq_any(ids))
         .select(IdentityRow::as_select())
         .load(conn)?;
-    rows.retain(|row| row.app_id == *app_id);
     rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
     Ok(rows)
 }
@@ -1117,9 +1094,13 @@ fn page_and_total_in_one_walk(
     Ok((rows_in_order(conn, app_id, &page_ids)?, total))
 }
 
-pub fn count(conn: &mut DbConnection, app_id: &AppId, query: &IdentityQuery) -> QueryResult<i64> {
-    let index = SubstringIndex::of(conn, &query.filters)?;
-    apply_filters(app_id, &query.filters, &index)?
+pub fn count(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    query: &IdentityQuery,
+    index: &SubstringIndex,
+) -> QueryResult<i64> {
+    apply_filters(app_id, &query.filters, index)?
         .count()
         .get_result(conn)
 }
@@ -1130,15 +1111,11 @@ pub fn list_after(
     conn: &mut DbConnection,
     app_id: &AppId,
     query: &IdentityQuery,
+    index: &SubstringIndex,
     after: Option<&Cursor>,
     limit: i64,
 ) -> QueryResult<Vec<IdentityRow>> {
-    let mut q = sorted_matches(
-        app_id,
-        &query.filters,
-        &query.sort,
-        &SubstringIndex::of(conn, &query.filters)?,
-    )?;
+    let mut q = sorted_matches(app_id, &query.filters, &query.sort, index)?;
     if let Some(cursor) = after {
         q = keyset::after_cursor!(
             q,
@@ -1161,23 +1138,21 @@ pub fn metadata_of(
     if identity_ids.is_empty() {
         return Ok(Vec::new());
     }
-    // By the primary key (identity, key), the app checked here: see
-    // `rows_in_order` (the lookup index starts with `app_id`).
-    let found: Vec<(IdentityId, AppId, String, String)> = identity_metadata::table
+    // By the primary key (identity, key); the lookup index starts with
+    // `app_id`.
+    identity_metadata::table
+        .filter(super::app_is_not_the_way_in!(
+            "identity_metadata.app_id",
+            app_id
+        ))
         .filter(identity_metadata::identity_id.eq_any(identity_ids))
         .order((identity_metadata::identity_id, identity_metadata::meta_key))
         .select((
             identity_metadata::identity_id,
-            identity_metadata::app_id,
             identity_metadata::meta_key,
             identity_metadata::meta_value,
         ))
-        .load(conn)?;
-    Ok(found
-        .into_iter()
-        .filter(|(_, app, _, _)| app == app_id)
-        .map(|(id, _, key, value)| (id, key, value))
-        .collect())
+        .load(conn)
 }
 
 /// Applies metadata changes of one identity: each key set is written

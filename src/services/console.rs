@@ -298,7 +298,7 @@ pub fn queue(
         query.push_str(&format!("&filter[level]={level}"));
     }
     let query = ListQuery::parse(&query, &VERIFICATION_LIST).map_err(ApiError::Validation)?;
-    let (rows, _) = crate::services::kyc::VerificationListing::page(conn, app_id, &query)?;
+    let (rows, _) = crate::services::kyc::VerificationListing::page(conn, app_id, &query, &())?;
     let mut ids: Vec<&crate::domain::ids::IdentityId> =
         rows.iter().map(|r| &r.identity_id).collect();
     ids.sort();
@@ -352,7 +352,9 @@ fn search_with(
     use crate::domain::list_query::{ListQuery, IDENTITY_LIST};
     use crate::services::listing::Listing;
     let query = ListQuery::parse(query, &IDENTITY_LIST).map_err(ApiError::Validation)?;
-    let (rows, _) = crate::services::identities::IdentityListing::page(conn, app_id, &query)?;
+    use crate::services::identities::IdentityListing;
+    let plan = IdentityListing::plan(conn, app_id, &query)?;
+    let (rows, _) = IdentityListing::page(conn, app_id, &query, &plan)?;
     crate::services::identities::views_of(conn, storage, keys, rows)
 }
 

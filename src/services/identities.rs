@@ -321,6 +321,7 @@ impl Listing for IdentityListing {
     type Filter = IdentityFilter;
     type Row = IdentityRow;
     type View = IdentityView;
+    type Plan = q::SubstringIndex;
 
     const NAME: &'static str = "identities";
 
@@ -328,26 +329,41 @@ impl Listing for IdentityListing {
         &IDENTITY_LIST
     }
 
+    fn plan(
+        conn: &mut DbConnection,
+        _app_id: &AppId,
+        query: &IdentityQuery,
+    ) -> QueryResult<q::SubstringIndex> {
+        q::SubstringIndex::of(conn, &query.filters)
+    }
+
     fn page(
         conn: &mut DbConnection,
         app_id: &AppId,
         query: &IdentityQuery,
+        plan: &q::SubstringIndex,
     ) -> QueryResult<(Vec<IdentityRow>, i64)> {
-        q::page_and_total(conn, app_id, query)
+        q::page_and_total(conn, app_id, query, plan)
     }
 
-    fn count(conn: &mut DbConnection, app_id: &AppId, query: &IdentityQuery) -> QueryResult<i64> {
-        q::count(conn, app_id, query)
+    fn count(
+        conn: &mut DbConnection,
+        app_id: &AppId,
+        query: &IdentityQuery,
+        plan: &q::SubstringIndex,
+    ) -> QueryResult<i64> {
+        q::count(conn, app_id, query, plan)
     }
 
     fn after(
         conn: &mut DbConnection,
         app_id: &AppId,
         query: &IdentityQuery,
+        plan: &q::SubstringIndex,
         after: Option<&Cursor>,
         limit: i64,
     ) -> QueryResult<Vec<IdentityRow>> {
-        q::list_after(conn, app_id, query, after, limit)
+        q::list_after(conn, app_id, query, plan, after, limit)
     }
 
     fn cursor(row: &IdentityRow, sort: &Sort) -> Cursor {

@@ -462,16 +462,24 @@ impl Listing for VerificationListing {
     type Row = VerificationRow;
     type View = VerificationView;
 
+    /// Every verification filter is an index range: nothing to decide.
+    type Plan = ();
+
     const NAME: &'static str = "verifications";
 
     fn spec() -> &'static ListSpec<VerificationFilter> {
         &VERIFICATION_LIST
     }
 
+    fn plan(_: &mut DbConnection, _: &AppId, _: &VerificationQuery) -> QueryResult<()> {
+        Ok(())
+    }
+
     fn page(
         conn: &mut DbConnection,
         app_id: &AppId,
         query: &VerificationQuery,
+        _: &(),
     ) -> QueryResult<(Vec<VerificationRow>, i64)> {
         let rows = q::list(conn, app_id, query)?;
         let total = q::count(conn, app_id, query)?;
@@ -482,6 +490,7 @@ impl Listing for VerificationListing {
         conn: &mut DbConnection,
         app_id: &AppId,
         query: &VerificationQuery,
+        _: &(),
     ) -> QueryResult<i64> {
         q::count(conn, app_id, query)
     }
@@ -490,6 +499,7 @@ impl Listing for VerificationListing {
         conn: &mut DbConnection,
         app_id: &AppId,
         query: &VerificationQuery,
+        _: &(),
         after: Option<&Cursor>,
         limit: i64,
     ) -> QueryResult<Vec<VerificationRow>> {

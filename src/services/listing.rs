@@ -34,25 +34,40 @@ pub trait Listing: 'static {
     /// another.
     const NAME: &'static str;
 
+    /// How one request's filters are read (which index serves them),
+    /// decided once per request, inside its snapshot, and handed to every
+    /// read of it: a stream's chunks and a cursor page's probe the other
+    /// way do not decide again.
+    type Plan;
+
     /// The filters and sorts the list accepts.
     fn spec() -> &'static ListSpec<Self::Filter>;
+    /// The plan of `query`.
+    fn plan(
+        conn: &mut DbConnection,
+        app_id: &AppId,
+        query: &ListQuery<Self::Filter>,
+    ) -> QueryResult<Self::Plan>;
     /// One numbered page of rows and the total number of matches.
     fn page(
         conn: &mut DbConnection,
         app_id: &AppId,
         query: &ListQuery<Self::Filter>,
+        plan: &Self::Plan,
     ) -> QueryResult<(Vec<Self::Row>, i64)>;
     /// The total number of matches.
     fn count(
         conn: &mut DbConnection,
         app_id: &AppId,
         query: &ListQuery<Self::Filter>,
+        plan: &Self::Plan,
     ) -> QueryResult<i64>;
     /// Up to `limit` matches after `after`, in the list's order.
     fn after(
         conn: &mut DbConnection,
         app_id: &AppId,
         query: &ListQuery<Self::Filter>,
+        plan: &Self::Plan,
         after: Option<&Cursor>,
         limit: i64,
     ) -> QueryResult<Vec<Self::Row>>;
@@ -138,13 +153,14 @@ where
         let (chunk_tx, chunks) = mpsc::channel(CHUNKS_AHEAD);
         let mut chunks = Some(chunks);
         let walked = read_snapshot(&mut conn, |conn| -> Result<(), ApiError> {
-            let total = L::count(conn, &app_id, &query)?;
+            let plan = L::plan(conn, &app_id, &query)?;
+            let total = L::count(conn, &app_id, &query, &plan)?;
             if let Some(chunks) = chunks.take() {
                 answer_first(Ok(ListAnswer::Stream { total, chunks }));
             }
             let mut cursor = None;
             loop {
-                let rows = L::after(conn, &app_id, &query, cursor.as_ref(), CHUNK)?;
+                let rows = L::after(conn, &app_id, &query, &plan, cursor.as_ref(), CHUNK)?;
                 let Some(last) = rows.last() else {
                     return Ok(());
                 };
@@ -191,6 +207,8 @@ fn one_page<L: Listing>(
     query: &ListQuery<L::Filter>,
 ) -> Result<ListAnswer<L::View>, ApiError> {
     let scope = CursorScope::of(L::NAME, app_id, query);
+    // The reversed sort below reads the same filters: one plan for both.
+    let plan = L::plan(conn, app_id, query)?;
     let (rows, total, more_after, more_before) = match &query.page {
         Page::Keyset {
             size,
@@ -209,13 +227,13 @@ fn one_page<L: Listing>(
                 Direction::After => (query, &backwards),
                 Direction::Before => (&backwards, query),
             };
-            let mut rows = L::after(conn, app_id, ahead, Some(&position), size as i64 + 1)?;
+            let mut rows = L::after(conn, app_id, ahead, &plan, Some(&position), size as i64 + 1)?;
             let more_ahead = rows.len() > size;
             rows.truncate(size);
             let more_behind = match rows.first() {
                 Some(nearest) => {
                     let from = L::cursor(nearest, &query.sort);
-                    !L::after(conn, app_id, behind, Some(&from), 1)?.is_empty()
+                    !L::after(conn, app_id, behind, &plan, Some(&from), 1)?.is_empty()
                 }
                 None => false,
             };
@@ -228,7 +246,7 @@ fn one_page<L: Listing>(
             }
         }
         Page::Paged { .. } | Page::All => {
-            let (rows, total) = L::page(conn, app_id, query)?;
+            let (rows, total) = L::page(conn, app_id, query, &plan)?;
             let offset = query.page.offset();
             let more_after = offset + (rows.len() as i64) < total;
             (rows, Some(total), more_after, offset > 0)

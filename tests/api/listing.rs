@@ -16,6 +16,7 @@ backend_tests!(
     all_true_total_is_the_rows_sent_while_writers_race,
     indexed_substrings_answer_what_a_full_scan_answers,
     the_substring_index_follows_every_change,
+    lists_entered_by_ids_keep_to_the_callers_app,
     email_patterns_with_an_at_sign_page_exactly,
     email_search_keys_follow_changes,
 );
@@ -656,6 +657,43 @@ async fn indexed_substrings_answer_what_a_full_scan_answers(app: TestApp) {
                 "filter[{field}]=like:{pattern}: the list and a full scan disagree"
             );
         }
+    }
+}
+
+/// A list that names the rows it wants (ten ids or more, or the substring
+/// index's few candidates) is not entered through the app's indexes
+/// (`db::app_is_not_the_way_in`), and still answers the caller's own
+/// identities only.
+async fn lists_entered_by_ids_keep_to_the_callers_app(app: TestApp) {
+    // Enough other identities that SQLite takes the rare pattern below from
+    // its FTS5 index.
+    insert_bulk(&app, 100);
+    let mut own = Vec::new();
+    for i in 0..12 {
+        let created = create(&app, &person(&format!("own{i}.rare@tenant.example"))).await;
+        own.push(created["id"].as_str().unwrap().to_string());
+    }
+    let by_ids = format!("filter[id]=in:{}", own.join(","));
+    let rare = "filter[email]=like:own1.rar";
+    assert_eq!(list(&app, &by_ids).await["total"], 12);
+    assert_eq!(ids(&list(&app, rare).await), vec![own[1].clone()]);
+
+    let (_, intruder) = app.create_other_app("intruder");
+    for query in [&by_ids, &rare.to_string()] {
+        let (status, body) = json(
+            app.client
+                .get(app.url(&format!("/identities?{query}")))
+                .header("apiKey", &intruder)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(
+            body["total"], 0,
+            "{query}: another app's identities listed: {body}"
+        );
     }
 }
 
