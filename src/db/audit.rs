@@ -111,15 +111,47 @@ pub fn insert(conn: &mut WriteConn<'_>, row: &AuditRow) -> QueryResult<()> {
         .map(|_| ())
 }
 
-/// Notes a record as waiting for its link.
-pub fn insert_pending(conn: &mut WriteConn<'_>, row: &AuditRow) -> QueryResult<()> {
-    diesel::insert_into(audit_pending::table)
-        .values((
-            audit_pending::record_id.eq(&row.id),
-            audit_pending::chain.eq(&row.chain),
-        ))
-        .execute(&mut **conn)
-        .map(|_| ())
+/// Writes a record that waits for its link (PostgreSQL: the linker links
+/// it after the commit) and lists it as waiting, in one statement: a round
+/// trip less in every audited write than an INSERT each.
+pub fn insert_waiting(conn: &mut WriteConn<'_>, row: &AuditRow) -> QueryResult<()> {
+    use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+    let statement = diesel::sql_query(
+        "WITH record AS ( \
+             INSERT INTO audit_log (id, chain, created_at, actor, api_key_id, os_user, action, \
+                 targets, fields, outcome, request_id, client_address, identity_id, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             RETURNING id, chain) \
+         INSERT INTO audit_pending (record_id, chain) SELECT id, chain FROM record",
+    )
+    .bind::<Text, _>(&row.id)
+    .bind::<Text, _>(&row.chain)
+    .bind::<Timestamp, _>(row.created_at)
+    .bind::<Text, _>(&row.actor)
+    .bind::<Nullable<Text>, _>(&row.api_key_id)
+    .bind::<Nullable<Text>, _>(&row.os_user)
+    .bind::<Text, _>(&row.action)
+    .bind::<Text, _>(&row.targets)
+    .bind::<Text, _>(&row.fields)
+    .bind::<Text, _>(&row.outcome)
+    .bind::<Nullable<Text>, _>(&row.request_id)
+    .bind::<Nullable<Text>, _>(&row.client_address)
+    .bind::<Nullable<Text>, _>(&row.identity_id)
+    .bind::<Nullable<Integer>, _>(row.status);
+    match &mut **conn {
+        DbConnection::Postgresql(c) => statement.execute(c).map(|_| ()),
+        // A data-modifying WITH is PostgreSQL's; SQLite takes two.
+        DbConnection::Sqlite(c) => {
+            diesel::insert_into(audit_log::table).values(row).execute(c)?;
+            diesel::insert_into(audit_pending::table)
+                .values((
+                    audit_pending::record_id.eq(&row.id),
+                    audit_pending::chain.eq(&row.chain),
+                ))
+                .execute(c)
+                .map(|_| ())
+        }
+    }
 }
 
 /// Writes links (their chain's head is locked by the caller) and takes

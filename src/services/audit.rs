@@ -220,9 +220,7 @@ pub fn record(conn: &mut WriteConn<'_>, write: &Write<'_>) -> Result<(), ApiErro
         let chain = record.chain.clone();
         link_waiting(conn, &chain, Some(record))?;
     } else {
-        let row = AuditRow::of(&record);
-        q::insert(conn, &row)?;
-        q::insert_pending(conn, &row)?;
+        q::insert_waiting(conn, &AuditRow::of(&record))?;
     }
     Ok(())
 }

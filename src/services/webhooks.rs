@@ -847,23 +847,33 @@ async fn record_outcomes(
             }
         }
         // In delivery id order: the order an endpoint's delete locks them
-        // in, so the two never wait on each other in a cycle.
+        // in (PostgreSQL's index scan of `id = ANY(...)` takes the ids
+        // sorted too), so the two never wait on each other in a cycle.
         batch.sort_by(|(a, _), (b, _)| a.delivery_id().as_str().cmp(b.delivery_id().as_str()));
         let (settlements, slots): (Vec<Settlement>, Vec<Slot>) = batch.into_iter().unzip();
         let recorded = write
             .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
-                for settlement in &settlements {
+                let now = db::now();
+                let mut attempted = Vec::with_capacity(settlements.len());
+                for settlement in settlements {
                     match settlement {
                         Settlement::Attempted {
                             attempt,
                             status,
                             next,
-                        } => q::record_attempt(tx.conn(), attempt, *status, *next)?,
+                        } => attempted.push((
+                            attempt,
+                            q::AfterAttempt {
+                                status,
+                                next_attempt_at: next,
+                            },
+                        )),
                         Settlement::Dropped { delivery_id } => {
-                            q::fail_delivery(tx.conn(), delivery_id, db::now())?
+                            q::fail_delivery(tx.conn(), &delivery_id, now)?
                         }
                     }
                 }
+                q::record_attempts(tx.conn(), &attempted, now)?;
                 Ok::<_, ApiError>(())
             })
             .await;
