@@ -142,7 +142,9 @@ pub fn insert_waiting(conn: &mut WriteConn<'_>, row: &AuditRow) -> QueryResult<(
         DbConnection::Postgresql(c) => statement.execute(c).map(|_| ()),
         // A data-modifying WITH is PostgreSQL's; SQLite takes two.
         DbConnection::Sqlite(c) => {
-            diesel::insert_into(audit_log::table).values(row).execute(c)?;
+            diesel::insert_into(audit_log::table)
+                .values(row)
+                .execute(c)?;
             diesel::insert_into(audit_pending::table)
                 .values((
                     audit_pending::record_id.eq(&row.id),

@@ -88,13 +88,69 @@ pub fn insert_events(conn: &mut WriteConn<'_>, rows: &[NewEvent]) -> QueryResult
 /// databases of the cluster cannot write these events and do not hold them
 /// back. Nothing in progress: everything below the snapshot's `xmax`.
 /// (Prepared transactions have no backend; kyc-api does not use them.)
-const VISIBILITY_HORIZON: &str = "position < COALESCE(\
+macro_rules! horizon {
+    () => {
+        "COALESCE(\
     (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x \
      WHERE pg_xact_status(x) <> 'in progress' \
         OR x::text::bigint % 4294967296 IN (SELECT backend_xid::text::bigint \
             FROM pg_stat_activity \
             WHERE datname = current_database() AND backend_xid IS NOT NULL)), \
-    pg_snapshot_xmax(pg_current_snapshot())::text::bigint)";
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint)"
+    };
+}
+pub(super) const VISIBILITY_HORIZON: &str = concat!("position < ", horizon!());
+
+/// The first position a reader cannot see yet: on PostgreSQL the horizon
+/// above, on SQLite one above the highest position (its writers run one at
+/// a time, and the next one numbers its events there). Events at this
+/// position and after are those still to come.
+pub fn next_position(conn: &mut DbConnection) -> QueryResult<i64> {
+    match conn {
+        DbConnection::Postgresql(_) => {
+            diesel::select(sql::<diesel::sql_types::BigInt>(horizon!())).get_result(conn)
+        }
+        DbConnection::Sqlite(_) => events::table
+            .select(diesel::dsl::max(events::position))
+            .first::<Option<i64>>(conn)
+            .map(|highest| highest.unwrap_or(0) + 1),
+    }
+}
+
+/// An event's place and type: what fanning it out to an endpoint needs.
+#[derive(Debug, Queryable)]
+pub struct EventMark {
+    pub position: i64,
+    pub id: EventId,
+    pub event_type: EventType,
+}
+
+/// Up to `limit` of the app's events after `(position, id)`, in that
+/// order, that a reader may see (the same horizon as [`page`]).
+pub fn marks_after(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    after: (i64, &str),
+    limit: i64,
+) -> QueryResult<Vec<EventMark>> {
+    let (position, id) = after;
+    let mut select = events::table
+        .filter(events::app_id.eq(app_id))
+        .filter(events::position.ge(position))
+        .filter(
+            events::position
+                .gt(position)
+                .or(events::id.gt(id.to_owned())),
+        )
+        .select((events::position, events::id, events::event_type))
+        .order((events::position.asc(), events::id.asc()))
+        .limit(limit)
+        .into_boxed();
+    if matches!(conn, DbConnection::Postgresql(_)) {
+        select = select.filter(sql::<Bool>(VISIBILITY_HORIZON));
+    }
+    select.load(conn)
+}
 
 /// What `GET /events` asks for.
 #[derive(Debug, Clone, Default)]

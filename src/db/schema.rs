@@ -247,6 +247,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        fanned_out_position -> BigInt,
+        fanned_out_event_id -> Text,
     }
 }
 

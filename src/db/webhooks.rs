@@ -160,7 +160,7 @@ pub fn soft_delete_endpoint(
 }
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = webhook_deliveries)]
+#[diesel(table_name = webhook_deliveries, treat_none_as_default_value = false)]
 pub struct NewDelivery {
     pub id: DeliveryId,
     pub app_id: AppId,
@@ -175,25 +175,91 @@ pub struct NewDelivery {
 }
 
 pub fn insert_deliveries(conn: &mut WriteConn<'_>, rows: &[NewDelivery]) -> QueryResult<()> {
-    match &mut **conn {
-        // One statement: a round trip each would add up in every write.
-        DbConnection::Postgresql(c) if !rows.is_empty() => {
-            diesel::insert_into(webhook_deliveries::table)
-                .values(rows)
-                .execute(c)?;
-        }
-        DbConnection::Postgresql(_) => {}
-        // In-process, and Diesel has no multi-row SQLite insert for rows
-        // with optional columns.
-        DbConnection::Sqlite(c) => {
-            for row in rows {
-                diesel::insert_into(webhook_deliveries::table)
-                    .values(row)
-                    .execute(c)?;
-            }
-        }
+    if rows.is_empty() {
+        return Ok(());
     }
+    // One multi-row INSERT, built per backend (Diesel's multi-backend
+    // connection has no batch insert); a fan-out round writes hundreds.
+    super::on_each_backend!(&mut **conn, c => diesel::insert_into(webhook_deliveries::table)
+        .values(rows)
+        .execute(c))?;
     Ok(())
+}
+
+/// An enabled endpoint with how far through its app's events it has been
+/// given deliveries.
+#[derive(Debug, Clone, Queryable)]
+pub struct FanOutCursor {
+    pub id: WebhookEndpointId,
+    pub app_id: AppId,
+    pub event_types: Option<String>,
+    /// Events after this `(position, id)` have no delivery to it yet.
+    pub position: i64,
+    pub event_id: String,
+}
+
+/// The enabled endpoints whose deliveries this transaction will make,
+/// locked until it ends; on PostgreSQL an endpoint another replica is
+/// fanning out right now is skipped (`SKIP LOCKED`), so no event is given
+/// two deliveries to one endpoint.
+pub fn lock_fan_out_cursors(conn: &mut WriteConn<'_>) -> QueryResult<Vec<FanOutCursor>> {
+    let select = webhook_endpoints::table
+        .filter(webhook_endpoints::enabled.eq(true))
+        .filter(webhook_endpoints::deleted_at.is_null())
+        .order(webhook_endpoints::id)
+        .select((
+            webhook_endpoints::id,
+            webhook_endpoints::app_id,
+            webhook_endpoints::event_types,
+            webhook_endpoints::fanned_out_position,
+            webhook_endpoints::fanned_out_event_id,
+        ));
+    match &mut **conn {
+        DbConnection::Postgresql(c) => select.for_update().skip_locked().load(c),
+        DbConnection::Sqlite(c) => select.load(c),
+    }
+}
+
+/// Whether an enabled endpoint has events after its cursor that a reader
+/// may see (a read, before the fan-out's write).
+pub fn any_to_fan_out(conn: &mut DbConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Answer {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        waiting: bool,
+    }
+    let horizon = match conn {
+        DbConnection::Postgresql(_) => format!(" AND {}", super::events::VISIBILITY_HORIZON),
+        DbConnection::Sqlite(_) => String::new(),
+    };
+    // The same `(position, id) > cursor` test as `events::marks_after`.
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM webhook_endpoints w \
+             WHERE w.enabled AND w.deleted_at IS NULL AND EXISTS ( \
+                 SELECT 1 FROM events WHERE events.app_id = w.app_id \
+                     AND events.position >= w.fanned_out_position \
+                     AND (events.position > w.fanned_out_position \
+                          OR events.id > w.fanned_out_event_id){horizon})) AS waiting"
+    );
+    diesel::sql_query(sql)
+        .get_result::<Answer>(conn)
+        .map(|answer| answer.waiting)
+}
+
+/// Moves an endpoint's cursor past `(position, event_id)`.
+pub fn advance_fan_out(
+    conn: &mut WriteConn<'_>,
+    id: &WebhookEndpointId,
+    position: i64,
+    event_id: &str,
+) -> QueryResult<()> {
+    diesel::update(webhook_endpoints::table.filter(webhook_endpoints::id.eq(id)))
+        .set((
+            webhook_endpoints::fanned_out_position.eq(position),
+            webhook_endpoints::fanned_out_event_id.eq(event_id),
+        ))
+        .execute(&mut **conn)
+        .map(|_| ())
 }
 
 /// Whether any delivery is due and unclaimed (a read, before claiming).
@@ -371,15 +437,17 @@ pub fn record_attempts(
         .iter()
         .filter(|(_, after)| !matches!(after.status, DeliveryStatus::Delivered))
     {
-        diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq(&row.delivery_id)))
-            .set((
-                webhook_deliveries::status.eq(after.status),
-                webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
-                webhook_deliveries::next_attempt_at.eq(after.next_attempt_at),
-                webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
-                webhook_deliveries::updated_at.eq(at),
-            ))
-            .execute(&mut **conn)?;
+        diesel::update(
+            webhook_deliveries::table.filter(webhook_deliveries::id.eq(&row.delivery_id)),
+        )
+        .set((
+            webhook_deliveries::status.eq(after.status),
+            webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+            webhook_deliveries::next_attempt_at.eq(after.next_attempt_at),
+            webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+            webhook_deliveries::updated_at.eq(at),
+        ))
+        .execute(&mut **conn)?;
     }
     Ok(())
 }

@@ -314,7 +314,6 @@ impl WriteObserver for EventRecorder {
         }
         self.seal_payloads(conn, write, &mut out.rows)?;
         q::insert_events(conn, &out.rows)?;
-        crate::services::webhooks::schedule(conn, &out.rows)?;
         Ok(())
     }
 }

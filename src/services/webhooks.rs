@@ -1,9 +1,11 @@
 //! Webhooks: endpoints (a client's URLs and their signing secrets), the
-//! deliveries the outbox schedules for every event, and the dispatcher
-//! that every replica runs.
+//! deliveries of every event to them, and the dispatcher that every
+//! replica runs.
 //!
-//! Delivery is at least once, in no guaranteed order: a delivery row is
-//! written in the event's transaction, a dispatcher claims due rows with a
+//! Delivery is at least once, in no guaranteed order: the event is written
+//! in its change's transaction (the outbox); the dispatcher's fan-out makes
+//! its delivery rows behind each endpoint's cursor ([`fan_out`]), claims due
+//! rows with a
 //! lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so replicas never claim the
 //! same one), posts the event signed per Standard Webhooks, and records the
 //! attempt; a replica killed mid-delivery leaves the lease to expire and
@@ -19,9 +21,8 @@ use chrono::NaiveDateTime;
 use rand::Rng;
 use serde::Serialize;
 
-use crate::db::events::NewEvent;
 use crate::db::webhooks::{self as q, EndpointChanges, EndpointRow, NewDelivery, SecretRotation};
-use crate::db::{self, Db, DbConnection, WriteConn};
+use crate::db::{self, Db, DbConnection};
 use crate::domain::crypto::KeyRing;
 use crate::domain::errors::Refusal;
 use crate::domain::events::EventType;
@@ -153,6 +154,7 @@ pub fn create_endpoint(
         deleted_at: None,
     };
     q::insert_endpoint(tx.conn(), &row)?;
+    start_fan_out_now(tx, &row.id)?;
     tx.record(Change::WebhookEndpointCreated {
         app_id: app_id.clone(),
         endpoint_id: row.id.clone(),
@@ -198,10 +200,14 @@ pub fn update_endpoint(
     if let Some(types) = input.event_types {
         row.event_types = stored_event_types(&types);
     }
+    let enabled_again = input.enabled == Some(true) && !row.enabled;
     if let Some(enabled) = input.enabled {
         row.enabled = enabled;
     }
     row.updated_at = db::now();
+    if enabled_again {
+        start_fan_out_now(tx, id)?;
+    }
     q::update_endpoint(
         tx.conn(),
         app_id,
@@ -390,30 +396,50 @@ fn new_delivery(
     }
 }
 
-/// The outbox half of webhooks: a delivery for every enabled endpoint
-/// subscribed to each event, in the events' transaction.
-pub fn schedule(conn: &mut WriteConn<'_>, events: &[NewEvent]) -> Result<(), ApiError> {
-    let mut apps: Vec<&AppId> = events.iter().map(|e| &e.app_id).collect();
-    apps.dedup();
-    let mut rows = Vec::new();
-    for app_id in apps {
-        let endpoints: Vec<EndpointRow> = q::endpoints_of(conn, app_id)?
-            .into_iter()
-            .filter(|e| e.enabled)
-            .collect();
-        for event in events.iter().filter(|e| &e.app_id == app_id) {
-            for endpoint in endpoints.iter().filter(|e| subscribes(e, event.event_type)) {
-                rows.push(new_delivery(
-                    app_id,
-                    &endpoint.id,
-                    &event.id,
-                    event.created_at,
-                ));
-            }
-        }
-    }
-    q::insert_deliveries(conn, &rows)?;
+/// Events read per endpoint per fan-out transaction.
+const FAN_OUT_BATCH: i64 = 1000;
+
+/// Starts an endpoint's deliveries at the events still to come: those of
+/// transactions running now or later (on creation, and when it is enabled
+/// again: events written while it was disabled are not sent to it).
+fn start_fan_out_now(tx: &mut Tx<'_, '_>, id: &WebhookEndpointId) -> Result<(), ApiError> {
+    let next = crate::db::events::next_position(tx.read())?;
+    q::advance_fan_out(tx.conn(), id, next, "")?;
     Ok(())
+}
+
+/// The outbox's other half: every enabled endpoint gets a delivery for each
+/// event of its app written since its cursor that it subscribes to, and its
+/// cursor moves past the events read. Answers how many deliveries were
+/// made, and whether an endpoint has more events waiting than one round
+/// reads. A write never makes deliveries itself, so it costs the same with
+/// or without endpoints; replicas running this at once skip each other's
+/// endpoints.
+pub fn fan_out(tx: &mut Tx<'_, '_>) -> Result<(usize, bool), ApiError> {
+    let now = db::now();
+    let (mut made, mut more) = (0, false);
+    for cursor in q::lock_fan_out_cursors(tx.conn())? {
+        let marks = crate::db::events::marks_after(
+            tx.read(),
+            &cursor.app_id,
+            (cursor.position, &cursor.event_id),
+            FAN_OUT_BATCH,
+        )?;
+        let Some(last) = marks.last() else {
+            continue;
+        };
+        more |= marks.len() as i64 == FAN_OUT_BATCH;
+        let types = parse_stored_event_types(cursor.event_types.as_deref());
+        let rows: Vec<NewDelivery> = marks
+            .iter()
+            .filter(|mark| types.as_ref().is_none_or(|t| t.contains(&mark.event_type)))
+            .map(|mark| new_delivery(&cursor.app_id, &cursor.id, &mark.id, now))
+            .collect();
+        q::insert_deliveries(tx.conn(), &rows)?;
+        q::advance_fan_out(tx.conn(), &cursor.id, last.position, last.id.as_str())?;
+        made += rows.len();
+    }
+    Ok((made, more))
 }
 
 /// Resolves a webhook host and, under a strict policy, refuses it when any
@@ -506,7 +532,8 @@ pub struct Dispatcher {
 struct Slots {
     free: Arc<tokio::sync::Semaphore>,
     per_endpoint: std::sync::Mutex<HashMap<WebhookEndpointId, usize>>,
-    /// Wakes the claiming loop when a slot or a share frees.
+    /// Wakes the claiming loop when a slot or a share frees, or the fan-out
+    /// made deliveries.
     freed: tokio::sync::Notify,
 }
 
@@ -585,6 +612,7 @@ impl Dispatcher {
     pub fn spawn(self) {
         let (settled, outcomes) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(record_outcomes(self.write.clone(), outcomes));
+        tokio::spawn(self.clone().fan_out_loop());
         tokio::spawn(async move {
             loop {
                 let idle = match self.claim_and_send(&settled).await {
@@ -605,6 +633,42 @@ impl Dispatcher {
                 }
             }
         });
+    }
+
+    /// Makes the deliveries of new events every `poll` (at once again while
+    /// endpoints have more waiting), and wakes the claiming loop when it
+    /// made some. A read asks first, so an idle server opens no write
+    /// transaction for it.
+    async fn fan_out_loop(self) {
+        loop {
+            let round = async {
+                if !self
+                    .db
+                    .run(|conn| q::any_to_fan_out(conn).map_err(ApiError::from))
+                    .await?
+                {
+                    return Ok((0, false));
+                }
+                self.write
+                    .run(Actor::Server, Operation::WebhookDispatch, fan_out)
+                    .await
+            };
+            let more = match round.await {
+                Ok((made, more)) => {
+                    if made > 0 {
+                        self.slots.freed.notify_one();
+                    }
+                    more
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook fan-out");
+                    false
+                }
+            };
+            if !more {
+                tokio::time::sleep(self.settings.poll).await;
+            }
+        }
     }
 
     /// Claims what is due within the free slots and starts sending it.

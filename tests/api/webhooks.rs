@@ -341,7 +341,8 @@ fast_tests!(
     every_event_is_delivered_signed,
     a_failing_receiver_is_retried_with_growing_gaps,
     a_rotated_secret_signs_beside_the_old_one,
-    endpoints_and_deliveries_belong_to_their_app
+    endpoints_and_deliveries_belong_to_their_app,
+    an_endpoint_gets_the_events_of_the_time_it_is_enabled
 );
 backend_tests!(endpoint_input_is_checked);
 
@@ -428,6 +429,68 @@ async fn every_event_is_delivered_signed(app: TestApp) {
             r.iter().filter(|x| x.id == event_id).count() == 2
         })
         .await;
+}
+
+/// Deliveries are made behind each endpoint's cursor, not in the writes:
+/// an endpoint gets the events written after it was made, none while it
+/// was disabled, and those after it was enabled again; each once.
+async fn an_endpoint_gets_the_events_of_the_time_it_is_enabled(app: TestApp) {
+    let receiver = Receiver::start().await;
+    create(&app, &person("before@example.com")).await;
+    let hook = endpoint(&app, json!({"url": receiver.url})).await;
+    let id = hook["id"].as_str().unwrap();
+    create(&app, &person("while-enabled@example.com")).await;
+    receiver
+        .wait_for("the first event", |r| {
+            r.iter()
+                .any(|e| e.body.contains("while-enabled@example.com"))
+        })
+        .await;
+    let patch = |enabled: bool| {
+        app.patch(
+            &format!("/webhook-endpoints/{id}"),
+            &json!({ "enabled": enabled }),
+        )
+    };
+    let (status, body) = json(patch(false).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    create(&app, &person("while-disabled@example.com")).await;
+    let (status, body) = json(patch(true).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    create(&app, &person("enabled-again@example.com")).await;
+    receiver
+        .wait_for("the event after enabling", |r| {
+            r.iter()
+                .any(|e| e.body.contains("enabled-again@example.com"))
+        })
+        .await;
+    // Every delivery made so far was sent: nothing else is on its way (the
+    // fan-out reads each endpoint's events in order, so one for the
+    // disabled time would have been made before the last one).
+    let deliveries = |status: &str| {
+        crate::helpers::query_count(
+            &app.db,
+            &format!(
+                "SELECT COUNT(*) AS count FROM webhook_deliveries \
+                 WHERE endpoint_id = '{id}' AND status {status}"
+            ),
+        )
+    };
+    receiver
+        .wait_for("every delivery made", |r| {
+            deliveries("<> 'delivered'") == 0 && deliveries("= 'delivered'") == r.len() as i64
+        })
+        .await;
+    let got = receiver.received();
+    let about = |email: &str| got.iter().filter(|e| e.body.contains(email)).count();
+    assert_eq!(about("before@example.com"), 0);
+    assert_eq!(about("while-disabled@example.com"), 0);
+    assert!(about("while-enabled@example.com") >= 1);
+    assert!(about("enabled-again@example.com") >= 1);
+    let mut ids: Vec<&str> = got.iter().map(|e| e.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), got.len(), "each event once");
 }
 
 async fn wait_for_log(

@@ -1,0 +1,3 @@
+ALTER TABLE webhook_endpoints
+    DROP COLUMN fanned_out_position,
+    DROP COLUMN fanned_out_event_id;

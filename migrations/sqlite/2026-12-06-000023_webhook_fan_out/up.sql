@@ -1,0 +1,11 @@
+-- Deliveries are no longer made in the event's transaction: each endpoint
+-- keeps how far through its app's events it has been given deliveries
+-- (`fanned_out_position`, `fanned_out_event_id`: events after this
+-- (position, id) wait for it), and the dispatcher makes the deliveries
+-- behind it in batches. A write then costs the same with or without
+-- endpoints, and nothing is lost: the events are the outbox.
+-- Existing endpoints start after the last event: their deliveries were made
+-- in the events' transactions, up to now.
+ALTER TABLE webhook_endpoints ADD COLUMN fanned_out_position BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE webhook_endpoints ADD COLUMN fanned_out_event_id TEXT NOT NULL DEFAULT '';
+UPDATE webhook_endpoints SET fanned_out_position = (SELECT COALESCE(max(position), 0) + 1 FROM events);
