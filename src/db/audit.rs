@@ -157,8 +157,13 @@ pub fn insert_waiting(conn: &mut WriteConn<'_>, row: &AuditRow) -> QueryResult<(
 }
 
 /// Writes links (their chain's head is locked by the caller) and takes
-/// their records off the waiting list.
-pub fn insert_links(conn: &mut WriteConn<'_>, links: &[LinkRow]) -> QueryResult<()> {
+/// those of `waited` off the waiting list (a record linked in its own
+/// write never waited).
+pub fn insert_links(
+    conn: &mut WriteConn<'_>,
+    links: &[LinkRow],
+    waited: &[&str],
+) -> QueryResult<()> {
     if links.is_empty() {
         return Ok(());
     }
@@ -167,8 +172,10 @@ pub fn insert_links(conn: &mut WriteConn<'_>, links: &[LinkRow]) -> QueryResult<
     super::on_each_backend!(&mut **conn, c => diesel::insert_into(audit_links::table)
         .values(links)
         .execute(c))?;
-    let ids: Vec<&str> = links.iter().map(|l| l.record_id.as_str()).collect();
-    diesel::delete(audit_pending::table.filter(audit_pending::record_id.eq_any(ids)))
+    if waited.is_empty() {
+        return Ok(());
+    }
+    diesel::delete(audit_pending::table.filter(audit_pending::record_id.eq_any(waited)))
         .execute(&mut **conn)
         .map(|_| ())
 }
@@ -204,33 +211,33 @@ pub fn count_pending(conn: &mut DbConnection, chain: &str) -> QueryResult<i64> {
 /// is new) and answers its `seq` and hash. On PostgreSQL a concurrent
 /// linker of the same chain waits here; SQLite's writers run one at a time.
 pub fn lock_head(conn: &mut WriteConn<'_>, chain: &str) -> QueryResult<(i64, String)> {
-    let fresh = (
-        audit_heads::chain.eq(chain),
-        audit_heads::seq.eq(0i64),
-        audit_heads::hash.eq(GENESIS),
-    );
-    // The same statements built per backend: each needs its own types, and
-    // only PostgreSQL has (and needs) `FOR UPDATE`.
-    macro_rules! insert_fresh {
-        ($c:expr) => {
-            diesel::insert_into(audit_heads::table)
-                .values(fresh)
-                .on_conflict_do_nothing()
-                .execute($c)?
-        };
-    }
     let head = audit_heads::table
         .filter(audit_heads::chain.eq(chain))
         .select((audit_heads::seq, audit_heads::hash));
+    // The head exists for every chain but a new one's first record: read
+    // (and lock) it first, and make it only when it is not there. Only
+    // PostgreSQL has (and needs) `FOR UPDATE`; the statements are built per
+    // backend, each with its own types.
+    macro_rules! lock_or_make {
+        ($c:expr, $read:expr) => {{
+            if let Some(found) = $read.first($c).optional()? {
+                return Ok(found);
+            }
+            diesel::insert_into(audit_heads::table)
+                .values((
+                    audit_heads::chain.eq(chain),
+                    audit_heads::seq.eq(0i64),
+                    audit_heads::hash.eq(GENESIS),
+                ))
+                .on_conflict_do_nothing()
+                .execute($c)?;
+            // Made here, or by a linker of another replica just now.
+            $read.first($c)
+        }};
+    }
     match &mut **conn {
-        DbConnection::Postgresql(c) => {
-            insert_fresh!(c);
-            head.for_update().first(c)
-        }
-        DbConnection::Sqlite(c) => {
-            insert_fresh!(c);
-            head.first(c)
-        }
+        DbConnection::Postgresql(c) => lock_or_make!(c, head.for_update()),
+        DbConnection::Sqlite(c) => lock_or_make!(c, head),
     }
 }
 

@@ -284,7 +284,9 @@ fn link_waiting(
 ) -> Result<usize, ApiError> {
     let (mut seq, mut hash) = q::lock_head(conn, chain)?;
     let mut links = Vec::new();
-    for row in q::pending(conn, chain, LINK_BATCH)? {
+    let waiting = q::pending(conn, chain, LINK_BATCH)?;
+    let mut waited: Vec<&str> = Vec::with_capacity(waiting.len());
+    for row in &waiting {
         // Only a row edited by hand fails to parse; it stays unlinked (and
         // `audit verify` counts it) rather than stop the chain.
         let Some(record) = row.record(seq + 1) else {
@@ -294,6 +296,7 @@ fn link_waiting(
         let link = LinkRow::of(&record, &hash);
         (seq, hash) = (link.seq, link.hash.clone());
         links.push(link);
+        waited.push(&row.id);
     }
     if let Some(mut record) = new {
         record.seq = seq + 1;
@@ -305,7 +308,7 @@ fn link_waiting(
     if links.is_empty() {
         return Ok(0);
     }
-    q::insert_links(conn, &links)?;
+    q::insert_links(conn, &links, &waited)?;
     q::move_head(conn, chain, seq, &hash)?;
     Ok(links.len())
 }
