@@ -262,21 +262,6 @@ pub fn advance_fan_out(
         .map(|_| ())
 }
 
-/// Whether any delivery is due and unclaimed (a read, before claiming).
-pub fn any_due(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        webhook_deliveries::table
-            .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
-            .filter(webhook_deliveries::next_attempt_at.le(now))
-            .filter(
-                webhook_deliveries::lease_until
-                    .is_null()
-                    .or(webhook_deliveries::lease_until.lt(now)),
-            ),
-    ))
-    .get_result(conn)
-}
-
 /// A delivery this dispatcher now holds until its lease ends.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct ClaimedDelivery {
@@ -292,77 +277,72 @@ pub struct ClaimedDelivery {
     pub attempts: i32,
 }
 
-/// How much a claim may take: `limit` deliveries in all, and per endpoint
-/// what its share leaves (`per_endpoint` minus what `busy` says this
-/// dispatcher already holds for it), so one slow or dead endpoint cannot
-/// take every slot.
-#[derive(Debug, Clone)]
-pub struct ClaimLimits {
-    pub limit: i64,
-    pub per_endpoint: i64,
-    /// Deliveries this dispatcher holds per endpoint.
-    pub busy: std::collections::HashMap<WebhookEndpointId, usize>,
+/// The endpoints that have a delivery due and unclaimed, in no set order
+/// (one index probe each; a read, before claiming).
+pub fn endpoints_with_due(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<WebhookEndpointId>> {
+    #[derive(QueryableByName)]
+    struct Endpoint {
+        #[diesel(sql_type = Text)]
+        id: WebhookEndpointId,
+    }
+    // Through `webhook_deliveries_endpoint_due_idx`: the probe passes over
+    // the endpoint's deliveries being sent (at most its share) and stops at
+    // the first one free to claim.
+    let sql = "SELECT e.id FROM webhook_endpoints e WHERE e.deleted_at IS NULL AND EXISTS ( \
+                   SELECT 1 FROM webhook_deliveries d \
+                   WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= $1 \
+                     AND (d.lease_until IS NULL OR d.lease_until < $1))";
+    let sql = match conn {
+        DbConnection::Postgresql(_) => sql.to_owned(),
+        DbConnection::Sqlite(_) => sql.replace("$1", "?1"),
+    };
+    diesel::sql_query(sql)
+        .bind::<Timestamp, _>(now)
+        .load::<Endpoint>(conn)
+        .map(|rows| rows.into_iter().map(|row| row.id).collect())
 }
 
-/// Claims due deliveries until `lease_until`, oldest first within the
-/// limits. On PostgreSQL replicas skip each other's locked rows (`FOR
-/// UPDATE SKIP LOCKED`), so no two claim one delivery; SQLite's writers
-/// take turns anyway.
+/// Claims up to `limit` of one endpoint's due deliveries until
+/// `lease_until`, oldest first. On PostgreSQL replicas skip each other's
+/// locked rows (`FOR UPDATE SKIP LOCKED`), so no two claim one delivery;
+/// SQLite's writers take turns anyway. One index range per endpoint, so a
+/// claim costs the same however many deliveries wait behind those being
+/// sent.
 pub fn claim_due(
     conn: &mut WriteConn<'_>,
+    endpoint_id: &WebhookEndpointId,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
-    limits: &ClaimLimits,
+    limit: i64,
 ) -> QueryResult<Vec<ClaimedDelivery>> {
-    // `busy` travels as one JSON object bound as text; the database looks
-    // each endpoint up in it.
-    let (lock, busy_of) = match &**conn {
-        DbConnection::Postgresql(_) => (
-            "FOR UPDATE SKIP LOCKED",
-            "COALESCE(($4::jsonb ->> endpoint_id)::bigint, 0)",
-        ),
-        DbConnection::Sqlite(_) => (
-            "",
-            "COALESCE(json_extract($4, '$.\"' || endpoint_id || '\"'), 0)",
-        ),
+    let lock = match &**conn {
+        DbConnection::Postgresql(_) => "FOR UPDATE SKIP LOCKED",
+        DbConnection::Sqlite(_) => "",
     };
-    // Candidates: a few times the limit, skipping endpoints already at
-    // their share; then at most each endpoint's remaining share of them.
     let sql = format!(
         "UPDATE webhook_deliveries SET lease_until = $1 \
-         WHERE id IN (SELECT id FROM ( \
-             SELECT id, endpoint_id, next_attempt_at, \
-                    row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS nth \
-             FROM (SELECT id, endpoint_id, next_attempt_at FROM webhook_deliveries \
-                 WHERE status = 'pending' AND next_attempt_at <= $2 \
-                   AND (lease_until IS NULL OR lease_until < $2) \
-                   AND {busy_of} < $5 \
-                 ORDER BY next_attempt_at LIMIT $6 {lock}) AS candidates \
-             ) AS ranked \
-             WHERE nth <= $5 - {busy_of} \
-             ORDER BY next_attempt_at LIMIT $3) \
+         WHERE id IN (SELECT id FROM webhook_deliveries \
+             WHERE endpoint_id = $2 AND status = 'pending' AND next_attempt_at <= $3 \
+               AND (lease_until IS NULL OR lease_until < $3) \
+             ORDER BY next_attempt_at LIMIT $4 {lock}) \
          RETURNING id, app_id, endpoint_id, event_id, attempts"
     );
     // SQLite numbers `$N` parameters in the order they first appear;
     // `?N` keeps N.
     let sql = match &**conn {
         DbConnection::Postgresql(_) => sql,
-        DbConnection::Sqlite(_) => (1..=6).fold(sql, |sql, n| {
+        DbConnection::Sqlite(_) => (1..=4).fold(sql, |sql, n| {
             sql.replace(&format!("${n}"), &format!("?{n}"))
         }),
     };
-    let busy: serde_json::Map<String, serde_json::Value> = limits
-        .busy
-        .iter()
-        .map(|(endpoint, count)| (endpoint.as_str().to_owned(), (*count).into()))
-        .collect();
     diesel::sql_query(sql)
         .bind::<Timestamp, _>(lease_until)
+        .bind::<Text, _>(endpoint_id)
         .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limits.limit)
-        .bind::<Text, _>(serde_json::Value::Object(busy).to_string())
-        .bind::<BigInt, _>(limits.per_endpoint)
-        .bind::<BigInt, _>(limits.limit.saturating_mul(4))
+        .bind::<BigInt, _>(limit)
         .load(&mut **conn)
 }
 

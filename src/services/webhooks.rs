@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::NaiveDateTime;
+use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::Serialize;
 
@@ -682,28 +683,49 @@ impl Dispatcher {
             return Ok(0);
         }
         let now = db::now();
-        if !self
+        let due = self
             .db
-            .run(move |conn| q::any_due(conn, now).map_err(ApiError::from))
-            .await?
-        {
-            return Ok(0);
-        }
-        let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
-        let limits = q::ClaimLimits {
-            limit: self.settings.batch.min(free as i64),
-            per_endpoint: self.settings.endpoint_concurrency as i64,
-            busy: self
+            .run(move |conn| q::endpoints_with_due(conn, now).map_err(ApiError::from))
+            .await?;
+        // What each endpoint with something due may still take: its share
+        // less what this process is sending to it. An endpoint at its share
+        // is not asked at all.
+        let mut wanted: Vec<(WebhookEndpointId, i64)> = {
+            let busy = self
                 .slots
                 .per_endpoint
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+                .unwrap_or_else(|e| e.into_inner());
+            due.into_iter()
+                .filter_map(|id| {
+                    let left = self.settings.endpoint_concurrency as i64
+                        - busy.get(&id).copied().unwrap_or(0) as i64;
+                    (left > 0).then_some((id, left))
+                })
+                .collect()
         };
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        // When the free slots are fewer than the endpoints want, no endpoint
+        // is always the first served.
+        wanted.shuffle(&mut rand::thread_rng());
+        let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
+        let mut room = self.settings.batch.min(free as i64);
         let claimed = self
             .write
             .run(Actor::Server, Operation::WebhookDispatch, move |tx| {
-                Ok::<_, ApiError>(q::claim_due(tx.conn(), now, lease_until, &limits)?)
+                let mut claimed = Vec::new();
+                for (endpoint_id, left) in &wanted {
+                    if room == 0 {
+                        break;
+                    }
+                    let got =
+                        q::claim_due(tx.conn(), endpoint_id, now, lease_until, (*left).min(room))?;
+                    room -= got.len() as i64;
+                    claimed.extend(got);
+                }
+                Ok::<_, ApiError>(claimed)
             })
             .await?;
         let count = claimed.len();

@@ -17,3 +17,10 @@ ALTER TABLE webhook_endpoints
 UPDATE webhook_endpoints SET fanned_out_position = COALESCE(
     (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x),
     pg_snapshot_xmax(pg_current_snapshot())::text::bigint);
+-- Claims go endpoint by endpoint (each takes at most its share), so the
+-- due deliveries are indexed per endpoint: a claim reads one short range
+-- per endpoint instead of every due delivery, however many wait behind an
+-- endpoint that is at its share.
+DROP INDEX webhook_deliveries_due_idx;
+CREATE INDEX webhook_deliveries_endpoint_due_idx ON webhook_deliveries (endpoint_id, next_attempt_at)
+    WHERE status = 'pending';

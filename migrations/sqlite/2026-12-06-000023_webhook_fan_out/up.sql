@@ -9,3 +9,10 @@
 ALTER TABLE webhook_endpoints ADD COLUMN fanned_out_position BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE webhook_endpoints ADD COLUMN fanned_out_event_id TEXT NOT NULL DEFAULT '';
 UPDATE webhook_endpoints SET fanned_out_position = (SELECT COALESCE(max(position), 0) + 1 FROM events);
+-- Claims go endpoint by endpoint (each takes at most its share), so the
+-- due deliveries are indexed per endpoint: a claim reads one short range
+-- per endpoint instead of every due delivery, however many wait behind an
+-- endpoint that is at its share.
+DROP INDEX webhook_deliveries_due_idx;
+CREATE INDEX webhook_deliveries_endpoint_due_idx ON webhook_deliveries (endpoint_id, next_attempt_at)
+    WHERE status = 'pending';
