@@ -87,7 +87,15 @@ create_load() { # NAME
   echo "$out" >"$OUT/wrk-$BACKEND-$1.txt"
   grep '^WRKJSON ' <<<"$out" | sed 's/^WRKJSON //'
 }
-pending() { sql "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'"; }
+# Deliveries still to send: those made and pending, and those of events the
+# dispatcher's fan-out has not reached yet (after an endpoint's cursor).
+pending() {
+  sql "SELECT (SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending')
+            + (SELECT COUNT(*) FROM events e JOIN webhook_endpoints w ON w.app_id = e.app_id
+               WHERE w.enabled AND w.deleted_at IS NULL
+                 AND (e.position > w.fanned_out_position
+                      OR (e.position = w.fanned_out_position AND e.id > w.fanned_out_event_id)))"
+}
 drain_seconds() { # waits until nothing is pending; prints the seconds it took
   local started; started=$(date +%s.%N)
   while (($(pending) > 0)); do sleep 0.2; done
