@@ -932,9 +932,13 @@ async fn record_outcomes(
                 Err(_) => break,
             }
         }
-        // In delivery id order: the order an endpoint's delete locks them
-        // in (PostgreSQL's index scan of `id = ANY(...)` takes the ids
-        // sorted too), so the two never wait on each other in a cycle.
+        // In delivery id order, the order an endpoint's delete locks them in
+        // (PostgreSQL's index scan of `id = ANY(...)` takes the ids sorted
+        // too). The dropped deliveries are settled before the attempted
+        // ones, so a cycle with a delete remains possible only for an
+        // endpoint that has both at once (disabled while sends to it were
+        // under way) and is deleted at that moment; PostgreSQL then rolls
+        // one back, and if it is this batch its leases resend it.
         batch.sort_by(|(a, _), (b, _)| a.delivery_id().as_str().cmp(b.delivery_id().as_str()));
         let (settlements, slots): (Vec<Settlement>, Vec<Slot>) = batch.into_iter().unzip();
         let recorded = write
