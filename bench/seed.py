@@ -8,6 +8,8 @@ verifications, identity history events, whatever tables reference
 identities(id)), so each column is exactly what the server writes. Only ids
 (fresh UUIDv4 strings), app_id, email, timestamps and the personal fields
 (in the clear, without a data key: see PLAIN_PII) differ:
+  ids        identity ids are UUIDv7 of the seeded created_at (as the server
+             makes them), child rows' ids UUIDv4
   email      seed<TAG><n>@mail<n % 50>.example.com  (like:@mail7. matches 1 in 50),
              and its search keys (email_normalized, email_domain, email_local_reversed) as the server writes them
   timestamps 2025-01-01 00:00:00 + n * 10 ms + 7 us (6 decimals, as the server writes)
@@ -77,7 +79,10 @@ if dialect == "sqlite":
         drops.append("DROP TRIGGER identities_search_insert;")
     print("BEGIN;")
     print(f"CREATE TEMP TABLE seed (n INTEGER PRIMARY KEY, id TEXT NOT NULL);")
-    print(f"INSERT INTO seed SELECT n, {uuid} FROM ({series});")
+    ms = "(1735689600000 + n * 10)"
+    uuid7 = (f"printf('%08x-%04x-7%03x-%04x-%012x', {ms} >> 16, {ms} & 65535, abs(random()) % 4096, "
+             "32768 + abs(random()) % 16384, abs(random()) % 281474976710656)")
+    print(f"INSERT INTO seed SELECT n, {uuid7} FROM ({series});")
     print("CREATE TEMP TABLE kids (n INTEGER NOT NULL, old TEXT NOT NULL, new TEXT NOT NULL, PRIMARY KEY (n, old)) WITHOUT ROWID;")
 else:
     search_trigger, search_base = [], None
@@ -92,7 +97,11 @@ else:
     drops = [f'DROP INDEX "{name}";' for name, _ in indexes]
     creates = [sql + ";" for _, sql in indexes]
     print("BEGIN;")
-    print(f"CREATE TEMP TABLE seed AS SELECT n, {uuid} AS id FROM ({series}) g;")
+    ms = "(1735689600000 + n * 10)"
+    uuid7 = (f"lpad(to_hex({ms} >> 16), 8, '0') || '-' || lpad(to_hex({ms} & 65535), 4, '0') || '-7' "
+             "|| substr(md5(random()::text), 1, 3) || '-' || to_hex(8 + floor(random() * 4)::int) "
+             "|| substr(md5(random()::text), 1, 3) || '-' || substr(md5(random()::text), 1, 12)")
+    print(f"CREATE TEMP TABLE seed AS SELECT n, {uuid7} AS id FROM ({series}) g;")
     print("CREATE TEMP TABLE kids (n int NOT NULL, old text NOT NULL, new text NOT NULL);")
 
 for d in drops:

@@ -221,6 +221,17 @@ impl From<crate::db::kyc::VerificationRow> for KycStatusView {
     }
 }
 
+impl From<crate::db::kyc::StatusRow> for KycStatusView {
+    fn from(row: crate::db::kyc::StatusRow) -> Self {
+        KycStatusView {
+            level: row.level,
+            status: row.status,
+            verification_id: row.id,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
 impl DocumentView {
     /// A stored document as answered; its URL is built from the current
     /// storage settings (`Storage::object_url`), never stored.

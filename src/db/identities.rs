@@ -9,6 +9,7 @@ use diesel::sql_types::Bool;
 
 use super::keyset;
 use super::schema::{documents, identities, identity_metadata, identity_relations, verifications};
+use super::types::StoredTime;
 use super::{Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::crypto::{DataKey, OpenError};
 use crate::domain::document::{DocumentLocation, DocumentSide, DocumentType};
@@ -51,7 +52,9 @@ pub struct IdentityRow {
     pub blocked: bool,
     pub identity_confirmed: bool,
     pub risk_rating: Option<RiskRating>,
+    #[diesel(deserialize_as = StoredTime)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = StoredTime)]
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
     pub ref_id: Option<RefId>,
@@ -301,7 +304,9 @@ pub struct DocumentRow {
     pub description: Option<String>,
     pub url: DocumentLocation,
     pub position: i32,
+    #[diesel(deserialize_as = StoredTime)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = StoredTime)]
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
     /// The upload the sealed copy was made from (erasure deletes both).
@@ -568,13 +573,16 @@ pub fn live_documents_of(
             .select(DocumentRow::as_select())
             .load(c));
     }
-    documents::table
+    // On each backend's own connection: PostgreSQL then binds the ids as
+    // one array (`= ANY($1)`), a fixed statement prepared once instead of
+    // `IN` with a bind per id planned again for every chunk of a list.
+    super::on_each_backend!(conn, c => documents::table
         .filter(documents::app_id.eq(app_id))
         .filter(documents::identity_id.eq_any(identity_ids))
         .filter(documents::deleted_at.is_null())
         .order((documents::identity_id, documents::position))
         .select(DocumentRow::as_select())
-        .load(conn)
+        .load(c))
 }
 
 pub fn find_live_document(
@@ -1140,7 +1148,8 @@ pub fn metadata_of(
     }
     // By the primary key (identity, key); the lookup index starts with
     // `app_id`.
-    identity_metadata::table
+    // (On each backend's own connection: see `live_documents_of`.)
+    super::on_each_backend!(conn, c => identity_metadata::table
         .filter(super::app_is_not_the_way_in!(
             "identity_metadata.app_id",
             app_id
@@ -1152,7 +1161,7 @@ pub fn metadata_of(
             identity_metadata::meta_key,
             identity_metadata::meta_value,
         ))
-        .load(conn)
+        .load(c))
 }
 
 /// Applies metadata changes of one identity: each key set is written

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{identity_events, verifications};
+use super::types::StoredTime;
 use super::{keyset, Cursor, DbConnection, MultiBackend, WriteConn};
 use crate::domain::decisions::{RejectLabels, RejectType};
 use crate::domain::ids::{AppId, HistoryEntryId, IdentityId, VerificationId};
@@ -25,7 +26,9 @@ pub struct VerificationRow {
     pub status: VerificationStatus,
     pub reason: Option<String>,
     pub risk_rating: Option<RiskRating>,
+    #[diesel(deserialize_as = StoredTime)]
     pub created_at: NaiveDateTime,
+    #[diesel(deserialize_as = StoredTime)]
     pub updated_at: NaiveDateTime,
     /// Set exactly when rejected.
     pub reject_type: Option<RejectType>,
@@ -113,32 +116,61 @@ pub fn find(
         .optional()
 }
 
-/// Every verification of these identities, newest first (so the first per
-/// level is the latest), in one query.
-pub fn of_identities(
-    conn: &mut DbConnection,
-    app_id: &AppId,
-    identity_ids: &[&IdentityId],
-) -> QueryResult<Vec<VerificationRow>> {
-    if identity_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    if let [one] = identity_ids {
-        // One identity (get, operations, patch): a fixed statement, straight
-        // on the backend and cached; `IN (…)` has a variable number of binds.
-        return super::on_each_backend!(conn, c => verifications::table
-            .filter(verifications::app_id.eq(app_id))
-            .filter(verifications::identity_id.eq(*one))
-            .order((verifications::created_at.desc(), verifications::id.desc()))
-            .select(VerificationRow::as_select())
-            .load(c));
-    }
-    verifications::table
-        .filter(verifications::app_id.eq(app_id))
-        .filter(verifications::identity_id.eq_any(identity_ids))
-        .order((verifications::created_at.desc(), verifications::id.desc()))
-        .select(VerificationRow::as_select())
-        .load(conn)
+macro_rules! verifications_of_identities {
+    ($(#[$doc:meta])* $name:ident -> $row:ident) => {
+        $(#[$doc])*
+        pub fn $name(
+            conn: &mut DbConnection,
+            app_id: &AppId,
+            identity_ids: &[&IdentityId],
+        ) -> QueryResult<Vec<$row>> {
+            if identity_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            if let [one] = identity_ids {
+                // One identity (get, operations, patch): a fixed statement,
+                // straight on the backend and cached; `IN (…)` has a variable
+                // number of binds.
+                return super::on_each_backend!(conn, c => verifications::table
+                    .filter(verifications::app_id.eq(app_id))
+                    .filter(verifications::identity_id.eq(*one))
+                    .order((verifications::created_at.desc(), verifications::id.desc()))
+                    .select($row::as_select())
+                    .load(c));
+            }
+            // (On each backend's own connection: see `live_documents_of`.)
+            super::on_each_backend!(conn, c => verifications::table
+                .filter(verifications::app_id.eq(app_id))
+                .filter(verifications::identity_id.eq_any(identity_ids))
+                .order((verifications::created_at.desc(), verifications::id.desc()))
+                .select($row::as_select())
+                .load(c))
+        }
+    };
+}
+
+verifications_of_identities! {
+    /// Every verification of these identities, newest first (so the first
+    /// per level is the latest), in one query.
+    of_identities -> VerificationRow
+}
+
+verifications_of_identities! {
+    /// [`of_identities`], only what `kycStatus` shows of each (a list reads
+    /// this for every identity it answers).
+    statuses_of -> StatusRow
+}
+
+/// What an identity's `kycStatus` shows of a verification.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = verifications)]
+pub struct StatusRow {
+    pub id: VerificationId,
+    pub identity_id: IdentityId,
+    pub level: Level,
+    pub status: VerificationStatus,
+    #[diesel(deserialize_as = StoredTime)]
+    pub updated_at: NaiveDateTime,
 }
 
 /// The history of verifications, oldest first, in one query.

@@ -95,7 +95,8 @@ pub fn of_companies(
     app_id: &AppId,
     companies: &[&IdentityId],
 ) -> QueryResult<Vec<RelationRow>> {
-    identity_relations::table
+    // (On each backend's own connection: see `identities::live_documents_of`.)
+    super::on_each_backend!(conn, c => identity_relations::table
         .filter(identity_relations::app_id.eq(app_id))
         .filter(identity_relations::company_id.eq_any(companies))
         .order((
@@ -104,7 +105,7 @@ pub fn of_companies(
             identity_relations::id,
         ))
         .select(RelationRow::as_select())
-        .load(conn)
+        .load(c))
 }
 
 /// One relation of a company.

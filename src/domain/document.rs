@@ -146,7 +146,11 @@ impl crate::domain::stored::StoredText for DocumentLocation {
     /// Keys never start with a scheme; external URLs always do.
     fn from_stored(s: &str) -> Option<Self> {
         if s.starts_with("http://") || s.starts_with("https://") {
-            DocumentUrl::parse(s).ok().map(DocumentLocation::External)
+            // What `DocumentUrl::parse` stores is read as it is; anything
+            // else (a row from before URLs were normalized) is parsed again.
+            DocumentUrl::from_stored(s)
+                .or_else(|| DocumentUrl::parse(s).ok())
+                .map(DocumentLocation::External)
         } else {
             ObjectKey::parse(s).ok().map(DocumentLocation::Stored)
         }

@@ -268,6 +268,24 @@ impl DocumentUrl {
         Ok(DocumentUrl(normalised))
     }
 
+    /// A URL as stored: [`DocumentUrl::parse`]'s output read back. Every
+    /// document of a list is read this way, so it is checked for the shape
+    /// `parse` gives (http(s), a host, within the length, nothing left to
+    /// percent-encode) without parsing it again with the `url` crate, which
+    /// cost 8 % of an `all=true` download.
+    pub fn from_stored(s: &str) -> Option<Self> {
+        let rest = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))?;
+        let encoded = percent_encoding::utf8_percent_encode(s, RFC3986_LEFTOVERS);
+        let normal = matches!(
+            std::borrow::Cow::from(encoded),
+            std::borrow::Cow::Borrowed(_)
+        );
+        let has_host = !rest.is_empty() && !rest.starts_with(['/', '?', '#']);
+        (s.len() <= MAX_URL_LEN && normal && has_host).then(|| DocumentUrl(s.to_owned()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -861,4 +879,42 @@ pub fn locked_field_changes(current: &IdentityData, next: &IdentityData) -> Vec<
         changed.push("tax.idNumber");
     }
     changed
+}
+
+#[cfg(test)]
+mod document_url_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What `parse` stores reads back as itself.
+        #[test]
+        fn a_parsed_url_reads_back_unchanged(path in "\\PC{0,40}", host in "[a-zA-Z0-9.-]{1,20}") {
+            for scheme in ["http", "https"] {
+                if let Ok(url) = DocumentUrl::parse(&format!("{scheme}://{host}/{path}")) {
+                    prop_assert_eq!(DocumentUrl::from_stored(url.as_str()), Some(url));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_stored_url_must_have_the_shape_parse_gives() {
+        for bad in [
+            "",
+            "ftp://example.com/a",
+            "https://",
+            "https:///path",
+            "example.com/a.png",
+            "https://example.com/a b.png",
+            "https://example.com/é.png",
+            "https://example.com/a|b",
+            "https://example.com/\n",
+        ] {
+            assert_eq!(DocumentUrl::from_stored(bad), None, "{bad:?}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        assert_eq!(DocumentUrl::from_stored(&long), None);
+        assert!(DocumentUrl::from_stored("https://example.com/a%20b.png?x=1#y").is_some());
+    }
 }

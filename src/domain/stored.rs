@@ -12,6 +12,12 @@ pub trait StoredText: Sized {
     /// The value of stored text; `None` when the text is not one this type
     /// writes (a row written by something else), which reading reports.
     fn from_stored(s: &str) -> Option<Self>;
+    /// [`StoredText::from_stored`] of text already read into a `String`,
+    /// for types that can keep it instead of copying it (ids: every row of
+    /// a list holds several); the text back when it is not one.
+    fn from_stored_string(s: String) -> Result<Self, String> {
+        Self::from_stored(&s).ok_or(s)
+    }
 }
 
 /// Declares an enum whose one text form (strum's serialization, named by

@@ -370,13 +370,19 @@ impl Listing for IdentityListing {
         Cursor::after(sort, row.created_at, row.updated_at, row.id.as_str())
     }
 
-    fn views(
-        conn: &mut DbConnection,
+    type Parts = IdentityParts;
+
+    fn parts(conn: &mut DbConnection, rows: &[IdentityRow]) -> Result<IdentityParts, ApiError> {
+        IdentityParts::of(conn, rows)
+    }
+
+    fn assemble(
         storage: &Storage,
         keys: &KeyRing,
         rows: Vec<IdentityRow>,
+        parts: IdentityParts,
     ) -> Result<Vec<IdentityView>, ApiError> {
-        views_of(conn, storage, keys, rows)
+        parts.assemble(storage, keys, rows)
     }
 }
 
@@ -389,49 +395,90 @@ pub fn views_of(
     keys: &KeyRing,
     rows: Vec<IdentityRow>,
 ) -> Result<Vec<IdentityView>, ApiError> {
-    let Some(app_id) = rows.first().map(|r| r.app_id.clone()) else {
-        return Ok(Vec::new());
-    };
-    let ids: Vec<&IdentityId> = rows.iter().map(|r| &r.id).collect();
-    let mut documents: HashMap<IdentityId, Vec<DocumentView>> = HashMap::new();
-    for doc in q::live_documents_of(conn, &app_id, &ids)? {
-        documents
-            .entry(doc.identity_id.clone())
-            .or_default()
-            .push(DocumentView::new(doc, storage));
+    let parts = IdentityParts::of(conn, &rows)?;
+    parts.assemble(storage, keys, rows)
+}
+
+/// The rows besides their own that some identities' views are made of,
+/// read in one query per table. Reading them ([`IdentityParts::of`]) needs
+/// the database; turning them into views ([`IdentityParts::assemble`]) does
+/// not, so an `all=true` stream does that on another thread while the next
+/// chunk is read.
+pub struct IdentityParts {
+    documents: Vec<crate::db::identities::DocumentRow>,
+    statuses: Vec<crate::db::kyc::StatusRow>,
+    metadata: Vec<(IdentityId, String, String)>,
+    relations: Vec<crate::db::relations::RelationRow>,
+}
+
+impl IdentityParts {
+    pub fn of(conn: &mut DbConnection, rows: &[IdentityRow]) -> Result<Self, ApiError> {
+        let Some(app_id) = rows.first().map(|r| &r.app_id) else {
+            return Ok(IdentityParts {
+                documents: Vec::new(),
+                statuses: Vec::new(),
+                metadata: Vec::new(),
+                relations: Vec::new(),
+            });
+        };
+        let ids: Vec<&IdentityId> = rows.iter().map(|r| &r.id).collect();
+        let companies: Vec<&IdentityId> = rows
+            .iter()
+            .filter(|r| r.identity_type == IdentityKind::Company)
+            .map(|r| &r.id)
+            .collect();
+        Ok(IdentityParts {
+            documents: q::live_documents_of(conn, app_id, &ids)?,
+            statuses: crate::db::kyc::statuses_of(conn, app_id, &ids)?,
+            metadata: q::metadata_of(conn, app_id, &ids)?,
+            relations: if companies.is_empty() {
+                Vec::new()
+            } else {
+                crate::db::relations::of_companies(conn, app_id, &companies)?
+            },
+        })
     }
-    let mut kyc: HashMap<IdentityId, Vec<KycStatusView>> = kyc::kyc_status_of(conn, &app_id, &ids)?;
-    let mut metadata: HashMap<IdentityId, Metadata> = HashMap::new();
-    for (identity_id, key, value) in q::metadata_of(conn, &app_id, &ids)? {
-        metadata.entry(identity_id).or_default().insert(key, value);
-    }
-    let companies: Vec<&IdentityId> = rows
-        .iter()
-        .filter(|r| r.identity_type == IdentityKind::Company)
-        .map(|r| &r.id)
-        .collect();
-    let mut relations: HashMap<IdentityId, Vec<CompactRelationView>> = HashMap::new();
-    if !companies.is_empty() {
-        for relation in crate::db::relations::of_companies(conn, &app_id, &companies)? {
+
+    /// The views of `rows`, the identities these parts were read for.
+    pub fn assemble(
+        self,
+        storage: &Storage,
+        keys: &KeyRing,
+        rows: Vec<IdentityRow>,
+    ) -> Result<Vec<IdentityView>, ApiError> {
+        let mut documents: HashMap<IdentityId, Vec<DocumentView>> = HashMap::new();
+        for doc in self.documents {
+            documents
+                .entry(doc.identity_id.clone())
+                .or_default()
+                .push(DocumentView::new(doc, storage));
+        }
+        let mut kyc: HashMap<IdentityId, Vec<KycStatusView>> = kyc::latest_per_level(self.statuses);
+        let mut metadata: HashMap<IdentityId, Metadata> = HashMap::new();
+        for (identity_id, key, value) in self.metadata {
+            metadata.entry(identity_id).or_default().insert(key, value);
+        }
+        let mut relations: HashMap<IdentityId, Vec<CompactRelationView>> = HashMap::new();
+        for relation in self.relations {
             relations
                 .entry(relation.company_id.clone())
                 .or_default()
                 .push(CompactRelationView::new(relation));
         }
+        rows.into_iter()
+            .map(|row| {
+                let data = custody::open(&row, custody::key_in(keys, &row)?.as_ref())?;
+                let docs = documents.remove(&row.id).unwrap_or_default();
+                let status = kyc.remove(&row.id).unwrap_or_default();
+                let pairs = metadata.remove(&row.id).unwrap_or_default();
+                let mut view = IdentityView::new(row, data, docs, status, pairs);
+                if view.relations.is_some() {
+                    view.relations = Some(relations.remove(&view.id).unwrap_or_default());
+                }
+                Ok(view)
+            })
+            .collect()
     }
-    rows.into_iter()
-        .map(|row| {
-            let data = custody::open(&row, custody::key_in(keys, &row)?.as_ref())?;
-            let docs = documents.remove(&row.id).unwrap_or_default();
-            let status = kyc.remove(&row.id).unwrap_or_default();
-            let pairs = metadata.remove(&row.id).unwrap_or_default();
-            let mut view = IdentityView::new(row, data, docs, status, pairs);
-            if view.relations.is_some() {
-                view.relations = Some(relations.remove(&view.id).unwrap_or_default());
-            }
-            Ok(view)
-        })
-        .collect()
 }
 
 /// Responses list documents first, then face images, each in the order

@@ -409,12 +409,28 @@ pub fn verification_views(
     conn: &mut DbConnection,
     rows: Vec<VerificationRow>,
 ) -> Result<Vec<VerificationView>, ApiError> {
-    let Some(app_id) = rows.first().map(|r| r.app_id.clone()) else {
+    let histories = histories_of(conn, &rows)?;
+    Ok(assemble_verifications(rows, histories))
+}
+
+/// The history entries of these verifications, in one query.
+fn histories_of(
+    conn: &mut DbConnection,
+    rows: &[VerificationRow],
+) -> Result<Vec<EventRow>, ApiError> {
+    let Some(app_id) = rows.first().map(|r| &r.app_id) else {
         return Ok(Vec::new());
     };
     let ids: Vec<&VerificationId> = rows.iter().map(|r| &r.id).collect();
+    Ok(q::events_of_verifications(conn, app_id, &ids)?)
+}
+
+fn assemble_verifications(
+    rows: Vec<VerificationRow>,
+    histories: Vec<EventRow>,
+) -> Vec<VerificationView> {
     let mut history: HashMap<VerificationId, Vec<VerificationEventView>> = HashMap::new();
-    for event in q::events_of_verifications(conn, &app_id, &ids)? {
+    for event in histories {
         if let Some(vid) = event.verification_id.clone() {
             history.entry(vid).or_default().push(VerificationEventView {
                 status: event.status,
@@ -428,8 +444,7 @@ pub fn verification_views(
             });
         }
     }
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|row| VerificationView {
             history: history.remove(&row.id).unwrap_or_default(),
             id: row.id,
@@ -442,7 +457,7 @@ pub fn verification_views(
             updated_at: row.updated_at,
             decision: DecisionView::new(row.reject_type, row.reject_labels, row.client_comment),
         })
-        .collect())
+        .collect()
 }
 
 pub fn get_verification(
@@ -510,24 +525,27 @@ impl Listing for VerificationListing {
         Cursor::after(sort, row.created_at, row.updated_at, row.id.as_str())
     }
 
-    fn views(
-        conn: &mut DbConnection,
+    type Parts = Vec<EventRow>;
+
+    fn parts(conn: &mut DbConnection, rows: &[VerificationRow]) -> Result<Vec<EventRow>, ApiError> {
+        histories_of(conn, rows)
+    }
+
+    fn assemble(
         _storage: &Storage,
         _keys: &KeyRing,
         rows: Vec<VerificationRow>,
+        histories: Vec<EventRow>,
     ) -> Result<Vec<VerificationView>, ApiError> {
-        verification_views(conn, rows)
+        Ok(assemble_verifications(rows, histories))
     }
 }
 
-/// `kycStatus` for many identities: the latest verification per level.
-pub fn kyc_status_of(
-    conn: &mut DbConnection,
-    app_id: &AppId,
-    identity_ids: &[&IdentityId],
-) -> Result<HashMap<IdentityId, Vec<KycStatusView>>, ApiError> {
+/// `kycStatus` for many identities from their verifications, newest first
+/// (as [`crate::db::kyc::statuses_of`] reads them): the latest per level.
+pub fn latest_per_level(rows: Vec<q::StatusRow>) -> HashMap<IdentityId, Vec<KycStatusView>> {
     let mut out: HashMap<IdentityId, Vec<KycStatusView>> = HashMap::new();
-    for row in q::of_identities(conn, app_id, identity_ids)? {
+    for row in rows {
         let entries = out.entry(row.identity_id.clone()).or_default();
         if entries.iter().all(|e| e.level != row.level) {
             entries.push(KycStatusView::from(row));
@@ -536,7 +554,7 @@ pub fn kyc_status_of(
     for entries in out.values_mut() {
         entries.sort_by_key(|e| e.level);
     }
-    Ok(out)
+    out
 }
 
 /// What the operation rules need, from an identity as answered: its KYC

@@ -73,12 +73,16 @@ pub trait Listing: 'static {
     ) -> QueryResult<Vec<Self::Row>>;
     /// Where a walk that stopped at `row` resumes.
     fn cursor(row: &Self::Row, sort: &Sort) -> Cursor;
-    /// The wire views of rows, in a fixed number of queries.
-    fn views(
-        conn: &mut DbConnection,
+    /// What the views of some rows are made of besides the rows: read in a
+    /// fixed number of queries, whatever the number of rows.
+    type Parts: Send + 'static;
+    fn parts(conn: &mut DbConnection, rows: &[Self::Row]) -> Result<Self::Parts, ApiError>;
+    /// The wire views of rows and their parts, without the database.
+    fn assemble(
         storage: &Storage,
         keys: &KeyRing,
         rows: Vec<Self::Row>,
+        parts: Self::Parts,
     ) -> Result<Vec<Self::View>, ApiError>;
 }
 
@@ -152,6 +156,12 @@ where
         }
         let (chunk_tx, chunks) = mpsc::channel(CHUNKS_AHEAD);
         let mut chunks = Some(chunks);
+        // Reading a chunk and turning it into views are two threads: the
+        // views of one chunk are assembled while the next is read.
+        let (parts_tx, parts_rx) = std::sync::mpsc::sync_channel(1);
+        actix_web::rt::task::spawn_blocking(move || {
+            assemble_chunks::<L>(&storage, &keys, parts_rx, chunk_tx)
+        });
         let walked = read_snapshot(&mut conn, |conn| -> Result<(), ApiError> {
             let plan = L::plan(conn, &app_id, &query)?;
             let total = L::count(conn, &app_id, &query, &plan)?;
@@ -166,11 +176,8 @@ where
                 };
                 cursor = Some(L::cursor(last, &query.sort));
                 let last_chunk = (rows.len() as i64) < CHUNK;
-                if chunk_tx
-                    .blocking_send(Ok(L::views(conn, &storage, &keys, rows)?))
-                    .is_err()
-                    || last_chunk
-                {
+                let parts = L::parts(conn, &rows)?;
+                if parts_tx.send(Ok((rows, parts))).is_err() || last_chunk {
                     // Done, or the client went away.
                     return Ok(());
                 }
@@ -181,7 +188,7 @@ where
             if chunks.is_some() {
                 answer_first(Err(e));
             } else {
-                let _ = chunk_tx.blocking_send(Err(e));
+                let _ = parts_tx.send(Err(e));
             }
         }
     });
@@ -191,6 +198,27 @@ where
         Ok(answer) => answer
             .map_err(|_| ApiError::internal(anyhow!("the list task ended without an answer")))?,
         Err(_) => Err(DbError::TimedOut(deadline).into()),
+    }
+}
+
+/// A chunk of an `all=true` stream as read: its rows and their parts.
+type ChunkRead<L> = (Vec<<L as Listing>::Row>, <L as Listing>::Parts);
+
+/// The second thread of an `all=true` stream: the views of each chunk read,
+/// in order, until the reader is done, fails (the error is passed on and
+/// ends the stream) or the client goes away.
+fn assemble_chunks<L: Listing>(
+    storage: &Storage,
+    keys: &KeyRing,
+    chunks_read: std::sync::mpsc::Receiver<Result<ChunkRead<L>, ApiError>>,
+    views: mpsc::Sender<Result<Vec<L::View>, ApiError>>,
+) {
+    for chunk in chunks_read {
+        let assembled = chunk.and_then(|(rows, parts)| L::assemble(storage, keys, rows, parts));
+        let failed = assembled.is_err();
+        if views.blocking_send(assembled).is_err() || failed {
+            return;
+        }
     }
 }
 
@@ -260,8 +288,9 @@ fn one_page<L: Listing>(
     };
     let next = link(rows.last(), more_after)?;
     let prev = link(rows.first(), more_before)?;
+    let parts = L::parts(conn, &rows)?;
     Ok(ListAnswer::Page {
-        data: L::views(conn, storage, keys, rows)?,
+        data: L::assemble(storage, keys, rows, parts)?,
         total,
         next,
         prev,
