@@ -585,6 +585,31 @@ pub fn live_documents_of(
         .load(c))
 }
 
+/// The app's live documents of the identities whose ids lie in
+/// `ids.start()..=ids.end()`, by identity and position, at most `limit`:
+/// one range of `documents_app_identity_idx` instead of a probe per
+/// identity (see `services::identities::IdentityParts`). Ids in canonical
+/// form order the same as text on both backends (SQLite's byte order;
+/// PostgreSQL's collations put digits before letters, and the hyphens sit
+/// at the same places in every id).
+pub fn live_documents_in_range(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    ids: std::ops::RangeInclusive<&IdentityId>,
+    limit: i64,
+) -> QueryResult<Vec<DocumentRow>> {
+    let (first, last) = ids.into_inner();
+    super::on_each_backend!(conn, c => documents::table
+        .filter(documents::app_id.eq(app_id))
+        .filter(documents::identity_id.ge(first))
+        .filter(documents::identity_id.le(last))
+        .filter(documents::deleted_at.is_null())
+        .order((documents::identity_id, documents::position))
+        .limit(limit)
+        .select(DocumentRow::as_select())
+        .load(c))
+}
+
 pub fn find_live_document(
     conn: &mut DbConnection,
     app_id: &AppId,

@@ -161,6 +161,32 @@ verifications_of_identities! {
     statuses_of -> StatusRow
 }
 
+/// [`statuses_of`] for the live identities whose ids lie in
+/// `ids.start()..=ids.end()`, newest first per identity, at most `limit`:
+/// one range of `verifications_app_identity_idx` (see
+/// `identities::live_documents_in_range`).
+pub fn statuses_in_range(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    ids: std::ops::RangeInclusive<&IdentityId>,
+    limit: i64,
+) -> QueryResult<Vec<StatusRow>> {
+    let (first, last) = ids.into_inner();
+    super::on_each_backend!(conn, c => verifications::table
+        .filter(verifications::app_id.eq(app_id))
+        .filter(verifications::identity_deleted_at.is_null())
+        .filter(verifications::identity_id.ge(first))
+        .filter(verifications::identity_id.le(last))
+        .order((
+            verifications::identity_id.desc(),
+            verifications::created_at.desc(),
+            verifications::id.desc(),
+        ))
+        .limit(limit)
+        .select(StatusRow::as_select())
+        .load(c))
+}
+
 /// What an identity's `kycStatus` shows of a verification.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = verifications)]

@@ -40,6 +40,12 @@ macro_rules! id_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// Whether this is a UUIDv7 (time-ordered; the version digit of
+            /// the canonical form is `7`).
+            pub fn is_time_ordered(&self) -> bool {
+                self.0.as_bytes().get(14) == Some(&b'7')
+            }
         }
 
         impl Default for $name {
@@ -142,6 +148,8 @@ mod tests {
         );
         assert_eq!(IdentityId::parse("not-a-uuid"), None);
         assert_eq!(IdentityId::new().as_str().len(), 36);
+        assert!(IdentityId::new().is_time_ordered());
+        assert!(!DocumentId::new().is_time_ordered());
     }
 
     proptest::proptest! {

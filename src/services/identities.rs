@@ -16,7 +16,7 @@ use crate::domain::identity::{
     changed_fields, locked_field_changes, DocumentInput, IdentityInput, IdentityKind, IdentityPatch,
 };
 use crate::domain::ids::{AppId, DocumentId, IdentityId};
-use crate::domain::list_query::{IdentityFilter, ListSpec, Sort, IDENTITY_LIST};
+use crate::domain::list_query::{IdentityFilter, ListSpec, Sort, SortField, IDENTITY_LIST};
 use crate::domain::metadata::Metadata;
 use crate::error::{ApiError, FieldError, Refusal};
 use crate::services::documents::SealedDocuments;
@@ -372,8 +372,18 @@ impl Listing for IdentityListing {
 
     type Parts = IdentityParts;
 
-    fn parts(conn: &mut DbConnection, rows: &[IdentityRow]) -> Result<IdentityParts, ApiError> {
-        IdentityParts::of(conn, rows)
+    fn parts(
+        conn: &mut DbConnection,
+        query: &IdentityQuery,
+        rows: &[IdentityRow],
+    ) -> Result<IdentityParts, ApiError> {
+        // Unfiltered and in creation order, a chunk holds every live
+        // identity of a stretch of time: neighbours.
+        if query.filters.is_empty() && query.sort.field == SortField::CreatedAt {
+            IdentityParts::of_neighbours(conn, rows)
+        } else {
+            IdentityParts::of(conn, rows)
+        }
     }
 
     fn assemble(
@@ -411,7 +421,53 @@ pub struct IdentityParts {
     relations: Vec<crate::db::relations::RelationRow>,
 }
 
+/// Fewest identities for which [`IdentityParts::of_neighbours`] reads
+/// ranges (a page of a few rows probes each).
+const RANGE_MIN_ROWS: usize = 64;
+/// Most child rows a range may hold per identity asked for before it is
+/// given up for probes: bounds what a range costs when the identities were
+/// not neighbours after all.
+const RANGE_ROWS_PER_IDENTITY: usize = 16;
+
 impl IdentityParts {
+    /// The parts of identities that are neighbours in creation time (a
+    /// chunk of an unfiltered list in `createdAt` order): identity ids are
+    /// UUIDv7, so their documents and verifications lie in one range of
+    /// the indexes that lead with (app, identity), read once instead of
+    /// probed per identity (PostgreSQL at 1,000,000 identities: 2,077 and
+    /// 1,521 buffers a chunk of 500 down to 103 and 42). Rows of the app's
+    /// other identities in the range are left out when assembling. A range
+    /// holding more than [`RANGE_ROWS_PER_IDENTITY`] rows per identity (ids
+    /// that were not neighbours after all) is given up for the probes of
+    /// [`IdentityParts::of`], and so are chunks with ids from before
+    /// identity ids were UUIDv7.
+    pub fn of_neighbours(conn: &mut DbConnection, rows: &[IdentityRow]) -> Result<Self, ApiError> {
+        let (Some(first), Some(last)) = (
+            rows.iter().map(|r| &r.id).min(),
+            rows.iter().map(|r| &r.id).max(),
+        ) else {
+            return Self::of(conn, rows);
+        };
+        if rows.len() < RANGE_MIN_ROWS || !rows.iter().all(|r| r.id.is_time_ordered()) {
+            return Self::of(conn, rows);
+        }
+        let app_id = &rows[0].app_id;
+        let limit = rows.len() * RANGE_ROWS_PER_IDENTITY;
+        let documents = q::live_documents_in_range(conn, app_id, first..=last, limit as i64 + 1)?;
+        let statuses =
+            crate::db::kyc::statuses_in_range(conn, app_id, first..=last, limit as i64 + 1)?;
+        if documents.len() > limit || statuses.len() > limit {
+            return Self::of(conn, rows);
+        }
+        let ids: Vec<&IdentityId> = rows.iter().map(|r| &r.id).collect();
+        Ok(IdentityParts {
+            documents,
+            statuses,
+            metadata: q::metadata_of(conn, app_id, &ids)?,
+            relations: Self::relations_of(conn, rows)?,
+        })
+    }
+
     pub fn of(conn: &mut DbConnection, rows: &[IdentityRow]) -> Result<Self, ApiError> {
         let Some(app_id) = rows.first().map(|r| &r.app_id) else {
             return Ok(IdentityParts {
@@ -422,21 +478,31 @@ impl IdentityParts {
             });
         };
         let ids: Vec<&IdentityId> = rows.iter().map(|r| &r.id).collect();
+        Ok(IdentityParts {
+            documents: q::live_documents_of(conn, app_id, &ids)?,
+            statuses: crate::db::kyc::statuses_of(conn, app_id, &ids)?,
+            metadata: q::metadata_of(conn, app_id, &ids)?,
+            relations: Self::relations_of(conn, rows)?,
+        })
+    }
+
+    fn relations_of(
+        conn: &mut DbConnection,
+        rows: &[IdentityRow],
+    ) -> Result<Vec<crate::db::relations::RelationRow>, ApiError> {
         let companies: Vec<&IdentityId> = rows
             .iter()
             .filter(|r| r.identity_type == IdentityKind::Company)
             .map(|r| &r.id)
             .collect();
-        Ok(IdentityParts {
-            documents: q::live_documents_of(conn, app_id, &ids)?,
-            statuses: crate::db::kyc::statuses_of(conn, app_id, &ids)?,
-            metadata: q::metadata_of(conn, app_id, &ids)?,
-            relations: if companies.is_empty() {
-                Vec::new()
-            } else {
-                crate::db::relations::of_companies(conn, app_id, &companies)?
-            },
-        })
+        match companies.first() {
+            None => Ok(Vec::new()),
+            Some(_) => Ok(crate::db::relations::of_companies(
+                conn,
+                &rows[0].app_id,
+                &companies,
+            )?),
+        }
     }
 
     /// The views of `rows`, the identities these parts were read for.

@@ -527,7 +527,11 @@ impl Listing for VerificationListing {
 
     type Parts = Vec<EventRow>;
 
-    fn parts(conn: &mut DbConnection, rows: &[VerificationRow]) -> Result<Vec<EventRow>, ApiError> {
+    fn parts(
+        conn: &mut DbConnection,
+        _query: &VerificationQuery,
+        rows: &[VerificationRow],
+    ) -> Result<Vec<EventRow>, ApiError> {
         histories_of(conn, rows)
     }
 

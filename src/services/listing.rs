@@ -76,7 +76,11 @@ pub trait Listing: 'static {
     /// What the views of some rows are made of besides the rows: read in a
     /// fixed number of queries, whatever the number of rows.
     type Parts: Send + 'static;
-    fn parts(conn: &mut DbConnection, rows: &[Self::Row]) -> Result<Self::Parts, ApiError>;
+    fn parts(
+        conn: &mut DbConnection,
+        query: &ListQuery<Self::Filter>,
+        rows: &[Self::Row],
+    ) -> Result<Self::Parts, ApiError>;
     /// The wire views of rows and their parts, without the database.
     fn assemble(
         storage: &Storage,
@@ -176,7 +180,7 @@ where
                 };
                 cursor = Some(L::cursor(last, &query.sort));
                 let last_chunk = (rows.len() as i64) < CHUNK;
-                let parts = L::parts(conn, &rows)?;
+                let parts = L::parts(conn, &query, &rows)?;
                 if parts_tx.send(Ok((rows, parts))).is_err() || last_chunk {
                     // Done, or the client went away.
                     return Ok(());
@@ -288,7 +292,7 @@ fn one_page<L: Listing>(
     };
     let next = link(rows.last(), more_after)?;
     let prev = link(rows.first(), more_before)?;
-    let parts = L::parts(conn, &rows)?;
+    let parts = L::parts(conn, query, &rows)?;
     Ok(ListAnswer::Page {
         data: L::assemble(storage, keys, rows, parts)?,
         total,

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::backend_tests;
 use crate::helpers::{assert_error, detail_fields, json, query_count, TestApp, IDENTITY_COLUMNS};
-use crate::identities::{company, create, person};
+use crate::identities::{company, create, get_ok, person, reference_person};
 
 backend_tests!(
     filters_select_and_total_counts_all_matches,
@@ -13,6 +13,7 @@ backend_tests!(
     brackets_may_be_percent_encoded,
     malformed_queries_are_named,
     all_true_streams_every_match,
+    streamed_identities_are_what_each_get_answers,
     all_true_total_is_the_rows_sent_while_writers_race,
     indexed_substrings_answer_what_a_full_scan_answers,
     the_substring_index_follows_every_change,
@@ -323,6 +324,100 @@ async fn all_true_streams_every_match(app: TestApp) {
     assert_eq!(sorted["total"], n + 1);
     assert_eq!(sorted["data"].as_array().unwrap().len(), n + 1);
     assert_eq!(sorted["data"][n]["email"], "someone-else@example.com");
+}
+
+/// An unfiltered list in creation order reads the documents and
+/// verifications of each chunk (of 64 identities or more) as one range of
+/// identity ids (UUIDv7) instead of one probe per identity. Every identity
+/// streamed, and every one on a page of 100, must be exactly what its own
+/// GET answers: with another app's identities and their documents created
+/// in between, identities with two documents, none, a decided verification,
+/// and a deleted one among them.
+async fn streamed_identities_are_what_each_get_answers(app: TestApp) {
+    let (_, other_key) = app.create_other_app("neighbour");
+    let mut mine = Vec::new();
+    for i in 0..90 {
+        let mut body = if i % 9 == 4 {
+            person(&format!("plain{i}@example.com"))
+        } else {
+            reference_person()
+        };
+        body["email"] = json!(format!("mine{i}@example.com"));
+        let documents = body.get_mut("documents").and_then(Value::as_array_mut);
+        if let Some(documents) = documents.filter(|_| i % 5 == 0) {
+            documents.push(documents[0].clone());
+        }
+        mine.push(
+            create(&app, &body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        let mut theirs = reference_person();
+        theirs["email"] = json!(format!("theirs{i}@example.com"));
+        let response = app
+            .client
+            .post(app.url("/identities"))
+            .header("apiKey", &other_key)
+            .json(&theirs)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let (status, body) = json(
+        app.delete(&format!("/identities/{}", mine[45]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = json(
+        app.get(&format!("/identities/{}", mine[10]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let verification = body["data"]["kycStatus"][0]["verificationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = json(
+        app.post(
+            &format!("/verifications/{verification}/decision"),
+            &json!({"status": "inReview"}),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let streamed = list(&app, "all=true").await;
+    let page = list(&app, "page[size]=100").await;
+    assert_eq!(streamed["total"], 89);
+    assert_eq!(page["data"], streamed["data"]);
+    for item in streamed["data"].as_array().unwrap() {
+        let own = get_ok(&app, item["id"].as_str().unwrap()).await;
+        assert_eq!(item, &own);
+    }
+    let documents = |i: usize| {
+        streamed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["id"] == mine[i].as_str())
+            .unwrap()["documents"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // 1 document + 1 face image, 2 + 1, none.
+    assert_eq!((documents(1), documents(5), documents(4)), (2, 3, 0));
 }
 
 /// `like:` patterns with an `@` are answered from the email search keys
