@@ -4,6 +4,7 @@
 -- time) are neighbours here, and one range read replaces a probe per
 -- identity. The app comes first so that such a range holds only the app's
 -- own rows. Every query of documents names the app, so the old index goes.
-CREATE INDEX documents_app_identity_idx ON documents (app_id, identity_id, position)
+-- (IF NOT EXISTS: an operator may have built it beforehand, CONCURRENTLY.)
+CREATE INDEX IF NOT EXISTS documents_app_identity_idx ON documents (app_id, identity_id, position)
     WHERE deleted_at IS NULL;
 DROP INDEX documents_identity_idx;
