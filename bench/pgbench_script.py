@@ -6,7 +6,8 @@ The statements are the ones kyc-api sends per request, as PostgreSQL logs
 them with log_statement=all (BENCHMARKS.md lists them), minus the r2d2
 `SELECT 1` checkout probes (a server overhead, not the workload). Values
 are literals from the server-made template identity and its child rows;
-ids come from gen_random_uuid() (the server makes them client-side), unique
+identity ids are UUIDv7 of now and other ids gen_random_uuid() (the server
+makes them client-side, the same kinds), unique
 emails from pgbench's client id and a random number. For get, the random
 existing id is picked through a helper table bench_ids(n, id).
 """
@@ -36,10 +37,25 @@ children.sort(key=lambda t: (t != "documents", "verification_id" in columns(t)))
 has_verifications = "verifications" in tables
 
 print(f'SELECT {qcols("api_keys")} FROM "api_keys" WHERE ("api_keys"."key_hash" = \'{key_hash}\') LIMIT 1;')
-docs_sql = (f'SELECT {qcols("documents")} FROM "documents" WHERE (("documents"."identity_id" = {{id}}) '
-            'AND ("documents"."deleted_at" IS NULL)) ORDER BY "documents"."position";')
-verif_sql = (f'SELECT {qcols("verifications")} FROM "verifications" WHERE ("verifications"."identity_id" = '
-             '{id}) ORDER BY "verifications"."created_at" DESC, "verifications"."id" DESC;')
+docs_sql = (f'SELECT {qcols("documents")} FROM "documents" WHERE ((("documents"."app_id" = \'{app}\') AND '
+            '("documents"."identity_id" = {id})) AND ("documents"."deleted_at" IS NULL)) ORDER BY "documents"."position";')
+# kycStatus: five columns of the identity's verifications (db::kyc::statuses_of).
+verif_sql = (f'SELECT "verifications"."id", "verifications"."identity_id", "verifications"."level", '
+             f'"verifications"."status", "verifications"."updated_at" FROM "verifications" WHERE '
+             f'(("verifications"."app_id" = \'{app}\') AND ("verifications"."identity_id" = {{id}})) '
+             'ORDER BY "verifications"."created_at" DESC, "verifications"."id" DESC;')
+metadata_sql = (f'SELECT "identity_metadata"."identity_id", "identity_metadata"."meta_key", '
+                f'"identity_metadata"."meta_value" FROM "identity_metadata" WHERE ((identity_metadata.app_id || \'\' = '
+                f'\'{app}\') AND ("identity_metadata"."identity_id" = ANY(ARRAY[{{id}}]))) '
+                'ORDER BY "identity_metadata"."identity_id", "identity_metadata"."meta_key";')
+
+
+# A UUIDv7 of now, as the server makes identity ids (PostgreSQL 15 has no
+# uuidv7()); child rows' ids stay gen_random_uuid(), as the server's.
+MS = "(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
+UUID7 = (f"(lpad(to_hex({MS} >> 16), 8, '0') || '-' || lpad(to_hex({MS} & 65535), 4, '0') || '-7' "
+         "|| substr(md5(random()::text), 1, 3) || '-' || to_hex(8 + floor(random() * 4)::int) "
+         "|| substr(md5(random()::text), 1, 3) || '-' || substr(md5(random()::text), 1, 12))")
 
 
 def literal_row(table, where):
@@ -56,7 +72,7 @@ if mode == "create":
     vals = []
     for c, v in zip(cols, rows[0]):
         if c == "id":
-            v = "gen_random_uuid()::text"
+            v = UUID7
         elif c == "email":
             v = "'limit-' || :client_id::text || '-' || :r::text || '@bench.example'"
         elif c == "email_normalized":
@@ -98,3 +114,4 @@ else:
     print(docs_sql.format(id=pick))
     if has_verifications:
         print(verif_sql.format(id=pick))
+    print(metadata_sql.format(id=pick))

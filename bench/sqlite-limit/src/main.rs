@@ -36,6 +36,17 @@ fn uuid4(rng: &mut impl Rng) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
+/// A UUIDv7 of now, as the server makes identity ids.
+fn uuid7(rng: &mut impl Rng) -> String {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut b: [u8; 16] = rng.gen();
+    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    b[6] = (b[6] & 0x0f) | 0x70;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
 fn read_all(stmt: &mut rusqlite::Statement, params: &[Value]) -> rusqlite::Result<usize> {
     let n = stmt.column_count();
     let mut rows = stmt.query(params_from_iter(params.iter()))?;
@@ -186,14 +197,21 @@ fn main() {
                 let ins_identity = insert_sql("identities", &id_cols);
                 let child_inserts: Vec<String> = children.iter().map(|(t, c, _)| insert_sql(t, c)).collect();
                 let find = format!("SELECT {IDENTITY_COLS} FROM `identities` WHERE (((`identities`.`app_id` = ?) AND (`identities`.`deleted_at` IS NULL)) AND (`identities`.`id` = ?)) LIMIT ?");
-                let docs = format!("SELECT {DOC_COLS} FROM `documents` WHERE ((`documents`.`identity_id` = ?) AND (`documents`.`deleted_at` IS NULL)) ORDER BY `documents`.`position`");
-                let verifs = "SELECT * FROM `verifications` WHERE (`verifications`.`identity_id` = ?) ORDER BY `verifications`.`created_at` DESC, `verifications`.`id` DESC";
+                // As the server's get (db::identities::live_documents_of,
+                // db::kyc::statuses_of, db::identities::metadata_of).
+                let docs = format!("SELECT {DOC_COLS} FROM `documents` WHERE (((`documents`.`app_id` = ?) AND (`documents`.`identity_id` = ?)) AND (`documents`.`deleted_at` IS NULL)) ORDER BY `documents`.`position`");
+                let verifs = "SELECT `verifications`.`id`, `verifications`.`identity_id`, `verifications`.`level`, `verifications`.`status`, `verifications`.`updated_at` FROM `verifications` WHERE ((`verifications`.`app_id` = ?) AND (`verifications`.`identity_id` = ?)) ORDER BY `verifications`.`created_at` DESC, `verifications`.`id` DESC";
+                let metadata = "SELECT `identity_metadata`.`identity_id`, `identity_metadata`.`meta_key`, `identity_metadata`.`meta_value` FROM `identity_metadata` WHERE ((identity_metadata.app_id || '' = ?) AND (`identity_metadata`.`identity_id` IN (?))) ORDER BY `identity_metadata`.`identity_id`, `identity_metadata`.`meta_key`";
                 while !stop.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
                     let result: rusqlite::Result<()> = (|| {
+                        // A get is one read transaction, key check included, as
+                        // the server's keyed reads (auth::ApiKey::run); it ends
+                        // (rolled back: nothing was written) when dropped.
+                        let _read = if mode == "create" { None } else { Some(conn.unchecked_transaction()?) };
                         read_all(&mut *conn.prepare_cached(KEY_SQL)?, &[Value::Text(key_hash.clone()), Value::Integer(1)])?;
                         if mode == "create" {
-                            let id = uuid4(&mut rng);
+                            let id = uuid7(&mut rng);
                             let mut row = template.clone();
                             row[0] = Value::Text(id.clone());
                             let local = format!("limit-{t}-{n}-{}", rng.gen::<u32>());
@@ -248,10 +266,12 @@ fn main() {
                                 &[app_id.clone(), Value::Text(id.clone()), Value::Integer(1)],
                             )?;
                             assert_eq!(found, 1, "id {id} not found");
-                            read_all(&mut *conn.prepare_cached(&docs)?, &[Value::Text(id.clone())])?;
+                            let owner = [app_id.clone(), Value::Text(id.clone())];
+                            read_all(&mut *conn.prepare_cached(&docs)?, &owner)?;
                             if has_verifications {
-                                read_all(&mut *conn.prepare_cached(verifs)?, &[Value::Text(id.clone())])?;
+                                read_all(&mut *conn.prepare_cached(verifs)?, &owner)?;
                             }
+                            read_all(&mut *conn.prepare_cached(metadata)?, &owner)?;
                             Ok(())
                         }
                     })();
