@@ -442,15 +442,15 @@ impl IdentityParts {
     /// [`IdentityParts::of`], and so are chunks with ids from before
     /// identity ids were UUIDv7.
     pub fn of_neighbours(conn: &mut DbConnection, rows: &[IdentityRow]) -> Result<Self, ApiError> {
+        if rows.len() < RANGE_MIN_ROWS || !rows.iter().all(|r| r.id.is_time_ordered()) {
+            return Self::of(conn, rows);
+        }
         let (Some(first), Some(last)) = (
             rows.iter().map(|r| &r.id).min(),
             rows.iter().map(|r| &r.id).max(),
         ) else {
             return Self::of(conn, rows);
         };
-        if rows.len() < RANGE_MIN_ROWS || !rows.iter().all(|r| r.id.is_time_ordered()) {
-            return Self::of(conn, rows);
-        }
         let app_id = &rows[0].app_id;
         let limit = rows.len() * RANGE_ROWS_PER_IDENTITY;
         let documents = q::live_documents_in_range(conn, app_id, first..=last, limit as i64 + 1)?;
@@ -495,14 +495,14 @@ impl IdentityParts {
             .filter(|r| r.identity_type == IdentityKind::Company)
             .map(|r| &r.id)
             .collect();
-        match companies.first() {
-            None => Ok(Vec::new()),
-            Some(_) => Ok(crate::db::relations::of_companies(
-                conn,
-                &rows[0].app_id,
-                &companies,
-            )?),
+        if companies.is_empty() {
+            return Ok(Vec::new());
         }
+        Ok(crate::db::relations::of_companies(
+            conn,
+            &rows[0].app_id,
+            &companies,
+        )?)
     }
 
     /// The views of `rows`, the identities these parts were read for.
