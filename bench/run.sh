@@ -128,6 +128,29 @@ record() {
   echo "{\"backend\":\"$backend\",\"scenario\":\"$scenario\",$fields}" >>"$RESULTS"
 }
 
+# export_runs SCENARIO SQLITE_SELECT PG_COPY: ALL_RUNS timed exports by the
+# database itself (`sqlite3 -json` / psql); `rows` counts what it wrote (JSON
+# objects / lines: one per document for the joined export), `identities` the
+# identities it covers.
+export_runs() {
+  local scenario=$1 sqlite_sql=$2 pg_sql=$3 r t0 t1 size rows secs
+  wait_idle >/dev/null
+  for r in $(seq 1 "$ALL_RUNS"); do
+    t0=$(date +%s%N)
+    if [[ $BACKEND == sqlite ]]; then
+      sqlite3 -json "$DB_FILE" "$sqlite_sql" >"$WORK/export.json"
+    else
+      psql -qAt "$DB_URL" -c "$pg_sql" >"$WORK/export.json"
+    fi
+    t1=$(date +%s%N)
+    size=$(stat -c %s "$WORK/export.json")
+    rows=$(if [[ $BACKEND == sqlite ]]; then grep -c '^{\|^\[{\|^,{' "$WORK/export.json" || true; else wc -l <"$WORK/export.json"; fi)
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
+    record "$BACKEND" "$scenario" "\"run\":$r" "\"seconds\":$secs" "\"bytes\":$size" "\"rows\":$rows" "\"identities\":$ALL_ROWS"
+    log "$BACKEND $scenario run $r: ${secs}s $size bytes $rows rows"
+  done
+}
+
 # wrk_run BACKEND SCENARIO PID(for RSS/CPU; 0 = none) MODE PATH [extra env...]
 wrk_run() {
   local backend=$1 scenario=$2 pid=$3 mode=$4 path=$5 port=${PORT} conns=$CONNS
@@ -317,23 +340,9 @@ for BACKEND in $BACKENDS; do
         # The database's own export of the rows scenario `all` streams (the
         # second app's live identities, in the same order), as JSON: what
         # all=true is measured against.
-        wait_idle >/dev/null
-        order="ORDER BY created_at DESC, id DESC"
-        where="WHERE app_id = '$ALL_APP_ID' AND deleted_at IS NULL"
-        for r in $(seq 1 "$ALL_RUNS"); do
-          t0=$(date +%s%N)
-          if [[ $BACKEND == sqlite ]]; then
-            sqlite3 -json "$DB_FILE" "SELECT * FROM identities $where $order" >"$WORK/export.json"
-          else
-            psql -qAt "$DB_URL" -c "COPY (SELECT row_to_json(i) FROM identities i $where $order) TO STDOUT" >"$WORK/export.json"
-          fi
-          t1=$(date +%s%N)
-          size=$(stat -c %s "$WORK/export.json")
-          rows=$(if [[ $BACKEND == sqlite ]]; then grep -c '^{\|^\[{\|^,{' "$WORK/export.json" || true; else wc -l <"$WORK/export.json"; fi)
-          secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
-          record "$BACKEND" all_export "\"run\":$r" "\"seconds\":$secs" "\"bytes\":$size" "\"rows\":$rows"
-          log "$BACKEND all_export run $r: ${secs}s $size bytes $rows rows"
-        done
+        where="WHERE app_id = '$ALL_APP_ID' AND deleted_at IS NULL ORDER BY created_at DESC, id DESC"
+        export_runs all_export "SELECT * FROM identities $where" \
+          "COPY (SELECT row_to_json(i) FROM identities i $where) TO STDOUT"
         ;;
       all_export_children)
         # The database's own export of everything scenario `all` answers:
@@ -341,7 +350,6 @@ for BACKEND in $BACKENDS; do
         # documents, the latest verification per level and its metadata
         # (one line per document). SQLite as JSON (the sqlite3 shell),
         # PostgreSQL as COPY's text.
-        wait_idle >/dev/null
         join="FROM identities i
           LEFT JOIN documents d ON d.app_id = i.app_id AND d.identity_id = i.id AND d.deleted_at IS NULL
           LEFT JOIN (SELECT * FROM (SELECT identity_id, level, status, id, updated_at, row_number() OVER
@@ -349,19 +357,8 @@ for BACKEND in $BACKENDS; do
                      FROM verifications WHERE app_id = '$ALL_APP_ID') latest WHERE n = 1) s ON s.identity_id = i.id
           LEFT JOIN identity_metadata m ON m.identity_id = i.id
           WHERE i.app_id = '$ALL_APP_ID' AND i.deleted_at IS NULL ORDER BY i.created_at DESC, i.id DESC"
-        for r in $(seq 1 "$ALL_RUNS"); do
-          t0=$(date +%s%N)
-          if [[ $BACKEND == sqlite ]]; then
-            sqlite3 -json "$DB_FILE" "SELECT i.*, d.*, s.*, m.* $join" >"$WORK/export.json"
-          else
-            psql -qAt "$DB_URL" -c "COPY (SELECT i.*, d.*, s.*, m.* $join) TO STDOUT" >"$WORK/export.json"
-          fi
-          t1=$(date +%s%N)
-          size=$(stat -c %s "$WORK/export.json")
-          secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
-          record "$BACKEND" all_export_children "\"run\":$r" "\"seconds\":$secs" "\"bytes\":$size" "\"identities\":$ALL_ROWS"
-          log "$BACKEND all_export_children run $r: ${secs}s $size bytes"
-        done
+        export_runs all_export_children "SELECT i.*, d.*, s.*, m.* $join" \
+          "COPY (SELECT i.*, d.*, s.*, m.* $join) TO STDOUT"
         ;;
       create_limit | get_limit)
         mode=${S%_limit}

@@ -14,6 +14,7 @@ backend_tests!(
     malformed_queries_are_named,
     all_true_streams_every_match,
     streamed_identities_are_what_each_get_answers,
+    a_chunk_with_too_many_child_rows_for_a_range_is_read_whole,
     all_true_total_is_the_rows_sent_while_writers_race,
     indexed_substrings_answer_what_a_full_scan_answers,
     the_substring_index_follows_every_change,
@@ -418,6 +419,29 @@ async fn streamed_identities_are_what_each_get_answers(app: TestApp) {
     };
     // 1 document + 1 face image, 2 + 1, none.
     assert_eq!((documents(1), documents(5), documents(4)), (2, 3, 0));
+}
+
+/// A range read is bounded (16 child rows per identity asked for); a chunk
+/// whose range holds more is read by probes instead, never cut short:
+/// identities with 20 documents and a face image each must stream all 21.
+async fn a_chunk_with_too_many_child_rows_for_a_range_is_read_whole(app: TestApp) {
+    let mut body = reference_person();
+    let document = body["documents"][0].clone();
+    body["documents"] = json!(vec![document; 20]);
+    for i in 0..70 {
+        body["email"] = json!(format!("many{i}@example.com"));
+        create(&app, &body).await;
+    }
+    let streamed = list(&app, "all=true").await;
+    assert_eq!(streamed["total"], 70);
+    for item in streamed["data"].as_array().unwrap() {
+        assert_eq!(
+            item["documents"].as_array().unwrap().len(),
+            21,
+            "{}",
+            item["id"]
+        );
+    }
 }
 
 /// `like:` patterns with an `@` are answered from the email search keys
