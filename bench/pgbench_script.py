@@ -45,9 +45,9 @@ verif_sql = (f'SELECT "verifications"."id", "verifications"."identity_id", "veri
              f'(("verifications"."app_id" = \'{app}\') AND ("verifications"."identity_id" = {{id}})) '
              'ORDER BY "verifications"."created_at" DESC, "verifications"."id" DESC;')
 metadata_sql = (f'SELECT "identity_metadata"."identity_id", "identity_metadata"."meta_key", '
-                f'"identity_metadata"."meta_value" FROM "identity_metadata" WHERE ((identity_metadata.app_id || \'\' = '
-                f'\'{app}\') AND ("identity_metadata"."identity_id" = ANY(ARRAY[{{id}}]))) '
-                'ORDER BY "identity_metadata"."identity_id", "identity_metadata"."meta_key";')
+                f'"identity_metadata"."meta_value" FROM "identity_metadata" WHERE ((("identity_metadata"."app_id" || \'\') = '
+                f'\'{app}\') AND ("identity_metadata"."identity_id" = {{id}})) '
+                'ORDER BY "identity_metadata"."meta_key";')
 
 
 # A UUIDv7 of now, as the server makes identity ids (PostgreSQL 15 has no

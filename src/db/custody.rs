@@ -25,7 +25,7 @@ pub fn wrapped_keys_of(
         return Ok(Vec::new());
     }
     identities::table
-        .filter(super::app_is_not_the_way_in!("identities.app_id", app_id))
+        .filter(super::app_is_not_the_way_in!(identities::app_id, app_id))
         .filter(identities::id.eq_any(ids))
         .filter(identities::wrapped_key.is_not_null())
         .select((identities::id, identities::wrapped_key.assume_not_null()))

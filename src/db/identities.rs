@@ -346,7 +346,7 @@ fn live<'a>(app_id: &'a AppId) -> BoxedIdentities<'a> {
 /// (or search ids) it wants: see [`super::app_is_not_the_way_in`].
 fn live_entered_by_ids<'a>(app_id: &'a AppId) -> BoxedIdentities<'a> {
     identities::table
-        .filter(super::app_is_not_the_way_in!("identities.app_id", app_id))
+        .filter(super::app_is_not_the_way_in!(identities::app_id, app_id))
         .filter(identities::deleted_at.is_null())
         .into_boxed()
 }
@@ -1173,12 +1173,22 @@ pub fn metadata_of(
     }
     // By the primary key (identity, key); the lookup index starts with
     // `app_id`.
+    if let [one] = identity_ids {
+        // One identity: a fixed statement, cached (see `live_documents_of`).
+        return super::on_each_backend!(conn, c => identity_metadata::table
+            .filter(super::app_is_not_the_way_in!(identity_metadata::app_id, app_id))
+            .filter(identity_metadata::identity_id.eq(*one))
+            .order(identity_metadata::meta_key)
+            .select((
+                identity_metadata::identity_id,
+                identity_metadata::meta_key,
+                identity_metadata::meta_value,
+            ))
+            .load(c));
+    }
     // (On each backend's own connection: see `live_documents_of`.)
     super::on_each_backend!(conn, c => identity_metadata::table
-        .filter(super::app_is_not_the_way_in!(
-            "identity_metadata.app_id",
-            app_id
-        ))
+        .filter(super::app_is_not_the_way_in!(identity_metadata::app_id, app_id))
         .filter(identity_metadata::identity_id.eq_any(identity_ids))
         .order((identity_metadata::identity_id, identity_metadata::meta_key))
         .select((

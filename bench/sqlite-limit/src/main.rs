@@ -201,7 +201,7 @@ fn main() {
                 // db::kyc::statuses_of, db::identities::metadata_of).
                 let docs = format!("SELECT {DOC_COLS} FROM `documents` WHERE (((`documents`.`app_id` = ?) AND (`documents`.`identity_id` = ?)) AND (`documents`.`deleted_at` IS NULL)) ORDER BY `documents`.`position`");
                 let verifs = "SELECT `verifications`.`id`, `verifications`.`identity_id`, `verifications`.`level`, `verifications`.`status`, `verifications`.`updated_at` FROM `verifications` WHERE ((`verifications`.`app_id` = ?) AND (`verifications`.`identity_id` = ?)) ORDER BY `verifications`.`created_at` DESC, `verifications`.`id` DESC";
-                let metadata = "SELECT `identity_metadata`.`identity_id`, `identity_metadata`.`meta_key`, `identity_metadata`.`meta_value` FROM `identity_metadata` WHERE ((identity_metadata.app_id || '' = ?) AND (`identity_metadata`.`identity_id` IN (?))) ORDER BY `identity_metadata`.`identity_id`, `identity_metadata`.`meta_key`";
+                let metadata = "SELECT `identity_metadata`.`identity_id`, `identity_metadata`.`meta_key`, `identity_metadata`.`meta_value` FROM `identity_metadata` WHERE (((`identity_metadata`.`app_id` || ?) = ?) AND (`identity_metadata`.`identity_id` = ?)) ORDER BY `identity_metadata`.`meta_key`";
                 while !stop.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
                     let result: rusqlite::Result<()> = (|| {
@@ -271,7 +271,9 @@ fn main() {
                             if has_verifications {
                                 read_all(&mut *conn.prepare_cached(verifs)?, &owner)?;
                             }
-                            read_all(&mut *conn.prepare_cached(metadata)?, &owner)?;
+                            let metadata_owner =
+                                [Value::Text(String::new()), app_id.clone(), Value::Text(id.clone())];
+                            read_all(&mut *conn.prepare_cached(metadata)?, &metadata_owner)?;
                             Ok(())
                         }
                     })();
