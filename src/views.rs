@@ -441,7 +441,8 @@ pub struct Data<T> {
 #[derive(Serialize)]
 pub struct ListPage<T> {
     pub data: Vec<T>,
-    /// Numbered pages only: a cursor page does not count every match.
+    /// Numbered pages only (unless asked with `page[total]=false`): a
+    /// cursor page does not count every match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<i64>,
     pub links: PageLinks,

@@ -681,30 +681,58 @@ fn search_column(filter: &Filter<IdentityFilter>) -> Option<(&'static str, &str)
     }
 }
 
-/// The FTS5 path is taken when a pattern's candidates are at most 1 /
-/// `CANDIDATE_COST` of the identities stored. A candidate costs about that
-/// many index entries of the walk it replaces: it is found in the FTS5
+/// The FTS5 path is taken when a pattern's candidates cost less than the
+/// walk of the app's listing index they replace. A candidate costs about
+/// `CANDIDATE_COST` index entries of that walk: it is found in the FTS5
 /// posting lists, its row fetched by `search_id` and tested, and the
 /// candidates sorted for the page, while the walk reads one entry of the
-/// covering listing index per identity of the app. Measured: ~2 µs per
+/// covering listing index per identity it passes. Measured: ~2 µs per
 /// candidate against ~0.17 µs per identity walked on 46,000 identities, and
 /// 20,000 candidates in ~50 ms against a ~300 ms walk on 1,000,000
 /// (BENCHMARKS.md, "Performance, second round").
 const CANDIDATE_COST: i64 = 12;
 
+/// The most candidates worth taking from the FTS5 table, out of `stored`
+/// identities, for a reader that needs `reach` matches in list order
+/// (`None`: every match, to count them).
+///
+/// Counting walks every identity, so the candidates are worth it below
+/// `stored / CANDIDATE_COST`. A page without a count stops after `reach`
+/// matches: with `c` matches spread through the list, the walk passes about
+/// `reach * stored / c` identities, and the candidates cost
+/// `CANDIDATE_COST * c`; they are cheaper while `c² < reach * stored /
+/// CANDIDATE_COST`. (Matches bunched at the far end of the list make the
+/// walk longer than that; it is never longer than the list.)
+fn candidates_worth_taking(stored: i64, reach: Option<i64>) -> i64 {
+    let to_count = stored / CANDIDATE_COST;
+    match reach {
+        None => to_count,
+        Some(reach) => {
+            let balance = (reach as f64) * (stored as f64) / (CANDIDATE_COST as f64);
+            (balance.sqrt() as i64).min(to_count)
+        }
+    }
+}
+
 impl SubstringIndex {
-    /// The substring index for `filters` on `conn`'s backend.
+    /// The substring index for `filters` on `conn`'s backend, for a reader
+    /// that needs `reach` matches in list order (`None`: every match).
     ///
     /// On SQLite, each substring filter of 3 characters or more is looked up
     /// as an FTS5 phrase (the trigram tokenizer matches it anywhere, folding
     /// case at least as widely as `LIKE` does), counting its candidates only
-    /// up to the most worth taking: a probe that reads at most that many
-    /// postings, ~30 ns each. Few enough, and the filter takes them as its
-    /// candidates (the `LIKE` beside them still decides); more, and the
-    /// walk of the app's listing index is cheaper. (FTS5's vocabulary table
-    /// would give each trigram's document count, but it reads the whole
-    /// posting list to count it: 29 ms for `see` at 1,000,000 identities.)
-    pub fn of(conn: &mut DbConnection, filters: &[Filter<IdentityFilter>]) -> QueryResult<Self> {
+    /// up to the most worth taking ([`candidates_worth_taking`]): a probe
+    /// that reads at most that many postings, ~30 ns each. Few enough, and
+    /// the filter takes them as its candidates (the `LIKE` beside them still
+    /// decides); more, and the walk of the app's listing index is cheaper.
+    /// (FTS5's vocabulary table would give each trigram's document count,
+    /// but it reads the whole posting list to count it: 29 ms for `see` at
+    /// 1,000,000 identities.)
+    pub fn of(
+        conn: &mut DbConnection,
+        filters: &[Filter<IdentityFilter>],
+        reach: Option<i64>,
+    ) -> QueryResult<Self> {
         if matches!(conn, DbConnection::Postgresql(_)) {
             return Ok(SubstringIndex::Planner);
         }
@@ -726,7 +754,7 @@ impl SubstringIndex {
         let stored = diesel::sql_query("SELECT coalesce(max(search_id), 0) AS n FROM identities")
             .get_result::<Count>(conn)?
             .n;
-        let worth_taking = stored / CANDIDATE_COST;
+        let worth_taking = candidates_worth_taking(stored, reach);
         let mut queries = Vec::new();
         for (column, substring) in substrings {
             let fts_match = format!(
@@ -1138,14 +1166,16 @@ pub fn count(
         .get_result(conn)
 }
 
-/// The next `limit` matches after `after`, in sort order. Keyset paging, so
-/// every chunk costs the same however deep the walk is.
+/// The next `limit` matches after `after`, in sort order, past the first
+/// `skip`. Keyset paging, so every chunk costs the same however deep the
+/// walk is (`skip` is for a numbered page read without its total).
 pub fn list_after(
     conn: &mut DbConnection,
     app_id: &AppId,
     query: &IdentityQuery,
     index: &SubstringIndex,
     after: Option<&Cursor>,
+    skip: i64,
     limit: i64,
 ) -> QueryResult<Vec<IdentityRow>> {
     let mut q = sorted_matches(app_id, &query.filters, &query.sort, index)?;
@@ -1158,6 +1188,9 @@ pub fn list_after(
             identities::updated_at,
             identities::id
         );
+    }
+    if skip > 0 {
+        q = q.offset(skip);
     }
     q.limit(limit).select(IdentityRow::as_select()).load(conn)
 }
@@ -1236,6 +1269,27 @@ pub fn change_metadata(
 mod tests {
     use super::*;
     use crate::domain::list_query::IDENTITY_LIST;
+
+    /// Counting takes the candidates below 1/12 of the identities stored;
+    /// a page without a count takes them while they cost less than the walk
+    /// to its rows, and never more than counting would.
+    #[test]
+    fn candidates_are_taken_while_cheaper_than_the_walk() {
+        assert_eq!(candidates_worth_taking(1_000_000, None), 83_333);
+        // A page of 30: 32 matches; sqrt(32 * 1,000,000 / 12).
+        assert_eq!(candidates_worth_taking(1_000_000, Some(32)), 1_632);
+        // 20,000 matches spread through 1,000,000: the walk passes ~1,600
+        // identities for a page, the candidates cost ~240,000.
+        assert!(candidates_worth_taking(1_000_000, Some(32)) < 20_000);
+        // A deep page needs more of the walk, so more candidates pay.
+        assert!(
+            candidates_worth_taking(1_000_000, Some(30_002))
+                > candidates_worth_taking(1_000_000, Some(32))
+        );
+        assert_eq!(candidates_worth_taking(1_000_000, Some(10_000_000)), 83_333);
+        assert_eq!(candidates_worth_taking(0, Some(32)), 0);
+        assert_eq!(candidates_worth_taking(11, None), 0);
+    }
 
     /// Every filter and operator the list's spec offers has a query.
     #[test]

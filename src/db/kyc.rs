@@ -341,12 +341,14 @@ pub fn count(
     filtered(app_id, &query.filters)?.count().get_result(conn)
 }
 
-/// The next `limit` matches after `after`, in sort order (see `Cursor`).
+/// The next `limit` matches after `after`, in sort order (see `Cursor`),
+/// past the first `skip`.
 pub fn list_after(
     conn: &mut DbConnection,
     app_id: &AppId,
     query: &VerificationQuery,
     after: Option<&Cursor>,
+    skip: i64,
     limit: i64,
 ) -> QueryResult<Vec<VerificationRow>> {
     let mut q = sorted(app_id, query)?;
@@ -359,6 +361,9 @@ pub fn list_after(
             verifications::updated_at,
             verifications::id
         );
+    }
+    if skip > 0 {
+        q = q.offset(skip);
     }
     q.limit(limit)
         .select(VerificationRow::as_select())

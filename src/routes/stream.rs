@@ -17,12 +17,13 @@ use crate::views::{ListPage, PageLinks};
 
 /// The request again, with its page given by `cursor` in `direction`:
 /// every other parameter (filters, sort, `page[size]`) is kept as sent.
+/// (`page[total]` is not: a cursor page never counts, and refuses `true`.)
 fn page_link(req: &HttpRequest, direction: Direction, cursor: &str) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
         if !matches!(
             name.as_ref(),
-            "page[number]" | "page[after]" | "page[before]"
+            "page[number]" | "page[after]" | "page[before]" | "page[total]"
         ) {
             query.append_pair(&name, &value);
         }

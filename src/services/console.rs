@@ -293,12 +293,22 @@ pub fn queue(
     use crate::domain::list_query::{ListQuery, VERIFICATION_LIST};
     use crate::services::listing::Listing;
     let status = status.map_or("in:pending,inReview".to_owned(), |s| s.as_str().to_owned());
-    let mut query = format!("filter[status]={status}&sort=createdAt&page[size]={QUEUE_SIZE}");
+    let mut query =
+        format!("filter[status]={status}&sort=createdAt&page[size]={QUEUE_SIZE}&page[total]=false");
     if let Some(level) = level {
         query.push_str(&format!("&filter[level]={level}"));
     }
     let query = ListQuery::parse(&query, &VERIFICATION_LIST).map_err(ApiError::Validation)?;
-    let (rows, _) = crate::services::kyc::VerificationListing::page(conn, app_id, &query, &())?;
+    // The queue shows no total: its rows only.
+    let rows = crate::services::kyc::VerificationListing::after(
+        conn,
+        app_id,
+        &query,
+        &(),
+        None,
+        0,
+        QUEUE_SIZE,
+    )?;
     let mut ids: Vec<&crate::domain::ids::IdentityId> =
         rows.iter().map(|r| &r.identity_id).collect();
     ids.sort();
@@ -338,7 +348,10 @@ fn identities_by_id(
         storage,
         keys,
         app_id,
-        &format!("filter[id]=in:{}&page[size]=100", list.join(",")),
+        &format!(
+            "filter[id]=in:{}&page[size]=100&page[total]=false",
+            list.join(",")
+        ),
     )
 }
 
@@ -353,8 +366,11 @@ fn search_with(
     use crate::services::listing::Listing;
     let query = ListQuery::parse(query, &IDENTITY_LIST).map_err(ApiError::Validation)?;
     use crate::services::identities::IdentityListing;
+    // The console shows no total: the page without one, planned for that
+    // (a common substring is walked only as far as its first rows).
     let plan = IdentityListing::plan(conn, app_id, &query)?;
-    let (rows, _) = IdentityListing::page(conn, app_id, &query, &plan)?;
+    let size = query.page.limit().unwrap_or(QUEUE_SIZE);
+    let rows = IdentityListing::after(conn, app_id, &query, &plan, None, 0, size)?;
     crate::services::identities::views_of(conn, storage, keys, rows)
 }
 
@@ -369,9 +385,9 @@ pub fn search(
     let encoded: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
     let mut found: Vec<crate::views::IdentityView> = Vec::new();
     for query in [
-        format!("filter[email]=like:{encoded}&page[size]={QUEUE_SIZE}"),
-        format!("filter[name]=like:{encoded}&page[size]={QUEUE_SIZE}"),
-        format!("filter[refId]={encoded}&page[size]={QUEUE_SIZE}"),
+        format!("filter[email]=like:{encoded}&page[size]={QUEUE_SIZE}&page[total]=false"),
+        format!("filter[name]=like:{encoded}&page[size]={QUEUE_SIZE}&page[total]=false"),
+        format!("filter[refId]={encoded}&page[size]={QUEUE_SIZE}&page[total]=false"),
     ] {
         // A text one filter cannot take (a refId with a comma) finds nothing
         // there rather than failing the search.

@@ -334,7 +334,7 @@ impl Listing for IdentityListing {
         _app_id: &AppId,
         query: &IdentityQuery,
     ) -> QueryResult<q::SubstringIndex> {
-        q::SubstringIndex::of(conn, &query.filters)
+        q::SubstringIndex::of(conn, &query.filters, query.page.reach())
     }
 
     fn page(
@@ -361,9 +361,10 @@ impl Listing for IdentityListing {
         query: &IdentityQuery,
         plan: &q::SubstringIndex,
         after: Option<&Cursor>,
+        skip: i64,
         limit: i64,
     ) -> QueryResult<Vec<IdentityRow>> {
-        q::list_after(conn, app_id, query, plan, after, limit)
+        q::list_after(conn, app_id, query, plan, after, skip, limit)
     }
 
     fn cursor(row: &IdentityRow, sort: &Sort) -> Cursor {

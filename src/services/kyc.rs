@@ -516,9 +516,10 @@ impl Listing for VerificationListing {
         query: &VerificationQuery,
         _: &(),
         after: Option<&Cursor>,
+        skip: i64,
         limit: i64,
     ) -> QueryResult<Vec<VerificationRow>> {
-        q::list_after(conn, app_id, query, after, limit)
+        q::list_after(conn, app_id, query, after, skip, limit)
     }
 
     fn cursor(row: &VerificationRow, sort: &Sort) -> Cursor {

@@ -62,13 +62,15 @@ pub trait Listing: 'static {
         query: &ListQuery<Self::Filter>,
         plan: &Self::Plan,
     ) -> QueryResult<i64>;
-    /// Up to `limit` matches after `after`, in the list's order.
+    /// Up to `limit` matches after `after` (from the start without one),
+    /// in the list's order, past the first `skip` of them.
     fn after(
         conn: &mut DbConnection,
         app_id: &AppId,
         query: &ListQuery<Self::Filter>,
         plan: &Self::Plan,
         after: Option<&Cursor>,
+        skip: i64,
         limit: i64,
     ) -> QueryResult<Vec<Self::Row>>;
     /// Where a walk that stopped at `row` resumes.
@@ -94,8 +96,8 @@ pub trait Listing: 'static {
 pub enum ListAnswer<View> {
     Page {
         data: Vec<View>,
-        /// The number of matches; numbered pages only (counting every match
-        /// is what a cursor page does without).
+        /// The number of matches; numbered pages only, unless asked without
+        /// (counting every match is what a cursor page does without).
         total: Option<i64>,
         /// Cursors of the neighbouring pages: `next` for `page[after]`,
         /// `prev` for `page[before]`; `None` where no row lies that way.
@@ -174,7 +176,7 @@ where
             }
             let mut cursor = None;
             loop {
-                let rows = L::after(conn, &app_id, &query, &plan, cursor.as_ref(), CHUNK)?;
+                let rows = L::after(conn, &app_id, &query, &plan, cursor.as_ref(), 0, CHUNK)?;
                 let Some(last) = rows.last() else {
                     return Ok(());
                 };
@@ -227,9 +229,10 @@ fn assemble_chunks<L: Listing>(
 }
 
 /// One page, numbered or next to a cursor, with the cursors of its
-/// neighbours. A numbered page knows them from its total; a cursor page
-/// reads one row more than it answers in its direction, and probes one row
-/// the other way, so its cost does not depend on how deep it lies.
+/// neighbours. A numbered page knows them from its total (without one, it
+/// reads one row more); a cursor page reads one row more than it answers in
+/// its direction, and probes one row the other way, so its cost does not
+/// depend on how deep it lies.
 fn one_page<L: Listing>(
     conn: &mut DbConnection,
     storage: &Storage,
@@ -259,13 +262,21 @@ fn one_page<L: Listing>(
                 Direction::After => (query, &backwards),
                 Direction::Before => (&backwards, query),
             };
-            let mut rows = L::after(conn, app_id, ahead, &plan, Some(&position), size as i64 + 1)?;
+            let mut rows = L::after(
+                conn,
+                app_id,
+                ahead,
+                &plan,
+                Some(&position),
+                0,
+                size as i64 + 1,
+            )?;
             let more_ahead = rows.len() > size;
             rows.truncate(size);
             let more_behind = match rows.first() {
                 Some(nearest) => {
                     let from = L::cursor(nearest, &query.sort);
-                    !L::after(conn, app_id, behind, &plan, Some(&from), 1)?.is_empty()
+                    !L::after(conn, app_id, behind, &plan, Some(&from), 0, 1)?.is_empty()
                 }
                 None => false,
             };
@@ -276,6 +287,20 @@ fn one_page<L: Listing>(
                     (rows, None, more_behind, more_ahead)
                 }
             }
+        }
+        // `page[total]=false`: the rows from the start of the list, and one
+        // more to know whether a next page exists; no count.
+        Page::Paged {
+            size,
+            counted: false,
+            ..
+        } => {
+            let size = *size as usize;
+            let offset = query.page.offset();
+            let mut rows = L::after(conn, app_id, query, &plan, None, offset, size as i64 + 1)?;
+            let more_after = rows.len() > size;
+            rows.truncate(size);
+            (rows, None, more_after, offset > 0)
         }
         Page::Paged { .. } | Page::All => {
             let (rows, total) = L::page(conn, app_id, query, &plan)?;

@@ -13,6 +13,7 @@ backend_tests!(
     cursors_hold_their_place_while_rows_come_and_go,
     verification_cursors_page_through_ties,
     altered_or_misplaced_cursors_are_refused,
+    numbered_pages_without_their_total,
 );
 
 async fn get(app: &TestApp, path_and_query: &str) -> Value {
@@ -114,6 +115,106 @@ async fn links_walk_every_match_both_ways(app: TestApp) {
     let everything = get(&app, "/identities?all=true").await;
     assert_eq!(everything["total"], 9);
     assert_eq!(everything["links"], json!({"next": null, "prev": null}));
+}
+
+/// `page[total]=false`: a numbered page without `total`, the same rows and
+/// links as the counted page, on both lists; a cursor page refuses `true`.
+async fn numbered_pages_without_their_total(app: TestApp) {
+    let mut last = Value::Null;
+    for i in 0..7 {
+        last = create(&app, &person(&format!("u{i}@example.com"))).await;
+    }
+    let everything = ids(&get(&app, "/identities?page[size]=100").await);
+    for number in 1..=4 {
+        let query = format!("page[size]=3&page[number]={number}");
+        let counted = get(&app, &format!("/identities?{query}")).await;
+        let uncounted = get(&app, &format!("/identities?{query}&page[total]=false")).await;
+        assert_eq!(counted["total"], 7);
+        assert!(uncounted.get("total").is_none(), "{query}: {uncounted}");
+        assert_eq!(uncounted["data"], counted["data"], "{query}");
+        let start = (3 * (number - 1)).min(7);
+        assert_eq!(ids(&uncounted), everything[start..(start + 3).min(7)]);
+        for way in ["next", "prev"] {
+            assert_eq!(
+                uncounted["links"][way].is_null(),
+                counted["links"][way].is_null(),
+                "{query}: {way}"
+            );
+        }
+    }
+    // The links are cursor links without `page[total]`, and lead on.
+    let first = get(&app, "/identities?page[size]=3&page[total]=false").await;
+    let next = first["links"]["next"].as_str().unwrap();
+    assert!(!next.contains("total"), "{next}");
+    assert_eq!(ids(&get(&app, next).await), everything[3..6]);
+    // `false` beside a cursor says again what a cursor page does.
+    let again = get(&app, &format!("{next}&page[total]=false")).await;
+    assert_eq!(ids(&again), everything[3..6]);
+    // With a filter, and with a substring (planned for a page, not a count).
+    let substring = get(
+        &app,
+        "/identities?filter[email]=like:u6@exa&page[total]=false",
+    )
+    .await;
+    assert_eq!(ids(&substring), [last["id"].as_str().unwrap()]);
+    assert!(substring.get("total").is_none());
+    // `all=true` ignores page parameters: it always counts.
+    let all = get(&app, "/identities?all=true&page[total]=false").await;
+    assert_eq!(all["total"], 7);
+
+    // The verifications list too.
+    let rows: Vec<String> = ["rejected", "approved", "pending"]
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            format!(
+                "('{}', '{}', '{}', 'basic', '{status}', NULL, NULL, '2025-01-01 00:00:0{i}', '2025-01-01 00:00:00', NULL, NULL, NULL, NULL)",
+                uuid::Uuid::new_v4(),
+                app.app_id,
+                last["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    app.db.execute(&format!(
+        "INSERT INTO verifications VALUES {}",
+        rows.join(",")
+    ));
+    let counted = get(&app, "/verifications?page[size]=2").await;
+    let uncounted = get(&app, "/verifications?page[size]=2&page[total]=false").await;
+    let total = counted["total"].as_u64().unwrap();
+    assert!(total >= 3, "{counted}");
+    assert!(uncounted.get("total").is_none(), "{uncounted}");
+    assert_eq!(uncounted["data"], counted["data"]);
+    assert!(uncounted["links"]["next"].is_string());
+    let last_number = total.div_ceil(2);
+    let last_page = get(
+        &app,
+        &format!("/verifications?page[size]=2&page[number]={last_number}&page[total]=false"),
+    )
+    .await;
+    assert_eq!(ids(&last_page).len() as u64, total - 2 * (last_number - 1));
+    assert_eq!(last_page["links"]["next"], Value::Null);
+    assert!(last_page["links"]["prev"].is_string());
+
+    // A cursor page has no total to give; a value other than true or false
+    // is refused.
+    let cursor = next.split("page%5Bafter%5D=").nth(1).unwrap();
+    for (query, words) in [
+        (format!("page[after]={cursor}&page[total]=true"), "no total"),
+        ("page[total]=yes".to_string(), "true or false"),
+        ("page[total]=".to_string(), "true or false"),
+    ] {
+        let (status, body) = json(
+            app.get(&format!("/identities?{query}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(status, &body, 400, "validation_failed");
+        assert_eq!(detail_fields(&body), ["page[total]"], "{query}: {body}");
+        assert!(body.to_string().contains(words), "{query}: {body}");
+    }
 }
 
 async fn cursors_hold_their_place_while_rows_come_and_go(app: TestApp) {

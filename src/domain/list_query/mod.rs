@@ -10,6 +10,7 @@
 //! page[size]=N                    1..=100, default 30
 //! page[number]=N                  1..=1_000_000, default 1
 //! page[after]=C | page[before]=C  the page next to cursor C (from `links`)
+//! page[total]=true|false          false: a numbered page without `total`
 //! all=true|false                  true: no paging at all
 //! ```
 //!
@@ -244,8 +245,14 @@ pub struct Sort {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Page {
-    /// `number` is 1-based.
-    Paged { size: u32, number: u32 },
+    /// `number` is 1-based. `counted`: the answer carries the `total` of
+    /// every match (the default; `page[total]=false` turns it off, and with
+    /// it the one part of a numbered page whose cost grows with the list).
+    Paged {
+        size: u32,
+        number: u32,
+        counted: bool,
+    },
     /// `page[after]` / `page[before]`: the `size` rows next to a cursor. The
     /// cursor is still the opaque text the client sent; the service layer
     /// checks its signature and scope.
@@ -282,8 +289,34 @@ impl Page {
     pub fn offset(&self) -> i64 {
         match self {
             // Cannot overflow: both factors fit in u32.
-            Page::Paged { size, number } => i64::from(number.saturating_sub(1)) * i64::from(*size),
+            Page::Paged { size, number, .. } => {
+                i64::from(number.saturating_sub(1)) * i64::from(*size)
+            }
             Page::Keyset { .. } | Page::All => 0,
+        }
+    }
+
+    /// Whether the answer counts every match: numbered pages unless
+    /// `page[total]=false`, and `all=true`; never a cursor page.
+    pub fn counted(&self) -> bool {
+        match self {
+            Page::Paged { counted, .. } => *counted,
+            Page::Keyset { .. } => false,
+            Page::All => true,
+        }
+    }
+
+    /// How many matches, in list order, a reader of this page must find
+    /// before it can stop: `None` when it must visit every match (to count
+    /// them, or to send them all). An uncounted page reads its rows, one
+    /// more (is there a next page?) and, for a cursor page, one the other
+    /// way.
+    pub fn reach(&self) -> Option<i64> {
+        match self {
+            Page::Paged { counted: true, .. } | Page::All => None,
+            Page::Paged { size, .. } | Page::Keyset { size, .. } => {
+                Some(self.offset() + i64::from(*size) + 2)
+            }
         }
     }
 

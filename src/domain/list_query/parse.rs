@@ -17,6 +17,7 @@ enum Param<F: 'static> {
     PageSize,
     PageNumber,
     PageCursor(Direction),
+    PageTotal,
     All,
     Unknown,
 }
@@ -29,6 +30,7 @@ impl<F: FilterField> Param<F> {
             "page[number]" => Param::PageNumber,
             "page[after]" => Param::PageCursor(Direction::After),
             "page[before]" => Param::PageCursor(Direction::Before),
+            "page[total]" => Param::PageTotal,
             "all" => Param::All,
             _ => match key
                 .strip_prefix("filter[")
@@ -65,6 +67,7 @@ impl<F: FilterField> ListQuery<F> {
         let mut page_number = None;
         let mut cursor = None;
         let mut all = None;
+        let mut total = None;
 
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             let param = Param::classify(&key, spec);
@@ -152,13 +155,17 @@ impl<F: FilterField> ListQuery<F> {
                         cursor = Some((direction, value.into_owned()));
                     }
                 }
+                Param::PageTotal => match parse_bool(&value) {
+                    Ok(parsed) => total = Some(parsed),
+                    Err(problem) => errors.push(FieldError::new("page[total]", problem)),
+                },
                 Param::All => match parse_bool(&value) {
                     Ok(parsed) => all = Some(parsed),
                     Err(problem) => errors.push(FieldError::new("all", problem)),
                 },
                 Param::Unknown => errors.push(FieldError::new(
                     key.as_ref(),
-                    "is not a known parameter; allowed: filter[<name>], sort, page[size], page[number], page[after], page[before], all",
+                    "is not a known parameter; allowed: filter[<name>], sort, page[size], page[number], page[after], page[before], page[total], all",
                 )),
             }
         }
@@ -179,6 +186,17 @@ impl<F: FilterField> ListQuery<F> {
                     ),
                 ));
             }
+            // A cursor page never counts: asking it to would be a promise
+            // broken in silence.
+            if total == Some(true) && all != Some(true) {
+                errors.push(FieldError::new(
+                    "page[total]",
+                    format!(
+                        "cannot be true with {}: a cursor page has no total",
+                        direction.param()
+                    ),
+                ));
+            }
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -194,6 +212,7 @@ impl<F: FilterField> ListQuery<F> {
             _ => Page::Paged {
                 size,
                 number: page_number.unwrap_or(1),
+                counted: total.unwrap_or(true),
             },
         };
         Ok(ListQuery {

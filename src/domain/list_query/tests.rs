@@ -55,7 +55,8 @@ fn empty_query_gives_the_defaults() {
             },
             page: Page::Paged {
                 size: 30,
-                number: 1
+                number: 1,
+                counted: true
             },
         }
     );
@@ -74,7 +75,14 @@ fn brackets_may_be_raw_or_percent_encoded() {
             condition: Condition::Eq("a@x.com".into())
         }]
     );
-    assert_eq!(raw.page, Page::Paged { size: 5, number: 2 });
+    assert_eq!(
+        raw.page,
+        Page::Paged {
+            size: 5,
+            number: 2,
+            counted: true
+        }
+    );
 }
 
 #[test]
@@ -418,12 +426,17 @@ fn page_bounds() {
         parse("page[size]=100&page[number]=1000000").unwrap().page,
         Page::Paged {
             size: 100,
-            number: 1_000_000
+            number: 1_000_000,
+            counted: true
         }
     );
     assert_eq!(
         parse("page[size]=1").unwrap().page,
-        Page::Paged { size: 1, number: 1 }
+        Page::Paged {
+            size: 1,
+            number: 1,
+            counted: true
+        }
     );
     for bad in [
         "0",
@@ -461,23 +474,27 @@ fn offset_and_limit() {
     let page = Page::Paged {
         size: 30,
         number: 3,
+        counted: true,
     };
     assert_eq!((page.offset(), page.limit()), (60, Some(30)));
     let first = Page::Paged {
         size: 100,
         number: 1,
+        counted: true,
     };
     assert_eq!((first.offset(), first.limit()), (0, Some(100)));
     let last = Page::Paged {
         size: MAX_PAGE_SIZE,
         number: MAX_PAGE_NUMBER,
+        counted: true,
     };
     assert_eq!(last.offset(), 99_999_900);
     // Not produced by the parser, but must not go negative.
     assert_eq!(
         Page::Paged {
             size: 10,
-            number: 0
+            number: 0,
+            counted: true
         }
         .offset(),
         0
@@ -493,7 +510,11 @@ fn all_replaces_paging_but_page_parameters_are_still_checked() {
     );
     assert_eq!(
         parse("all=false&page[size]=5").unwrap().page,
-        Page::Paged { size: 5, number: 1 }
+        Page::Paged {
+            size: 5,
+            number: 1,
+            counted: true
+        }
     );
     assert_eq!(error("all=true&page[size]=0").0, "page[size]");
     for bad in ["yes", "1", "True", ""] {
@@ -504,6 +525,56 @@ fn all_replaces_paging_but_page_parameters_are_still_checked() {
         );
     }
     assert_eq!(error("all").0, "all");
+}
+
+#[test]
+fn a_numbered_page_may_go_without_its_total() {
+    let page = parse("page[total]=false&page[size]=20&page[number]=3")
+        .unwrap()
+        .page;
+    assert_eq!(
+        page,
+        Page::Paged {
+            size: 20,
+            number: 3,
+            counted: false
+        }
+    );
+    assert!(!page.counted());
+    // Its rows, one more to know if a next page exists, one spare.
+    assert_eq!(page.reach(), Some(40 + 20 + 2));
+    let counted = parse("page[total]=true").unwrap().page;
+    assert_eq!(
+        counted,
+        Page::Paged {
+            size: 30,
+            number: 1,
+            counted: true
+        }
+    );
+    assert!(counted.counted());
+    assert_eq!(counted.reach(), None);
+    // `all=true` ignores page parameters and always counts.
+    let all = parse("all=true&page[total]=false").unwrap().page;
+    assert_eq!(all, Page::All);
+    assert!(all.counted());
+    assert_eq!(all.reach(), None);
+    // A cursor page never counts; false says so again, true is refused.
+    let cursor = parse("page[after]=abc.def&page[total]=false&page[size]=5")
+        .unwrap()
+        .page;
+    assert!(!cursor.counted());
+    assert_eq!(cursor.reach(), Some(7));
+    let (field, message) = error("page[before]=abc.def&page[total]=true");
+    assert_eq!(field, "page[total]");
+    assert!(message.contains("no total"), "{message}");
+    for bad in ["yes", "1", "False", ""] {
+        assert_eq!(
+            error(&format!("page[total]={bad}")),
+            ("page[total]".into(), "must be true or false".into()),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
@@ -791,8 +862,9 @@ fn valid_query<F: FilterField>(
         prop::option::of(1..=MAX_PAGE_SIZE),
         prop::option::of(1..=MAX_PAGE_NUMBER),
         prop::option::of(any::<bool>()),
+        prop::option::of(any::<bool>()),
     )
-        .prop_flat_map(move |(filters, sort, size, number, all)| {
+        .prop_flat_map(move |(filters, sort, size, number, all, total)| {
             let mut params: Vec<GeneratedParam<F>> = filters
                 .into_iter()
                 .flatten()
@@ -824,6 +896,9 @@ fn valid_query<F: FilterField>(
             if let Some(all) = all {
                 plain("all", all.to_string());
             }
+            if let Some(total) = total {
+                plain("page[total]", total.to_string());
+            }
             let expected_sort = sort.map_or(spec.default_sort, |(field, descending)| Sort {
                 field,
                 descending,
@@ -834,6 +909,7 @@ fn valid_query<F: FilterField>(
                 Page::Paged {
                     size: size.unwrap_or(DEFAULT_PAGE_SIZE),
                     number: number.unwrap_or(1),
+                    counted: total.unwrap_or(true),
                 }
             };
             let count = params.len();
@@ -926,7 +1002,7 @@ fn check_never_panics_on<F: FilterField>(query: &str, spec: &ListSpec<F>) {
                     .filters
                     .iter()
                     .all(|f| spec.filter(f.field.name()).is_some()));
-                if let Page::Paged { size, number } = parsed.page {
+                if let Page::Paged { size, number, .. } = parsed.page {
                     assert!((1..=MAX_PAGE_SIZE).contains(&size));
                     assert!((1..=MAX_PAGE_NUMBER).contains(&number));
                 }
