@@ -19,6 +19,7 @@ mod layers;
 mod listing;
 mod migrations;
 mod openapi;
+mod plans;
 mod relations;
 mod replicas;
 mod rotation;
