@@ -658,6 +658,16 @@ pub enum SubstringIndex {
     /// FTS5 table, and the query is driven from them (not from the app's
     /// listing index).
     Fts5(Vec<FtsQuery>),
+    /// SQLite, a page that stops early (no count) and whose substrings
+    /// match too often for their candidates to beat the walk to the page,
+    /// if the matches are spread through the list: the list is walked for
+    /// at most `budget` identities, and when that does not fill the page
+    /// (the matches lie elsewhere, bunched), the candidates are taken.
+    /// Either way the page costs at most about what a counted page does.
+    WalkThenFts5 {
+        budget: i64,
+        candidates: Vec<FtsQuery>,
+    },
 }
 
 /// The FTS5 query that finds the candidates of one substring filter.
@@ -714,6 +724,17 @@ fn candidates_worth_taking(stored: i64, reach: Option<i64>) -> i64 {
     }
 }
 
+/// How many times the walk a page is expected to need (matches spread
+/// evenly) the bounded walk of [`SubstringIndex::WalkThenFts5`] may go
+/// before it gives up for the candidates. Needing 4 times the expected
+/// walk is vanishingly rare when the matches are spread; bunched matches
+/// need far more, and that is what the bound is for.
+const WALK_BUDGET_FACTOR: i64 = 4;
+
+/// The fewest identities a bounded walk may pass: below that the walk
+/// costs less than deciding anything (~0.2 ms).
+const MIN_WALK_BUDGET: i64 = 1_000;
+
 impl SubstringIndex {
     /// The substring index for `filters` on `conn`'s backend, for a reader
     /// that needs `reach` matches in list order (`None`: every match).
@@ -755,7 +776,17 @@ impl SubstringIndex {
             .get_result::<Count>(conn)?
             .n;
         let worth_taking = candidates_worth_taking(stored, reach);
-        let mut queries = Vec::new();
+        let worth_counting_with = candidates_worth_taking(stored, None);
+        // A page that stops early also learns whether the candidates would
+        // be worth taking for a count: its fallback when the walk is long.
+        let probe_up_to = if reach.is_some() {
+            worth_counting_with
+        } else {
+            worth_taking
+        };
+        let mut few = Vec::new();
+        let mut fallback = Vec::new();
+        let mut rarest = i64::MAX;
         for (column, substring) in substrings {
             let fts_match = format!(
                 "{column} : \"{}\"",
@@ -766,21 +797,32 @@ impl SubstringIndex {
                  WHERE identity_search MATCH ? LIMIT ?)",
             )
             .bind::<diesel::sql_types::Text, _>(&fts_match)
-            .bind::<diesel::sql_types::BigInt, _>(worth_taking + 1)
+            .bind::<diesel::sql_types::BigInt, _>(probe_up_to + 1)
             .get_result::<Count>(conn)?
             .n;
+            let query = FtsQuery {
+                column,
+                substring: substring.to_string(),
+                fts_match,
+            };
             if candidates <= worth_taking {
-                queries.push(FtsQuery {
-                    column,
-                    substring: substring.to_string(),
-                    fts_match,
-                });
+                few.push(query);
+            } else if candidates <= worth_counting_with {
+                rarest = rarest.min(candidates);
+                fallback.push(query);
             }
         }
-        Ok(if queries.is_empty() {
-            SubstringIndex::Planner
-        } else {
-            SubstringIndex::Fts5(queries)
+        Ok(match reach {
+            _ if !few.is_empty() => SubstringIndex::Fts5(few),
+            Some(reach) if !fallback.is_empty() => SubstringIndex::WalkThenFts5 {
+                // The walk a page needs when the rarest filter's matches
+                // are spread evenly: `reach` of every `stored / rarest`.
+                budget: (WALK_BUDGET_FACTOR * reach)
+                    .saturating_mul(stored / rarest.max(1))
+                    .max(MIN_WALK_BUDGET),
+                candidates: fallback,
+            },
+            _ => SubstringIndex::Planner,
         })
     }
 }
@@ -1178,11 +1220,108 @@ pub fn list_after(
     skip: i64,
     limit: i64,
 ) -> QueryResult<Vec<IdentityRow>> {
+    let SubstringIndex::WalkThenFts5 { budget, candidates } = index else {
+        return matches_between(conn, app_id, query, index, after, None, skip, limit);
+    };
+    // The first identity past the budget, in list order: the app's
+    // listing index alone, `budget` entries.
+    let mut ahead = keyset::order_by!(
+        live(app_id),
+        query.sort,
+        identities::created_at,
+        identities::updated_at,
+        identities::id
+    );
+    if let Some(cursor) = after {
+        ahead = keyset::after_cursor!(
+            ahead,
+            query.sort,
+            cursor,
+            identities::created_at,
+            identities::updated_at,
+            identities::id
+        );
+    }
+    let bound: Option<(NaiveDateTime, NaiveDateTime, IdentityId)> = ahead
+        .select((
+            identities::created_at,
+            identities::updated_at,
+            identities::id,
+        ))
+        .offset(*budget)
+        .limit(1)
+        .first(conn)
+        .optional()?;
+    let Some((created_at, updated_at, id)) = bound else {
+        // The rest of the list is within the budget: walk it all.
+        return matches_between(
+            conn,
+            app_id,
+            query,
+            &SubstringIndex::Planner,
+            after,
+            None,
+            skip,
+            limit,
+        );
+    };
+    let bound = Cursor::after(&query.sort, created_at, updated_at, id.as_str());
+    let walked = matches_between(
+        conn,
+        app_id,
+        query,
+        &SubstringIndex::Planner,
+        after,
+        Some(&bound),
+        skip,
+        limit,
+    )?;
+    if walked.len() as i64 == limit {
+        return Ok(walked);
+    }
+    // The matches lie beyond the budget: take them from their candidates.
+    let from_candidates = SubstringIndex::Fts5(candidates.clone());
+    matches_between(
+        conn,
+        app_id,
+        query,
+        &from_candidates,
+        after,
+        None,
+        skip,
+        limit,
+    )
+}
+
+/// Up to `limit` matches after `after` and before `before` (exclusive
+/// both), in sort order, past the first `skip`.
+#[allow(clippy::too_many_arguments)]
+fn matches_between(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    query: &IdentityQuery,
+    index: &SubstringIndex,
+    after: Option<&Cursor>,
+    before: Option<&Cursor>,
+    skip: i64,
+    limit: i64,
+) -> QueryResult<Vec<IdentityRow>> {
     let mut q = sorted_matches(app_id, &query.filters, &query.sort, index)?;
     if let Some(cursor) = after {
         q = keyset::after_cursor!(
             q,
             query.sort,
+            cursor,
+            identities::created_at,
+            identities::updated_at,
+            identities::id
+        );
+    }
+    if let Some(cursor) = before {
+        // Before it in list order: after it in the reversed order.
+        q = keyset::after_cursor!(
+            q,
+            query.sort.reversed(),
             cursor,
             identities::created_at,
             identities::updated_at,

@@ -17,6 +17,7 @@ backend_tests!(
     a_chunk_with_too_many_child_rows_for_a_range_is_read_whole,
     all_true_total_is_the_rows_sent_while_writers_race,
     indexed_substrings_answer_what_a_full_scan_answers,
+    pages_without_a_count_find_bunched_and_spread_matches,
     the_substring_index_follows_every_change,
     lists_entered_by_ids_keep_to_the_callers_app,
     email_patterns_with_an_at_sign_page_exactly,
@@ -603,6 +604,86 @@ async fn email_search_keys_follow_changes(app: TestApp) {
     assert_eq!(list(&app, "filter[email]=like:lima@new.").await["total"], 0);
 }
 
+/// Persons with these emails and creation times, inserted directly.
+fn insert_people(app: &TestApp, people: &[(String, String)]) {
+    for chunk in people.chunks(500) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|(email, created_at)| {
+                let (local, domain) = email.split_once('@').unwrap();
+                format!(
+                    "('{id}', '{app}', 'person', 'P {local}', '{email}', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
+                     '910000000', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, '{created_at}', '{created_at}', NULL, \
+                     '{domain}', '{reversed}', '{email}', NULL, NULL, NULL)",
+                    id = uuid::Uuid::new_v4(),
+                    app = app.app_id,
+                    reversed = local.chars().rev().collect::<String>(),
+                )
+            })
+            .collect();
+        app.db.execute(&format!(
+            "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES {}",
+            values.join(",")
+        ));
+    }
+}
+
+/// A page without a count stops after its rows. On SQLite a common
+/// substring is then walked in list order for a bounded stretch, and its
+/// candidates are taken when the matches are not there: matches bunched
+/// at the far end of the list, at its start, or spread through it are all
+/// found, in order, by every way of paging.
+async fn pages_without_a_count_find_bunched_and_spread_matches(app: TestApp) {
+    let at = |second: usize| {
+        format!(
+            "2025-01-{:02} {:02}:{:02}:{:02}",
+            1 + second / 86_400,
+            second / 3600 % 24,
+            second / 60 % 60,
+            second % 60
+        )
+    };
+    let mut people = Vec::new();
+    // 40 bunched at the oldest end, 40 spread through 3,000 others.
+    for i in 0..40 {
+        people.push((format!("bunch{i}@cluster.example"), at(i)));
+    }
+    for i in 0..3000 {
+        let email = if i % 75 == 0 {
+            format!("spread{i}@wide.example")
+        } else {
+            format!("filler{i}@plain.example")
+        };
+        people.push((email, at(100 + i)));
+    }
+    insert_people(&app, &people);
+    for pattern in ["cluster", "wide", "spread1", "bunch3"] {
+        for sort in ["-createdAt", "createdAt"] {
+            let query = format!("filter[email]=like:{pattern}&sort={sort}");
+            let streamed = ids(&list(&app, &format!("all=true&{query}")).await);
+            for size in [1, 7] {
+                let sized = format!("{query}&page[size]={size}");
+                let walked = uncounted_walk_from(&app, &sized).await;
+                assert_eq!(
+                    walked, streamed,
+                    "{sized}: by cursor from an uncounted page"
+                );
+                // Numbered pages without a count, each from the start.
+                for number in [2, 5] {
+                    let page = list(
+                        &app,
+                        &format!("{sized}&page[number]={number}&page[total]=false"),
+                    )
+                    .await;
+                    let from = (size * (number - 1)).min(streamed.len());
+                    let to = (from + size).min(streamed.len());
+                    assert_eq!(ids(&page), streamed[from..to], "{sized} page {number}");
+                }
+            }
+        }
+    }
+}
+
 /// `n` persons (`bulk<i>@example.com`), inserted directly for speed.
 fn insert_bulk(app: &TestApp, n: usize) {
     let mut values = Vec::new();
@@ -789,7 +870,11 @@ async fn indexed_substrings_answer_what_a_full_scan_answers(app: TestApp) {
 /// Every match of `query` from its first page without a total, following
 /// `links.next` to the end.
 async fn uncounted_walk(app: &TestApp, query: &str) -> Vec<String> {
-    let mut body = list(app, &format!("{query}&page[size]=30&page[total]=false")).await;
+    uncounted_walk_from(app, &format!("{query}&page[size]=30")).await
+}
+
+async fn uncounted_walk_from(app: &TestApp, query: &str) -> Vec<String> {
+    let mut body = list(app, &format!("{query}&page[total]=false")).await;
     let mut walked = Vec::new();
     loop {
         assert!(body.get("total").is_none(), "{query}: {body}");
