@@ -658,16 +658,16 @@ pub enum SubstringIndex {
     /// FTS5 table, and the query is driven from them (not from the app's
     /// listing index).
     Fts5(Vec<FtsQuery>),
-    /// SQLite, a page that stops early (no count) and whose substrings
-    /// match too often for their candidates to beat the walk to the page,
-    /// if the matches are spread through the list: the list is walked for
-    /// at most `budget` identities, and when that does not fill the page
-    /// (the matches lie elsewhere, bunched), the candidates are taken.
-    /// Either way the page costs at most about what a counted page does.
-    WalkThenFts5 {
-        budget: i64,
-        candidates: Vec<FtsQuery>,
-    },
+    /// A page that stops early (no count), of substrings common enough
+    /// that walking the list to the page is cheap when their matches are
+    /// spread through it: the list is walked for at most `budget`
+    /// identities, and when that does not fill the page (the matches are
+    /// bunched elsewhere), every match past the cursor is read in order
+    /// from `then` (SQLite: these FTS5 candidates; PostgreSQL, `then`
+    /// empty: its planner without a row limit, which reads the trigram
+    /// index and sorts). Either way the page costs at most about what a
+    /// counted page does, plus the bounded walk.
+    BoundedWalk { budget: i64, then: Vec<FtsQuery> },
 }
 
 /// The FTS5 query that finds the candidates of one substring filter.
@@ -725,7 +725,7 @@ fn candidates_worth_taking(stored: i64, reach: Option<i64>) -> i64 {
 }
 
 /// How many times the walk a page is expected to need (matches spread
-/// evenly) the bounded walk of [`SubstringIndex::WalkThenFts5`] may go
+/// evenly) the bounded walk of [`SubstringIndex::BoundedWalk`] may go
 /// before it gives up for the candidates. Needing 4 times the expected
 /// walk is vanishingly rare when the matches are spread; bunched matches
 /// need far more, and that is what the bound is for.
@@ -734,6 +734,12 @@ const WALK_BUDGET_FACTOR: i64 = 4;
 /// The fewest identities a bounded walk may pass: below that the walk
 /// costs less than deciding anything (~0.2 ms).
 const MIN_WALK_BUDGET: i64 = 1_000;
+
+/// PostgreSQL has no cheap count of a substring's candidates, so its
+/// bounded walk expects matches of at least 1 in 75 (`mail7.` is 1 in 50):
+/// rarer ones are cheaper to sort from the trigram index anyway.
+const PG_WALK_PER_ROW: i64 = 75;
+const PG_MIN_WALK_BUDGET: i64 = 10_000;
 
 impl SubstringIndex {
     /// The substring index for `filters` on `conn`'s backend, for a reader
@@ -755,7 +761,17 @@ impl SubstringIndex {
         reach: Option<i64>,
     ) -> QueryResult<Self> {
         if matches!(conn, DbConnection::Postgresql(_)) {
-            return Ok(SubstringIndex::Planner);
+            // Its planner reads the trigram index for a count or a page
+            // alike; only the walk of a page that stops early is bounded
+            // (a walk its statistics expect to be short may not be).
+            let substring = filters.iter().any(|f| search_column(f).is_some());
+            return Ok(match reach {
+                Some(reach) if substring => SubstringIndex::BoundedWalk {
+                    budget: (PG_WALK_PER_ROW * reach).max(PG_MIN_WALK_BUDGET),
+                    then: Vec::new(),
+                },
+                _ => SubstringIndex::Planner,
+            });
         }
         let substrings: Vec<_> = filters
             .iter()
@@ -814,13 +830,13 @@ impl SubstringIndex {
         }
         Ok(match reach {
             _ if !few.is_empty() => SubstringIndex::Fts5(few),
-            Some(reach) if !fallback.is_empty() => SubstringIndex::WalkThenFts5 {
+            Some(reach) if !fallback.is_empty() => SubstringIndex::BoundedWalk {
                 // The walk a page needs when the rarest filter's matches
                 // are spread evenly: `reach` of every `stored / rarest`.
                 budget: (WALK_BUDGET_FACTOR * reach)
                     .saturating_mul(stored / rarest.max(1))
                     .max(MIN_WALK_BUDGET),
-                candidates: fallback,
+                then: fallback,
             },
             _ => SubstringIndex::Planner,
         })
@@ -1220,7 +1236,7 @@ pub fn list_after(
     skip: i64,
     limit: i64,
 ) -> QueryResult<Vec<IdentityRow>> {
-    let SubstringIndex::WalkThenFts5 { budget, candidates } = index else {
+    let SubstringIndex::BoundedWalk { budget, then } = index else {
         return matches_between(conn, app_id, query, index, after, None, skip, limit);
     };
     // The first identity past the budget, in list order: the app's
@@ -1279,18 +1295,34 @@ pub fn list_after(
     if walked.len() as i64 == limit {
         return Ok(walked);
     }
-    // The matches lie beyond the budget: take them from their candidates.
-    let from_candidates = SubstringIndex::Fts5(candidates.clone());
-    matches_between(
-        conn,
-        app_id,
-        query,
-        &from_candidates,
-        after,
-        None,
-        skip,
-        limit,
-    )
+    // The matches lie beyond the budget: read them all in order (without a
+    // row limit, which would lead PostgreSQL's planner back to the walk),
+    // from their candidates on SQLite, and keep the page's.
+    let then = if then.is_empty() {
+        SubstringIndex::Planner
+    } else {
+        SubstringIndex::Fts5(then.clone())
+    };
+    let mut every = sorted_matches(app_id, &query.filters, &query.sort, &then)?;
+    if let Some(cursor) = after {
+        every = keyset::after_cursor!(
+            every,
+            query.sort,
+            cursor,
+            identities::created_at,
+            identities::updated_at,
+            identities::id
+        );
+    }
+    let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let ids = every
+        .select(identities::id)
+        .load_iter::<IdentityId, diesel::connection::DefaultLoadingMode>(conn)?
+        .skip(skip)
+        .take(limit)
+        .collect::<QueryResult<Vec<IdentityId>>>()?;
+    rows_in_order(conn, app_id, &ids)
 }
 
 /// Up to `limit` matches after `after` and before `before` (exclusive

@@ -644,17 +644,18 @@ async fn pages_without_a_count_find_bunched_and_spread_matches(app: TestApp) {
         )
     };
     let mut people = Vec::new();
-    // 40 bunched at the oldest end, 40 spread through 3,000 others.
-    for i in 0..40 {
+    // 100 bunched at the oldest end, 100 spread through 12,000 others:
+    // more than a bounded walk passes on either backend.
+    for i in 0..100 {
         people.push((format!("bunch{i}@cluster.example"), at(i)));
     }
-    for i in 0..3000 {
-        let email = if i % 75 == 0 {
+    for i in 0..12_000 {
+        let email = if i % 120 == 0 {
             format!("spread{i}@wide.example")
         } else {
             format!("filler{i}@plain.example")
         };
-        people.push((email, at(100 + i)));
+        people.push((email, at(1000 + i)));
     }
     insert_people(&app, &people);
     for pattern in ["cluster", "wide", "spread1", "bunch3"] {
