@@ -658,16 +658,17 @@ pub enum SubstringIndex {
     /// FTS5 table, and the query is driven from them (not from the app's
     /// listing index).
     Fts5(Vec<FtsQuery>),
-    /// A page that stops early (no count), of substrings common enough
-    /// that walking the list to the page is cheap when their matches are
-    /// spread through it: the list is walked for at most `budget`
+    /// A page that stops early (no count), of substrings too common for
+    /// their candidates to beat the walk to the page when their matches
+    /// are spread through the list: the list is walked for at most `budget`
     /// identities, and when that does not fill the page (the matches are
-    /// bunched elsewhere), every match past the cursor is read in order
-    /// from `then` (SQLite: these FTS5 candidates; PostgreSQL, `then`
-    /// empty: its planner without a row limit, which reads the trigram
-    /// index and sorts). Either way the page costs at most about what a
-    /// counted page does, plus the bounded walk.
-    BoundedWalk { budget: i64, then: Vec<FtsQuery> },
+    /// bunched elsewhere) the page is read as a counted page would read its
+    /// matches (`SubstringIndex::of` without a reach: SQLite's candidates
+    /// when at most 1/12 of the identities, else the walk; PostgreSQL's
+    /// planner without a row limit, which reads the trigram index and
+    /// sorts), keeping the page's rows. Either way the page costs at most
+    /// about what a counted page does, plus the bounded walk.
+    BoundedWalk { budget: i64 },
 }
 
 /// The FTS5 query that finds the candidates of one substring filter.
@@ -724,12 +725,14 @@ fn candidates_worth_taking(stored: i64, reach: Option<i64>) -> i64 {
     }
 }
 
-/// How many times the walk a page is expected to need (matches spread
-/// evenly) the bounded walk of [`SubstringIndex::BoundedWalk`] may go
-/// before it gives up for the candidates. Needing 4 times the expected
-/// walk is vanishingly rare when the matches are spread; bunched matches
-/// need far more, and that is what the bound is for.
-const WALK_BUDGET_FACTOR: i64 = 4;
+/// How many times the longest walk a page is expected to need (matches
+/// spread evenly) the bounded walk of [`SubstringIndex::BoundedWalk`] may
+/// go before it gives up. The probe that found the candidates too many
+/// stopped counting them there, so the expected walk is at most `reach`
+/// of every `stored / candidates probed`; twice that is vanishingly rarely
+/// needed when the matches are spread, and bunched matches need far more,
+/// which is what the bound is for.
+const WALK_BUDGET_FACTOR: i64 = 2;
 
 /// The fewest identities a bounded walk may pass: below that the walk
 /// costs less than deciding anything (~0.2 ms).
@@ -749,9 +752,10 @@ impl SubstringIndex {
     /// as an FTS5 phrase (the trigram tokenizer matches it anywhere, folding
     /// case at least as widely as `LIKE` does), counting its candidates only
     /// up to the most worth taking ([`candidates_worth_taking`]): a probe
-    /// that reads at most that many postings, ~30 ns each. Few enough, and
-    /// the filter takes them as its candidates (the `LIKE` beside them still
-    /// decides); more, and the walk of the app's listing index is cheaper.
+    /// that passes at most that many, ~2 µs each. Few enough, and the
+    /// filter takes them as its candidates (the `LIKE` beside them still
+    /// decides); more, and the walk of the app's listing index is cheaper
+    /// (bounded, for a page that stops early: [`SubstringIndex::BoundedWalk`]).
     /// (FTS5's vocabulary table would give each trigram's document count,
     /// but it reads the whole posting list to count it: 29 ms for `see` at
     /// 1,000,000 identities.)
@@ -768,7 +772,6 @@ impl SubstringIndex {
             return Ok(match reach {
                 Some(reach) if substring => SubstringIndex::BoundedWalk {
                     budget: (PG_WALK_PER_ROW * reach).max(PG_MIN_WALK_BUDGET),
-                    then: Vec::new(),
                 },
                 _ => SubstringIndex::Planner,
             });
@@ -792,51 +795,42 @@ impl SubstringIndex {
             .get_result::<Count>(conn)?
             .n;
         let worth_taking = candidates_worth_taking(stored, reach);
-        let worth_counting_with = candidates_worth_taking(stored, None);
-        // A page that stops early also learns whether the candidates would
-        // be worth taking for a count: its fallback when the walk is long.
-        let probe_up_to = if reach.is_some() {
-            worth_counting_with
-        } else {
-            worth_taking
-        };
         let mut few = Vec::new();
-        let mut fallback = Vec::new();
-        let mut rarest = i64::MAX;
+        let mut common = false;
         for (column, substring) in substrings {
             let fts_match = format!(
                 "{column} : \"{}\"",
                 substring.to_lowercase().replace('"', "\"\"")
             );
+            // Each candidate the probe passes costs ~2 µs (the phrase's
+            // trigrams are checked in place), so it stops past the most
+            // worth taking.
             let candidates = diesel::sql_query(
                 "SELECT count(*) AS n FROM (SELECT rowid FROM identity_search \
                  WHERE identity_search MATCH ? LIMIT ?)",
             )
             .bind::<diesel::sql_types::Text, _>(&fts_match)
-            .bind::<diesel::sql_types::BigInt, _>(probe_up_to + 1)
+            .bind::<diesel::sql_types::BigInt, _>(worth_taking + 1)
             .get_result::<Count>(conn)?
             .n;
-            let query = FtsQuery {
-                column,
-                substring: substring.to_string(),
-                fts_match,
-            };
             if candidates <= worth_taking {
-                few.push(query);
-            } else if candidates <= worth_counting_with {
-                rarest = rarest.min(candidates);
-                fallback.push(query);
+                few.push(FtsQuery {
+                    column,
+                    substring: substring.to_string(),
+                    fts_match,
+                });
+            } else {
+                common = true;
             }
         }
         Ok(match reach {
             _ if !few.is_empty() => SubstringIndex::Fts5(few),
-            Some(reach) if !fallback.is_empty() => SubstringIndex::BoundedWalk {
-                // The walk a page needs when the rarest filter's matches
-                // are spread evenly: `reach` of every `stored / rarest`.
+            Some(reach) if common => SubstringIndex::BoundedWalk {
+                // More than `worth_taking` matches: a walk over spread
+                // matches finds `reach` of them within this.
                 budget: (WALK_BUDGET_FACTOR * reach)
-                    .saturating_mul(stored / rarest.max(1))
+                    .saturating_mul(stored / (worth_taking + 1))
                     .max(MIN_WALK_BUDGET),
-                then: fallback,
             },
             _ => SubstringIndex::Planner,
         })
@@ -1236,7 +1230,7 @@ pub fn list_after(
     skip: i64,
     limit: i64,
 ) -> QueryResult<Vec<IdentityRow>> {
-    let SubstringIndex::BoundedWalk { budget, then } = index else {
+    let SubstringIndex::BoundedWalk { budget } = index else {
         return matches_between(conn, app_id, query, index, after, None, skip, limit);
     };
     // The first identity past the budget, in list order: the app's
@@ -1295,14 +1289,11 @@ pub fn list_after(
     if walked.len() as i64 == limit {
         return Ok(walked);
     }
-    // The matches lie beyond the budget: read them all in order (without a
-    // row limit, which would lead PostgreSQL's planner back to the walk),
-    // from their candidates on SQLite, and keep the page's.
-    let then = if then.is_empty() {
-        SubstringIndex::Planner
-    } else {
-        SubstringIndex::Fts5(then.clone())
-    };
+    // The matches lie beyond the budget: read them as a count would (on
+    // SQLite its candidates when they are few enough for that), in order,
+    // without a row limit (which would lead PostgreSQL's planner back to
+    // the walk), and keep the page's.
+    let then = SubstringIndex::of(conn, &query.filters, None)?;
     let mut every = sorted_matches(app_id, &query.filters, &query.sort, &then)?;
     if let Some(cursor) = after {
         every = keyset::after_cursor!(
