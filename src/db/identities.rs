@@ -1252,17 +1252,18 @@ pub fn list_after(
             identities::id
         );
     }
-    let bound: Option<(NaiveDateTime, NaiveDateTime, IdentityId)> = ahead
-        .select((
-            identities::created_at,
-            identities::updated_at,
-            identities::id,
-        ))
+    // Only the sort's own column and the id: what the listing index holds,
+    // so PostgreSQL reads the index alone.
+    let sort_column = match query.sort.field {
+        SortField::CreatedAt => ahead.select((identities::created_at, identities::id)),
+        SortField::UpdatedAt => ahead.select((identities::updated_at, identities::id)),
+    };
+    let bound: Option<(NaiveDateTime, IdentityId)> = sort_column
         .offset(*budget)
         .limit(1)
         .first(conn)
         .optional()?;
-    let Some((created_at, updated_at, id)) = bound else {
+    let Some((at, id)) = bound else {
         // The rest of the list is within the budget: walk it all.
         return matches_between(
             conn,
@@ -1275,7 +1276,10 @@ pub fn list_after(
             limit,
         );
     };
-    let bound = Cursor::after(&query.sort, created_at, updated_at, id.as_str());
+    let bound = Cursor {
+        at,
+        id: id.as_str().to_owned(),
+    };
     let walked = matches_between(
         conn,
         app_id,
