@@ -738,6 +738,12 @@ const WALK_BUDGET_FACTOR: i64 = 2;
 /// costs less than deciding anything (~0.2 ms).
 const MIN_WALK_BUDGET: i64 = 1_000;
 
+/// The first stretch of a bounded walk, and how much longer each next one
+/// is (each starts again from the cursor: at most a third more walking
+/// than one stretch of the final length).
+const FIRST_WALK: i64 = 4_000;
+const WALK_GROWTH: i64 = 4;
+
 /// PostgreSQL has no cheap count of a substring's candidates, so its
 /// bounded walk expects matches of at least 1 in 75 (`mail7.` is 1 in 50):
 /// rarer ones are cheaper to sort from the trigram index anyway.
@@ -1233,65 +1239,73 @@ pub fn list_after(
     let SubstringIndex::BoundedWalk { budget } = index else {
         return matches_between(conn, app_id, query, index, after, None, skip, limit);
     };
-    // The first identity past the budget, in list order: the app's
-    // listing index alone, `budget` entries.
-    let mut ahead = keyset::order_by!(
-        live(app_id),
-        query.sort,
-        identities::created_at,
-        identities::updated_at,
-        identities::id
-    );
-    if let Some(cursor) = after {
-        ahead = keyset::after_cursor!(
-            ahead,
+    // Walks of growing length up to the budget: a short one finds the page
+    // of common, spread matches; only bunched matches need the rest. Each
+    // ends at the first identity past it (the app's listing index alone).
+    let mut stretch = FIRST_WALK.min(*budget);
+    loop {
+        let mut ahead = keyset::order_by!(
+            live(app_id),
             query.sort,
-            cursor,
             identities::created_at,
             identities::updated_at,
             identities::id
         );
-    }
-    // Only the sort's own column and the id: what the listing index holds,
-    // so PostgreSQL reads the index alone.
-    let sort_column = match query.sort.field {
-        SortField::CreatedAt => ahead.select((identities::created_at, identities::id)),
-        SortField::UpdatedAt => ahead.select((identities::updated_at, identities::id)),
-    };
-    let bound: Option<(NaiveDateTime, IdentityId)> = sort_column
-        .offset(*budget)
-        .limit(1)
-        .first(conn)
-        .optional()?;
-    let Some((at, id)) = bound else {
-        // The rest of the list is within the budget: walk it all.
-        return matches_between(
+        if let Some(cursor) = after {
+            ahead = keyset::after_cursor!(
+                ahead,
+                query.sort,
+                cursor,
+                identities::created_at,
+                identities::updated_at,
+                identities::id
+            );
+        }
+        // Only the sort's own column and the id: what the listing index
+        // holds, so PostgreSQL reads the index alone.
+        let sort_column = match query.sort.field {
+            SortField::CreatedAt => ahead.select((identities::created_at, identities::id)),
+            SortField::UpdatedAt => ahead.select((identities::updated_at, identities::id)),
+        };
+        let bound: Option<(NaiveDateTime, IdentityId)> = sort_column
+            .offset(stretch)
+            .limit(1)
+            .first(conn)
+            .optional()?;
+        let Some((at, id)) = bound else {
+            // The rest of the list is within the stretch: walk it all.
+            return matches_between(
+                conn,
+                app_id,
+                query,
+                &SubstringIndex::Planner,
+                after,
+                None,
+                skip,
+                limit,
+            );
+        };
+        let bound = Cursor {
+            at,
+            id: id.as_str().to_owned(),
+        };
+        let walked = matches_between(
             conn,
             app_id,
             query,
             &SubstringIndex::Planner,
             after,
-            None,
+            Some(&bound),
             skip,
             limit,
-        );
-    };
-    let bound = Cursor {
-        at,
-        id: id.as_str().to_owned(),
-    };
-    let walked = matches_between(
-        conn,
-        app_id,
-        query,
-        &SubstringIndex::Planner,
-        after,
-        Some(&bound),
-        skip,
-        limit,
-    )?;
-    if walked.len() as i64 == limit {
-        return Ok(walked);
+        )?;
+        if walked.len() as i64 == limit {
+            return Ok(walked);
+        }
+        if stretch >= *budget {
+            break;
+        }
+        stretch = (stretch * WALK_GROWTH).min(*budget);
     }
     // The matches lie beyond the budget: read them as a count would (on
     // SQLite its candidates when they are few enough for that), in order,
