@@ -669,6 +669,11 @@ pub enum SubstringIndex {
     /// sorts), keeping the page's rows. Either way the page costs at most
     /// about what a counted page does, plus the bounded walk.
     BoundedWalk { budget: i64 },
+    /// A stretch of a bounded walk: each substring is tested on an
+    /// expression no index serves (`column || ''`), so that PostgreSQL
+    /// walks the list in order, as bounded, instead of reading its trigram
+    /// index for every match (which costs what a count does).
+    Walk,
 }
 
 /// The FTS5 query that finds the candidates of one substring filter.
@@ -906,6 +911,12 @@ fn apply_filters<'a>(
             IdentityFilter::Email => match condition {
                 Eq(v) => query.filter(identities::email_normalized.eq(Email::normalize(v))),
                 Like(v) => match EmailLike::parse(v) {
+                    EmailLike::Substring if *index == SubstringIndex::Walk => query.filter(
+                        identities::email_normalized
+                            .concat("")
+                            .like(like_pattern(v))
+                            .escape('\\'),
+                    ),
                     EmailLike::Substring => fts_candidates(query, index, "email_normalized", v)
                         .filter(
                             identities::email_normalized
@@ -958,6 +969,11 @@ fn apply_filters<'a>(
             },
             IdentityFilter::Name => match condition {
                 Eq(v) => query.filter(identities::name.eq(v)),
+                Like(v) if *index == SubstringIndex::Walk => query.filter(
+                    lower(identities::name.concat(""))
+                        .like(like_pattern(v))
+                        .escape('\\'),
+                ),
                 Like(v) => fts_candidates(query, index, "name", v)
                     .filter(lower(identities::name).like(like_pattern(v)).escape('\\')),
                 _ => return Err(unsupported()),
@@ -1293,7 +1309,7 @@ pub fn list_after(
             conn,
             app_id,
             query,
-            &SubstringIndex::Planner,
+            &SubstringIndex::Walk,
             after,
             Some(&bound),
             skip,
