@@ -1260,23 +1260,17 @@ pub fn list_after(
     // ends at the first identity past it (the app's listing index alone).
     let mut stretch = FIRST_WALK.min(*budget);
     loop {
-        let mut ahead = keyset::order_by!(
-            live(app_id),
-            query.sort,
-            identities::created_at,
-            identities::updated_at,
-            identities::id
-        );
-        if let Some(cursor) = after {
-            ahead = keyset::after_cursor!(
-                ahead,
+        let ahead = past(
+            keyset::order_by!(
+                live(app_id),
                 query.sort,
-                cursor,
                 identities::created_at,
                 identities::updated_at,
                 identities::id
-            );
-        }
+            ),
+            query.sort,
+            after,
+        );
         // Only the sort's own column and the id: what the listing index
         // holds, so PostgreSQL reads the index alone.
         let sort_column = match query.sort.field {
@@ -1328,17 +1322,11 @@ pub fn list_after(
     // without a row limit (which would lead PostgreSQL's planner back to
     // the walk), and keep the page's.
     let then = SubstringIndex::of(conn, &query.filters, None)?;
-    let mut every = sorted_matches(app_id, &query.filters, &query.sort, &then)?;
-    if let Some(cursor) = after {
-        every = keyset::after_cursor!(
-            every,
-            query.sort,
-            cursor,
-            identities::created_at,
-            identities::updated_at,
-            identities::id
-        );
-    }
+    let every = past(
+        sorted_matches(app_id, &query.filters, &query.sort, &then)?,
+        query.sort,
+        after,
+    );
     let skip = usize::try_from(skip).unwrap_or(usize::MAX);
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let ids = every
@@ -1348,6 +1336,26 @@ pub fn list_after(
         .take(limit)
         .collect::<QueryResult<Vec<IdentityId>>>()?;
     rows_in_order(conn, app_id, &ids)
+}
+
+/// `query` narrowed to the rows after `cursor` in `sort`'s order (all of
+/// them without one).
+fn past<'a>(
+    query: BoxedIdentities<'a>,
+    sort: Sort,
+    cursor: Option<&Cursor>,
+) -> BoxedIdentities<'a> {
+    match cursor {
+        Some(cursor) => keyset::after_cursor!(
+            query,
+            sort,
+            cursor,
+            identities::created_at,
+            identities::updated_at,
+            identities::id
+        ),
+        None => query,
+    }
 }
 
 /// Up to `limit` matches after `after` and before `before` (exclusive
@@ -1364,27 +1372,9 @@ fn matches_between(
     limit: i64,
 ) -> QueryResult<Vec<IdentityRow>> {
     let mut q = sorted_matches(app_id, &query.filters, &query.sort, index)?;
-    if let Some(cursor) = after {
-        q = keyset::after_cursor!(
-            q,
-            query.sort,
-            cursor,
-            identities::created_at,
-            identities::updated_at,
-            identities::id
-        );
-    }
-    if let Some(cursor) = before {
-        // Before it in list order: after it in the reversed order.
-        q = keyset::after_cursor!(
-            q,
-            query.sort.reversed(),
-            cursor,
-            identities::created_at,
-            identities::updated_at,
-            identities::id
-        );
-    }
+    q = past(q, query.sort, after);
+    // Before `before` in list order: after it in the reversed order.
+    q = past(q, query.sort.reversed(), before);
     if skip > 0 {
         q = q.offset(skip);
     }

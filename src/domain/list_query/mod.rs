@@ -296,16 +296,6 @@ impl Page {
         }
     }
 
-    /// Whether the answer counts every match: numbered pages unless
-    /// `page[total]=false`, and `all=true`; never a cursor page.
-    pub fn counted(&self) -> bool {
-        match self {
-            Page::Paged { counted, .. } => *counted,
-            Page::Keyset { .. } => false,
-            Page::All => true,
-        }
-    }
-
     /// How many matches, in list order, a reader of this page must find
     /// before it can stop: `None` when it must visit every match (to count
     /// them, or to send them all). An uncounted page reads its rows, one
