@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # Times RUNS sequential `GET /identities?all=true` downloads of the
 # `bench-all` app of a database bench/run.sh seeded (kept in /tmp/kyc-bench),
-# by one binary: seconds, bytes, rows/s, the server's CPU and peak RSS, and a
-# hash of the last body (two binaries must answer byte for byte the same).
+# by one binary: seconds, bytes, rows/s, the CPU of the server, of PostgreSQL
+# (all its processes) and of curl, the server's minor page faults, how busy
+# the whole machine was, the server's peak RSS, and a hash of the last body
+# (two binaries must answer byte for byte the same).
 # BENCHMARKS.md's A/B figures for all=true ("Performance, third round") are
 # this script run alternately for two binaries on the same database.
 #
 #   BIN=/path/to/kyc-api bash bench/all-download.sh sqlite|postgres [RUNS]
-#   (DBFILE=... for another SQLite file, PGDB=... for another database)
+#   (DBFILE=... for another SQLite file, PGDB=... for another database,
+#   APP_NAME=... for another app than bench-all, ROWS=... its identities;
+#   COPY=1 on PostgreSQL: also RUNS of PostgreSQL's own COPY of the same
+#   identities joined with their children, as bench/run.sh's
+#   all_export_children, with the same CPU figures)
 set -euo pipefail
-b=$1; runs=${2:-3}; PORT=${PORT:-18090}
+b=$1; runs=${2:-3}; PORT=${PORT:-18090}; APP_NAME=${APP_NAME:-bench-all}; ROWS=${ROWS:-100000}
 if [[ $b == sqlite ]]; then URL=sqlite://${DBFILE:-/tmp/kyc-bench/kyc-bench.db}; else URL=postgres://postgres@127.0.0.1:5432/${PGDB:-kyc_bench}; fi
-KEYF=/tmp/all-download-key-$b
+[[ -x /usr/bin/time ]] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
+KEYF=/tmp/all-download-key-$b-$(echo "${PGDB:-}${DBFILE:-}" | tr / _)-$APP_NAME
+if [[ $b == sqlite ]]; then APP=$(sqlite3 "${URL#sqlite://}" "select id from apps where name='$APP_NAME'"); else APP=$(psql -qAt "$URL" -c "select id from apps where name='$APP_NAME'"); fi
 if [[ ! -s $KEYF ]]; then
-  if [[ $b == sqlite ]]; then APP=$(sqlite3 "${URL#sqlite://}" "select id from apps where name='bench-all'"); else APP=$(psql -qAt "$URL" -c "select id from apps where name='bench-all'"); fi
   DATABASE_URL=$URL KYC_LOG=warn "$BIN" keys create "$APP" | python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])' >"$KEYF"
 fi
 KEY=$(cat "$KEYF")
@@ -22,11 +29,36 @@ DATABASE_URL=$URL KYC_BIND=127.0.0.1:$PORT KYC_BOOTSTRAP_API_KEY=kyc_bench_boots
 PID=$!
 trap 'kill $PID 2>/dev/null' EXIT
 for _ in $(seq 1 200); do curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.1; done
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+pg_ticks() { local t=0 p; for p in $(pgrep -x postgres || true); do t=$((t + $(ticks "$p"))); done; echo "$t"; }
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+ms() { echo $((($2 - $1) * 1000 / $(getconf CLK_TCK))); }
 for r in $(seq 1 "$runs"); do
-  c0=$(awk '{print $14+$15}' "/proc/$PID/stat")
-  s=$(curl -fsS -o /tmp/all-download.json -w '%{time_total} %{size_download}' -H "apiKey: $KEY" "http://127.0.0.1:$PORT/identities?all=true")
-  c1=$(awk '{print $14+$15}' "/proc/$PID/stat")
-  echo "$b run $r: ${s% *} s, ${s#* } bytes, $(awk -v t="${s% *}" 'BEGIN{printf "%d", 100000/t}') rows/s," \
-    "server cpu $(((c1 - c0) * 1000 / $(getconf CLK_TCK))) ms, peak RSS $(awk '/VmHWM/{print $2}' "/proc/$PID/status") KiB"
+  c0=$(ticks "$PID"); p0=$(pg_ticks); f0=$(awk '{print $10}' "/proc/$PID/stat"); m0=$(busy)
+  s=$(/usr/bin/time -f '%U %S' -o /tmp/all-download.time \
+    curl -fsS -o /tmp/all-download.json -w '%{time_total} %{size_download}' -H "apiKey: $KEY" "http://127.0.0.1:$PORT/identities?all=true")
+  c1=$(ticks "$PID"); p1=$(pg_ticks); f1=$(awk '{print $10}' "/proc/$PID/stat"); m1=$(busy)
+  echo "$b run $r: ${s% *} s, ${s#* } bytes, $(awk -v t="${s% *}" -v n="$ROWS" 'BEGIN{printf "%d", n/t}') rows/s," \
+    "server cpu $(ms "$c0" "$c1") ms, postgres cpu $( [[ $b == postgres ]] && ms "$p0" "$p1" || echo 0) ms," \
+    "curl cpu $(awk '{printf "%d", ($1 + $2) * 1000}' /tmp/all-download.time) ms, server page faults $((f1 - f0))," \
+    "machine busy $(awk -v a="$m0" -v b="$m1" 'BEGIN{split(a,x," "); split(b,y," "); printf "%.2f", (y[1]-x[1])/(y[2]-x[2])}')," \
+    "peak RSS $(awk '/VmHWM/{print $2}' "/proc/$PID/status") KiB"
 done
+if [[ $b == postgres && ${COPY:-0} == 1 ]]; then
+  join="FROM identities i
+    LEFT JOIN documents d ON d.app_id = i.app_id AND d.identity_id = i.id AND d.deleted_at IS NULL
+    LEFT JOIN (SELECT * FROM (SELECT identity_id, level, status, id, updated_at, row_number() OVER
+                 (PARTITION BY identity_id, level ORDER BY created_at DESC, id DESC) AS n
+               FROM verifications WHERE app_id = '$APP') latest WHERE n = 1) s ON s.identity_id = i.id
+    LEFT JOIN identity_metadata m ON m.identity_id = i.id
+    WHERE i.app_id = '$APP' AND i.deleted_at IS NULL ORDER BY i.created_at DESC, i.id DESC"
+  for r in $(seq 1 "$runs"); do
+    p0=$(pg_ticks); m0=$(busy); t0=$(date +%s%N)
+    /usr/bin/time -f '%U %S' -o /tmp/all-download.time psql -qAt "$URL" -c "COPY (SELECT i.*, d.*, s.*, m.* $join) TO STDOUT" >/tmp/all-download.copy
+    t1=$(date +%s%N); p1=$(pg_ticks); m1=$(busy)
+    echo "COPY run $r: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}') s, $(stat -c %s /tmp/all-download.copy) bytes," \
+      "postgres cpu $(ms "$p0" "$p1") ms, psql cpu $(awk '{printf "%d", ($1 + $2) * 1000}' /tmp/all-download.time) ms," \
+      "machine busy $(awk -v a="$m0" -v b="$m1" 'BEGIN{split(a,x," "); split(b,y," "); printf "%.2f", (y[1]-x[1])/(y[2]-x[2])}')"
+  done
+fi
 echo "body $(md5sum /tmp/all-download.json | cut -c1-12)"

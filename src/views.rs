@@ -301,7 +301,8 @@ impl IdentityView {
             kind,
             name,
             email,
-            birthday: birthday.map(|d| d.format("%Y-%m-%d").to_string()),
+            // ISO 8601 (`%Y-%m-%d`), without a format string to parse.
+            birthday: birthday.map(|d| d.to_string()),
             gender,
             address: AddressView {
                 street: address.street,

@@ -96,7 +96,7 @@ impl StoredPii {
         StoredPii {
             birthday: data
                 .birthday
-                .map(|d| seal(PiiField::Birthday, &d.format("%Y-%m-%d").to_string())),
+                .map(|d| seal(PiiField::Birthday, &d.to_string())),
             address_street: seal(PiiField::AddressStreet, &data.address.street),
             address_state: seal_opt(PiiField::AddressState, &data.address.state),
             address_postal_code: seal(PiiField::AddressPostalCode, &data.address.postal_code),
@@ -137,8 +137,10 @@ impl IdentityRow {
         let open_opt =
             |field, stored: &Option<String>| stored.as_deref().map(|s| open(field, s)).transpose();
         let p = &self.pii;
+        // Stored as `NaiveDate`'s ISO 8601 text (`%Y-%m-%d`), which its
+        // `FromStr` reads without parsing a format string for every row.
         let birthday = open_opt(PiiField::Birthday, &p.birthday)?
-            .map(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d"))
+            .map(|text| text.parse::<NaiveDate>())
             .transpose()
             .map_err(|_| OpenError::Malformed)?;
         Ok(IdentityData {
@@ -1455,6 +1457,20 @@ pub fn change_metadata(
 mod tests {
     use super::*;
     use crate::domain::list_query::IDENTITY_LIST;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A birthday is written as `NaiveDate`'s text and read back with
+        /// its `FromStr`; both are the `%Y-%m-%d` the API shows, for every
+        /// date a birthday can be.
+        #[test]
+        fn a_stored_birthday_is_its_iso_date(days in 0i64..3_652_059) {
+            let date = NaiveDate::from_ymd_opt(1, 1, 1).unwrap() + chrono::Days::new(days as u64);
+            let stored = date.to_string();
+            prop_assert_eq!(&stored, &date.format("%Y-%m-%d").to_string());
+            prop_assert_eq!(stored.parse::<NaiveDate>().ok(), Some(date));
+        }
+    }
 
     /// Counting takes the candidates below 1/12 of the identities stored;
     /// a page without a count takes them while they cost less than the walk
