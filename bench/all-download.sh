@@ -30,7 +30,15 @@ PID=$!
 trap 'kill $PID 2>/dev/null' EXIT
 for _ in $(seq 1 200); do curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.1; done
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-pg_ticks() { local t=0 p; for p in $(pgrep -x postgres || true); do t=$((t + $(ticks "$p"))); done; echo "$t"; }
+# Every PostgreSQL process's CPU, and (the postmaster's cutime and cstime)
+# that of the backends that have exited: a COPY's backend ends with psql.
+pg_ticks() {
+  local t=0 p
+  for p in $(pgrep -x postgres || true); do t=$((t + $(ticks "$p"))); done
+  p=$(pgrep -o -x postgres || true)
+  [[ -n $p ]] && t=$((t + $(awk '{print $16 + $17}' "/proc/$p/stat")))
+  echo "$t"
+}
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
 ms() { echo $((($2 - $1) * 1000 / $(getconf CLK_TCK))); }
 for r in $(seq 1 "$runs"); do
