@@ -97,7 +97,7 @@ impl Country {
     /// parsed again when read, so this is on the path of every list and
     /// stream: a binary search of the codes in alpha-2 order, where
     /// `for_alpha2_caseless` allocates an upper-cased copy and then compares
-    /// it with each code in turn (2.7 % of the server's CPU in an `all=true`
+    /// it with each code in turn (2.3 % of the server's CPU in an `all=true`
     /// stream).
     pub fn parse(s: &str) -> Option<Self> {
         let [a, b] = <[u8; 2]>::try_from(s.as_bytes()).ok()?;
