@@ -53,16 +53,12 @@ for r in $(seq 1 "$runs"); do
     "peak RSS $(awk '/VmHWM/{print $2}' "/proc/$PID/status") KiB"
 done
 if [[ $b == postgres && ${COPY:-0} == 1 ]]; then
-  join="FROM identities i
-    LEFT JOIN documents d ON d.app_id = i.app_id AND d.identity_id = i.id AND d.deleted_at IS NULL
-    LEFT JOIN (SELECT * FROM (SELECT identity_id, level, status, id, updated_at, row_number() OVER
-                 (PARTITION BY identity_id, level ORDER BY created_at DESC, id DESC) AS n
-               FROM verifications WHERE app_id = '$APP') latest WHERE n = 1) s ON s.identity_id = i.id
-    LEFT JOIN identity_metadata m ON m.identity_id = i.id
-    WHERE i.app_id = '$APP' AND i.deleted_at IS NULL ORDER BY i.created_at DESC, i.id DESC"
+  # shellcheck source=bench/export-children.sh
+  . "$(dirname "${BASH_SOURCE[0]}")/export-children.sh"
+  select=$(children_export_select "$APP")
   for r in $(seq 1 "$runs"); do
     p0=$(pg_ticks); m0=$(busy); t0=$(date +%s%N)
-    /usr/bin/time -f '%U %S' -o /tmp/all-download.time psql -qAt "$URL" -c "COPY (SELECT i.*, d.*, s.*, m.* $join) TO STDOUT" >/tmp/all-download.copy
+    /usr/bin/time -f '%U %S' -o /tmp/all-download.time psql -qAt "$URL" -c "COPY ($select) TO STDOUT" >/tmp/all-download.copy
     t1=$(date +%s%N); p1=$(pg_ticks); m1=$(busy)
     echo "COPY run $r: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}') s, $(stat -c %s /tmp/all-download.copy) bytes," \
       "postgres cpu $(ms "$p0" "$p1") ms, psql cpu $(awk '{printf "%d", ($1 + $2) * 1000}' /tmp/all-download.time) ms," \

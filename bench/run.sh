@@ -14,6 +14,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+# shellcheck source=bench/export-children.sh
+. "$HERE/export-children.sh"
 
 # ---- parameters -------------------------------------------------------------
 BACKENDS=${BACKENDS:-"sqlite postgres"}
@@ -345,20 +347,11 @@ for BACKEND in $BACKENDS; do
           "COPY (SELECT row_to_json(i) FROM identities i $where) TO STDOUT"
         ;;
       all_export_children)
-        # The database's own export of everything scenario `all` answers:
-        # the same identities, in the same order, each joined with its live
-        # documents, the latest verification per level and its metadata
-        # (one line per document). SQLite as JSON (the sqlite3 shell),
+        # The database's own export of everything scenario `all` answers
+        # (bench/export-children.sh), SQLite as JSON (the sqlite3 shell),
         # PostgreSQL as COPY's text.
-        join="FROM identities i
-          LEFT JOIN documents d ON d.app_id = i.app_id AND d.identity_id = i.id AND d.deleted_at IS NULL
-          LEFT JOIN (SELECT * FROM (SELECT identity_id, level, status, id, updated_at, row_number() OVER
-                       (PARTITION BY identity_id, level ORDER BY created_at DESC, id DESC) AS n
-                     FROM verifications WHERE app_id = '$ALL_APP_ID') latest WHERE n = 1) s ON s.identity_id = i.id
-          LEFT JOIN identity_metadata m ON m.identity_id = i.id
-          WHERE i.app_id = '$ALL_APP_ID' AND i.deleted_at IS NULL ORDER BY i.created_at DESC, i.id DESC"
-        export_runs all_export_children "SELECT i.*, d.*, s.*, m.* $join" \
-          "COPY (SELECT i.*, d.*, s.*, m.* $join) TO STDOUT"
+        select=$(children_export_select "$ALL_APP_ID")
+        export_runs all_export_children "$select" "COPY ($select) TO STDOUT"
         ;;
       create_limit | get_limit)
         mode=${S%_limit}
