@@ -204,7 +204,8 @@ def _fix_cursor(case):
     """A cursor is opaque and signed: a generated one is rightly refused. A
     positive case with one gets a real cursor of the same list, sort and
     filters (the next-page cursor of its first row), and loses what a cursor
-    may not be sent with (page[number], all=true, the other cursor)."""
+    may not be sent with (page[number], all=true, the other cursor,
+    page[total]=true: a cursor page has no total)."""
     query = case.query or {}
     given = [name for name in CURSOR_PARAMS if name in query]
     if not given:
@@ -224,6 +225,8 @@ def _fix_cursor(case):
     else:
         parsed = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
         query[keep] = (parsed.get("page[after]") or parsed["page[before]"])[0]
+        if str(query.get("page[total]", "")).lower() == "true":
+            query.pop("page[total]")
     case.query = query
 
 
