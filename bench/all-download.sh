@@ -10,7 +10,9 @@
 #
 #   BIN=/path/to/kyc-api bash bench/all-download.sh sqlite|postgres [RUNS]
 #   (DBFILE=... for another SQLite file, PGDB=... for another database,
-#   APP_NAME=... for another app than bench-all, ROWS=... its identities;
+#   APP_NAME=... for another app than bench-all, ROWS=... its identities,
+#   POOL=... the server's KYC_DB_POOL_SIZE (default 10; with 1 a PostgreSQL
+#   stream has no second connection to read its parts on);
 #   COPY=1 on PostgreSQL: also RUNS of PostgreSQL's own COPY of the same
 #   identities joined with their children, as bench/run.sh's
 #   all_export_children, with the same CPU figures)
@@ -25,7 +27,7 @@ if [[ ! -s $KEYF ]]; then
 fi
 KEY=$(cat "$KEYF")
 DATABASE_URL=$URL KYC_BIND=127.0.0.1:$PORT KYC_BOOTSTRAP_API_KEY=kyc_bench_bootstrap_key_0123456789abcdef \
-  KYC_LOG=warn KYC_DB_POOL_SIZE=10 "$BIN" serve >/tmp/all-download-server.log 2>&1 &
+  KYC_LOG=warn KYC_DB_POOL_SIZE=${POOL:-10} "$BIN" serve >/tmp/all-download-server.log 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null' EXIT
 for _ in $(seq 1 200); do curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -32,7 +32,7 @@ pub use fault::{fault_of, ConnectionFault, Fault};
 pub use keyset::Cursor;
 pub use migrations::{run_migrations, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use pool::{ConnectionManager, Db, DbError, DbPool, PooledDb, ProbeError, SessionLimits};
-pub use transactions::{read_snapshot, WriteConn};
+pub use transactions::{read_snapshot, SharedSnapshot, WriteConn};
 pub use url::DatabaseUrl;
 
 /// Runs a statement on the concrete connection inside a `DbConnection`,

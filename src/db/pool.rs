@@ -9,7 +9,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{Pool, PooledConnection};
 
-use super::transactions::{write_transaction, WriteConn};
+use super::transactions::{write_transaction, SharedSnapshot, WriteConn};
 use super::url::DatabaseUrl;
 use super::{ConnectionFault, DbConnection};
 
@@ -374,6 +374,38 @@ impl Db {
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         metrics::histogram!("kyc_db_checkout_wait_seconds").record(started.elapsed().as_secs_f64());
         conn
+    }
+
+    /// A second connection reading the snapshot `conn`'s `read_snapshot`
+    /// reads (see `SharedSnapshot`), for reading beside it; `None` when
+    /// there is none to spare. SQLite's snapshots cannot be handed to
+    /// another connection; on PostgreSQL only a connection no request is
+    /// waiting for is taken: an idle one, or a new one while the pool is
+    /// below its size (waiting at most `SPARE_WAIT` for it to open).
+    pub fn share_snapshot(
+        &self,
+        conn: &mut DbConnection,
+    ) -> Result<Option<SharedSnapshot>, diesel::result::Error> {
+        use std::sync::atomic::Ordering;
+        const SPARE_WAIT: Duration = Duration::from_millis(250);
+        let DbConnection::Postgresql(exporter) = conn else {
+            return Ok(None);
+        };
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            return Ok(None);
+        }
+        let state = self.pool.state();
+        let spare = if state.idle_connections > 0 {
+            self.pool.try_get()
+        } else if state.connections < self.pool.max_size() {
+            self.pool.get_timeout(SPARE_WAIT).ok()
+        } else {
+            None
+        };
+        match spare {
+            Some(spare) => SharedSnapshot::import(exporter, spare).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Connections open, idle among them, and checkouts waiting, for `/metrics`.

@@ -1,11 +1,12 @@
 //! Transactions: the write transaction every change runs in, and the read
 //! snapshot lists run in.
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
+use diesel::r2d2::PooledConnection;
 use diesel::result::Error as DieselError;
 
-use super::DbConnection;
+use super::{ConnectionFault, ConnectionManager, DbConnection};
 
 /// A connection inside a write transaction. Every query function that
 /// changes data takes one, and only `write_transaction` makes one, so a
@@ -98,4 +99,69 @@ where
         )?,
     }
     run_and_finish(conn, work)
+}
+
+/// A second connection reading the snapshot of a `read_snapshot`, made by
+/// `Db::share_snapshot`: a long read can then run two statements at once
+/// and still see one state of the data. Its transaction only reads and is
+/// rolled back when it is dropped, before the connection goes back to the
+/// pool (a connection that cannot roll back is not handed out again).
+pub struct SharedSnapshot {
+    conn: PooledConnection<ConnectionManager>,
+}
+
+impl SharedSnapshot {
+    /// PostgreSQL: `spare` begins a read-only REPEATABLE READ transaction
+    /// and imports `exporter`'s snapshot (`pg_export_snapshot()`, then
+    /// `SET TRANSACTION SNAPSHOT`, which must be its first statement).
+    /// The exported snapshot lives as long as the exporter's transaction,
+    /// so this runs while the exporter waits, never after it went on.
+    pub(super) fn import(
+        exporter: &mut PgConnection,
+        mut spare: PooledConnection<ConnectionManager>,
+    ) -> QueryResult<Self> {
+        use diesel::sql_types::Text;
+        let id: String = diesel::select(diesel::dsl::sql::<Text>("pg_export_snapshot()"))
+            .get_result(exporter)?;
+        // The id goes into the statement as a literal (SET takes no bind
+        // parameters): PostgreSQL's ids are hex digits and dashes.
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(DieselError::DeserializationError(
+                format!("pg_export_snapshot() answered an unexpected id {id:?}").into(),
+            ));
+        }
+        let DbConnection::Postgresql(inner) = &mut **spare else {
+            return Err(DieselError::QueryBuilderError(
+                "a PostgreSQL snapshot can only be shared with a PostgreSQL connection".into(),
+            ));
+        };
+        AnsiTransactionManager::begin_transaction_sql(
+            inner,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?;
+        let mut shared = SharedSnapshot { conn: spare };
+        // On failure `shared` is dropped, which rolls the transaction back.
+        shared
+            .conn
+            .batch_execute(&format!("SET TRANSACTION SNAPSHOT '{id}'"))?;
+        Ok(shared)
+    }
+
+    pub fn conn(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+
+    /// See `PooledDb::note`.
+    pub fn note<T, E: ConnectionFault>(&mut self, result: &Result<T, E>) {
+        self.conn.note(result);
+    }
+}
+
+impl Drop for SharedSnapshot {
+    fn drop(&mut self) {
+        type Manager = <DbConnection as Connection>::TransactionManager;
+        if Manager::rollback_transaction(&mut self.conn).is_err() {
+            self.conn.discard();
+        }
+    }
 }

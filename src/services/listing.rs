@@ -9,7 +9,7 @@ use diesel::QueryResult;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{read_snapshot, Cursor, Db, DbConnection, DbError};
+use crate::db::{read_snapshot, Cursor, Db, DbConnection, DbError, SharedSnapshot};
 use crate::domain::crypto::KeyRing;
 use crate::domain::ids::AppId;
 use crate::domain::list_query::{Direction, FilterField, ListQuery, ListSpec, Page, Sort};
@@ -168,11 +168,25 @@ where
         actix_web::rt::task::spawn_blocking(move || {
             assemble_chunks::<L>(&storage, &keys, parts_rx, chunk_tx)
         });
+        let mut parts_on = PartsOn::<L>::ThisConnection(parts_tx);
         let walked = read_snapshot(&mut conn, |conn| -> Result<(), ApiError> {
             let plan = L::plan(conn, &app_id, &query)?;
             let total = L::count(conn, &app_id, &query, &plan)?;
             if let Some(chunks) = chunks.take() {
                 answer_first(Ok(ListAnswer::Stream { total, chunks }));
+            }
+            // PostgreSQL, with a connection to spare: a third thread reads
+            // each chunk's parts on it, in this snapshot, while this one
+            // reads the next chunk's rows.
+            if let Some(shared) = db.share_snapshot(conn)? {
+                let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel(0);
+                let before = std::mem::replace(&mut parts_on, PartsOn::SharedSnapshot(rows_tx));
+                if let PartsOn::ThisConnection(parts_tx) = before {
+                    let query = query.clone();
+                    actix_web::rt::task::spawn_blocking(move || {
+                        read_parts::<L>(shared, &query, rows_rx, parts_tx)
+                    });
+                }
             }
             let mut cursor = None;
             loop {
@@ -182,8 +196,14 @@ where
                 };
                 cursor = Some(L::cursor(last, &query.sort));
                 let last_chunk = (rows.len() as i64) < CHUNK;
-                let parts = L::parts(conn, &query, &rows)?;
-                if parts_tx.send(Ok((rows, parts))).is_err() || last_chunk {
+                let sent = match &parts_on {
+                    PartsOn::ThisConnection(parts_tx) => {
+                        let parts = L::parts(conn, &query, &rows)?;
+                        parts_tx.send(Ok((rows, parts))).is_ok()
+                    }
+                    PartsOn::SharedSnapshot(rows_tx) => rows_tx.send(Ok(rows)).is_ok(),
+                };
+                if !sent || last_chunk {
                     // Done, or the client went away.
                     return Ok(());
                 }
@@ -194,7 +214,11 @@ where
             if chunks.is_some() {
                 answer_first(Err(e));
             } else {
-                let _ = parts_tx.send(Err(e));
+                // The stream is on its way: the error ends it.
+                let _ = match parts_on {
+                    PartsOn::ThisConnection(parts_tx) => parts_tx.send(Err(e)).is_ok(),
+                    PartsOn::SharedSnapshot(rows_tx) => rows_tx.send(Err(e)).is_ok(),
+                };
             }
         }
     });
@@ -209,6 +233,38 @@ where
 
 /// A chunk of an `all=true` stream as read: its rows and their parts.
 type ChunkRead<L> = (Vec<<L as Listing>::Row>, <L as Listing>::Parts);
+
+/// Where the reader of an `all=true` stream sends each chunk it read.
+enum PartsOn<L: Listing> {
+    /// Its parts are read on the reader's connection too, then the chunk
+    /// goes to `assemble_chunks`.
+    ThisConnection(std::sync::mpsc::SyncSender<Result<ChunkRead<L>, ApiError>>),
+    /// Its rows go to `read_parts`, reading on a second connection.
+    SharedSnapshot(std::sync::mpsc::SyncSender<Result<Vec<L::Row>, ApiError>>),
+}
+
+/// The parts of each chunk's rows, read on a connection sharing the
+/// reader's snapshot and passed on with the rows to `assemble_chunks`,
+/// until the reader is done, something fails (the error is passed on and
+/// ends the stream) or the client goes away.
+fn read_parts<L: Listing>(
+    mut shared: SharedSnapshot,
+    query: &ListQuery<L::Filter>,
+    rows_read: std::sync::mpsc::Receiver<Result<Vec<L::Row>, ApiError>>,
+    chunks_read: std::sync::mpsc::SyncSender<Result<ChunkRead<L>, ApiError>>,
+) {
+    for rows in rows_read {
+        let chunk = rows.and_then(|rows| {
+            let parts = L::parts(shared.conn(), query, &rows);
+            shared.note(&parts);
+            Ok((rows, parts?))
+        });
+        let failed = chunk.is_err();
+        if chunks_read.send(chunk).is_err() || failed {
+            return;
+        }
+    }
+}
 
 /// The second thread of an `all=true` stream: the views of each chunk read,
 /// in order, until the reader is done, fails (the error is passed on and

@@ -2,9 +2,12 @@
 
 use serde_json::{json, Value};
 
-use crate::backend_tests;
-use crate::helpers::{assert_error, detail_fields, json, query_count, TestApp, IDENTITY_COLUMNS};
+use crate::helpers::{
+    assert_error, detail_fields, json, query_count, Backend, TestApp, TestDatabase,
+    IDENTITY_COLUMNS,
+};
 use crate::identities::{company, create, get_ok, person, reference_person};
+use crate::{backend_tests, database_tests};
 
 backend_tests!(
     filters_select_and_total_counts_all_matches,
@@ -23,6 +26,8 @@ backend_tests!(
     email_patterns_with_an_at_sign_page_exactly,
     email_search_keys_follow_changes,
 );
+
+database_tests!(a_shared_snapshot_is_its_readers_snapshot);
 
 async fn list(app: &TestApp, query: &str) -> Value {
     let (status, body) = json(
@@ -998,4 +1003,70 @@ async fn the_substring_index_follows_every_change(app: TestApp) {
         all_ids(&app, "filter[name]=like:later").await,
         [later["id"].as_str().unwrap().to_string()]
     );
+}
+
+/// An `all=true` stream on PostgreSQL reads each chunk's parts (documents,
+/// verifications, ...) on a second connection while the next chunk's rows
+/// are read (`Db::share_snapshot`). That connection must see the reader's
+/// snapshot, not the data as it is when it starts, and go back to the pool
+/// outside any transaction. SQLite shares no snapshot, nor does a pool with
+/// no connection to spare.
+async fn a_shared_snapshot_is_its_readers_snapshot(db: TestDatabase) {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use kyc_api::db::{read_snapshot, ConnectionManager, DatabaseUrl, Db, DbConnection};
+    use std::time::Duration;
+
+    fn rows(conn: &mut DbConnection) -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "count(*) FROM snapshot_probe",
+        ))
+        .get_result(conn)
+        .expect("count")
+    }
+    let url = DatabaseUrl::parse(&db.url).unwrap();
+    let mut writer = ConnectionManager::new(url.clone()).connect().unwrap();
+    writer
+        .batch_execute("CREATE TABLE snapshot_probe (n INTEGER NOT NULL); INSERT INTO snapshot_probe VALUES (1)")
+        .unwrap();
+    let connect =
+        |size| Db::connect(&url, size, Duration::from_secs(5), Default::default()).unwrap();
+
+    let pool = connect(2);
+    let mut reader = pool.checkout().unwrap();
+    let shared_saw = read_snapshot(&mut reader, |conn| -> QueryResult<Option<i64>> {
+        assert_eq!(rows(conn), 1, "the reader's snapshot begins here");
+        writer.batch_execute("INSERT INTO snapshot_probe VALUES (2)")?;
+        let Some(mut shared) = pool.share_snapshot(conn)? else {
+            return Ok(None);
+        };
+        let seen = rows(shared.conn());
+        assert_eq!(rows(conn), 1, "the reader still sees its snapshot");
+        Ok(Some(seen))
+    })
+    .unwrap();
+    match db.backend {
+        Backend::Postgres => assert_eq!(
+            shared_saw,
+            Some(1),
+            "the second connection sees the reader's snapshot"
+        ),
+        Backend::Sqlite => assert_eq!(shared_saw, None, "SQLite shares no snapshot"),
+    }
+    drop(reader);
+    // Both connections are back in the pool, their transactions ended: each
+    // sees the row committed meanwhile.
+    let mut first = pool.checkout().unwrap();
+    let mut second = pool.checkout().unwrap();
+    assert_eq!((rows(&mut first), rows(&mut second)), (2, 2));
+    drop((first, second));
+
+    let single = connect(1);
+    let mut only = single.checkout().unwrap();
+    let shared = read_snapshot(&mut only, |conn| -> QueryResult<bool> {
+        rows(conn);
+        Ok(single.share_snapshot(conn)?.is_some())
+    })
+    .unwrap();
+    assert!(!shared, "a pool with no connection to spare shares none");
 }
