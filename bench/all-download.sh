@@ -36,7 +36,9 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # that of the backends that have exited: a COPY's backend ends with psql.
 pg_ticks() {
   local t=0 p
-  for p in $(pgrep -x postgres || true); do t=$((t + $(ticks "$p"))); done
+  local v
+  # A backend may exit between pgrep and the read.
+  for p in $(pgrep -x postgres || true); do v=$(ticks "$p" 2>/dev/null) || v=0; t=$((t + ${v:-0})); done
   p=$(pgrep -o -x postgres || true)
   [[ -n $p ]] && t=$((t + $(awk '{print $16 + $17}' "/proc/$p/stat")))
   echo "$t"
