@@ -214,10 +214,11 @@ where
             if chunks.is_some() {
                 answer_first(Err(e));
             } else {
-                // The stream is on its way: the error ends it.
+                // The stream is on its way: the error ends it (unless the
+                // client went away first).
                 let _ = match parts_on {
-                    PartsOn::ThisConnection(parts_tx) => parts_tx.send(Err(e)).is_ok(),
-                    PartsOn::SharedSnapshot(rows_tx) => rows_tx.send(Err(e)).is_ok(),
+                    PartsOn::ThisConnection(parts_tx) => parts_tx.send(Err(e)).map_err(drop),
+                    PartsOn::SharedSnapshot(rows_tx) => rows_tx.send(Err(e)).map_err(drop),
                 };
             }
         }
