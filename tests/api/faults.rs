@@ -145,6 +145,60 @@ async fn a_stalled_postgres_bounds_every_request_and_recovers() {
     wait_until_ok(&app, "/ready").await;
 }
 
+/// A stream whose database goes away mid-way ends short, so the client can
+/// tell (what arrived is not the JSON document a whole stream is), and once
+/// the database is back the next stream is whole: the connections that
+/// failed are not handed out again. On PostgreSQL a stream reads on two
+/// connections (its parts on a spare sharing its snapshot), and either may
+/// meet the cut first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_by_the_database_ends_short_and_the_next_is_whole() {
+    if crate::helpers::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Postgres);
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let url = through(&proxy, &db);
+    let app = TestApp::spawn_on_url(db, &url, &[]).await;
+    // Far more than the server reads ahead and the sockets hold (~14 MB).
+    let rows = 20_000;
+    crate::listing::insert_bulk(&app, rows);
+
+    let mut response = app.get("/identities?all=true").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    // Cut once rows are flowing (~1,500 of them arrived), not before.
+    let mut body = Vec::new();
+    while body.len() < 1 << 20 {
+        let bytes = response.chunk().await.unwrap().expect("more of the stream");
+        body.extend_from_slice(&bytes);
+    }
+    proxy.cut();
+    let ended = loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), response.chunk())
+            .await
+            .expect("the cut stream ends");
+        match next {
+            Ok(Some(bytes)) => body.extend_from_slice(&bytes),
+            Ok(None) => break "its end",
+            Err(_) => break "an error",
+        }
+    };
+    assert!(
+        serde_json::from_slice::<serde_json::Value>(&body).is_err(),
+        "a stream cut by the database must not look whole (it met {ended} after {} bytes)",
+        body.len()
+    );
+
+    proxy.restore();
+    wait_until_ok(&app, "/identities?page[size]=1").await;
+    for _ in 0..2 {
+        let (status, all) = json(app.get("/identities?all=true").send().await.unwrap()).await;
+        assert_eq!(status, 200);
+        assert_eq!(all["total"], rows);
+        assert_eq!(all["data"].as_array().unwrap().len(), rows);
+    }
+}
+
 /// A lock held by someone else costs a request `KYC_DB_LOCK_TIMEOUT_MS`,
 /// then 503 `database_timeout`; without the lock the same request works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -691,7 +691,7 @@ async fn pages_without_a_count_find_bunched_and_spread_matches(app: TestApp) {
 }
 
 /// `n` persons (`bulk<i>@example.com`), inserted directly for speed.
-fn insert_bulk(app: &TestApp, n: usize) {
+pub fn insert_bulk(app: &TestApp, n: usize) {
     let mut values = Vec::new();
     for i in 0..n {
         values.push(format!(
