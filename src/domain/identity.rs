@@ -93,7 +93,8 @@ impl Serialize for Country {
 }
 
 impl Country {
-    /// Any case, as ISO 3166-1 alpha-2. Every stored row's countries are
+    /// Two ASCII letters in any case, as ISO 3166-1 alpha-2 (no Unicode
+    /// case mapping: "ß" is not "SS"). Every stored row's countries are
     /// parsed again when read, so this is on the path of every list and
     /// stream: a binary search of the codes in alpha-2 order, where
     /// `for_alpha2_caseless` allocates an upper-cased copy and then compares

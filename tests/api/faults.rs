@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{assert_error, json, through, Backend, TcpProxy, TestApp, TestDatabase};
+use crate::helpers::{app_behind_a_proxy, assert_error, json, Backend, TestApp, TestDatabase};
 use crate::identities::create;
 
 /// Sends `head` and a partial body, never the rest, and returns the first
@@ -100,21 +100,14 @@ async fn wait_until_ok(app: &TestApp, path: &str) {
 /// when the network does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_postgres_bounds_every_request_and_recovers() {
-    if crate::helpers::postgres_admin_url().is_none() {
+    let Some((app, proxy)) = app_behind_a_proxy(&[
+        ("KYC_DB_TIMEOUT_MS", "1000"),
+        ("KYC_DB_STATEMENT_TIMEOUT_MS", "1000"),
+    ])
+    .await
+    else {
         return;
-    }
-    let db = TestDatabase::create(Backend::Postgres);
-    let proxy = TcpProxy::start("127.0.0.1:5432").await;
-    let url = through(&proxy, &db);
-    let app = TestApp::spawn_on_url(
-        db,
-        &url,
-        &[
-            ("KYC_DB_TIMEOUT_MS", "1000"),
-            ("KYC_DB_STATEMENT_TIMEOUT_MS", "1000"),
-        ],
-    )
-    .await;
+    };
     let person = create(&app, &crate::identities::person("stall@example.com")).await;
     let one = format!("/identities/{}", person["id"].as_str().unwrap());
 
@@ -153,13 +146,9 @@ async fn a_stalled_postgres_bounds_every_request_and_recovers() {
 /// meet the cut first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_cut_by_the_database_ends_short_and_the_next_is_whole() {
-    if crate::helpers::postgres_admin_url().is_none() {
+    let Some((app, proxy)) = app_behind_a_proxy(&[]).await else {
         return;
-    }
-    let db = TestDatabase::create(Backend::Postgres);
-    let proxy = TcpProxy::start("127.0.0.1:5432").await;
-    let url = through(&proxy, &db);
-    let app = TestApp::spawn_on_url(db, &url, &[]).await;
+    };
     // Far more than the server reads ahead and the sockets hold (~14 MB).
     let rows = 20_000;
     crate::listing::insert_bulk(&app, rows);

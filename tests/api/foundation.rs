@@ -373,18 +373,9 @@ async fn body_errors_have_the_shared_shape(app: TestApp) {
 /// PostgreSQL that the test cuts and restores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_reports_a_lost_postgres_and_recovers() {
-    if crate::helpers::postgres_admin_url().is_none() {
+    let Some((app, proxy)) = crate::helpers::app_behind_a_proxy(&[]).await else {
         return;
-    }
-    let db = TestDatabase::create(Backend::Postgres);
-    let proxy = crate::helpers::TcpProxy::start("127.0.0.1:5432").await;
-    let through_proxy = {
-        let mut url = url::Url::parse(&db.url).unwrap();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(proxy.port)).unwrap();
-        url.to_string()
     };
-    let app = TestApp::spawn_on_url(db, &through_proxy, &[]).await;
     let ready = || async { json(app.client.get(app.url("/ready")).send().await.unwrap()).await };
 
     assert_eq!(ready().await.0, 200);

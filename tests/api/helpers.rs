@@ -663,6 +663,16 @@ async fn pump(
     }
 }
 
+/// A server on a fresh PostgreSQL database that it reaches through a
+/// `TcpProxy` the test can cut or stall; `None` without PostgreSQL.
+pub async fn app_behind_a_proxy(env: &[(&str, &str)]) -> Option<(TestApp, TcpProxy)> {
+    postgres_admin_url()?;
+    let db = TestDatabase::create(Backend::Postgres);
+    let proxy = TcpProxy::start("127.0.0.1:5432").await;
+    let url = through(&proxy, &db);
+    Some((TestApp::spawn_on_url(db, &url, env).await, proxy))
+}
+
 /// The URL of `db` reached through `proxy`.
 pub fn through(proxy: &TcpProxy, db: &TestDatabase) -> String {
     let mut url = url::Url::parse(&db.url).unwrap();
