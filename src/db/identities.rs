@@ -676,6 +676,15 @@ pub enum SubstringIndex {
     /// walks the list in order, as bounded, instead of reading its trigram
     /// index for every match (which costs what a count does).
     Walk,
+    /// PostgreSQL, for a page of rare or bunched matches: every match is
+    /// found as a count finds them (the trigram index) and the database
+    /// sorts them, keeping only the page (a top-N sort). The list order is
+    /// given on an expression no index carries (`created_at + interval '0
+    /// s'`, the same order), because with a row limit the planner would
+    /// otherwise walk the listing index, expecting the matches spread
+    /// through it. Nothing but the page's rows reaches the server, however
+    /// many matches there are.
+    Sorted,
 }
 
 /// The FTS5 query that finds the candidates of one substring filter.
@@ -757,6 +766,13 @@ const WALK_GROWTH: i64 = 4;
 const PG_WALK_PER_ROW: i64 = 75;
 const PG_MIN_WALK_BUDGET: i64 = 10_000;
 
+/// How far a PostgreSQL walk may go for a reader that needs `reach` matches.
+fn postgres_walk_budget(reach: i64) -> i64 {
+    PG_WALK_PER_ROW
+        .saturating_mul(reach)
+        .max(PG_MIN_WALK_BUDGET)
+}
+
 impl SubstringIndex {
     /// The substring index for `filters` on `conn`'s backend, for a reader
     /// that needs `reach` matches in list order (`None`: every match).
@@ -784,7 +800,7 @@ impl SubstringIndex {
             let substring = filters.iter().any(|f| search_column(f).is_some());
             return Ok(match reach {
                 Some(reach) if substring => SubstringIndex::BoundedWalk {
-                    budget: (PG_WALK_PER_ROW * reach).max(PG_MIN_WALK_BUDGET),
+                    budget: postgres_walk_budget(reach),
                 },
                 _ => SubstringIndex::Planner,
             });
@@ -1020,6 +1036,9 @@ fn sorted_matches<'a>(
     index: &SubstringIndex,
 ) -> QueryResult<BoxedIdentities<'a>> {
     let query = apply_filters(app_id, filters, index)?;
+    if *index == SubstringIndex::Sorted {
+        return Ok(sorted_by_the_database(query, sort));
+    }
     Ok(keyset::order_by!(
         query,
         sort,
@@ -1027,6 +1046,20 @@ fn sorted_matches<'a>(
         identities::updated_at,
         identities::id
     ))
+}
+
+/// `query` in `sort`'s order, given on a PostgreSQL expression equal to the
+/// sort's column that no index carries: see [`SubstringIndex::Sorted`].
+fn sorted_by_the_database<'a>(query: BoxedIdentities<'a>, sort: &Sort) -> BoxedIdentities<'a> {
+    let at = diesel::dsl::sql::<diesel::sql_types::Timestamp>(match sort.field {
+        SortField::CreatedAt => "(identities.created_at + interval '0 s')",
+        SortField::UpdatedAt => "(identities.updated_at + interval '0 s')",
+    });
+    if sort.descending {
+        query.order((at.desc(), identities::id.desc()))
+    } else {
+        query.order((at.asc(), identities::id.asc()))
+    }
 }
 
 /// One page of matches and their total. Callers run it in one snapshot
@@ -1049,7 +1082,9 @@ pub fn page_and_total(
         }
         _ => false,
     });
-    if substring {
+    if substring && matches!(conn, DbConnection::Postgresql(_)) {
+        page_and_total_of_a_substring_on_postgres(conn, app_id, query)
+    } else if substring {
         page_and_total_in_one_walk(conn, app_id, query, index)
     } else {
         page_and_total_by_count(conn, app_id, query, index)
@@ -1184,21 +1219,64 @@ fn rows_in_order(
     Ok(rows)
 }
 
+/// A counted page of a substring on PostgreSQL, without taking every
+/// match's id through libpq (which holds a whole result: a single walk over
+/// the ids, as SQLite does it, took ~170 MB for a pattern a million
+/// identities match).
+///
+/// Matches dense at the start of the list fill the page within one stretch
+/// of a walk in list order ([`walk_in_stretches`]); they are then counted
+/// (the planner reads the trigram index, or the table for a pattern most
+/// rows match). Otherwise (rare, bunched, or a deep page) one statement
+/// finds every match as the count would, counts them (`count(*) OVER ()`)
+/// and sorts them ([`SubstringIndex::Sorted`]), answering only the page's
+/// ids and the total: one read of the matches instead of two.
+fn page_and_total_of_a_substring_on_postgres(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    query: &IdentityQuery,
+) -> QueryResult<(Vec<IdentityRow>, i64)> {
+    let offset = query.page.offset();
+    let Some(limit) = query.page.limit() else {
+        // (`all=true` is streamed by `list_after`; unlimited here means all.)
+        let total = count(conn, app_id, query, &SubstringIndex::Planner)?;
+        let sorted = SubstringIndex::Sorted;
+        let rows = matches_between(conn, app_id, query, &sorted, None, None, offset, total)?;
+        return Ok((rows, total));
+    };
+    if let Some(rows) = walk_in_stretches(conn, app_id, query, None, offset, limit, FIRST_WALK)? {
+        return Ok((rows, count(conn, app_id, query, &SubstringIndex::Planner)?));
+    }
+    let sorted = SubstringIndex::Sorted;
+    let page: Vec<(IdentityId, i64)> =
+        sorted_matches(app_id, &query.filters, &query.sort, &sorted)?
+            .select((
+                identities::id,
+                diesel::dsl::sql::<diesel::sql_types::BigInt>("count(*) OVER ()"),
+            ))
+            .offset(offset)
+            .limit(limit)
+            .load(conn)?;
+    let total = match page.first() {
+        Some((_, total)) => *total,
+        // Past the last match: the window answered no row to tell.
+        None => count(conn, app_id, query, &SubstringIndex::Planner)?,
+    };
+    let ids: Vec<IdentityId> = page.into_iter().map(|(id, _)| id).collect();
+    Ok((rows_in_order(conn, app_id, &ids)?, total))
+}
+
 /// One page and the total number of matches from a single walk over the
 /// matches, for filters that no index range answers (`like:` on a name, or
-/// on an email without `@`): on SQLite over the FTS5 candidates when
+/// on an email without `@`), on SQLite: over the FTS5 candidates when
 /// [`SubstringIndex::of`] takes them (sorted once, read once: half the cost
-/// of a count and then a page over them).
+/// of a count and then a page over them), else over the app's listing
+/// index, testing each entry (it carries the lowered email and name).
 ///
-/// Both backends must visit every match of such a filter to count it (the
-/// PostgreSQL trigram index only yields candidates to recheck against the
-/// rows; SQLite tests each entry of the listing index). The walk reads only
-/// ids, in the listing order, so SQLite stays inside the listing index that
-/// carries the lowered email and name (its planner would pick a narrower
-/// index for a bare `COUNT(*)` and then read every row), and PostgreSQL
-/// sorts ids instead of whole rows; then the page's rows are fetched by id.
-/// On SQLite the walk streams (one page of ids in memory); libpq hands over
-/// PostgreSQL's whole result first, 36 bytes of id per match.
+/// The walk reads only ids, in the listing order, so SQLite stays inside
+/// the listing index (its planner would pick a narrower index for a bare
+/// `COUNT(*)` and then read every row); then the page's rows are fetched
+/// by id. It streams: one page of ids in memory.
 fn page_and_total_in_one_walk(
     conn: &mut DbConnection,
     app_id: &AppId,
@@ -1257,10 +1335,51 @@ pub fn list_after(
     let SubstringIndex::BoundedWalk { budget } = index else {
         return matches_between(conn, app_id, query, index, after, None, skip, limit);
     };
-    // Walks of growing length up to the budget: a short one finds the page
-    // of common, spread matches; only bunched matches need the rest. Each
-    // ends at the first identity past it (the app's listing index alone).
-    let mut stretch = FIRST_WALK.min(*budget);
+    if let Some(walked) = walk_in_stretches(conn, app_id, query, after, skip, limit, *budget)? {
+        return Ok(walked);
+    }
+    // The matches lie beyond the budget: read them as a count would.
+    // PostgreSQL sorts them itself and keeps the page's.
+    if matches!(conn, DbConnection::Postgresql(_)) {
+        let sorted = SubstringIndex::Sorted;
+        return matches_between(conn, app_id, query, &sorted, after, None, skip, limit);
+    }
+    // SQLite takes its candidates when they are few enough for that, and
+    // streams the ids in order, keeping the page's.
+    let then = SubstringIndex::of(conn, &query.filters, None)?;
+    let every = past(
+        sorted_matches(app_id, &query.filters, &query.sort, &then)?,
+        query.sort,
+        after,
+    );
+    let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let ids = every
+        .select(identities::id)
+        .load_iter::<IdentityId, diesel::connection::DefaultLoadingMode>(conn)?
+        .skip(skip)
+        .take(limit)
+        .collect::<QueryResult<Vec<IdentityId>>>()?;
+    rows_in_order(conn, app_id, &ids)
+}
+
+/// Up to `limit` matches after `after`, past the first `skip`, found by
+/// walking the list in order in stretches of growing length up to `budget`
+/// identities: a short one finds the page of common, spread matches; only
+/// bunched matches need the rest. Each stretch ends at the first identity
+/// past it (read from the app's listing index alone). `None` when the
+/// page is not filled within the budget: the matches lie beyond it.
+#[allow(clippy::too_many_arguments)]
+fn walk_in_stretches(
+    conn: &mut DbConnection,
+    app_id: &AppId,
+    query: &IdentityQuery,
+    after: Option<&Cursor>,
+    skip: i64,
+    limit: i64,
+    budget: i64,
+) -> QueryResult<Option<Vec<IdentityRow>>> {
+    let mut stretch = FIRST_WALK.min(budget);
     loop {
         let ahead = past(
             keyset::order_by!(
@@ -1286,58 +1405,24 @@ pub fn list_after(
             .optional()?;
         let Some((at, id)) = bound else {
             // The rest of the list is within the stretch: walk it all.
-            return matches_between(
-                conn,
-                app_id,
-                query,
-                &SubstringIndex::Planner,
-                after,
-                None,
-                skip,
-                limit,
-            );
+            let planner = SubstringIndex::Planner;
+            return matches_between(conn, app_id, query, &planner, after, None, skip, limit)
+                .map(Some);
         };
         let bound = Cursor {
             at,
             id: id.as_str().to_owned(),
         };
-        let walked = matches_between(
-            conn,
-            app_id,
-            query,
-            &SubstringIndex::Walk,
-            after,
-            Some(&bound),
-            skip,
-            limit,
-        )?;
+        let walk = SubstringIndex::Walk;
+        let walked = matches_between(conn, app_id, query, &walk, after, Some(&bound), skip, limit)?;
         if walked.len() as i64 == limit {
-            return Ok(walked);
+            return Ok(Some(walked));
         }
-        if stretch >= *budget {
-            break;
+        if stretch >= budget {
+            return Ok(None);
         }
-        stretch = (stretch * WALK_GROWTH).min(*budget);
+        stretch = (stretch * WALK_GROWTH).min(budget);
     }
-    // The matches lie beyond the budget: read them as a count would (on
-    // SQLite its candidates when they are few enough for that), in order,
-    // without a row limit (which would lead PostgreSQL's planner back to
-    // the walk), and keep the page's.
-    let then = SubstringIndex::of(conn, &query.filters, None)?;
-    let every = past(
-        sorted_matches(app_id, &query.filters, &query.sort, &then)?,
-        query.sort,
-        after,
-    );
-    let skip = usize::try_from(skip).unwrap_or(usize::MAX);
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let ids = every
-        .select(identities::id)
-        .load_iter::<IdentityId, diesel::connection::DefaultLoadingMode>(conn)?
-        .skip(skip)
-        .take(limit)
-        .collect::<QueryResult<Vec<IdentityId>>>()?;
-    rows_in_order(conn, app_id, &ids)
 }
 
 /// `query` narrowed to the rows after `cursor` in `sort`'s order (all of
