@@ -517,3 +517,38 @@ impl Db {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::{Connection, RunQueryDsl};
+
+    /// The bundled SQLite is built as `.cargo/config.toml` says: the
+    /// benchmarks (and the safety argument for multi-thread mode) rely on
+    /// those flags, which a dependency upgrade or a lost `[env]` entry
+    /// would drop without a word.
+    #[test]
+    fn the_bundled_sqlite_is_built_with_the_projects_flags() {
+        #[derive(diesel::QueryableByName)]
+        struct CompileOption {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            compile_options: String,
+        }
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        for wanted in ["THREADSAFE=2", "DEFAULT_MEMSTATUS=0", "ENABLE_QPSG"] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "{wanted} in {options:?}"
+            );
+        }
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
+}
