@@ -766,13 +766,6 @@ const WALK_GROWTH: i64 = 4;
 const PG_WALK_PER_ROW: i64 = 75;
 const PG_MIN_WALK_BUDGET: i64 = 10_000;
 
-/// How far a PostgreSQL walk may go for a reader that needs `reach` matches.
-fn postgres_walk_budget(reach: i64) -> i64 {
-    PG_WALK_PER_ROW
-        .saturating_mul(reach)
-        .max(PG_MIN_WALK_BUDGET)
-}
-
 impl SubstringIndex {
     /// The substring index for `filters` on `conn`'s backend, for a reader
     /// that needs `reach` matches in list order (`None`: every match).
@@ -800,7 +793,7 @@ impl SubstringIndex {
             let substring = filters.iter().any(|f| search_column(f).is_some());
             return Ok(match reach {
                 Some(reach) if substring => SubstringIndex::BoundedWalk {
-                    budget: postgres_walk_budget(reach),
+                    budget: (PG_WALK_PER_ROW * reach).max(PG_MIN_WALK_BUDGET),
                 },
                 _ => SubstringIndex::Planner,
             });
@@ -1066,10 +1059,13 @@ fn sorted_by_the_database<'a>(query: BoxedIdentities<'a>, sort: &Sort) -> BoxedI
 /// (`db::read_snapshot`), so the page agrees with the total.
 ///
 /// A substring (`like:` on a name, or on an email without `@`) is answered
-/// by one walk over its matches that counts and pages
+/// on SQLite by one walk over its matches that counts and pages
 /// (`page_and_total_in_one_walk`): over the app's listing index, or over
-/// the candidates SQLite's FTS5 table gives when they are few
-/// ([`SubstringIndex::of`]). Everything else is a count, then the page.
+/// the candidates its FTS5 table gives when they are few
+/// ([`SubstringIndex::of`]); on PostgreSQL by a count and a short walk, or
+/// by one statement that counts and sorts
+/// (`page_and_total_of_a_substring_on_postgres`). Everything else is a
+/// count, then the page.
 pub fn page_and_total(
     conn: &mut DbConnection,
     app_id: &AppId,
