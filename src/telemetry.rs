@@ -102,8 +102,8 @@ where
         // The route template (`/identities/{id}`), never the raw path: metric
         // labels must not carry ids or grow without bound. Read once the
         // router has matched it (before, actix matches the path again:
-        // 1.5 % of a GET's instructions); an error that escaped as `Err`
-        // (none of ours: they are answered as responses) is `unmatched`.
+        // 1.5 % of a GET's instructions). Handlers' and extractors' errors
+        // arrive as responses; one that escaped as `Err` is `unmatched`.
         let route = match &result {
             Ok(res) => res.request().match_pattern(),
             Err(_) => None,
