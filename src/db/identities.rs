@@ -1233,13 +1233,8 @@ fn page_and_total_of_a_substring_on_postgres(
     query: &IdentityQuery,
 ) -> QueryResult<(Vec<IdentityRow>, i64)> {
     let offset = query.page.offset();
-    let Some(limit) = query.page.limit() else {
-        // (`all=true` is streamed by `list_after`; unlimited here means all.)
-        let total = count(conn, app_id, query, &SubstringIndex::Planner)?;
-        let sorted = SubstringIndex::Sorted;
-        let rows = matches_between(conn, app_id, query, &sorted, None, None, offset, total)?;
-        return Ok((rows, total));
-    };
+    // (`all=true` is streamed by `list_after`; unlimited here means all.)
+    let limit = query.page.limit().unwrap_or(i64::MAX);
     if let Some(rows) = walk_in_stretches(conn, app_id, query, None, offset, limit, FIRST_WALK)? {
         return Ok((rows, count(conn, app_id, query, &SubstringIndex::Planner)?));
     }
