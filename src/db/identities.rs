@@ -645,9 +645,9 @@ macro_rules! starting_with {
 
 /// What finds the candidates of the substring filters of one query.
 ///
-/// On PostgreSQL the pg_trgm GIN indexes on `email_normalized` and
-/// `lower(name)` (migration 2) serve the `LIKE` itself, inside the one walk
-/// that counts and pages (`page_and_total_in_one_walk`). On SQLite the
+/// On PostgreSQL the pg_trgm GIN indexes on `(app_id, email_normalized)`
+/// and `(app_id, lower(name))` (btree_gin, migration 26: an app's search
+/// reads only its own postings) serve the `LIKE` itself. On SQLite the
 /// `identity_search` FTS5 trigram table (migration 22, keyed by
 /// `identities.search_id`) proposes candidates, and only when they are few:
 /// see [`SubstringIndex::of`].
@@ -767,22 +767,27 @@ const PG_WALK_PER_ROW: i64 = 75;
 const PG_MIN_WALK_BUDGET: i64 = 10_000;
 
 impl SubstringIndex {
-    /// The substring index for `filters` on `conn`'s backend, for a reader
-    /// that needs `reach` matches in list order (`None`: every match).
+    /// The substring index for `filters` of `app_id`'s identities on
+    /// `conn`'s backend, for a reader that needs `reach` matches in list
+    /// order (`None`: every match).
     ///
     /// On SQLite, each substring filter of 3 characters or more is looked up
     /// as an FTS5 phrase (the trigram tokenizer matches it anywhere, folding
     /// case at least as widely as `LIKE` does), counting its candidates only
-    /// up to the most worth taking ([`candidates_worth_taking`]): a probe
-    /// that passes at most that many, ~2 µs each. Few enough, and the
-    /// filter takes them as its candidates (the `LIKE` beside them still
-    /// decides); more, and the walk of the app's listing index is cheaper
-    /// (bounded, for a page that stops early: [`SubstringIndex::BoundedWalk`]).
-    /// (FTS5's vocabulary table would give each trigram's document count,
-    /// but it reads the whole posting list to count it: 29 ms for `see` at
-    /// 1,000,000 identities.)
+    /// up to the most worth taking ([`candidates_worth_taking`]) for the
+    /// app's own identities, which its listing index walks: a probe that
+    /// passes at most that many, ~2 µs each. Few enough, and the filter
+    /// takes them as its candidates (the `LIKE` beside them still decides);
+    /// more, and the walk of the app's listing index is cheaper (bounded,
+    /// for a page that stops early: [`SubstringIndex::BoundedWalk`]). The
+    /// FTS5 table is shared by every app, so its candidates may be other
+    /// apps' identities: a small app's walk is short whatever the others
+    /// hold. (FTS5's vocabulary table would give each trigram's document
+    /// count, but it reads the whole posting list to count it: 29 ms for
+    /// `see` at 1,000,000 identities.)
     pub fn of(
         conn: &mut DbConnection,
+        app_id: &AppId,
         filters: &[Filter<IdentityFilter>],
         reach: Option<i64>,
     ) -> QueryResult<Self> {
@@ -811,11 +816,14 @@ impl SubstringIndex {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        // Identities ever stored (search ids are never reused), read from
-        // the end of their index: the scale the candidates compare with.
-        let stored = diesel::sql_query("SELECT coalesce(max(search_id), 0) AS n FROM identities")
-            .get_result::<Count>(conn)?
-            .n;
+        // The app's identities ever stored, as its triggers count them
+        // (migration 26): the scale the candidates compare with.
+        let stored = diesel::sql_query(
+            "SELECT coalesce((SELECT stored FROM app_identity_counts WHERE app_id = ?), 0) AS n",
+        )
+        .bind::<diesel::sql_types::Text, _>(app_id.as_str())
+        .get_result::<Count>(conn)?
+        .n;
         let worth_taking = candidates_worth_taking(stored, reach);
         let mut few = Vec::new();
         let mut common = false;
@@ -1337,7 +1345,7 @@ pub fn list_after(
     }
     // SQLite takes its candidates when they are few enough for that, and
     // streams the ids in order, keeping the page's.
-    let then = SubstringIndex::of(conn, &query.filters, None)?;
+    let then = SubstringIndex::of(conn, app_id, &query.filters, None)?;
     let every = past(
         sorted_matches(app_id, &query.filters, &query.sort, &then)?,
         query.sort,

@@ -331,10 +331,10 @@ impl Listing for IdentityListing {
 
     fn plan(
         conn: &mut DbConnection,
-        _app_id: &AppId,
+        app_id: &AppId,
         query: &IdentityQuery,
     ) -> QueryResult<q::SubstringIndex> {
-        q::SubstringIndex::of(conn, &query.filters, query.page.reach())
+        q::SubstringIndex::of(conn, app_id, &query.filters, query.page.reach())
     }
 
     fn page(

@@ -14,11 +14,12 @@ use kyc_api::domain::identity::DocumentUrl;
 use kyc_api::domain::ids::{AppId, IdentityId};
 
 use crate::database_tests;
-use crate::helpers::TestDatabase;
+use crate::helpers::{TestDatabase, IDENTITY_COLUMNS};
 
 database_tests!(
     erasure_reads_are_served_by_indexes,
-    reads_by_id_are_served_by_indexes
+    reads_by_id_are_served_by_indexes,
+    substring_searches_are_weighed_per_app
 );
 
 /// The SQL of every statement `conn` sends while `run` runs.
@@ -98,6 +99,58 @@ fn plan_of(conn: &mut DbConnection, sql: &str) -> Vec<String> {
     }
 }
 
+/// PostgreSQL's plan of `sql` for these values of its parameters when the
+/// identities' only indexes (but the primary key) are the trigram ones on
+/// `column` (the others dropped in a transaction rolled back afterwards;
+/// statistics taken, sequential scans off): which conditions enter them.
+/// On a test table the planner would rather read the app's btree.
+fn trigram_plan_of(
+    conn: &mut DbConnection,
+    sql: &str,
+    values: &[&str],
+    column: &str,
+) -> Vec<String> {
+    let DbConnection::Postgresql(c) = conn else {
+        panic!("PostgreSQL only");
+    };
+    let quoted: Vec<String> = values
+        .iter()
+        .map(|v| format!("'{}'", v.replace('\'', "''")))
+        .collect();
+    for setup in [
+        "ANALYZE identities".to_string(),
+        "BEGIN".to_string(),
+        format!(
+            "DO $$ DECLARE other record; BEGIN \
+                 FOR other IN SELECT indexname FROM pg_indexes WHERE tablename = 'identities' \
+                     AND indexdef NOT LIKE '%{column} gin_trgm_ops%' AND indexname <> 'identities_pkey' \
+                 LOOP EXECUTE 'DROP INDEX ' || quote_ident(other.indexname); END LOOP; \
+             END $$"
+        ),
+        "SET LOCAL enable_seqscan = off".to_string(),
+    ] {
+        diesel::sql_query(setup).execute(c).expect("setup");
+    }
+    let plan = diesel::sql_query(format!("EXPLAIN {}", with_values(sql, &quoted)))
+        .load::<PostgresPlanLine>(c)
+        .expect("explain")
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    diesel::sql_query("ROLLBACK").execute(c).expect("rollback");
+    plan
+}
+
+/// `sql` with `$1`, `$2`, … replaced by these literals (from the last, so
+/// that `$1` does not eat the start of `$10`).
+fn with_values(sql: &str, literals: &[String]) -> String {
+    let mut sql = sql.to_owned();
+    for (n, literal) in literals.iter().enumerate().rev() {
+        sql = sql.replace(&format!("${}", n + 1), literal);
+    }
+    sql
+}
+
 /// Asserts that no statement `run` sends reads all of `table`.
 fn assert_no_table_scan(
     conn: &mut DbConnection,
@@ -160,5 +213,93 @@ async fn reads_by_id_are_served_by_indexes(db: TestDatabase) {
             q::metadata_of(c, &app, &[&identity])?;
             Ok(())
         });
+    }
+}
+
+/// `n` identities of `app`, the first `matching` of them with `zq7` in
+/// their email and name.
+fn insert_identities(db: &TestDatabase, app: &AppId, n: usize, matching: usize) {
+    let values: Vec<String> = (0..n)
+        .map(|i| {
+            let local = if i < matching { format!("zq7x{i}") } else { format!("other{i}") };
+            format!(
+                "('{id}', '{app}', 'person', 'P {local}', '{local}@example.com', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
+                 '910000000', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, '2025-01-01 00:00:00', '2025-01-01 00:00:00', NULL, \
+                 'example.com', '{reversed}', '{local}@example.com', NULL, NULL, NULL)",
+                id = uuid::Uuid::new_v4(),
+                reversed = local.chars().rev().collect::<String>(),
+            )
+        })
+        .collect();
+    db.execute(&format!(
+        "INSERT INTO apps (id, name, created_at) VALUES ('{app}', '{app}', '2025-01-01 00:00:00')"
+    ));
+    for chunk in values.chunks(500) {
+        db.execute(&format!(
+            "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES {}",
+            chunk.join(",")
+        ));
+    }
+}
+
+/// A substring search costs what the app's own identities make it cost,
+/// not every app's. One app holds 1,200 identities, 50 of them matching
+/// `zq7`; another holds 10, none matching. PostgreSQL: the trigram index
+/// the count reads is keyed by app first (migration 26), so that neither
+/// app reads the other's postings. SQLite: the FTS5 table is shared,
+/// and its 50 candidates are worth taking for the big app (1/12 of its
+/// identities is 100) but not for the small one, whose walk passes 10; its
+/// count of identities follows deletions too.
+async fn substring_searches_are_weighed_per_app(db: TestDatabase) {
+    use kyc_api::db::identities::{self as q, SubstringIndex};
+    use kyc_api::domain::list_query::{ListQuery, IDENTITY_LIST};
+    let mut conn = migrated(&db);
+    let (big, small) = (AppId::new(), AppId::new());
+    insert_identities(&db, &big, 1_200, 50);
+    insert_identities(&db, &small, 10, 0);
+    for field in ["email", "name"] {
+        let query = ListQuery::parse(&format!("filter[{field}]=like:zq7"), &IDENTITY_LIST).unwrap();
+        let filters = &query.filters;
+        match conn {
+            DbConnection::Postgresql(_) => {
+                let statements = statements_of(&mut conn, |c| {
+                    q::count(c, &big, &query, &SubstringIndex::Planner).map(|_| ())
+                });
+                for sql in statements {
+                    let column = if field == "email" {
+                        "email_normalized"
+                    } else {
+                        "lower(name)"
+                    };
+                    let plan =
+                        trigram_plan_of(&mut conn, &sql, &[big.as_str(), "%zq7%", "\\"], column);
+                    let both = format!("Index Cond: ((app_id = '{big}'::text) AND (");
+                    assert!(
+                        plan.iter().any(|line| line.contains(&both)),
+                        "{sql}\nis not served by an index on the app and the pattern:\n{}",
+                        plan.join("\n")
+                    );
+                }
+            }
+            DbConnection::Sqlite(_) => {
+                let big_plan = SubstringIndex::of(&mut conn, &big, filters, None).unwrap();
+                assert!(
+                    matches!(big_plan, SubstringIndex::Fts5(_)),
+                    "{field}: {big_plan:?}"
+                );
+                let small_plan = SubstringIndex::of(&mut conn, &small, filters, None).unwrap();
+                assert_eq!(small_plan, SubstringIndex::Planner, "{field}");
+            }
+        }
+    }
+    if let DbConnection::Sqlite(_) = conn {
+        // Down to its 50 matches, the big app's walk is shorter than 50
+        // candidates.
+        db.execute(&format!(
+            "DELETE FROM identities WHERE app_id = '{big}' AND email NOT LIKE 'zq7%'"
+        ));
+        let query = ListQuery::parse("filter[email]=like:zq7", &IDENTITY_LIST).unwrap();
+        let plan = SubstringIndex::of(&mut conn, &big, &query.filters, None).unwrap();
+        assert_eq!(plan, SubstringIndex::Planner);
     }
 }

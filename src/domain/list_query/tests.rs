@@ -1,6 +1,8 @@
 //! The list query language: examples and properties.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::ops::RangeInclusive;
 
 use proptest::prelude::*;
 use url::form_urlencoded;
@@ -744,13 +746,25 @@ fn control_characters_in_text_are_refused() {
 
 const KNOWN_PREFIXES: [&str; 3] = ["like:", "in:", "nin:"];
 
-/// Valid filter text: anything but control characters.
+/// Every character but the control ones (`char::is_control`: C0, DEL, C1).
+const PRINTABLE: &[RangeInclusive<char>] = &[' '..='~', '\u{a0}'..=char::MAX];
+
+#[test]
+fn the_printable_ranges_are_every_character_but_the_control_ones() {
+    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+        let printable = PRINTABLE.iter().any(|range| range.contains(&c));
+        assert_eq!(printable, !c.is_control(), "{:?}", c);
+    }
+}
+
+/// Valid filter text: anything but control characters. Drawn from the
+/// printable ranges rather than filtered, so that no draw is thrown away:
+/// a filter rejected about an eighth of `any::<char>()`'s draws (it
+/// favours NUL, tab and the like), and at `PROPTEST_CASES=20000` proptest
+/// gave up on too many local rejections.
 fn text_value() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        any::<char>().prop_filter("no control characters", |c| !c.is_control()),
-        1..=40,
-    )
-    .prop_map(String::from_iter)
+    prop::collection::vec(prop::char::ranges(Cow::Borrowed(PRINTABLE)), 1..=40)
+        .prop_map(String::from_iter)
 }
 
 /// A valid value of `kind`: (normalized, as sent on the wire).
