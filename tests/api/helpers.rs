@@ -828,3 +828,48 @@ pub const IDENTITY_COLUMNS: &str = "id, app_id, identity_type, name, email, birt
     phone_number, phone_sms, tax_country, tax_id_number, tax_state, tax_formation_region, \
     identity_owner, blocked, identity_confirmed, risk_rating, created_at, updated_at, deleted_at, \
     email_domain, email_local_reversed, email_normalized, ref_id, wrapped_key, erased_at";
+
+/// A person as a directly inserted identity row: `id`, `app_id`, `name`
+/// and `email` as given, created and updated at those times (`YYYY-MM-DD
+/// HH:MM:SS[.ffffff]`), the email's search keys as the server writes them,
+/// the rest fixed.
+pub struct DirectIdentity<'a> {
+    pub id: &'a str,
+    pub app_id: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub created_at: &'a str,
+    pub updated_at: &'a str,
+}
+
+impl DirectIdentity<'_> {
+    /// Its `VALUES` tuple, in `IDENTITY_COLUMNS`' order.
+    pub fn values(&self) -> String {
+        let keys = kyc_api::domain::email_search::EmailKeys::of(self.email);
+        format!(
+            "('{id}', '{app}', 'person', '{name}', '{email}', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
+             '910000000', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, '{created}', '{updated}', NULL, \
+             '{domain}', '{local}', '{normalized}', NULL, NULL, NULL)",
+            id = self.id,
+            app = self.app_id,
+            name = self.name,
+            email = self.email,
+            created = self.created_at,
+            updated = self.updated_at,
+            domain = keys.domain,
+            local = keys.local_reversed,
+            normalized = kyc_api::domain::identity::Email::normalize(self.email),
+        )
+    }
+}
+
+/// Inserts these `VALUES` tuples (`DirectIdentity::values`) into
+/// `identities`, 500 to a statement.
+pub fn insert_identity_rows(db: &TestDatabase, rows: &[String]) {
+    for chunk in rows.chunks(500) {
+        db.execute(&format!(
+            "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES {}",
+            chunk.join(",")
+        ));
+    }
+}

@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_error, detail_fields, json, query_count, Backend, TestApp, TestDatabase,
-    IDENTITY_COLUMNS,
+    assert_error, detail_fields, insert_identity_rows, json, query_count, Backend, DirectIdentity,
+    TestApp, TestDatabase,
 };
 use crate::identities::{company, create, get_ok, person, reference_person};
 use crate::{backend_tests, database_tests};
@@ -476,22 +476,18 @@ async fn email_patterns_with_an_at_sign_page_exactly(app: TestApp) {
     let values: Vec<String> = rows
         .iter()
         .map(|(at, id, email)| {
-            let keys = kyc_api::domain::email_search::EmailKeys::of(email);
-            format!(
-                "('{id}', '{app}', 'person', 'Bulk', '{email}', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
-                 '910000000', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, '{at}', '{at}', NULL, \
-                 '{domain}', '{local}', '{normalized}', NULL, NULL, NULL)",
-                app = app.app_id,
-                normalized = kyc_api::domain::identity::Email::normalize(email),
-                domain = keys.domain,
-                local = keys.local_reversed,
-            )
+            DirectIdentity {
+                id,
+                app_id: &app.app_id,
+                name: "Bulk",
+                email,
+                created_at: at,
+                updated_at: at,
+            }
+            .values()
         })
         .collect();
-    app.db.execute(&format!(
-        "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES {}",
-        values.join(",")
-    ));
+    insert_identity_rows(&app.db, &values);
     rows.sort();
 
     for (pattern, sort, more) in [
@@ -611,26 +607,24 @@ async fn email_search_keys_follow_changes(app: TestApp) {
 
 /// Persons with these emails and creation times, inserted directly.
 fn insert_people(app: &TestApp, people: &[(String, String)]) {
-    for chunk in people.chunks(500) {
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|(email, created_at)| {
-                let (local, domain) = email.split_once('@').unwrap();
-                format!(
-                    "('{id}', '{app}', 'person', 'P {local}', '{email}', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
-                     '910000000', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, '{created_at}', '{created_at}', NULL, \
-                     '{domain}', '{reversed}', '{email}', NULL, NULL, NULL)",
-                    id = uuid::Uuid::new_v4(),
-                    app = app.app_id,
-                    reversed = local.chars().rev().collect::<String>(),
-                )
-            })
-            .collect();
-        app.db.execute(&format!(
-            "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES {}",
-            values.join(",")
-        ));
-    }
+    let values: Vec<String> = people
+        .iter()
+        .map(|(email, created_at)| {
+            let local = email
+                .split_once('@')
+                .map_or(email.as_str(), |(local, _)| local);
+            DirectIdentity {
+                id: &uuid::Uuid::new_v4().to_string(),
+                app_id: &app.app_id,
+                name: &format!("P {local}"),
+                email,
+                created_at,
+                updated_at: created_at,
+            }
+            .values()
+        })
+        .collect();
+    insert_identity_rows(&app.db, &values);
 }
 
 /// A page without a count stops after its rows. On SQLite a common
@@ -699,22 +693,20 @@ async fn pages_find_bunched_and_spread_matches(app: TestApp) {
 
 /// `n` persons (`bulk<i>@example.com`), inserted directly for speed.
 pub fn insert_bulk(app: &TestApp, n: usize) {
-    let mut values = Vec::new();
-    for i in 0..n {
-        values.push(format!(
-            "('{id}', '{app}', 'person', 'Bulk {i}', 'bulk{i}@example.com', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
-             '910000000', FALSE, 'PT', '{i}', NULL, NULL, NULL, FALSE, FALSE, NULL, '2025-01-01 00:00:{s:02}.{i:06}', '2025-01-01 00:00:00', NULL, \
-             'example.com', '{local_reversed}', 'bulk{i}@example.com', NULL, NULL, NULL)",
-            id = uuid::Uuid::new_v4(),
-            app = app.app_id,
-            s = i % 60,
-            local_reversed = format!("bulk{i}").chars().rev().collect::<String>(),
-        ));
-    }
-    app.db.execute(&format!(
-        "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES {}",
-        values.join(",")
-    ));
+    let values: Vec<String> = (0..n)
+        .map(|i| {
+            DirectIdentity {
+                id: &uuid::Uuid::new_v4().to_string(),
+                app_id: &app.app_id,
+                name: &format!("Bulk {i}"),
+                email: &format!("bulk{i}@example.com"),
+                created_at: &format!("2025-01-01 00:00:{:02}.{i:06}", i % 60),
+                updated_at: "2025-01-01 00:00:00",
+            }
+            .values()
+        })
+        .collect();
+    insert_identity_rows(&app.db, &values);
 }
 
 /// An `all=true` answer is one read snapshot from its count to its last

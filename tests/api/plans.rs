@@ -14,7 +14,7 @@ use kyc_api::domain::identity::DocumentUrl;
 use kyc_api::domain::ids::{AppId, IdentityId};
 
 use crate::database_tests;
-use crate::helpers::{TestDatabase, IDENTITY_COLUMNS};
+use crate::helpers::{insert_identity_rows, DirectIdentity, TestDatabase};
 
 database_tests!(
     erasure_reads_are_served_by_indexes,
@@ -221,25 +221,26 @@ async fn reads_by_id_are_served_by_indexes(db: TestDatabase) {
 fn insert_identities(db: &TestDatabase, app: &AppId, n: usize, matching: usize) {
     let values: Vec<String> = (0..n)
         .map(|i| {
-            let local = if i < matching { format!("zq7x{i}") } else { format!("other{i}") };
-            format!(
-                "('{id}', '{app}', 'person', 'P {local}', '{local}@example.com', '1990-01-01', 'Male', 'S', 'C', NULL, 'P', 'PT', \
-                 '910000000', FALSE, 'PT', '1', NULL, NULL, NULL, FALSE, FALSE, NULL, '2025-01-01 00:00:00', '2025-01-01 00:00:00', NULL, \
-                 'example.com', '{reversed}', '{local}@example.com', NULL, NULL, NULL)",
-                id = uuid::Uuid::new_v4(),
-                reversed = local.chars().rev().collect::<String>(),
-            )
+            let local = if i < matching {
+                format!("zq7x{i}")
+            } else {
+                format!("other{i}")
+            };
+            DirectIdentity {
+                id: &uuid::Uuid::new_v4().to_string(),
+                app_id: app.as_str(),
+                name: &format!("P {local}"),
+                email: &format!("{local}@example.com"),
+                created_at: "2025-01-01 00:00:00",
+                updated_at: "2025-01-01 00:00:00",
+            }
+            .values()
         })
         .collect();
     db.execute(&format!(
         "INSERT INTO apps (id, name, created_at) VALUES ('{app}', '{app}', '2025-01-01 00:00:00')"
     ));
-    for chunk in values.chunks(500) {
-        db.execute(&format!(
-            "INSERT INTO identities ({IDENTITY_COLUMNS}) VALUES {}",
-            chunk.join(",")
-        ));
-    }
+    insert_identity_rows(db, &values);
 }
 
 /// A substring search costs what the app's own identities make it cost,
